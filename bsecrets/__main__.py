@@ -1,0 +1,3 @@
+from bsecrets.cli.app import main
+
+main()

@@ -1,0 +1,77 @@
+"""The one interface every secret store implements.
+
+Adapters are bound to one environment. They raise only errors from
+``bsecrets.core.errors``: SecretNotFound, VersionNotFound, VersionConflict,
+IntegrityError, BackendUnavailable, Denied, StorageError. The shared contract
+suite in ``tests/backend_contract.py`` checks every adapter the same way.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from enum import Enum
+
+from bsecrets.core.health import ReflectiveModule
+from bsecrets.core.models import Secret, SecretSummary, SecretVersion, WriteResult
+
+
+class Capability(str, Enum):
+    VERSIONS = "versions"  # get --version, history, rollback
+    SOFT_DELETE = "soft_delete"  # rm then restore
+    PURGE = "purge"  # rm --purge destroys every version
+    CAS = "cas"  # put --if-version
+    TAGS = "tags"
+    BINARY = "binary"  # any bytes, not only UTF-8
+
+
+class SecretBackend(ReflectiveModule):
+    """A store of versioned secrets for one environment."""
+
+    kind: str = "abstract"
+    capabilities: frozenset[Capability] = frozenset()
+
+    def __init__(self, env: str) -> None:
+        self.env = env
+
+    @abstractmethod
+    def put(
+        self,
+        name: str,
+        value: bytes,
+        *,
+        actor: str,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        if_version: int | None = None,
+    ) -> WriteResult:
+        """Store a new version. ``if_version``: the current version must be this
+        (0: the secret must not exist), else VersionConflict. ``tags`` and
+        ``description`` of None keep the current ones."""
+
+    @abstractmethod
+    def get(self, name: str, version: int | None = None) -> Secret:
+        """The latest (or given) version; SecretNotFound / VersionNotFound otherwise.
+        A soft-deleted secret is not found."""
+
+    @abstractmethod
+    def list(self, prefix: str = "", *, include_deleted: bool = False) -> list[SecretSummary]:
+        """Summaries sorted by name; never values."""
+
+    @abstractmethod
+    def history(self, name: str) -> list[SecretVersion]:
+        """Every version still kept, oldest first (soft-deleted secrets included)."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Soft delete: hidden from get and ls, recoverable with restore."""
+
+    @abstractmethod
+    def restore(self, name: str) -> SecretSummary:
+        """Undo a soft delete; SecretNotFound if there is nothing to restore."""
+
+    @abstractmethod
+    def purge(self, name: str) -> None:
+        """Destroy every version and the metadata. Not recoverable."""
+
+    def close(self) -> None:
+        """Release connections; the default has nothing to release."""

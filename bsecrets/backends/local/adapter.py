@@ -1,0 +1,256 @@
+"""LocalAdapter: the SecretBackend of one environment in the local vault.
+
+Every record is AES-256-GCM under the environment's value key with associated
+data (vault id, environment, record kind, secret id, version), so a ciphertext
+copied to another environment, secret or version fails authentication. Rows
+are found by an HMAC of the name. Every read checks the environment's
+manifest and the bucket it reads from; every write changes rows and manifest
+in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from bsecrets.backends.base import Capability, SecretBackend
+from bsecrets.backends.local.manifest import BUCKETS, Manifest, bucket_digest, bucket_of
+from bsecrets.backends.local.vault import LocalVault
+from bsecrets.core.errors import (
+    IntegrityError,
+    SecretNotFound,
+    VersionConflict,
+    VersionNotFound,
+)
+from bsecrets.core.health import HealthIndicator
+from bsecrets.core.keys import EnvironmentKeys, aead_open, aead_seal, encode_aad
+from bsecrets.core.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
+from bsecrets.core.timeutil import Clock, iso, parse_iso
+
+
+def _json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+class LocalAdapter(SecretBackend):
+    kind = "local"
+    capabilities = frozenset(Capability)
+
+    def __init__(self, vault: LocalVault, env: str, clock: Clock) -> None:
+        super().__init__(env)
+        self.vault = vault
+        self.store = vault.store
+        self.clock = clock
+
+    # --- records ---------------------------------------------------------
+
+    def _aad(self, kind: str, secret_id: bytes, tail: int | bytes) -> bytes:
+        return encode_aad(self.vault.vault_id, self.env, kind, secret_id, tail)
+
+    def _seal(self, keys: EnvironmentKeys, kind: str, sid: bytes, tail: int | bytes, data: bytes) -> bytes:
+        return aead_seal(keys.value_key, data, self._aad(kind, sid, tail))
+
+    def _open(self, keys: EnvironmentKeys, kind: str, sid: bytes, tail: int | bytes, blob: bytes) -> bytes:
+        return aead_open(keys.value_key, blob, self._aad(kind, sid, tail), f"a {kind} record")
+
+    def _head(self, keys: EnvironmentKeys, name: str) -> tuple[bytes, bytes, dict[str, Any]] | None:
+        """(lookup, secret id, head) of ``name``, its bucket checked; None if absent."""
+        lookup = keys.lookup(name)
+        manifest = self._manifest(keys)
+        self._check_bucket(manifest, bucket_of(lookup))
+        row = self.store.head(self.env, lookup)
+        if row is None:
+            return None
+        secret_id, record = row
+        head = json.loads(self._open(keys, "head", secret_id, lookup, record))
+        if head.get("name") != name:
+            raise IntegrityError("a secret's record was moved to another name")
+        return lookup, secret_id, head
+
+    def _manifest(self, keys: EnvironmentKeys) -> Manifest:
+        stored = self.store.manifest(self.env)
+        if stored is None:
+            raise IntegrityError(f"the manifest of environment '{self.env}' is missing")
+        return Manifest.verified(self.env, stored, keys.manifest_key, self.vault.vault_id)
+
+    def _bucket_digest(self, bucket: int) -> bytes:
+        heads, versions = self.store.bucket_rows(self.env, bucket)
+        return bucket_digest(heads, versions)
+
+    def _check_bucket(self, manifest: Manifest, bucket: int) -> None:
+        manifest.check_bucket(bucket, self._bucket_digest(bucket))
+
+    def _commit_bucket(self, keys: EnvironmentKeys, bucket: int) -> None:
+        manifest = self._manifest(keys).with_bucket(bucket, self._bucket_digest(bucket))
+        self.store.set_manifest(
+            self.env,
+            manifest.generation,
+            manifest.buckets,
+            manifest.mac(keys.manifest_key, self.vault.vault_id),
+        )
+
+    def _keys(self) -> EnvironmentKeys | None:
+        return self.vault.env_keys(self.env)
+
+    def _existing(self, name: str) -> tuple[EnvironmentKeys, bytes, bytes, dict[str, Any]]:
+        keys = self._keys()
+        found = self._head(keys, name) if keys else None
+        if keys is None or found is None:
+            raise SecretNotFound(f"secret '{name}' not found in environment '{self.env}'")
+        return (keys, *found)
+
+    def _write_head(self, keys: EnvironmentKeys, lookup: bytes, sid: bytes, head: dict[str, Any]) -> None:
+        record = self._seal(keys, "head", sid, lookup, _json(head))
+        self.store.set_head(self.env, lookup, sid, bucket_of(lookup), record)
+        self._commit_bucket(keys, bucket_of(lookup))
+
+    # --- SecretBackend ---------------------------------------------------
+
+    def put(
+        self,
+        name: str,
+        value: bytes,
+        *,
+        actor: str,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        if_version: int | None = None,
+    ) -> WriteResult:
+        with self.store.write():
+            keys = self.vault.env_keys(self.env, create=True)
+            assert keys is not None
+            found = self._head(keys, name)
+            now = iso(self.clock())
+            if found is None:
+                lookup, sid = keys.lookup(name), os.urandom(16)
+                head: dict[str, Any] = {
+                    "name": name, "current": 0, "created_at": now,
+                    "tags": {}, "description": "", "deleted_at": None,
+                }
+            else:
+                lookup, sid, head = found
+            current = head["current"]
+            if if_version is not None and if_version != current:
+                raise VersionConflict(
+                    f"secret '{name}' is at version {current}, not {if_version}"
+                    if current else f"secret '{name}' does not exist (expected version {if_version})"
+                )
+            version = current + 1
+            meta = {"created_at": now, "created_by": actor, "size": len(value)}
+            self.store.add_version(
+                self.env, sid, version, bucket_of(lookup),
+                self._seal(keys, "version", sid, version, _json(meta)),
+                self._seal(keys, "value", sid, version, value),
+            )
+            head.update(current=version, updated_at=now, deleted_at=None)
+            if tags is not None:
+                head["tags"] = dict(tags)
+            if description is not None:
+                head["description"] = description
+            self._write_head(keys, lookup, sid, head)
+        return WriteResult(name=name, env=self.env, version=version)
+
+    def get(self, name: str, version: int | None = None) -> Secret:
+        with self.store.read():
+            keys, _lookup, sid, head = self._existing(name)
+            if head["deleted_at"]:
+                raise SecretNotFound(
+                    f"secret '{name}' was deleted in environment '{self.env}'",
+                    hint=f"restore it with 'bsecrets restore {name}'",
+                )
+            wanted = head["current"] if version is None else version
+            row = self.store.version(self.env, sid, wanted) if 1 <= wanted <= head["current"] else None
+            if row is None:
+                raise VersionNotFound(f"secret '{name}' has no version {wanted}")
+            meta = json.loads(self._open(keys, "version", sid, wanted, row[0]))
+            value = self._open(keys, "value", sid, wanted, row[1])
+        return Secret(
+            name=name, env=self.env, version=wanted, value=value,
+            created_at=parse_iso(meta["created_at"]), created_by=meta["created_by"],
+            tags=dict(head["tags"]), description=head["description"],
+        )
+
+    def list(self, prefix: str = "", *, include_deleted: bool = False) -> list[SecretSummary]:
+        with self.store.read():
+            keys = self._keys()
+            if keys is None:
+                return []
+            manifest = self._manifest(keys)
+            for bucket in range(BUCKETS):
+                self._check_bucket(manifest, bucket)
+            out = []
+            for lookup, sid, record in self.store.heads(self.env):
+                head = json.loads(self._open(keys, "head", sid, lookup, record))
+                if head["deleted_at"] and not include_deleted:
+                    continue
+                if head["name"].startswith(prefix):
+                    out.append(SecretSummary(
+                        name=head["name"], version=head["current"],
+                        updated_at=parse_iso(head["updated_at"]), tags=dict(head["tags"]),
+                        deleted=bool(head["deleted_at"]),
+                    ))
+        return sorted(out, key=lambda s: s.name)
+
+    def history(self, name: str) -> list[SecretVersion]:
+        with self.store.read():
+            keys, _lookup, sid, head = self._existing(name)
+            out = []
+            for version, record in self.store.version_records(self.env, sid):
+                meta = json.loads(self._open(keys, "version", sid, version, record))
+                if version == head["current"]:
+                    state = VersionState.DELETED if head["deleted_at"] else VersionState.CURRENT
+                else:
+                    state = VersionState.PREVIOUS
+                out.append(SecretVersion(
+                    version=version, created_at=parse_iso(meta["created_at"]),
+                    created_by=meta["created_by"], state=state,
+                ))
+        return out
+
+    def delete(self, name: str) -> None:
+        self._set_deleted(name, deleted=True)
+
+    def restore(self, name: str) -> SecretSummary:
+        return self._set_deleted(name, deleted=False)
+
+    def _set_deleted(self, name: str, *, deleted: bool) -> SecretSummary:
+        with self.store.write():
+            keys, lookup, sid, head = self._existing(name)
+            if bool(head["deleted_at"]) == deleted:
+                if deleted:
+                    raise SecretNotFound(f"secret '{name}' is already deleted",
+                                         hint=f"restore it with 'bsecrets restore {name}'")
+                raise SecretNotFound(f"secret '{name}' is not deleted; nothing to restore")
+            now = iso(self.clock())
+            head.update(deleted_at=now if deleted else None, updated_at=now)
+            self._write_head(keys, lookup, sid, head)
+        return SecretSummary(name=name, version=head["current"], updated_at=parse_iso(now),
+                             tags=dict(head["tags"]), deleted=deleted)
+
+    def purge(self, name: str) -> None:
+        with self.store.write():
+            keys, lookup, sid, _head = self._existing(name)
+            self.store.delete_secret(self.env, lookup, sid)
+            self._commit_bucket(keys, bucket_of(lookup))
+
+    # --- ReflectiveModule ------------------------------------------------
+
+    def get_module_status(self) -> dict[str, Any]:
+        stored = self.store.manifest(self.env)
+        return {
+            "name": f"local:{self.env}",
+            "backend": self.kind,
+            "vault_file": str(self.store.path),
+            "initialized": stored is not None,
+            "generation": stored[0] if stored else 0,
+            "secrets": self.store.counts().get(self.env, 0),
+        }
+
+    def get_health_indicators(self) -> list[HealthIndicator]:
+        path = self.store.path
+        writable = os.access(path, os.W_OK)
+        return [
+            HealthIndicator("vault_file", path.exists(), str(path)),
+            HealthIndicator("writable", writable, "" if writable else "the vault file is read-only"),
+        ]

@@ -1,0 +1,331 @@
+"""The vault file: one SQLite database, opened safely, with every sqlite3 error
+translated at this boundary.
+
+WAL journal, ``synchronous=FULL`` (an acknowledged write survives power loss),
+a busy timeout so that concurrent processes wait instead of failing, explicit
+transactions: ``read()`` takes a snapshot, ``write()`` takes the write lock
+first (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bsecrets.core.errors import (
+    BackendUnavailable,
+    BsecretsError,
+    IntegrityError,
+    StorageError,
+    UnsupportedFormat,
+    VaultNotFound,
+)
+from bsecrets.core.files import check_private_file, ensure_private_dir
+
+FORMAT_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE principals (
+    id TEXT PRIMARY KEY, public_key BLOB NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE key_wraps (
+    principal_id TEXT NOT NULL, method TEXT NOT NULL, params TEXT NOT NULL,
+    wrapped BLOB NOT NULL, PRIMARY KEY (principal_id, method));
+CREATE TABLE env_keys (
+    env TEXT NOT NULL, principal_id TEXT NOT NULL, sealed_by TEXT NOT NULL,
+    sealed BLOB NOT NULL, PRIMARY KEY (env, principal_id));
+CREATE TABLE manifests (
+    env TEXT PRIMARY KEY, generation INTEGER NOT NULL, buckets BLOB NOT NULL,
+    mac BLOB NOT NULL);
+CREATE TABLE secrets (
+    env TEXT NOT NULL, lookup BLOB NOT NULL, secret_id BLOB NOT NULL,
+    bucket INTEGER NOT NULL, record BLOB NOT NULL, PRIMARY KEY (env, lookup));
+CREATE TABLE versions (
+    env TEXT NOT NULL, secret_id BLOB NOT NULL, version INTEGER NOT NULL,
+    bucket INTEGER NOT NULL, record BLOB NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (env, secret_id, version));
+CREATE INDEX secrets_by_bucket ON secrets (env, bucket);
+CREATE INDEX versions_by_bucket ON versions (env, bucket);
+"""
+
+
+def translate(exc: sqlite3.Error, path: Path) -> BsecretsError:
+    """One table from sqlite3's errors to ours."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return BackendUnavailable(
+            f"the vault {path} stayed busy for {BUSY_TIMEOUT_S:.0f} s (another process holds it)",
+            hint="retry; if it persists, look for a stuck bsecrets process",
+        )
+    if "full" in text:
+        return StorageError(f"no space left to write {path}", hint="free some disk space and retry")
+    if "readonly" in text or "read-only" in text:
+        return StorageError(
+            f"{path} is read-only", hint="check the file system and the file's permissions"
+        )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return IntegrityError(f"{path} is damaged ({exc})")
+    if "disk i/o" in text or "unable to open" in text:
+        return StorageError(f"cannot read or write {path} ({exc})")
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+        return IntegrityError(f"{path} has unexpected contents ({exc})")
+    return StorageError(f"vault error in {path}: {exc}")
+
+
+class VaultStore:
+    """An open vault file. Not thread-safe: one per thread or process."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._in_tx = False
+        meta = dict(self._query("SELECT key, value FROM meta"))
+        version = int(meta.get("format_version", b"0"))
+        if version > FORMAT_VERSION:
+            raise UnsupportedFormat(
+                f"{path} was written by a newer bsecrets (vault format {version}; "
+                f"this version reads format {FORMAT_VERSION})"
+            )
+        if version < 1 or "vault_id" not in meta:
+            raise IntegrityError(f"{path} is not a bsecrets vault (no header)")
+        self.vault_id: bytes = bytes(meta["vault_id"])
+        self.created_at = bytes(meta.get("created_at", b"")).decode()
+
+    # --- opening ---------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> VaultStore:
+        if not path.exists():
+            raise VaultNotFound(f"no vault at {path}")
+        check_private_file(path)
+        conn = cls._connect(path)
+        try:
+            return cls(path, conn)
+        except BaseException:
+            conn.close()
+            raise
+
+    @classmethod
+    def create(cls, path: Path, vault_id: bytes, created_at: str) -> VaultStore:
+        """Create an empty vault file; FileExistsError if one is there."""
+        ensure_private_dir(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        try:
+            conn = cls._connect(path)
+            with contextlib.closing(conn.cursor()) as cur:
+                cur.executescript("BEGIN IMMEDIATE;" + SCHEMA)
+                cur.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [
+                        ("format_version", str(FORMAT_VERSION).encode()),
+                        ("vault_id", vault_id),
+                        ("created_at", created_at.encode()),
+                    ],
+                )
+                cur.execute("COMMIT")
+            return cls(path, conn)
+        except sqlite3.Error as exc:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise translate(exc, path) from exc
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA trusted_schema=OFF")
+        except sqlite3.Error as exc:
+            raise translate(exc, path) from exc
+        return conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # --- transactions ----------------------------------------------------
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        """A consistent snapshot for several SELECTs (nests inside write())."""
+        if self._in_tx:
+            yield
+            return
+        with self._transaction("BEGIN"):
+            yield
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        if self._in_tx:
+            raise RuntimeError("nested write transaction")
+        with self._transaction("BEGIN IMMEDIATE"):
+            yield
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str) -> Iterator[None]:
+        self._exec(begin)
+        self._in_tx = True
+        try:
+            yield
+        except BaseException:
+            self._in_tx = False
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise
+        self._in_tx = False
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise translate(exc, self.path) from exc
+
+    # --- statements ------------------------------------------------------
+
+    def _exec(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        rows = self._query(sql, params)
+        return rows[0] if rows else None
+
+    # --- principals and keys --------------------------------------------
+
+    def add_principal(self, principal: str, public_key: bytes, created_at: str) -> None:
+        self._exec(
+            "INSERT INTO principals (id, public_key, created_at) VALUES (?, ?, ?)",
+            (principal, public_key, created_at),
+        )
+
+    def public_key(self, principal: str) -> bytes:
+        row = self._one("SELECT public_key FROM principals WHERE id = ?", (principal,))
+        if row is None:
+            raise IntegrityError(f"{self.path}: principal {principal!r} is missing")
+        return bytes(row[0])
+
+    def key_wraps(self, principal: str) -> dict[str, tuple[str, bytes]]:
+        rows = self._query(
+            "SELECT method, params, wrapped FROM key_wraps WHERE principal_id = ?", (principal,)
+        )
+        return {m: (p, bytes(w)) for m, p, w in rows}
+
+    def set_key_wrap(self, principal: str, method: str, params: str, wrapped: bytes) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO key_wraps (principal_id, method, params, wrapped)"
+            " VALUES (?, ?, ?, ?)",
+            (principal, method, params, wrapped),
+        )
+
+    def sealed_env_key(self, env: str, principal: str) -> tuple[str, bytes] | None:
+        row = self._one(
+            "SELECT sealed_by, sealed FROM env_keys WHERE env = ? AND principal_id = ?",
+            (env, principal),
+        )
+        return (row[0], bytes(row[1])) if row else None
+
+    def add_env_key(self, env: str, principal: str, sealed_by: str, sealed: bytes) -> None:
+        self._exec(
+            "INSERT INTO env_keys (env, principal_id, sealed_by, sealed) VALUES (?, ?, ?, ?)",
+            (env, principal, sealed_by, sealed),
+        )
+
+    def environments(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT env FROM env_keys ORDER BY env")]
+
+    # --- manifest --------------------------------------------------------
+
+    def manifest(self, env: str) -> tuple[int, bytes, bytes] | None:
+        row = self._one("SELECT generation, buckets, mac FROM manifests WHERE env = ?", (env,))
+        return (int(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    def set_manifest(self, env: str, generation: int, buckets: bytes, mac: bytes) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO manifests (env, generation, buckets, mac) VALUES (?, ?, ?, ?)",
+            (env, generation, buckets, mac),
+        )
+
+    # --- secrets and versions -------------------------------------------
+
+    def head(self, env: str, lookup: bytes) -> tuple[bytes, bytes] | None:
+        row = self._one(
+            "SELECT secret_id, record FROM secrets WHERE env = ? AND lookup = ?", (env, lookup)
+        )
+        return (bytes(row[0]), bytes(row[1])) if row else None
+
+    def heads(self, env: str) -> list[tuple[bytes, bytes, bytes]]:
+        rows = self._query("SELECT lookup, secret_id, record FROM secrets WHERE env = ?", (env,))
+        return [(bytes(a), bytes(b), bytes(c)) for a, b, c in rows]
+
+    def set_head(
+        self, env: str, lookup: bytes, secret_id: bytes, bucket: int, record: bytes
+    ) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO secrets (env, lookup, secret_id, bucket, record)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (env, lookup, secret_id, bucket, record),
+        )
+
+    def delete_secret(self, env: str, lookup: bytes, secret_id: bytes) -> None:
+        self._exec("DELETE FROM secrets WHERE env = ? AND lookup = ?", (env, lookup))
+        self._exec("DELETE FROM versions WHERE env = ? AND secret_id = ?", (env, secret_id))
+
+    def add_version(
+        self, env: str, secret_id: bytes, version: int, bucket: int, record: bytes, value: bytes
+    ) -> None:
+        self._exec(
+            "INSERT INTO versions (env, secret_id, version, bucket, record, value)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (env, secret_id, version, bucket, record, value),
+        )
+
+    def version(self, env: str, secret_id: bytes, version: int) -> tuple[bytes, bytes] | None:
+        row = self._one(
+            "SELECT record, value FROM versions WHERE env = ? AND secret_id = ? AND version = ?",
+            (env, secret_id, version),
+        )
+        return (bytes(row[0]), bytes(row[1])) if row else None
+
+    def version_records(self, env: str, secret_id: bytes) -> list[tuple[int, bytes]]:
+        rows = self._query(
+            "SELECT version, record FROM versions WHERE env = ? AND secret_id = ?"
+            " ORDER BY version",
+            (env, secret_id),
+        )
+        return [(int(v), bytes(r)) for v, r in rows]
+
+    def bucket_rows(self, env: str, bucket: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """What a bucket's digest covers: heads whole; versions by record and the
+        value's nonce and GCM tag (so a 1 MiB value is not hashed on every read)."""
+        heads = self._query(
+            "SELECT lookup, secret_id, record FROM secrets WHERE env = ? AND bucket = ?"
+            " ORDER BY lookup",
+            (env, bucket),
+        )
+        versions = self._query(
+            "SELECT secret_id, version, record, substr(value, 1, 12), substr(value, -16)"
+            " FROM versions WHERE env = ? AND bucket = ? ORDER BY secret_id, version",
+            (env, bucket),
+        )
+        return heads, [(sid, ver, rec, bytes(nonce) + bytes(tag)) for sid, ver, rec, nonce, tag in versions]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._query("SELECT env, count(*) FROM secrets GROUP BY env")
+        return {env: int(n) for env, n in rows}

@@ -1,0 +1,148 @@
+"""The local vault: a vault file plus its owner's key, handing out environments.
+
+Creating a vault makes the owner's X25519 key pair and wraps the private key
+by a passphrase (Argon2id) and/or a random key kept in the OS keyring. Each
+environment's 256-bit master key is created on first write, sealed to the
+owner with authenticated sealing, so no one without the owner's key can plant
+an environment key whose value they know.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from bsecrets.backends.local.manifest import Manifest
+from bsecrets.backends.local.store import VaultStore
+from bsecrets.core.errors import IntegrityError, UsageError
+from bsecrets.core.keys import (
+    EnvironmentKeys,
+    encode_aad,
+    generate_private_key,
+    public_key_of,
+    seal_to,
+    unseal,
+)
+from bsecrets.core.timeutil import Clock, iso
+from bsecrets.core.unlock import (
+    OWNER,
+    Credentials,
+    keyring_store,
+    unlock_owner,
+    wrap_with_passphrase,
+    wrap_with_random_key,
+)
+
+
+def _env_key_context(vault_id: bytes, env: str, recipient: str, sender: str) -> bytes:
+    return encode_aad("env-key", vault_id, env, recipient, sender)
+
+
+class LocalVault:
+    """An open vault file and the means to unlock it. One per process."""
+
+    def __init__(self, store: VaultStore, creds: Credentials, clock: Clock) -> None:
+        self.store = store
+        self._creds = creds
+        self._clock = clock
+        self._private_key: bytes | None = None
+        self._env_keys: dict[str, EnvironmentKeys] = {}
+
+    @property
+    def vault_id(self) -> bytes:
+        return self.store.vault_id
+
+    @classmethod
+    def open(cls, path: Path, creds: Credentials, clock: Clock) -> LocalVault:
+        return cls(VaultStore.open(path), creds, clock)
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        creds: Credentials,
+        clock: Clock,
+        *,
+        passphrase: str | None,
+        use_keyring: bool,
+    ) -> LocalVault:
+        """A new, empty vault. FileExistsError if ``path`` exists."""
+        if passphrase is None and not use_keyring:
+            raise UsageError("a new vault needs a passphrase or --keyring")
+        vault_id = os.urandom(16)
+        private_key = generate_private_key()
+        now = iso(clock())
+        wraps = []
+        if passphrase is not None:
+            wraps.append(("passphrase", *wrap_with_passphrase(vault_id, private_key, passphrase)))
+        kek = None
+        if use_keyring:
+            kek = os.urandom(32)
+            wraps.append(("keyring", *wrap_with_random_key(vault_id, private_key, kek)))
+        store = VaultStore.create(path, vault_id, now)
+        try:
+            with store.write():
+                store.add_principal(OWNER, public_key_of(private_key), now)
+                for method, params, wrapped in wraps:
+                    store.set_key_wrap(OWNER, method, params, wrapped)
+            if kek is not None:
+                keyring_store(vault_id, kek)  # after the file: a failure leaves no orphan key
+        except BaseException:
+            store.close()
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{path}{suffix}")
+            raise
+        vault = cls(store, creds, clock)
+        vault._private_key = private_key
+        return vault
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- keys ------------------------------------------------------------
+
+    def private_key(self, *, allow_session: bool = True) -> bytes:
+        if self._private_key is None:
+            self._private_key = unlock_owner(
+                self.store, self._creds, self._clock(), allow_session=allow_session
+            )
+        return self._private_key
+
+    def env_keys(self, env: str, *, create: bool = False) -> EnvironmentKeys | None:
+        """The environment's keys; None if it has none yet and ``create`` is false.
+
+        With ``create``, the caller must hold the write transaction: the key and
+        the environment's empty manifest are added in it.
+        """
+        if env in self._env_keys:
+            return self._env_keys[env]
+        sealed = self.store.sealed_env_key(env, OWNER)
+        if sealed is None:
+            if self.store.manifest(env) is not None:
+                raise IntegrityError(f"the key of environment '{env}' was removed from the vault")
+            if not create:
+                return None
+            master = os.urandom(32)
+            context = _env_key_context(self.vault_id, env, OWNER, OWNER)
+            private_key = self.private_key()
+            blob = seal_to(private_key, public_key_of(private_key), master, context)
+            self.store.add_env_key(env, OWNER, OWNER, blob)
+            keys = EnvironmentKeys.from_master(master)
+            empty = Manifest.empty(env)
+            self.store.set_manifest(
+                env, empty.generation, empty.buckets, empty.mac(keys.manifest_key, self.vault_id)
+            )
+        else:
+            sender, blob = sealed
+            if sender != OWNER:
+                raise IntegrityError(f"the key of environment '{env}' was sealed by {sender!r}")
+            private_key = self.private_key()
+            context = _env_key_context(self.vault_id, env, OWNER, sender)
+            master = unseal(
+                private_key, self.store.public_key(sender), blob, context, f"the key of '{env}'"
+            )
+            keys = EnvironmentKeys.from_master(master)
+        self._env_keys[env] = keys
+        return keys

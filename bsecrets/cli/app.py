@@ -1,0 +1,143 @@
+"""The root of the command line: global options, command registration, and the
+one place where errors become an ``error:`` line, a ``hint:`` line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from bsecrets import __version__
+from bsecrets.cli.context import CliContext
+from bsecrets.core.errors import BsecretsError, ExitCode
+from bsecrets.core.settings import ENV_DEBUG, ENV_ENV, ENV_PROFILE, Settings
+
+
+def render_error(message: str, hint: str | None = None) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+
+
+def _exit_code_for(exc: BaseException) -> int:
+    """Render ``exc`` on stderr and return the exit code (CLI.md)."""
+    debug = os.environ.get(ENV_DEBUG) == "1"
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, BsecretsError):
+        render_error(exc.message, exc.hint)
+        return int(exc.exit_code)
+    if isinstance(exc, typer.Abort | KeyboardInterrupt):
+        render_error("interrupted")
+        return 130
+    if isinstance(exc, typer.TyperException):  # click usage errors: unknown option, bad value
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "bsecrets"
+        format_message = getattr(exc, "format_message", None)
+        text = format_message() if callable(format_message) else str(exc)
+        render_error(text[:1].lower() + text[1:], f"see '{command} --help'")
+        return int(getattr(exc, "exit_code", ExitCode.USAGE))
+    if isinstance(exc, BrokenPipeError):
+        return 141
+    # Never print the text of an unexpected exception: it might hold data.
+    render_error(
+        f"internal error ({type(exc).__name__})",
+        None if debug else f"rerun with {ENV_DEBUG}=1 to see the traceback, and report it",
+    )
+    return int(ExitCode.ERROR)
+
+
+class BsecretsGroup(TyperGroup):
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except SystemExit:
+            raise
+        except BaseException as exc:
+            code = _exit_code_for(exc)
+            _flush_quietly()
+            sys.exit(code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        # the reader went away: stop Python from complaining at shutdown
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"bsecrets {__version__}\n")
+        raise typer.Exit(0)
+
+
+app = typer.Typer(
+    cls=BsecretsGroup,
+    name="bsecrets",
+    help="A secrets manager for every environment.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", "-p", help=f"The YAML profile (default: {ENV_PROFILE}, "
+                     "else ./bsecrets.yaml searched upward, else the user config dir)."),
+    ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option("--env", "-e", help=f"Environment (default: {ENV_ENV}, else the profile's default_env)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the requested data.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour (also NO_COLOR).")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    from bsecrets.core.files import harden_process
+
+    harden_process()
+    settings = Settings.resolve(
+        profile=profile, env=env, json=json_out, quiet=quiet, no_color=no_color
+    )
+    cli = CliContext(settings)
+    ctx.obj = cli
+    ctx.call_on_close(cli.close)
+
+
+def _register() -> None:
+    from bsecrets.cli import secret_cmds, vault_cmds
+
+    vault_cmds.register(app)
+    secret_cmds.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="bsecrets")

@@ -1,0 +1,199 @@
+"""put, get, ls, rm, restore, history, rollback: thin commands over SecretsManager."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bsecrets.cli.context import CliContext, EnvOption, JsonOption, obj
+from bsecrets.core.errors import UsageError
+from bsecrets.core.models import MAX_VALUE_BYTES
+from bsecrets.core.timeutil import iso
+
+NameArg = Annotated[str, typer.Argument(help="Secret name: A-Z a-z 0-9 _ . / -", show_default=False)]
+
+
+def _parse_tags(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"invalid tag {pair!r}", hint="write tags as KEY=VALUE")
+        tags[key] = value
+    return tags
+
+
+def _read_value(cli: CliContext, from_file: Path | None, value: str | None) -> bytes:
+    """--from-file (exact bytes), else --value (warned), else stdin, else a prompt."""
+    if from_file is not None and value is not None:
+        raise UsageError("give either --from-file or --value, not both")
+    if from_file is not None:
+        try:
+            with open(from_file, "rb") as fh:
+                data = fh.read(MAX_VALUE_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {from_file}: {exc.strerror}") from None
+        return data
+    if value is not None:
+        cli.warn("--value puts the secret in argv, where other users can read it; "
+                 "prefer stdin or --from-file")
+        return value.encode()
+    if not sys.stdin.isatty():
+        data = sys.stdin.buffer.read(MAX_VALUE_BYTES + 2)
+        return data[:-1] if data.endswith(b"\n") else data
+    import getpass
+
+    return getpass.getpass("Value (hidden): ").encode()
+
+
+def put(
+    ctx: typer.Context,
+    name: NameArg,
+    from_file: Annotated[Path | None, typer.Option("--from-file", help="Read the exact bytes of a file.")] = None,
+    value: Annotated[str | None, typer.Option("--value", help="The value (visible in argv: avoid).")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE, repeatable.")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    if_version: Annotated[int | None, typer.Option("--if-version", min=0,
+                          help="Write only if the current version is N (0: only if new).")] = None,
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Store a new version of a secret (value from stdin, a file, or a prompt)."""
+    cli = obj(ctx)
+    tags = _parse_tags(tag)
+    data = _read_value(cli, from_file, value)
+    result = cli.manager.put(
+        cli.env(env), name, data, tags=tags, description=description, if_version=if_version
+    )
+    if cli.want_json(json_out):
+        cli.emit_json({"name": result.name, "env": result.env, "version": result.version})
+    elif not cli.settings.quiet:
+        sys.stdout.write(f"{result.name} v{result.version} ({result.env})\n")
+
+
+def get(
+    ctx: typer.Context,
+    name: NameArg,
+    version: Annotated[int | None, typer.Option("--version", min=1, help="A given version.")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Exactly the stored bytes, no newline.")] = False,
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Print a secret's value."""
+    cli = obj(ctx)
+    secret = cli.manager.get(cli.env(env), name, version)
+    if cli.want_json(json_out):
+        cli.emit_json({
+            "name": secret.name, "env": secret.env, "version": secret.version,
+            "value": secret.text, "created_at": iso(secret.created_at),
+            "tags": secret.tags, "description": secret.description,
+        })
+        return
+    out = sys.stdout.buffer
+    out.write(secret.value if raw else secret.value + b"\n")
+    out.flush()
+
+
+def ls(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only names starting with this.")] = "",
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE filter, repeatable.")] = None,
+    deleted: Annotated[bool, typer.Option("--deleted", help="Include soft-deleted secrets.")] = False,
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List secrets: names, versions, times, tags; never values."""
+    cli = obj(ctx)
+    items = cli.manager.list(cli.env(env), prefix, tags=_parse_tags(tag), include_deleted=deleted)
+    if cli.want_json(json_out):
+        cli.emit_json([
+            {"name": s.name, "version": s.version, "updated_at": iso(s.updated_at),
+             "tags": s.tags, **({"deleted": True} if s.deleted else {})}
+            for s in items
+        ])
+        return
+    rows = [
+        [s.name + (" (deleted)" if s.deleted else ""), f"v{s.version}", iso(s.updated_at),
+         ",".join(f"{k}={v}" for k, v in sorted(s.tags.items()))]
+        for s in items
+    ]
+    cli.table(["NAME", "VERSION", "UPDATED", "TAGS"], rows)
+
+
+def rm(
+    ctx: typer.Context,
+    name: NameArg,
+    purge: Annotated[bool, typer.Option("--purge", help="Destroy every version (not recoverable).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Delete a secret (recoverable with 'restore'; --purge destroys it)."""
+    cli = obj(ctx)
+    env_name = cli.manager.env_name(cli.env(env))
+    if purge and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("--purge destroys every version; confirm with --yes",
+                             hint=f"bsecrets rm {name} --purge --yes")
+        if not typer.confirm(f"Destroy every version of '{name}' in '{env_name}'?", err=True):
+            raise typer.Abort()
+    cli.manager.delete(env_name, name, purge=purge)
+    if cli.want_json(json_out):
+        cli.emit_json({"name": name, "env": env_name, "purged": purge})
+    else:
+        cli.message(f"{'purged' if purge else 'deleted'} {name} ({env_name})"
+                    + ("" if purge else f"; undo with 'bsecrets restore {name}'"))
+
+
+def restore(ctx: typer.Context, name: NameArg, env: EnvOption = None,
+            json_out: JsonOption = False) -> None:
+    """Undo 'rm' (not 'rm --purge')."""
+    cli = obj(ctx)
+    summary = cli.manager.restore(cli.env(env), name)
+    if cli.want_json(json_out):
+        cli.emit_json({"name": summary.name, "version": summary.version})
+    else:
+        cli.message(f"restored {summary.name} v{summary.version}")
+
+
+def history(ctx: typer.Context, name: NameArg, env: EnvOption = None,
+            json_out: JsonOption = False) -> None:
+    """Versions of a secret with time, author and state."""
+    cli = obj(ctx)
+    versions = cli.manager.history(cli.env(env), name)
+    if cli.want_json(json_out):
+        cli.emit_json([
+            {"version": v.version, "created_at": iso(v.created_at), "created_by": v.created_by,
+             "state": v.state.value}
+            for v in versions
+        ])
+        return
+    cli.table(["VERSION", "CREATED", "BY", "STATE"],
+              [[f"v{v.version}", iso(v.created_at), v.created_by, v.state.value] for v in versions])
+
+
+def rollback(
+    ctx: typer.Context,
+    name: NameArg,
+    to: Annotated[int, typer.Option("--to", min=1, help="The version whose value to bring back.")],
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Make a new version whose value is version N's."""
+    cli = obj(ctx)
+    result = cli.manager.rollback(cli.env(env), name, to)
+    if cli.want_json(json_out):
+        cli.emit_json({"name": result.name, "env": result.env, "version": result.version,
+                       "rolled_back_to": to})
+    elif not cli.settings.quiet:
+        sys.stdout.write(f"{result.name} v{result.version} ({result.env}) = v{to}\n")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (put, get, ls, rm, restore, history, rollback):
+        app.command()(command)

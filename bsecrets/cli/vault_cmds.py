@@ -1,0 +1,134 @@
+"""init, unlock, lock, status: the vault's life cycle."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bsecrets.cli.context import JsonOption, obj
+from bsecrets.core.errors import UsageError
+from bsecrets.core.settings import ENV_PASSPHRASE, ENV_PASSPHRASE_FILE
+
+MIN_PASSPHRASE = 8
+
+
+def _new_passphrase(from_env: str | None) -> str | None:
+    """The passphrase for a new vault: the environment, else asked twice on a terminal."""
+    passphrase = from_env
+    if passphrase is None and sys.stdin.isatty():
+        import getpass
+
+        passphrase = getpass.getpass("New vault passphrase: ")
+        if getpass.getpass("Repeat the passphrase: ") != passphrase:
+            raise UsageError("the two passphrases differ", hint="run 'bsecrets init' again")
+    if passphrase is not None and len(passphrase) < MIN_PASSPHRASE:
+        raise UsageError(
+            f"the passphrase is shorter than {MIN_PASSPHRASE} characters",
+            hint="use a longer passphrase; a few random words work well",
+        )
+    return passphrase
+
+
+def init(
+    ctx: typer.Context,
+    envs: Annotated[
+        list[str] | None,
+        typer.Option("--env", "-e", help="An environment to create (repeatable; default: dev)."),
+    ] = None,
+    use_keyring: Annotated[
+        bool, typer.Option("--keyring", help="Keep the vault key in the OS keyring.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rewrite an existing profile.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Write a profile and create the encrypted local vault."""
+    from bsecrets.core.bootstrap import initialize
+    from bsecrets.core.timeutil import utcnow
+
+    cli = obj(ctx)
+    profile_path = Path(cli.settings.profile or "bsecrets.yaml").absolute()
+    passphrase = _new_passphrase(cli.settings.passphrase())
+    if passphrase is None and not use_keyring:
+        raise UsageError(
+            "no passphrase for the new vault",
+            hint=f"set {ENV_PASSPHRASE} or {ENV_PASSPHRASE_FILE}, run in a terminal, or use --keyring",
+        )
+    result = initialize(
+        profile_path, envs or [], passphrase=passphrase, use_keyring=use_keyring,
+        force=force, clock=utcnow,
+    )
+    if cli.want_json(json_out):
+        cli.emit_json({
+            "profile": str(result.profile), "vault_file": str(result.vault_file),
+            "environments": result.environments, "vault_created": result.vault_created,
+            "keyring": result.keyring,
+        })
+        return
+    verb = "created" if result.vault_created else "kept the existing"
+    cli.message(f"wrote {result.profile}")
+    cli.message(f"{verb} vault {result.vault_file} ({', '.join(result.environments)})")
+    if result.keyring:
+        cli.message("the vault key is in the OS keyring")
+
+
+def unlock(
+    ctx: typer.Context,
+    ttl: Annotated[str, typer.Option("--ttl", help="How long the session lasts (max 7d).")] = "8h",
+    json_out: JsonOption = False,
+) -> None:
+    """Start a session: prints 'export BSECRETS_SESSION=...' for eval."""
+    from bsecrets.core.timeutil import iso, parse_duration
+
+    cli = obj(ctx)
+    duration = parse_duration(ttl, what="--ttl")
+    started = cli.manager.unlock(duration)
+    if cli.want_json(json_out):
+        cli.emit_json({"session": started.token, "expires_at": iso(started.expires_at)})
+        return
+    sys.stdout.write(f"export BSECRETS_SESSION={started.token}\n")
+    cli.message(f"unlocked until {iso(started.expires_at)}")
+
+
+def lock(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """End the session in BSECRETS_SESSION, or every session of this vault."""
+    cli = obj(ctx)
+    ended = cli.manager.lock()
+    if cli.want_json(json_out):
+        cli.emit_json({"sessions_ended": ended})
+        return
+    sys.stdout.write("unset BSECRETS_SESSION\n")
+    cli.message(f"locked ({ended} session{'s' if ended != 1 else ''} ended)")
+
+
+def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """Profile, vault, environments and health indicators."""
+    cli = obj(ctx)
+    manager = cli.manager
+    state = manager.get_module_status()
+    indicators = manager.get_health_indicators()
+    healthy = all(i.ok for i in indicators)
+    if cli.want_json(json_out):
+        cli.emit_json({**state, "healthy": healthy,
+                       "indicators": [i.to_dict() for i in indicators]})
+        return
+    out = sys.stdout.write
+    out(f"profile      {state['profile']}\n")
+    out(f"vault file   {state['vault_file']}\n")
+    out(f"default env  {state['default_env']}\n")
+    out(f"healthy      {'yes' if healthy else 'no'}\n\nenvironments\n")
+    for name, env in state["environments"].items():
+        figures = ", ".join(f"{k} {v}" for k, v in env.items() if k not in ("name", "vault_file"))
+        out(f"  {name:<12} {figures}\n")
+    out("\nindicators\n")
+    for ind in indicators:
+        out(f"  {'ok  ' if ind.ok else 'FAIL'} {ind.name:<12} {ind.detail}\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(unlock)
+    app.command()(lock)
+    app.command()(status)

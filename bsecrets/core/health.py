@@ -1,0 +1,37 @@
+"""ReflectiveModule: every long-lived component can say how it is doing.
+
+``bsecrets status`` prints the indicators of the manager and of each backend;
+later issues add the audit log, access manager and rotation manager.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HealthIndicator:
+    name: str
+    ok: bool
+    detail: str = ""
+    value: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ReflectiveModule(ABC):
+    """The 'check' half of plan-do-check-act: status, health and indicators."""
+
+    @abstractmethod
+    def get_module_status(self) -> dict[str, Any]:
+        """Name, state, version and key figures; never a secret."""
+
+    @abstractmethod
+    def get_health_indicators(self) -> list[HealthIndicator]:
+        """One indicator per thing that can go wrong."""
+
+    def is_healthy(self) -> bool:
+        return all(ind.ok for ind in self.get_health_indicators())

@@ -1,0 +1,263 @@
+"""The key hierarchy, built only from primitives of ``cryptography``.
+
+    passphrase --Argon2id--> KEK --AES-256-GCM--> owner X25519 private key
+    (or a random KEK kept in the OS keyring)
+    owner key pair --authenticated X25519 sealing--> one master key per environment
+    environment master --HKDF-SHA256--> value key, index key, manifest key
+
+Nothing here writes a primitive: AES-GCM, X25519, HKDF, HMAC and Argon2id all
+come from ``cryptography``; this module only composes them and fixes the
+associated data so that every ciphertext is bound to where it belongs.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from bsecrets.core.errors import IntegrityError, UsageError
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+
+# RFC 9106 section 4, second recommended option: 64 MiB, t=3, p=4.
+ARGON2_MEMORY_KIB = 64 * 1024
+ARGON2_ITERATIONS = 3
+ARGON2_LANES = 4
+# Only the test suite may create or open a vault with weaker parameters; the
+# name says what it does so that nobody sets it by accident.
+WEAK_KDF_ENV = "BSECRETS_INSECURE_TEST_KDF"
+
+
+def encode_aad(*parts: str | bytes | int) -> bytes:
+    """Unambiguous associated data: every part length-prefixed and typed."""
+    out = bytearray(b"bsecrets/v1")
+    for part in parts:
+        if isinstance(part, int):
+            raw, kind = struct.pack(">q", part), b"i"
+        elif isinstance(part, str):
+            raw, kind = part.encode("utf-8"), b"s"
+        else:
+            raw, kind = bytes(part), b"b"
+        out += kind + struct.pack(">I", len(raw)) + raw
+    return bytes(out)
+
+
+def aead_seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM with a fresh random 96-bit nonce; returns nonce || ciphertext || tag."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def aead_open(key: bytes, blob: bytes, aad: bytes, what: str) -> bytes:
+    """Decrypt what aead_seal made, or raise IntegrityError naming ``what``."""
+    if len(blob) < NONCE_BYTES + 16:
+        raise IntegrityError(f"{what} is truncated")
+    try:
+        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+    except InvalidTag:
+        raise IntegrityError(f"{what} failed authentication") from None
+
+
+def hkdf(key: bytes, info: str, length: int = KEY_BYTES, salt: bytes | None = None) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info.encode()).derive(key)
+
+
+# cryptography's own HMAC and SHA-256: the stdlib hashlib would load a second
+# copy of OpenSSL (about 20 ms on every command).
+def mac(key: bytes, data: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.hmac import HMAC
+
+    h = HMAC(key, hashes.SHA256())
+    h.update(data)
+    return h.finalize()
+
+
+def mac_verify(key: bytes, data: bytes, tag: bytes) -> bool:
+    """Constant-time check of an HMAC-SHA256 tag (inside OpenSSL)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.hmac import HMAC
+
+    h = HMAC(key, hashes.SHA256())
+    h.update(data)
+    try:
+        h.verify(tag)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def sha256() -> Any:
+    """An incremental SHA-256 (update / finalize)."""
+    from cryptography.hazmat.primitives import hashes
+
+    return hashes.Hash(hashes.SHA256())
+
+
+def sha256_digest(data: bytes) -> bytes:
+    h = sha256()
+    h.update(data)
+    return bytes(h.finalize())
+
+
+# --- passphrase wrapping ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id parameters, stored beside the key they wrap."""
+
+    salt: bytes
+    memory_kib: int = ARGON2_MEMORY_KIB
+    iterations: int = ARGON2_ITERATIONS
+    lanes: int = ARGON2_LANES
+
+    @classmethod
+    def new(cls) -> KdfParams:
+        if os.environ.get(WEAK_KDF_ENV) == "1":
+            return cls(salt=os.urandom(16), memory_kib=1024, iterations=1, lanes=1)
+        return cls(salt=os.urandom(16))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kdf": "argon2id",
+            "salt": self.salt.hex(),
+            "memory_kib": self.memory_kib,
+            "iterations": self.iterations,
+            "lanes": self.lanes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> KdfParams:
+        if data.get("kdf") != "argon2id":
+            raise IntegrityError(f"unknown key derivation {data.get('kdf')!r}")
+        try:
+            return cls(
+                salt=bytes.fromhex(str(data["salt"])),
+                memory_kib=int(data["memory_kib"]),  # type: ignore[call-overload]
+                iterations=int(data["iterations"]),  # type: ignore[call-overload]
+                lanes=int(data["lanes"]),  # type: ignore[call-overload]
+            )
+        except (KeyError, TypeError, ValueError):
+            raise IntegrityError("the key derivation parameters are malformed") from None
+
+    @property
+    def weak(self) -> bool:
+        return self.memory_kib < ARGON2_MEMORY_KIB or self.iterations < ARGON2_ITERATIONS
+
+    def derive(self, passphrase: str) -> bytes:
+        """Argon2id(passphrase) -> 32-byte key. Refuses weak parameters outside tests."""
+        if self.weak and os.environ.get(WEAK_KDF_ENV) != "1":
+            raise IntegrityError(
+                "the vault's key derivation parameters are weaker than RFC 9106 "
+                f"(memory {self.memory_kib} KiB, {self.iterations} iterations); refusing to use them",
+            )
+        if not passphrase:
+            raise UsageError("the passphrase is empty")
+        try:
+            from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+        except ImportError:  # pragma: no cover - cryptography < 44 or old OpenSSL
+            raise IntegrityError(
+                "Argon2id is not available in this build of 'cryptography'",
+                hint="pip install 'cryptography>=44' (it needs OpenSSL 3.2 or newer)",
+            ) from None
+        kdf = Argon2id(
+            salt=self.salt,
+            length=KEY_BYTES,
+            iterations=self.iterations,
+            lanes=self.lanes,
+            memory_cost=self.memory_kib,
+        )
+        return kdf.derive(passphrase.encode("utf-8"))
+
+
+# --- principals and sealing -------------------------------------------------
+
+
+def generate_private_key() -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    key = X25519PrivateKey.generate()
+    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+
+def public_key_of(private_key: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    key = X25519PrivateKey.from_private_bytes(private_key)
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _exchange(private_key: bytes, public_key: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
+
+    priv = X25519PrivateKey.from_private_bytes(private_key)
+    return priv.exchange(X25519PublicKey.from_public_bytes(public_key))
+
+
+def seal_to(
+    sender_private: bytes, recipient_public: bytes, plaintext: bytes, context: bytes
+) -> bytes:
+    """Authenticated sealing (the shape of HPKE's auth mode, built from X25519+HKDF+AES-GCM).
+
+    The key comes from both an ephemeral exchange and the sender's static key,
+    so only a holder of the sender's private key can make a blob the recipient
+    accepts: nobody can plant an environment key whose value they know.
+    Returns ephemeral public key || nonce || ciphertext || tag.
+    """
+    eph_private = generate_private_key()
+    eph_public = public_key_of(eph_private)
+    secret = _exchange(eph_private, recipient_public) + _exchange(sender_private, recipient_public)
+    key = hkdf(secret, "bsecrets/v1/seal", salt=eph_public + recipient_public)
+    return eph_public + aead_seal(key, plaintext, context)
+
+
+def unseal(
+    recipient_private: bytes, sender_public: bytes, blob: bytes, context: bytes, what: str
+) -> bytes:
+    if len(blob) < 32 + NONCE_BYTES + 16:
+        raise IntegrityError(f"{what} is truncated")
+    eph_public = blob[:32]
+    recipient_public = public_key_of(recipient_private)
+    secret = _exchange(recipient_private, eph_public) + _exchange(recipient_private, sender_public)
+    key = hkdf(secret, "bsecrets/v1/seal", salt=eph_public + recipient_public)
+    return aead_open(key, blob[32:], context, what)
+
+
+@dataclass(frozen=True)
+class EnvironmentKeys:
+    """The keys of one environment, derived from its 256-bit master key."""
+
+    value_key: bytes  # AES-256-GCM for names, metadata and values
+    index_key: bytes  # HMAC-SHA256 of names, for lookups
+    manifest_key: bytes  # HMAC-SHA256 of the environment's manifest
+
+    @classmethod
+    def from_master(cls, master: bytes) -> EnvironmentKeys:
+        okm = hkdf(master, "bsecrets/v1/environment", length=3 * KEY_BYTES)
+        return cls(okm[:32], okm[32:64], okm[64:])
+
+    def lookup(self, name: str) -> bytes:
+        return mac(self.index_key, name.encode("utf-8"))
+
+    def __repr__(self) -> str:
+        return "EnvironmentKeys(...)"

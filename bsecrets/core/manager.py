@@ -1,0 +1,203 @@
+"""SecretsManager: the one façade every caller (CLI, SDK, server) goes through.
+
+It resolves the environment from the profile (an unknown environment is an
+error, never a silent default), validates names and values, builds the
+environment's backend, and calls it. Audit and access control plug in here
+(later issues), so no caller can skip them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bsecrets import __version__
+from bsecrets.backends.base import SecretBackend
+from bsecrets.core.errors import BackendUnavailable, VersionNotFound
+from bsecrets.core.health import HealthIndicator, ReflectiveModule
+from bsecrets.core.models import (
+    AccessContext,
+    Secret,
+    SecretSummary,
+    SecretVersion,
+    WriteResult,
+    validate_name,
+    validate_tags,
+    validate_value,
+)
+from bsecrets.core.profile import Profile
+from bsecrets.core.timeutil import Clock, utcnow
+from bsecrets.core.unlock import Credentials
+
+
+class SecretsManager(ReflectiveModule):
+    def __init__(
+        self,
+        profile: Profile,
+        creds: Credentials,
+        *,
+        clock: Clock = utcnow,
+        context: AccessContext | None = None,
+    ) -> None:
+        self.profile = profile
+        self.creds = creds
+        self.clock = clock
+        self._context = context
+        self._backends: dict[str, SecretBackend] = {}
+        self._local: Any = None  # LocalVault, opened on first use
+
+    # --- plumbing --------------------------------------------------------
+
+    @property
+    def context(self) -> AccessContext:
+        if self._context is None:
+            self._context = AccessContext.current()
+        return self._context
+
+    def env_name(self, env: str | None) -> str:
+        name = env or self.profile.default_env
+        self.profile.environment(name)  # EnvironmentNotFound lists the known ones
+        return name
+
+    def local_vault(self) -> Any:
+        """The LocalVault of this profile (opened once)."""
+        if self._local is None:
+            from bsecrets.backends.local.vault import LocalVault
+
+            self._local = LocalVault.open(self.profile.vault_file, self.creds, self.clock)
+        return self._local
+
+    def backend(self, env: str | None) -> SecretBackend:
+        name = self.env_name(env)
+        if name not in self._backends:
+            config = self.profile.environment(name)
+            if config.backend != "local":
+                raise BackendUnavailable(
+                    f"environment '{name}' uses the {config.backend} backend, "
+                    "which this version of bsecrets does not support yet",
+                    hint="use a local environment for now",
+                )
+            from bsecrets.backends.local.adapter import LocalAdapter
+
+            self._backends[name] = LocalAdapter(self.local_vault(), name, self.clock)
+        return self._backends[name]
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            backend.close()
+        if self._local is not None:
+            self._local.close()
+
+    # --- secrets ---------------------------------------------------------
+
+    def put(
+        self,
+        env: str | None,
+        name: str,
+        value: bytes,
+        *,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        if_version: int | None = None,
+    ) -> WriteResult:
+        validate_name(name)
+        validate_value(value)
+        if tags is not None:
+            validate_tags(tags)
+        return self.backend(env).put(
+            name, value, actor=self.context.actor, tags=tags,
+            description=description, if_version=if_version,
+        )
+
+    def get(self, env: str | None, name: str, version: int | None = None) -> Secret:
+        validate_name(name)
+        return self.backend(env).get(name, version)
+
+    def list(
+        self,
+        env: str | None,
+        prefix: str = "",
+        *,
+        tags: dict[str, str] | None = None,
+        include_deleted: bool = False,
+    ) -> list[SecretSummary]:
+        items = self.backend(env).list(prefix, include_deleted=include_deleted)
+        if tags:
+            items = [s for s in items if all(s.tags.get(k) == v for k, v in tags.items())]
+        return items
+
+    def history(self, env: str | None, name: str) -> list[SecretVersion]:
+        validate_name(name)
+        return self.backend(env).history(name)
+
+    def delete(self, env: str | None, name: str, *, purge: bool = False) -> None:
+        validate_name(name)
+        backend = self.backend(env)
+        if purge:
+            backend.purge(name)
+        else:
+            backend.delete(name)
+
+    def restore(self, env: str | None, name: str) -> SecretSummary:
+        validate_name(name)
+        return self.backend(env).restore(name)
+
+    def rollback(self, env: str | None, name: str, to_version: int) -> WriteResult:
+        """A new version whose value is ``to_version``'s (as Vault's kv rollback)."""
+        validate_name(name)
+        backend = self.backend(env)
+        current = backend.get(name)
+        if to_version == current.version:
+            raise VersionNotFound(
+                f"version {to_version} of '{name}' is already the current one",
+                hint="pick an older version from 'bsecrets history NAME'",
+            )
+        old = backend.get(name, to_version)
+        return backend.put(name, old.value, actor=self.context.actor, if_version=current.version)
+
+    # --- sessions --------------------------------------------------------
+
+    def unlock(self, ttl: Any) -> Any:
+        """Start a session for the local vault; returns a core.session.Session."""
+        from bsecrets.core import session
+
+        vault = self.local_vault()
+        private_key = vault.private_key(allow_session=False)
+        return session.start(vault.vault_id, private_key, ttl, self.clock())
+
+    def lock(self) -> int:
+        from bsecrets.core import session
+
+        return session.end(self.creds.session_token, self.local_vault().vault_id)
+
+    # --- ReflectiveModule ------------------------------------------------
+
+    def get_module_status(self) -> dict[str, Any]:
+        return {
+            "name": "SecretsManager",
+            "version": __version__,
+            "profile": str(self.profile.path),
+            "default_env": self.profile.default_env,
+            "vault_file": str(self.profile.vault_file),
+            "environments": {
+                name: self._env_status(name) for name in self.profile.environments
+            },
+        }
+
+    def _env_status(self, name: str) -> dict[str, Any]:
+        config = self.profile.environment(name)
+        if config.backend != "local":
+            return {"backend": config.backend, "supported": False}
+        if not Path(self.profile.vault_file).exists():
+            return {"backend": "local", "initialized": False, "secrets": 0}
+        return self.backend(name).get_module_status()
+
+    def get_health_indicators(self) -> list[HealthIndicator]:
+        indicators = [HealthIndicator("profile", True, str(self.profile.path))]
+        vault_file = Path(self.profile.vault_file)
+        if not vault_file.exists():
+            return [*indicators, HealthIndicator("vault_file", False, f"no vault at {vault_file}")]
+        for name, config in self.profile.environments.items():
+            if config.backend == "local":
+                return indicators + self.backend(name).get_health_indicators()
+        return indicators

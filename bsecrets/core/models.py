@@ -1,0 +1,143 @@
+"""Domain types shared by the core, the backends, the CLI and (later) the SDK.
+
+Plain frozen dataclasses: no I/O, no heavy imports.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from bsecrets.core.errors import InvalidName, ValueTooLarge
+
+MAX_NAME_LENGTH = 255
+MAX_VALUE_BYTES = 1024 * 1024  # 1 MiB
+MAX_TAGS = 50
+MAX_DESCRIPTION = 1024
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
+_TAG_KEY_RE = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid secret name, else raise InvalidName (exit 2)."""
+    if not _NAME_RE.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise InvalidName(f"invalid secret name {shown!r}")
+    return name
+
+
+def validate_value(value: bytes) -> bytes:
+    if len(value) > MAX_VALUE_BYTES:
+        raise ValueTooLarge(
+            f"the value is {len(value):,} bytes; the limit is {MAX_VALUE_BYTES:,} bytes (1 MiB)",
+            hint="store large files elsewhere and keep their key or path in bsecrets",
+        )
+    return value
+
+
+def validate_tags(tags: dict[str, str]) -> dict[str, str]:
+    from bsecrets.core.errors import UsageError
+
+    if len(tags) > MAX_TAGS:
+        raise UsageError(f"at most {MAX_TAGS} tags per secret")
+    for key, val in tags.items():
+        if not _TAG_KEY_RE.fullmatch(key):
+            raise UsageError(
+                f"invalid tag key {key!r}",
+                hint="tag keys are 1 to 128 characters of A-Z a-z 0-9 _ . : / -",
+            )
+        if len(val) > 256:
+            raise UsageError(f"tag {key!r}: the value is longer than 256 characters")
+    return tags
+
+
+class VersionState(str, Enum):
+    CURRENT = "current"
+    PREVIOUS = "previous"
+    DELETED = "deleted"  # the latest version of a soft-deleted secret
+
+
+@dataclass(frozen=True)
+class SecretVersion:
+    """One version of a secret, without its value."""
+
+    version: int
+    created_at: datetime
+    created_by: str
+    state: VersionState = VersionState.CURRENT
+
+
+@dataclass(frozen=True)
+class SecretSummary:
+    """What ``ls`` shows: never a value."""
+
+    name: str
+    version: int
+    updated_at: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret value with its metadata, as ``get`` returns it."""
+
+    name: str
+    env: str
+    version: int
+    value: bytes
+    created_at: datetime
+    created_by: str
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def __repr__(self) -> str:  # never show the value in a traceback or log
+        return f"Secret(name={self.name!r}, env={self.env!r}, version={self.version})"
+
+    @property
+    def text(self) -> str:
+        return self.value.decode("utf-8", errors="surrogateescape")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    name: str
+    env: str
+    version: int
+
+
+@dataclass(frozen=True)
+class AccessContext:
+    """Who is asking. Filled once per process by the caller (CLI, SDK, server)."""
+
+    os_user: str
+    host: str
+    pid: int
+    principal: str = "owner"
+
+    @property
+    def actor(self) -> str:
+        return f"{self.os_user}@{self.host}"
+
+    @classmethod
+    def current(cls) -> AccessContext:
+        import getpass
+        import os
+        import socket
+
+        try:
+            user = getpass.getuser()
+        except Exception:  # no passwd entry in some containers
+            user = str(os.getuid())
+        return cls(os_user=user, host=socket.gethostname(), pid=os.getpid())
+
+
+@dataclass(frozen=True)
+class RotationPolicy:
+    """How often a secret should change; enforced by the rotation issue, declared now."""
+
+    max_age_days: int | None = None
+    strategy: str = "immediate"  # immediate | graceful | blue-green

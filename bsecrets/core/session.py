@@ -1,0 +1,139 @@
+"""Sessions: ``unlock`` decrypts the owner key once and seals it in a session
+file under a random key that only the printed token carries.
+
+Token: ``bss1.<session id>.<key>``. The file (user runtime folder, 0600) holds
+the vault id, the expiry and the owner key sealed with AES-256-GCM under the
+token's key, with the id, vault and expiry as associated data: the file alone
+reveals nothing, the token alone opens nothing, a changed expiry fails
+authentication, and ``lock`` deletes the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from bsecrets.core.errors import IntegrityError, SessionInvalid
+from bsecrets.core.files import check_private_file, ensure_private_dir, write_private_file
+from bsecrets.core.keys import aead_open, aead_seal, encode_aad
+from bsecrets.core.timeutil import iso, parse_iso
+
+TOKEN_PREFIX = "bss1"
+MAX_TTL = timedelta(days=7)
+
+
+def session_dir() -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        base = Path(runtime)
+    elif os.path.isdir(f"/run/user/{os.getuid()}"):
+        base = Path(f"/run/user/{os.getuid()}")
+    else:
+        base = Path(tempfile.gettempdir()) / f"bsecrets-{os.getuid()}"
+    return base / "bsecrets" / "sessions"
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str
+    session_id: str
+    expires_at: datetime
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _aad(session_id: str, vault_id: bytes, principal: str, expires_at: str) -> bytes:
+    return encode_aad("session", session_id, vault_id, principal, expires_at)
+
+
+def start(vault_id: bytes, private_key: bytes, ttl: timedelta, now: datetime) -> Session:
+    if ttl > MAX_TTL:
+        from bsecrets.core.errors import UsageError
+
+        raise UsageError("a session lasts at most 7 days", hint="use --ttl 7d or less")
+    session_id = os.urandom(12).hex()
+    key = os.urandom(32)
+    expires = iso(now + ttl)
+    body = {
+        "vault_id": vault_id.hex(),
+        "principal": "owner",
+        "expires_at": expires,
+        "sealed": _b64(aead_seal(key, private_key, _aad(session_id, vault_id, "owner", expires))),
+    }
+    directory = session_dir()
+    ensure_private_dir(directory)
+    write_private_file(directory / f"{session_id}.json", json.dumps(body).encode(), exclusive=True)
+    return Session(f"{TOKEN_PREFIX}.{session_id}.{_b64(key)}", session_id, parse_iso(expires))
+
+
+def _parse_token(token: str) -> tuple[str, bytes]:
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or len(parts[1]) != 24:
+        raise SessionInvalid("BSECRETS_SESSION is not a bsecrets session token")
+    try:
+        int(parts[1], 16)
+        key = _unb64(parts[2])
+    except ValueError:
+        raise SessionInvalid("BSECRETS_SESSION is not a bsecrets session token") from None
+    if len(key) != 32:
+        raise SessionInvalid("BSECRETS_SESSION is not a bsecrets session token")
+    return parts[1], key
+
+
+def open_session(token: str, vault_id: bytes, now: datetime) -> bytes:
+    """The owner private key the session holds, or SessionInvalid (exit 4)."""
+    session_id, key = _parse_token(token)
+    path = session_dir() / f"{session_id}.json"
+    check_private_file(path)
+    try:
+        body = json.loads(path.read_bytes())
+        expires = str(body["expires_at"])
+        sealed = _unb64(str(body["sealed"]))
+        file_vault = bytes.fromhex(str(body["vault_id"]))
+    except FileNotFoundError:
+        raise SessionInvalid("the session has ended (locked, expired or never started)") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SessionInvalid("the session file is unreadable") from None
+    if file_vault != vault_id:
+        raise SessionInvalid("the session belongs to another vault")
+    try:
+        private_key = aead_open(key, sealed, _aad(session_id, vault_id, "owner", expires), "session")
+    except IntegrityError:
+        raise SessionInvalid("the session token is not valid for this session") from None
+    if now >= parse_iso(expires):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise SessionInvalid(f"the session expired at {expires}")
+    return private_key
+
+
+def end(token: str | None, vault_id: bytes) -> int:
+    """Delete the token's session, or (no token) every session of this vault. Returns the count."""
+    directory = session_dir()
+    if token:
+        session_id, _ = _parse_token(token)
+        paths = [directory / f"{session_id}.json"]
+    else:
+        paths = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    ended = 0
+    for path in paths:
+        try:
+            if not token and json.loads(path.read_bytes()).get("vault_id") != vault_id.hex():
+                continue
+            path.unlink()
+            ended += 1
+        except (OSError, ValueError):
+            continue
+    return ended

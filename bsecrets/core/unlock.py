@@ -1,0 +1,163 @@
+"""Getting the owner's private key: the unlock chain of CLI.md.
+
+First present wins: BSECRETS_SESSION, then a passphrase (BSECRETS_PASSPHRASE
+or BSECRETS_PASSPHRASE_FILE), then the OS keyring where ``init --keyring``
+stored a key, then a prompt when there is a terminal. Otherwise: locked.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bsecrets.core import session
+from bsecrets.core.errors import (
+    IntegrityError,
+    KeyringUnavailable,
+    VaultLocked,
+    WrongPassphrase,
+)
+from bsecrets.core.keys import (
+    KdfParams,
+    aead_open,
+    aead_seal,
+    encode_aad,
+    public_key_of,
+)
+
+OWNER = "owner"
+KEYRING_SERVICE = "bsecrets"
+
+Prompt = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the caller can offer to unlock a vault, settled once per process."""
+
+    session_token: str | None = None
+    passphrase: str | None = None
+    prompt: Prompt | None = None  # None when there is no terminal
+    use_keyring: bool = True
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(session={'yes' if self.session_token else 'no'}, "
+            f"passphrase={'yes' if self.passphrase else 'no'})"
+        )
+
+
+class KeyWrapSource(Protocol):
+    vault_id: bytes
+
+    def key_wraps(self, principal: str) -> dict[str, tuple[str, bytes]]: ...
+
+    def public_key(self, principal: str) -> bytes: ...
+
+
+def _wrap_aad(vault_id: bytes, method: str, params: str) -> bytes:
+    return encode_aad("owner-key", vault_id, OWNER, method, params)
+
+
+def wrap_with_passphrase(vault_id: bytes, private_key: bytes, passphrase: str) -> tuple[str, bytes]:
+    params = KdfParams.new()
+    params_json = json.dumps(params.to_dict(), sort_keys=True)
+    kek = params.derive(passphrase)
+    return params_json, aead_seal(kek, private_key, _wrap_aad(vault_id, "passphrase", params_json))
+
+
+def wrap_with_random_key(vault_id: bytes, private_key: bytes, kek: bytes) -> tuple[str, bytes]:
+    params_json = json.dumps({"keyring_service": KEYRING_SERVICE}, sort_keys=True)
+    return params_json, aead_seal(kek, private_key, _wrap_aad(vault_id, "keyring", params_json))
+
+
+def keyring_account(vault_id: bytes) -> str:
+    return f"vault-{vault_id.hex()}"
+
+
+def _keyring_call(what: str, fn: Callable[[], object]) -> object:
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:  # pragma: no cover - keyring is a dependency
+        raise KeyringUnavailable("the 'keyring' package is not installed") from None
+    try:
+        return fn()
+    except keyring.errors.NoKeyringError:
+        raise KeyringUnavailable(f"no usable OS keyring to {what}") from None
+    except keyring.errors.KeyringError as exc:
+        raise KeyringUnavailable(f"the OS keyring refused to {what}: {type(exc).__name__}") from None
+
+
+def keyring_store(vault_id: bytes, kek: bytes) -> None:
+    import keyring
+
+    _keyring_call(
+        "store the vault key",
+        lambda: keyring.set_password(
+            KEYRING_SERVICE, keyring_account(vault_id), base64.b64encode(kek).decode()
+        ),
+    )
+
+
+def keyring_load(vault_id: bytes) -> bytes | None:
+    import keyring
+
+    value = _keyring_call(
+        "read the vault key",
+        lambda: keyring.get_password(KEYRING_SERVICE, keyring_account(vault_id)),
+    )
+    return base64.b64decode(str(value)) if value else None
+
+
+def unlock_owner(
+    store: KeyWrapSource, creds: Credentials, now: datetime, *, allow_session: bool = True
+) -> bytes:
+    """Return the owner's X25519 private key, checked against the stored public key."""
+    private_key = _unlock(store, creds, now, allow_session)
+    if public_key_of(private_key) != store.public_key(OWNER):
+        raise IntegrityError("the vault's owner public key does not match its private key")
+    return private_key
+
+
+def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_session: bool) -> bytes:
+    if allow_session and creds.session_token:
+        return session.open_session(creds.session_token, store.vault_id, now)
+    wraps = store.key_wraps(OWNER)
+    if creds.passphrase is not None and "passphrase" in wraps:
+        return _open_passphrase_wrap(store.vault_id, wraps["passphrase"], creds.passphrase)
+    if creds.use_keyring and "keyring" in wraps:
+        params, wrapped = wraps["keyring"]
+        kek = keyring_load(store.vault_id)
+        if kek is None:
+            raise KeyringUnavailable("the OS keyring has no key for this vault")
+        try:
+            return aead_open(kek, wrapped, _wrap_aad(store.vault_id, "keyring", params), "key")
+        except IntegrityError:
+            raise WrongPassphrase("the key in the OS keyring does not open this vault") from None
+    if "passphrase" not in wraps:
+        raise VaultLocked("the vault is locked (it opens with the OS keyring, which is not in use)")
+    if creds.passphrase is None and creds.prompt is not None:
+        return _open_passphrase_wrap(
+            store.vault_id, wraps["passphrase"], creds.prompt("Vault passphrase: ")
+        )
+    if creds.passphrase is None:
+        raise VaultLocked("the vault is locked")
+    raise VaultLocked("the vault is locked")
+
+
+def _open_passphrase_wrap(vault_id: bytes, wrap: tuple[str, bytes], passphrase: str) -> bytes:
+    params_json, wrapped = wrap
+    try:
+        params = KdfParams.from_dict(json.loads(params_json))
+    except ValueError:
+        raise IntegrityError("the vault's key derivation parameters are malformed") from None
+    kek = params.derive(passphrase)
+    try:
+        return aead_open(kek, wrapped, _wrap_aad(vault_id, "passphrase", params_json), "key")
+    except IntegrityError:
+        raise WrongPassphrase("wrong passphrase") from None

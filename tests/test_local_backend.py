@@ -1,0 +1,64 @@
+"""The local vault against the backend contract, plus what only it promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from backend_contract import ACTOR, BackendContract
+from conftest import PASSPHRASE
+
+from bsecrets.backends.local.adapter import LocalAdapter
+from bsecrets.backends.local.vault import LocalVault
+from bsecrets.core.timeutil import utcnow
+from bsecrets.core.unlock import Credentials
+
+
+def make_vault(path: Path) -> LocalVault:
+    return LocalVault.create(path, Credentials(passphrase=PASSPHRASE), utcnow,
+                             passphrase=PASSPHRASE, use_keyring=False)
+
+
+class TestLocalContract(BackendContract):
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> LocalAdapter:
+        vault = make_vault(tmp_path / "v" / "vault.db")
+        return LocalAdapter(vault, "dev", utcnow)
+
+
+def test_environments_are_isolated(tmp_path: Path) -> None:
+    vault = make_vault(tmp_path / "v" / "vault.db")
+    dev, prod = LocalAdapter(vault, "dev", utcnow), LocalAdapter(vault, "prod", utcnow)
+    dev.put("db", b"dev-value", actor=ACTOR)
+    prod.put("db", b"prod-value", actor=ACTOR)
+    assert dev.get("db").value == b"dev-value"
+    assert prod.get("db").value == b"prod-value"
+    assert vault.env_keys("dev") != vault.env_keys("prod")
+
+
+def test_values_and_names_are_not_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "v" / "vault.db"
+    vault = make_vault(path)
+    LocalAdapter(vault, "dev", utcnow).put("very-secret-name", b"CANARY-VALUE-123", actor=ACTOR)
+    vault.close()
+    raw = b"".join(p.read_bytes() for p in path.parent.glob("vault.db*"))
+    assert b"CANARY-VALUE-123" not in raw
+    assert b"very-secret-name" not in raw
+
+
+def test_reopen_with_passphrase(tmp_path: Path) -> None:
+    path = tmp_path / "v" / "vault.db"
+    vault = make_vault(path)
+    LocalAdapter(vault, "dev", utcnow).put("x", b"1", actor=ACTOR)
+    vault.close()
+    again = LocalVault.open(path, Credentials(passphrase=PASSPHRASE), utcnow)
+    assert LocalAdapter(again, "dev", utcnow).get("x").value == b"1"
+
+
+def test_nonces_do_not_repeat(tmp_path: Path) -> None:
+    vault = make_vault(tmp_path / "v" / "vault.db")
+    backend = LocalAdapter(vault, "dev", utcnow)
+    for i in range(200):
+        backend.put("same", b"same value", actor=ACTOR)
+    rows = vault.store._query("SELECT substr(value, 1, 12) FROM versions")
+    assert len({bytes(r[0]) for r in rows}) == 200
