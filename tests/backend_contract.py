@@ -70,8 +70,8 @@ class BackendContract:
         backend.delete("gone")
         with pytest.raises(SecretNotFound):
             backend.get("gone")
-        assert "gone" not in [s.name for s in backend.list()]
-        assert "gone" in [s.name for s in backend.list(include_deleted=True)]
+        assert "gone" not in [s.name for s in backend.list_secrets()]
+        assert "gone" in [s.name for s in backend.list_secrets(include_deleted=True)]
         assert backend.history("gone")[-1].state == VersionState.DELETED
         backend.restore("gone")
         assert backend.get("gone").value == b"v1"
@@ -111,8 +111,8 @@ class BackendContract:
         backend.put("app/db", b"1", actor=ACTOR, tags={"team": "core"})
         backend.put("app/api", b"2", actor=ACTOR)
         backend.put("other", b"3", actor=ACTOR)
-        assert [s.name for s in backend.list("app/")] == ["app/api", "app/db"]
-        summary = {s.name: s for s in backend.list()}
+        assert [s.name for s in backend.list_secrets("app/")] == ["app/api", "app/db"]
+        summary = {s.name: s for s in backend.list_secrets()}
         assert summary["app/db"].tags == {"team": "core"}
         assert summary["app/db"].version == 1
 

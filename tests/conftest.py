@@ -58,19 +58,31 @@ class Result:
     stdout_bytes: bytes
 
 
-def invoke(args: list[str], *, input: bytes | str | None = None,
-           env: dict[str, str] | None = None) -> Result:
+def invoke(
+    args: list[str], *, input: bytes | str | None = None, env: dict[str, str] | None = None
+) -> Result:
     """Run the CLI in-process through Typer's CliRunner."""
     result = CliRunner().invoke(app, args, input=input, env=env, catch_exceptions=False)
     return Result(result.exit_code, result.stdout, result.stderr, result.stdout_bytes)
 
 
-def run_cli(args: list[str], *, input: bytes | None = None, env: dict[str, str] | None = None,
-            cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+def run_cli(
+    args: list[str],
+    *,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[bytes]:
     """Run the CLI as a real process (``python -m bsecrets``)."""
     return subprocess.run(
-        [sys.executable, "-m", "bsecrets", *args], input=input, capture_output=True,
-        env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout, check=False,
+        [sys.executable, "-m", "bsecrets", *args],
+        input=input,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -112,7 +112,9 @@ def test_expired_session(vault: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert_error(invoke(["get", "a"]), 4, "expired")
 
 
-def test_session_file_expiry_cannot_be_extended(vault: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_file_expiry_cannot_be_extended(
+    vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import json
 
     token = invoke(["unlock", "--ttl", "1s"]).stdout.strip().split("=", 1)[1]
@@ -263,8 +265,10 @@ def test_whole_manifest_rolled_back_with_rows(vault: Path) -> None:
     the right old answer or exit 5, never a mix."""
     invoke(["put", "a"], input="old")
     with sqlite3.connect(vault_file(vault)) as db:
-        snap = {t: db.execute(f"SELECT * FROM {t} WHERE env='dev'").fetchall()
-                for t in ("secrets", "versions", "manifests")}
+        snap = {
+            t: db.execute(f"SELECT * FROM {t} WHERE env='dev'").fetchall()
+            for t in ("secrets", "versions", "manifests")
+        }
     invoke(["put", "a"], input="new")
     with sqlite3.connect(vault_file(vault)) as db:
         for table, rows in snap.items():

@@ -22,7 +22,9 @@ def test_version() -> None:
     assert result.stdout == f"bsecrets {__version__}\n"
 
 
-def test_init_writes_profile_and_private_vault(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_init_writes_profile_and_private_vault(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BSECRETS_PASSPHRASE", PASSPHRASE)
     result = invoke(["init", "--env", "dev", "--env", "prod"])
     assert result.exit_code == 0, result.stderr
@@ -174,7 +176,9 @@ def test_passphrase_file(vault: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert invoke(["get", "a"]).stdout == "1\n"
 
 
-def test_profile_found_from_subfolder_and_by_flag(vault: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_profile_found_from_subfolder_and_by_flag(
+    vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     put("a", "1")
     sub = vault / "deep" / "er"
     sub.mkdir(parents=True)

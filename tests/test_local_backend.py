@@ -15,8 +15,9 @@ from bsecrets.core.unlock import Credentials
 
 
 def make_vault(path: Path) -> LocalVault:
-    return LocalVault.create(path, Credentials(passphrase=PASSPHRASE), utcnow,
-                             passphrase=PASSPHRASE, use_keyring=False)
+    return LocalVault.create(
+        path, Credentials(passphrase=PASSPHRASE), utcnow, passphrase=PASSPHRASE, use_keyring=False
+    )
 
 
 class TestLocalContract(BackendContract):
@@ -58,7 +59,7 @@ def test_reopen_with_passphrase(tmp_path: Path) -> None:
 def test_nonces_do_not_repeat(tmp_path: Path) -> None:
     vault = make_vault(tmp_path / "v" / "vault.db")
     backend = LocalAdapter(vault, "dev", utcnow)
-    for i in range(200):
+    for _i in range(200):
         backend.put("same", b"same value", actor=ACTOR)
     rows = vault.store._query("SELECT substr(value, 1, 12) FROM versions")
     assert len({bytes(r[0]) for r in rows}) == 200

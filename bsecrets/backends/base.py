@@ -9,13 +9,13 @@ suite in ``tests/backend_contract.py`` checks every adapter the same way.
 from __future__ import annotations
 
 from abc import abstractmethod
-from enum import Enum
+from enum import StrEnum
 
 from bsecrets.core.health import ReflectiveModule
 from bsecrets.core.models import Secret, SecretSummary, SecretVersion, WriteResult
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     VERSIONS = "versions"  # get --version, history, rollback
     SOFT_DELETE = "soft_delete"  # rm then restore
     PURGE = "purge"  # rm --purge destroys every version
@@ -54,7 +54,9 @@ class SecretBackend(ReflectiveModule):
         A soft-deleted secret is not found."""
 
     @abstractmethod
-    def list(self, prefix: str = "", *, include_deleted: bool = False) -> list[SecretSummary]:
+    def list_secrets(
+        self, prefix: str = "", *, include_deleted: bool = False
+    ) -> list[SecretSummary]:
         """Summaries sorted by name; never values."""
 
     @abstractmethod

@@ -104,16 +104,24 @@ def root(
     ctx: typer.Context,
     profile: Annotated[
         str | None,
-        typer.Option("--profile", "-p", help=f"The YAML profile (default: {ENV_PROFILE}, "
-                     "else ./bsecrets.yaml searched upward, else the user config dir)."),
+        typer.Option(
+            "--profile",
+            "-p",
+            help=f"The YAML profile (default: {ENV_PROFILE}, "
+            "else ./bsecrets.yaml searched upward, else the user config dir).",
+        ),
     ] = None,
     env: Annotated[
         str | None,
-        typer.Option("--env", "-e", help=f"Environment (default: {ENV_ENV}, else the profile's default_env)."),
+        typer.Option(
+            "--env", "-e", help=f"Environment (default: {ENV_ENV}, else the profile's default_env)."
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the requested data.")] = False,
-    no_color: Annotated[bool, typer.Option("--no-color", help="No colour (also NO_COLOR).")] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colour (also NO_COLOR).")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,

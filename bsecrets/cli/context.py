@@ -22,9 +22,13 @@ if TYPE_CHECKING:
 
 EnvOption = Annotated[
     str | None,
-    typer.Option("--env", "-e", help=f"Environment (default: {ENV_ENV}, else the profile's default_env)."),
+    typer.Option(
+        "--env", "-e", help=f"Environment (default: {ENV_ENV}, else the profile's default_env)."
+    ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON document.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Machine-readable output: one JSON document.")
+]
 
 
 class CliContext:

@@ -13,7 +13,9 @@ from bsecrets.core.errors import UsageError
 from bsecrets.core.models import MAX_VALUE_BYTES
 from bsecrets.core.timeutil import iso
 
-NameArg = Annotated[str, typer.Argument(help="Secret name: A-Z a-z 0-9 _ . / -", show_default=False)]
+NameArg = Annotated[
+    str, typer.Argument(help="Secret name: A-Z a-z 0-9 _ . / -", show_default=False)
+]
 
 
 def _parse_tags(pairs: list[str] | None) -> dict[str, str] | None:
@@ -40,8 +42,10 @@ def _read_value(cli: CliContext, from_file: Path | None, value: str | None) -> b
             raise UsageError(f"cannot read {from_file}: {exc.strerror}") from None
         return data
     if value is not None:
-        cli.warn("--value puts the secret in argv, where other users can read it; "
-                 "prefer stdin or --from-file")
+        cli.warn(
+            "--value puts the secret in argv, where other users can read it; "
+            "prefer stdin or --from-file"
+        )
         return value.encode()
     if not sys.stdin.isatty():
         data = sys.stdin.buffer.read(MAX_VALUE_BYTES + 2)
@@ -54,12 +58,20 @@ def _read_value(cli: CliContext, from_file: Path | None, value: str | None) -> b
 def put(
     ctx: typer.Context,
     name: NameArg,
-    from_file: Annotated[Path | None, typer.Option("--from-file", help="Read the exact bytes of a file.")] = None,
-    value: Annotated[str | None, typer.Option("--value", help="The value (visible in argv: avoid).")] = None,
+    from_file: Annotated[
+        Path | None, typer.Option("--from-file", help="Read the exact bytes of a file.")
+    ] = None,
+    value: Annotated[
+        str | None, typer.Option("--value", help="The value (visible in argv: avoid).")
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE, repeatable.")] = None,
     description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
-    if_version: Annotated[int | None, typer.Option("--if-version", min=0,
-                          help="Write only if the current version is N (0: only if new).")] = None,
+    if_version: Annotated[
+        int | None,
+        typer.Option(
+            "--if-version", min=0, help="Write only if the current version is N (0: only if new)."
+        ),
+    ] = None,
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -79,8 +91,12 @@ def put(
 def get(
     ctx: typer.Context,
     name: NameArg,
-    version: Annotated[int | None, typer.Option("--version", min=1, help="A given version.")] = None,
-    raw: Annotated[bool, typer.Option("--raw", help="Exactly the stored bytes, no newline.")] = False,
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="A given version.")
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Exactly the stored bytes, no newline.")
+    ] = False,
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -88,11 +104,17 @@ def get(
     cli = obj(ctx)
     secret = cli.manager.get(cli.env(env), name, version)
     if cli.want_json(json_out):
-        cli.emit_json({
-            "name": secret.name, "env": secret.env, "version": secret.version,
-            "value": secret.text, "created_at": iso(secret.created_at),
-            "tags": secret.tags, "description": secret.description,
-        })
+        cli.emit_json(
+            {
+                "name": secret.name,
+                "env": secret.env,
+                "version": secret.version,
+                "value": secret.text,
+                "created_at": iso(secret.created_at),
+                "tags": secret.tags,
+                "description": secret.description,
+            }
+        )
         return
     out = sys.stdout.buffer
     out.write(secret.value if raw else secret.value + b"\n")
@@ -102,24 +124,41 @@ def get(
 def ls(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Argument(help="Only names starting with this.")] = "",
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE filter, repeatable.")] = None,
-    deleted: Annotated[bool, typer.Option("--deleted", help="Include soft-deleted secrets.")] = False,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="KEY=VALUE filter, repeatable.")
+    ] = None,
+    deleted: Annotated[
+        bool, typer.Option("--deleted", help="Include soft-deleted secrets.")
+    ] = False,
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """List secrets: names, versions, times, tags; never values."""
     cli = obj(ctx)
-    items = cli.manager.list(cli.env(env), prefix, tags=_parse_tags(tag), include_deleted=deleted)
+    items = cli.manager.list_secrets(
+        cli.env(env), prefix, tags=_parse_tags(tag), include_deleted=deleted
+    )
     if cli.want_json(json_out):
-        cli.emit_json([
-            {"name": s.name, "version": s.version, "updated_at": iso(s.updated_at),
-             "tags": s.tags, **({"deleted": True} if s.deleted else {})}
-            for s in items
-        ])
+        cli.emit_json(
+            [
+                {
+                    "name": s.name,
+                    "version": s.version,
+                    "updated_at": iso(s.updated_at),
+                    "tags": s.tags,
+                    **({"deleted": True} if s.deleted else {}),
+                }
+                for s in items
+            ]
+        )
         return
     rows = [
-        [s.name + (" (deleted)" if s.deleted else ""), f"v{s.version}", iso(s.updated_at),
-         ",".join(f"{k}={v}" for k, v in sorted(s.tags.items()))]
+        [
+            s.name + (" (deleted)" if s.deleted else ""),
+            f"v{s.version}",
+            iso(s.updated_at),
+            ",".join(f"{k}={v}" for k, v in sorted(s.tags.items())),
+        ]
         for s in items
     ]
     cli.table(["NAME", "VERSION", "UPDATED", "TAGS"], rows)
@@ -128,7 +167,9 @@ def ls(
 def rm(
     ctx: typer.Context,
     name: NameArg,
-    purge: Annotated[bool, typer.Option("--purge", help="Destroy every version (not recoverable).")] = False,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Destroy every version (not recoverable).")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
     env: EnvOption = None,
     json_out: JsonOption = False,
@@ -138,20 +179,25 @@ def rm(
     env_name = cli.manager.env_name(cli.env(env))
     if purge and not yes:
         if not sys.stdin.isatty():
-            raise UsageError("--purge destroys every version; confirm with --yes",
-                             hint=f"bsecrets rm {name} --purge --yes")
+            raise UsageError(
+                "--purge destroys every version; confirm with --yes",
+                hint=f"bsecrets rm {name} --purge --yes",
+            )
         if not typer.confirm(f"Destroy every version of '{name}' in '{env_name}'?", err=True):
             raise typer.Abort()
     cli.manager.delete(env_name, name, purge=purge)
     if cli.want_json(json_out):
         cli.emit_json({"name": name, "env": env_name, "purged": purge})
     else:
-        cli.message(f"{'purged' if purge else 'deleted'} {name} ({env_name})"
-                    + ("" if purge else f"; undo with 'bsecrets restore {name}'"))
+        cli.message(
+            f"{'purged' if purge else 'deleted'} {name} ({env_name})"
+            + ("" if purge else f"; undo with 'bsecrets restore {name}'")
+        )
 
 
-def restore(ctx: typer.Context, name: NameArg, env: EnvOption = None,
-            json_out: JsonOption = False) -> None:
+def restore(
+    ctx: typer.Context, name: NameArg, env: EnvOption = None, json_out: JsonOption = False
+) -> None:
     """Undo 'rm' (not 'rm --purge')."""
     cli = obj(ctx)
     summary = cli.manager.restore(cli.env(env), name)
@@ -161,20 +207,29 @@ def restore(ctx: typer.Context, name: NameArg, env: EnvOption = None,
         cli.message(f"restored {summary.name} v{summary.version}")
 
 
-def history(ctx: typer.Context, name: NameArg, env: EnvOption = None,
-            json_out: JsonOption = False) -> None:
+def history(
+    ctx: typer.Context, name: NameArg, env: EnvOption = None, json_out: JsonOption = False
+) -> None:
     """Versions of a secret with time, author and state."""
     cli = obj(ctx)
     versions = cli.manager.history(cli.env(env), name)
     if cli.want_json(json_out):
-        cli.emit_json([
-            {"version": v.version, "created_at": iso(v.created_at), "created_by": v.created_by,
-             "state": v.state.value}
-            for v in versions
-        ])
+        cli.emit_json(
+            [
+                {
+                    "version": v.version,
+                    "created_at": iso(v.created_at),
+                    "created_by": v.created_by,
+                    "state": v.state.value,
+                }
+                for v in versions
+            ]
+        )
         return
-    cli.table(["VERSION", "CREATED", "BY", "STATE"],
-              [[f"v{v.version}", iso(v.created_at), v.created_by, v.state.value] for v in versions])
+    cli.table(
+        ["VERSION", "CREATED", "BY", "STATE"],
+        [[f"v{v.version}", iso(v.created_at), v.created_by, v.state.value] for v in versions],
+    )
 
 
 def rollback(
@@ -188,8 +243,14 @@ def rollback(
     cli = obj(ctx)
     result = cli.manager.rollback(cli.env(env), name, to)
     if cli.want_json(json_out):
-        cli.emit_json({"name": result.name, "env": result.env, "version": result.version,
-                       "rolled_back_to": to})
+        cli.emit_json(
+            {
+                "name": result.name,
+                "env": result.env,
+                "version": result.version,
+                "rolled_back_to": to,
+            }
+        )
     elif not cli.settings.quiet:
         sys.stdout.write(f"{result.name} v{result.version} ({result.env}) = v{to}\n")
 

@@ -54,18 +54,27 @@ def init(
     if passphrase is None and not use_keyring:
         raise UsageError(
             "no passphrase for the new vault",
-            hint=f"set {ENV_PASSPHRASE} or {ENV_PASSPHRASE_FILE}, run in a terminal, or use --keyring",
+            hint=f"set {ENV_PASSPHRASE} or {ENV_PASSPHRASE_FILE}, "
+            "run in a terminal, or use --keyring",
         )
     result = initialize(
-        profile_path, envs or [], passphrase=passphrase, use_keyring=use_keyring,
-        force=force, clock=utcnow,
+        profile_path,
+        envs or [],
+        passphrase=passphrase,
+        use_keyring=use_keyring,
+        force=force,
+        clock=utcnow,
     )
     if cli.want_json(json_out):
-        cli.emit_json({
-            "profile": str(result.profile), "vault_file": str(result.vault_file),
-            "environments": result.environments, "vault_created": result.vault_created,
-            "keyring": result.keyring,
-        })
+        cli.emit_json(
+            {
+                "profile": str(result.profile),
+                "vault_file": str(result.vault_file),
+                "environments": result.environments,
+                "vault_created": result.vault_created,
+                "keyring": result.keyring,
+            }
+        )
         return
     verb = "created" if result.vault_created else "kept the existing"
     cli.message(f"wrote {result.profile}")
@@ -111,8 +120,9 @@ def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
     indicators = manager.get_health_indicators()
     healthy = all(i.ok for i in indicators)
     if cli.want_json(json_out):
-        cli.emit_json({**state, "healthy": healthy,
-                       "indicators": [i.to_dict() for i in indicators]})
+        cli.emit_json(
+            {**state, "healthy": healthy, "indicators": [i.to_dict() for i in indicators]}
+        )
         return
     out = sys.stdout.write
     out(f"profile      {state['profile']}\n")

@@ -57,8 +57,11 @@ def initialize(
     if vault_created:
         try:
             vault = LocalVault.create(
-                profile.vault_file, Credentials(), clock,
-                passphrase=passphrase, use_keyring=use_keyring,
+                profile.vault_file,
+                Credentials(),
+                clock,
+                passphrase=passphrase,
+                use_keyring=use_keyring,
             )
         except BaseException:
             staging.unlink()

@@ -48,8 +48,7 @@ class UsageError(BsecretsError):
 
 class InvalidName(UsageError):
     default_hint = (
-        "names are 1 to 255 characters of A-Z a-z 0-9 _ . / -, "
-        "not starting with '/' or '.'"
+        "names are 1 to 255 characters of A-Z a-z 0-9 _ . / -, not starting with '/' or '.'"
     )
 
 
@@ -99,8 +98,7 @@ class EnvironmentNotFound(NotFound):
 
 class ProfileNotFound(NotFound):
     default_hint = (
-        "create one with 'bsecrets init', or point to it with "
-        "--profile / BSECRETS_PROFILE"
+        "create one with 'bsecrets init', or point to it with --profile / BSECRETS_PROFILE"
     )
 
 
@@ -127,7 +125,9 @@ class WrongPassphrase(Denied):
 
 
 class SessionInvalid(Denied):
-    default_hint = "start a new session with 'eval \"$(bsecrets unlock)\"', or unset BSECRETS_SESSION"
+    default_hint = (
+        "start a new session with 'eval \"$(bsecrets unlock)\"', or unset BSECRETS_SESSION"
+    )
 
 
 class KeyringUnavailable(Denied):

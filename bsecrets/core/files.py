@@ -38,9 +38,7 @@ def ensure_private_dir(path: Path) -> None:
             f"{path} belongs to another user", hint=f"use a folder you own, or chown {path}"
         )
     if st.st_mode & 0o022:
-        raise InsecureFile(
-            f"{path} can be written by other users", hint=f"chmod 700 {path}"
-        )
+        raise InsecureFile(f"{path} can be written by other users", hint=f"chmod 700 {path}")
 
 
 def check_private_file(path: Path) -> None:

@@ -160,7 +160,8 @@ class KdfParams:
         if self.weak and os.environ.get(WEAK_KDF_ENV) != "1":
             raise IntegrityError(
                 "the vault's key derivation parameters are weaker than RFC 9106 "
-                f"(memory {self.memory_kib} KiB, {self.iterations} iterations); refusing to use them",
+                f"(memory {self.memory_kib} KiB, {self.iterations} iterations); "
+                "refusing to use them",
             )
         if not passphrase:
             raise UsageError("the passphrase is empty")

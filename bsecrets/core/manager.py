@@ -105,15 +105,19 @@ class SecretsManager(ReflectiveModule):
         if tags is not None:
             validate_tags(tags)
         return self.backend(env).put(
-            name, value, actor=self.context.actor, tags=tags,
-            description=description, if_version=if_version,
+            name,
+            value,
+            actor=self.context.actor,
+            tags=tags,
+            description=description,
+            if_version=if_version,
         )
 
     def get(self, env: str | None, name: str, version: int | None = None) -> Secret:
         validate_name(name)
         return self.backend(env).get(name, version)
 
-    def list(
+    def list_secrets(
         self,
         env: str | None,
         prefix: str = "",
@@ -121,7 +125,7 @@ class SecretsManager(ReflectiveModule):
         tags: dict[str, str] | None = None,
         include_deleted: bool = False,
     ) -> list[SecretSummary]:
-        items = self.backend(env).list(prefix, include_deleted=include_deleted)
+        items = self.backend(env).list_secrets(prefix, include_deleted=include_deleted)
         if tags:
             items = [s for s in items if all(s.tags.get(k) == v for k, v in tags.items())]
         return items
@@ -179,9 +183,7 @@ class SecretsManager(ReflectiveModule):
             "profile": str(self.profile.path),
             "default_env": self.profile.default_env,
             "vault_file": str(self.profile.vault_file),
-            "environments": {
-                name: self._env_status(name) for name in self.profile.environments
-            },
+            "environments": {name: self._env_status(name) for name in self.profile.environments},
         }
 
     def _env_status(self, name: str) -> dict[str, Any]:
@@ -197,7 +199,23 @@ class SecretsManager(ReflectiveModule):
         vault_file = Path(self.profile.vault_file)
         if not vault_file.exists():
             return [*indicators, HealthIndicator("vault_file", False, f"no vault at {vault_file}")]
-        for name, config in self.profile.environments.items():
-            if config.backend == "local":
-                return indicators + self.backend(name).get_health_indicators()
+        local = [n for n, c in self.profile.environments.items() if c.backend == "local"]
+        if local:
+            indicators += self.backend(local[0]).get_health_indicators()
+            indicators.append(self._session_indicator())
         return indicators
+
+    def _session_indicator(self) -> HealthIndicator:
+        """Whether BSECRETS_SESSION (if set) still opens this vault; never unlocks otherwise."""
+        from bsecrets.core import session
+        from bsecrets.core.errors import BsecretsError
+
+        if not self.creds.session_token:
+            return HealthIndicator("session", True, "none (BSECRETS_SESSION is not set)")
+        try:
+            session.open_session(
+                self.creds.session_token, self.local_vault().vault_id, self.clock()
+            )
+        except BsecretsError as exc:
+            return HealthIndicator("session", False, exc.message)
+        return HealthIndicator("session", True, "unlocked")

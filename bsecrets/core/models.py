@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from bsecrets.core.errors import InvalidName, ValueTooLarge
 
@@ -54,7 +54,7 @@ def validate_tags(tags: dict[str, str]) -> dict[str, str]:
     return tags
 
 
-class VersionState(str, Enum):
+class VersionState(StrEnum):
     CURRENT = "current"
     PREVIOUS = "previous"
     DELETED = "deleted"  # the latest version of a soft-deleted secret

@@ -109,7 +109,9 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> bytes:
     if file_vault != vault_id:
         raise SessionInvalid("the session belongs to another vault")
     try:
-        private_key = aead_open(key, sealed, _aad(session_id, vault_id, "owner", expires), "session")
+        private_key = aead_open(
+            key, sealed, _aad(session_id, vault_id, "owner", expires), "session"
+        )
     except IntegrityError:
         raise SessionInvalid("the session token is not valid for this session") from None
     if now >= parse_iso(expires):

@@ -90,7 +90,9 @@ def _keyring_call(what: str, fn: Callable[[], object]) -> object:
     except keyring.errors.NoKeyringError:
         raise KeyringUnavailable(f"no usable OS keyring to {what}") from None
     except keyring.errors.KeyringError as exc:
-        raise KeyringUnavailable(f"the OS keyring refused to {what}: {type(exc).__name__}") from None
+        raise KeyringUnavailable(
+            f"the OS keyring refused to {what}: {type(exc).__name__}"
+        ) from None
 
 
 def keyring_store(vault_id: bytes, kek: bytes) -> None:
@@ -141,13 +143,11 @@ def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_sessi
             raise WrongPassphrase("the key in the OS keyring does not open this vault") from None
     if "passphrase" not in wraps:
         raise VaultLocked("the vault is locked (it opens with the OS keyring, which is not in use)")
-    if creds.passphrase is None and creds.prompt is not None:
-        return _open_passphrase_wrap(
-            store.vault_id, wraps["passphrase"], creds.prompt("Vault passphrase: ")
-        )
-    if creds.passphrase is None:
+    if creds.prompt is None:
         raise VaultLocked("the vault is locked")
-    raise VaultLocked("the vault is locked")
+    return _open_passphrase_wrap(
+        store.vault_id, wraps["passphrase"], creds.prompt("Vault passphrase: ")
+    )
 
 
 def _open_passphrase_wrap(vault_id: bytes, wrap: tuple[str, bytes], passphrase: str) -> bytes:

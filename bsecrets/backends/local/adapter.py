@@ -48,10 +48,14 @@ class LocalAdapter(SecretBackend):
     def _aad(self, kind: str, secret_id: bytes, tail: int | bytes) -> bytes:
         return encode_aad(self.vault.vault_id, self.env, kind, secret_id, tail)
 
-    def _seal(self, keys: EnvironmentKeys, kind: str, sid: bytes, tail: int | bytes, data: bytes) -> bytes:
+    def _seal(
+        self, keys: EnvironmentKeys, kind: str, sid: bytes, tail: int | bytes, data: bytes
+    ) -> bytes:
         return aead_seal(keys.value_key, data, self._aad(kind, sid, tail))
 
-    def _open(self, keys: EnvironmentKeys, kind: str, sid: bytes, tail: int | bytes, blob: bytes) -> bytes:
+    def _open(
+        self, keys: EnvironmentKeys, kind: str, sid: bytes, tail: int | bytes, blob: bytes
+    ) -> bytes:
         return aead_open(keys.value_key, blob, self._aad(kind, sid, tail), f"a {kind} record")
 
     def _head(self, keys: EnvironmentKeys, name: str) -> tuple[bytes, bytes, dict[str, Any]] | None:
@@ -100,7 +104,9 @@ class LocalAdapter(SecretBackend):
             raise SecretNotFound(f"secret '{name}' not found in environment '{self.env}'")
         return (keys, *found)
 
-    def _write_head(self, keys: EnvironmentKeys, lookup: bytes, sid: bytes, head: dict[str, Any]) -> None:
+    def _write_head(
+        self, keys: EnvironmentKeys, lookup: bytes, sid: bytes, head: dict[str, Any]
+    ) -> None:
         record = self._seal(keys, "head", sid, lookup, _json(head))
         self.store.set_head(self.env, lookup, sid, bucket_of(lookup), record)
         self._commit_bucket(keys, bucket_of(lookup))
@@ -125,8 +131,12 @@ class LocalAdapter(SecretBackend):
             if found is None:
                 lookup, sid = keys.lookup(name), os.urandom(16)
                 head: dict[str, Any] = {
-                    "name": name, "current": 0, "created_at": now,
-                    "tags": {}, "description": "", "deleted_at": None,
+                    "name": name,
+                    "current": 0,
+                    "created_at": now,
+                    "tags": {},
+                    "description": "",
+                    "deleted_at": None,
                 }
             else:
                 lookup, sid, head = found
@@ -134,12 +144,16 @@ class LocalAdapter(SecretBackend):
             if if_version is not None and if_version != current:
                 raise VersionConflict(
                     f"secret '{name}' is at version {current}, not {if_version}"
-                    if current else f"secret '{name}' does not exist (expected version {if_version})"
+                    if current
+                    else f"secret '{name}' does not exist (expected version {if_version})"
                 )
             version = current + 1
             meta = {"created_at": now, "created_by": actor, "size": len(value)}
             self.store.add_version(
-                self.env, sid, version, bucket_of(lookup),
+                self.env,
+                sid,
+                version,
+                bucket_of(lookup),
                 self._seal(keys, "version", sid, version, _json(meta)),
                 self._seal(keys, "value", sid, version, value),
             )
@@ -160,18 +174,29 @@ class LocalAdapter(SecretBackend):
                     hint=f"restore it with 'bsecrets restore {name}'",
                 )
             wanted = head["current"] if version is None else version
-            row = self.store.version(self.env, sid, wanted) if 1 <= wanted <= head["current"] else None
+            row = (
+                self.store.version(self.env, sid, wanted)
+                if 1 <= wanted <= head["current"]
+                else None
+            )
             if row is None:
                 raise VersionNotFound(f"secret '{name}' has no version {wanted}")
             meta = json.loads(self._open(keys, "version", sid, wanted, row[0]))
             value = self._open(keys, "value", sid, wanted, row[1])
         return Secret(
-            name=name, env=self.env, version=wanted, value=value,
-            created_at=parse_iso(meta["created_at"]), created_by=meta["created_by"],
-            tags=dict(head["tags"]), description=head["description"],
+            name=name,
+            env=self.env,
+            version=wanted,
+            value=value,
+            created_at=parse_iso(meta["created_at"]),
+            created_by=meta["created_by"],
+            tags=dict(head["tags"]),
+            description=head["description"],
         )
 
-    def list(self, prefix: str = "", *, include_deleted: bool = False) -> list[SecretSummary]:
+    def list_secrets(
+        self, prefix: str = "", *, include_deleted: bool = False
+    ) -> list[SecretSummary]:
         with self.store.read():
             keys = self._keys()
             if keys is None:
@@ -185,11 +210,15 @@ class LocalAdapter(SecretBackend):
                 if head["deleted_at"] and not include_deleted:
                     continue
                 if head["name"].startswith(prefix):
-                    out.append(SecretSummary(
-                        name=head["name"], version=head["current"],
-                        updated_at=parse_iso(head["updated_at"]), tags=dict(head["tags"]),
-                        deleted=bool(head["deleted_at"]),
-                    ))
+                    out.append(
+                        SecretSummary(
+                            name=head["name"],
+                            version=head["current"],
+                            updated_at=parse_iso(head["updated_at"]),
+                            tags=dict(head["tags"]),
+                            deleted=bool(head["deleted_at"]),
+                        )
+                    )
         return sorted(out, key=lambda s: s.name)
 
     def history(self, name: str) -> list[SecretVersion]:
@@ -202,10 +231,14 @@ class LocalAdapter(SecretBackend):
                     state = VersionState.DELETED if head["deleted_at"] else VersionState.CURRENT
                 else:
                     state = VersionState.PREVIOUS
-                out.append(SecretVersion(
-                    version=version, created_at=parse_iso(meta["created_at"]),
-                    created_by=meta["created_by"], state=state,
-                ))
+                out.append(
+                    SecretVersion(
+                        version=version,
+                        created_at=parse_iso(meta["created_at"]),
+                        created_by=meta["created_by"],
+                        state=state,
+                    )
+                )
         return out
 
     def delete(self, name: str) -> None:
@@ -219,14 +252,21 @@ class LocalAdapter(SecretBackend):
             keys, lookup, sid, head = self._existing(name)
             if bool(head["deleted_at"]) == deleted:
                 if deleted:
-                    raise SecretNotFound(f"secret '{name}' is already deleted",
-                                         hint=f"restore it with 'bsecrets restore {name}'")
+                    raise SecretNotFound(
+                        f"secret '{name}' is already deleted",
+                        hint=f"restore it with 'bsecrets restore {name}'",
+                    )
                 raise SecretNotFound(f"secret '{name}' is not deleted; nothing to restore")
             now = iso(self.clock())
             head.update(deleted_at=now if deleted else None, updated_at=now)
             self._write_head(keys, lookup, sid, head)
-        return SecretSummary(name=name, version=head["current"], updated_at=parse_iso(now),
-                             tags=dict(head["tags"]), deleted=deleted)
+        return SecretSummary(
+            name=name,
+            version=head["current"],
+            updated_at=parse_iso(now),
+            tags=dict(head["tags"]),
+            deleted=deleted,
+        )
 
     def purge(self, name: str) -> None:
         with self.store.write():
@@ -252,5 +292,7 @@ class LocalAdapter(SecretBackend):
         writable = os.access(path, os.W_OK)
         return [
             HealthIndicator("vault_file", path.exists(), str(path)),
-            HealthIndicator("writable", writable, "" if writable else "the vault file is read-only"),
+            HealthIndicator(
+                "writable", writable, "" if writable else "the vault file is read-only"
+            ),
         ]

@@ -32,20 +32,14 @@ def bucket_of(lookup: bytes) -> int:
     return lookup[0]
 
 
-def bucket_digest(
-    heads: Iterable[tuple[Any, ...]], versions: Iterable[tuple[Any, ...]]
-) -> bytes:
+def bucket_digest(heads: Iterable[tuple[Any, ...]], versions: Iterable[tuple[Any, ...]]) -> bytes:
     """Digest of one bucket's rows, as VaultStore.bucket_rows returns them (sorted)."""
     h = sha256()
     h.update(_BUCKET_TAG)
     for lookup, secret_id, record in heads:
         h.update(encode_aad("head", lookup, secret_id, sha256_digest(record)))
     for secret_id, version, record, value_tag in versions:
-        h.update(
-            encode_aad(
-                "version", secret_id, int(version), sha256_digest(record), value_tag
-            )
-        )
+        h.update(encode_aad("version", secret_id, int(version), sha256_digest(record), value_tag))
     return bytes(h.finalize())
 
 

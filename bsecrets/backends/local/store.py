@@ -305,13 +305,14 @@ class VaultStore:
 
     def version_records(self, env: str, secret_id: bytes) -> list[tuple[int, bytes]]:
         rows = self._query(
-            "SELECT version, record FROM versions WHERE env = ? AND secret_id = ?"
-            " ORDER BY version",
+            "SELECT version, record FROM versions WHERE env = ? AND secret_id = ? ORDER BY version",
             (env, secret_id),
         )
         return [(int(v), bytes(r)) for v, r in rows]
 
-    def bucket_rows(self, env: str, bucket: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    def bucket_rows(
+        self, env: str, bucket: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """What a bucket's digest covers: heads whole; versions by record and the
         value's nonce and GCM tag (so a 1 MiB value is not hashed on every read)."""
         heads = self._query(
@@ -324,7 +325,9 @@ class VaultStore:
             " FROM versions WHERE env = ? AND bucket = ? ORDER BY secret_id, version",
             (env, bucket),
         )
-        return heads, [(sid, ver, rec, bytes(nonce) + bytes(tag)) for sid, ver, rec, nonce, tag in versions]
+        return heads, [
+            (sid, ver, rec, bytes(nonce) + bytes(tag)) for sid, ver, rec, nonce, tag in versions
+        ]
 
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT env, count(*) FROM secrets GROUP BY env")
