@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -28,6 +27,8 @@ def _exit_code_for(exc: BaseException) -> int:
     """Render ``exc`` on stderr and return the exit code (CLI.md)."""
     debug = os.environ.get(ENV_DEBUG) == "1"
     if debug:
+        import traceback
+
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, BsecretsError):
         render_error(exc.message, exc.hint)
@@ -52,7 +53,45 @@ def _exit_code_for(exc: BaseException) -> int:
     return int(ExitCode.ERROR)
 
 
+# Command name -> (module, function). Commands are built on demand, so a run
+# pays for parsing one command's signature and importing one module, not all.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("bsecrets.cli.vault_cmds", "init"),
+    "unlock": ("bsecrets.cli.vault_cmds", "unlock"),
+    "lock": ("bsecrets.cli.vault_cmds", "lock"),
+    "put": ("bsecrets.cli.secret_cmds", "put"),
+    "get": ("bsecrets.cli.secret_cmds", "get"),
+    "ls": ("bsecrets.cli.secret_cmds", "ls"),
+    "rm": ("bsecrets.cli.secret_cmds", "rm"),
+    "restore": ("bsecrets.cli.secret_cmds", "restore"),
+    "history": ("bsecrets.cli.secret_cmds", "history"),
+    "rollback": ("bsecrets.cli.secret_cmds", "rollback"),
+    "status": ("bsecrets.cli.vault_cmds", "status"),
+}
+
+
+def build_command(name: str) -> Any:
+    """The click command for ``name``, made from its Typer function."""
+    import importlib
+
+    import typer.main
+
+    module, attr = COMMANDS[name]
+    function = getattr(importlib.import_module(module), attr)
+    single = typer.Typer(
+        add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None
+    )
+    single.command(name=name)(function)
+    return typer.main.get_command(single)
+
+
 class BsecretsGroup(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return build_command(cmd_name) if cmd_name in COMMANDS else None
+
     def main(  # type: ignore[override]
         self,
         args: Sequence[str] | None = None,
@@ -135,16 +174,6 @@ def root(
     cli = CliContext(settings)
     ctx.obj = cli
     ctx.call_on_close(cli.close)
-
-
-def _register() -> None:
-    from bsecrets.cli import secret_cmds, vault_cmds
-
-    vault_cmds.register(app)
-    secret_cmds.register(app)
-
-
-_register()
 
 
 def main() -> None:

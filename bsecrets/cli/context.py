@@ -57,9 +57,9 @@ class CliContext:
     def manager(self) -> SecretsManager:
         if self._manager is None:
             from bsecrets.core.manager import SecretsManager
-            from bsecrets.core.profile import load_profile
+            from bsecrets.core.profile_cache import load_profile_cached
 
-            profile = load_profile(self.profile_path())
+            profile = load_profile_cached(self.profile_path())
             self._manager = SecretsManager(profile, self.credentials())
         return self._manager
 

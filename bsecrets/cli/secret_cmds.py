@@ -253,8 +253,3 @@ def rollback(
         )
     elif not cli.settings.quiet:
         sys.stdout.write(f"{result.name} v{result.version} ({result.env}) = v{to}\n")
-
-
-def register(app: typer.Typer) -> None:
-    for command in (put, get, ls, rm, restore, history, rollback):
-        app.command()(command)

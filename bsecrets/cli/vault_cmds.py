@@ -135,10 +135,3 @@ def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
     out("\nindicators\n")
     for ind in indicators:
         out(f"  {'ok  ' if ind.ok else 'FAIL'} {ind.name:<12} {ind.detail}\n")
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(init)
-    app.command()(unlock)
-    app.command()(lock)
-    app.command()(status)

@@ -187,22 +187,14 @@ class KdfParams:
 
 def generate_private_key() -> bytes:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import (
-        Encoding,
-        NoEncryption,
-        PrivateFormat,
-    )
 
-    key = X25519PrivateKey.generate()
-    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return X25519PrivateKey.generate().private_bytes_raw()
 
 
 def public_key_of(private_key: bytes) -> bytes:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    key = X25519PrivateKey.from_private_bytes(private_key)
-    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
 
 
 def _exchange(private_key: bytes, public_key: bytes) -> bytes:

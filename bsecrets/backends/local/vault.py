@@ -74,7 +74,7 @@ class LocalVault:
         private_key = generate_private_key()
         now = iso(clock())
         wraps = []
-        if passphrase is not None:
+        if passphrase is not None and not use_keyring:
             wraps.append(("passphrase", *wrap_with_passphrase(vault_id, private_key, passphrase)))
         kek = None
         if use_keyring:

@@ -1,0 +1,100 @@
+"""The everyday path stays light: the parsed-profile cache, lazy commands, and
+no heavy module imported by `get` (timings live in bench/, not here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import invoke
+
+from bsecrets.core.profile_cache import cache_dir, load_profile_cached
+
+HEAVY = ("yaml", "rich", "keyring", "hvac", "boto3", "botocore", "pydantic", "platformdirs")
+
+PROBE = """
+import sys
+sys.argv = ["bsecrets", *sys.argv[1:]]
+try:
+    from bsecrets.cli.app import main
+    main()
+except SystemExit as exc:
+    code = exc.code
+sys.stdout.flush()
+print("\\nMODULES " + " ".join(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def modules_after(*args: str) -> tuple[int, set[str]]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=False,
+        env=dict(os.environ), timeout=60,
+    )  # fmt: skip
+    line = [x for x in result.stderr.splitlines() if x.startswith("MODULES ")][-1]
+    return result.returncode, set(line.split()[1:])
+
+
+def test_get_imports_nothing_heavy(vault: Path) -> None:
+    invoke(["put", "a"], input="1")
+    session = invoke(["unlock"]).stdout.strip().split("=", 1)[1]
+    os.environ["BSECRETS_SESSION"] = session
+    try:
+        invoke(["ls"])  # fills the profile cache
+        code, modules = modules_after("get", "a")
+    finally:
+        del os.environ["BSECRETS_SESSION"]
+    assert code == 0
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert heavy == []
+    assert "bsecrets.cli.vault_cmds" not in modules  # commands are built on demand
+    assert "bsecrets.core.profile_parser" not in modules
+
+
+def test_cache_is_private_and_reused(vault: Path) -> None:
+    profile = load_profile_cached(vault / "bsecrets.yaml")
+    files = list(cache_dir().glob("*.json"))
+    assert len(files) == 1
+    assert files[0].stat().st_mode & 0o777 == 0o600
+    assert cache_dir().stat().st_mode & 0o777 == 0o700
+    assert load_profile_cached(vault / "bsecrets.yaml") == profile
+
+
+def test_editing_the_profile_invalidates_the_cache(vault: Path) -> None:
+    path = vault / "bsecrets.yaml"
+    assert load_profile_cached(path).default_env == "dev"
+    path.write_text(path.read_text().replace("default_env: dev", "default_env: prod"))
+    assert load_profile_cached(path).default_env == "prod"
+
+
+def test_errors_still_name_file_and_line(vault: Path) -> None:
+    path = vault / "bsecrets.yaml"
+    load_profile_cached(path)
+    path.write_text(path.read_text() + "bogus: 1\n")
+    result = invoke(["ls"])
+    assert result.exit_code == 2
+    assert "bsecrets.yaml:" in result.stderr and "bogus" in result.stderr
+
+
+@pytest.mark.parametrize("garbage", [b"not json", b'{"format": 1}', b"[]"])
+def test_a_broken_cache_is_ignored(vault: Path, garbage: bytes) -> None:
+    path = vault / "bsecrets.yaml"
+    expected = load_profile_cached(path)
+    (cache_file,) = cache_dir().glob("*.json")
+    cache_file.write_bytes(garbage)
+    assert load_profile_cached(path) == expected
+
+
+def test_a_cache_others_can_write_is_ignored(vault: Path) -> None:
+    path = vault / "bsecrets.yaml"
+    load_profile_cached(path)
+    (cache_file,) = cache_dir().glob("*.json")
+    entry = json.loads(cache_file.read_text())
+    entry["profile"]["default_env"] = "prod"  # a planted answer
+    cache_file.write_text(json.dumps(entry))
+    cache_file.chmod(0o666)
+    assert load_profile_cached(path).default_env == "dev"
