@@ -63,3 +63,17 @@ def test_nonces_do_not_repeat(tmp_path: Path) -> None:
         backend.put("same", b"same value", actor=ACTOR)
     rows = vault.store._query("SELECT substr(value, 1, 12) FROM versions")
     assert len({bytes(r[0]) for r in rows}) == 200
+
+
+def test_failed_first_write_leaves_no_half_created_environment(tmp_path: Path) -> None:
+    """The first write to an environment creates its key; if that write fails,
+    the key is rolled back with it, and the next write works."""
+    from bsecrets.core.errors import VersionConflict
+
+    vault = make_vault(tmp_path / "v" / "vault.db")
+    backend = LocalAdapter(vault, "fresh", utcnow)
+    with pytest.raises(VersionConflict):
+        backend.put("x", b"1", actor=ACTOR, if_version=3)
+    assert vault.store.sealed_env_key("fresh", "owner") is None
+    assert backend.put("x", b"1", actor=ACTOR).version == 1
+    assert backend.get("x").value == b"1"

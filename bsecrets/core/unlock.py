@@ -139,7 +139,7 @@ def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_sessi
         params, wrapped = wraps["keyring"]
         kek = keyring_load(store.vault_id)
         if kek is None:
-            kek = bytes(32)
+            raise KeyringUnavailable("the OS keyring has no key for this vault")
         try:
             return aead_open(kek, wrapped, _wrap_aad(store.vault_id, "keyring", params), "key")
         except IntegrityError:

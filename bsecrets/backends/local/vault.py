@@ -74,7 +74,7 @@ class LocalVault:
         private_key = generate_private_key()
         now = iso(clock())
         wraps = []
-        if passphrase is not None and not use_keyring:
+        if passphrase is not None:
             wraps.append(("passphrase", *wrap_with_passphrase(vault_id, private_key, passphrase)))
         kek = None
         if use_keyring:
@@ -134,6 +134,7 @@ class LocalVault:
             self.store.set_manifest(
                 env, empty.generation, empty.buckets, empty.mac(keys.manifest_key, self.vault_id)
             )
+            return keys  # not cached: the transaction that adds it may still roll back
         else:
             sender, blob = sealed
             if sender != OWNER:
