@@ -65,6 +65,8 @@ def init(
         force=force,
         clock=utcnow,
     )
+    if use_keyring and not result.vault_created:
+        cli.warn("the existing vault was kept; --keyring applies only to a new vault")
     if cli.want_json(json_out):
         cli.emit_json(
             {

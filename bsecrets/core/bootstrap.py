@@ -18,7 +18,7 @@ class InitResult:
     vault_file: Path
     environments: list[str]
     vault_created: bool  # False: an existing vault was kept (init --force)
-    keyring: bool
+    keyring: bool  # the new vault's key went to the OS keyring (never for a kept vault)
 
 
 def initialize(
@@ -74,4 +74,6 @@ def initialize(
         if not gitignore.exists():
             write_private_file(gitignore, b"# the encrypted vault and its WAL files\n*\n")
     staging.replace(profile_path)
-    return InitResult(profile_path, profile.vault_file, envs, vault_created, use_keyring)
+    return InitResult(
+        profile_path, profile.vault_file, envs, vault_created, use_keyring and vault_created
+    )

@@ -110,13 +110,28 @@ def keyring_store(vault_id: bytes, kek: bytes) -> None:
 
 
 def keyring_load(vault_id: bytes) -> bytes | None:
+    """The vault's key from the OS keyring; None if there is no entry."""
+    import binascii
+
     import keyring
 
     value = _keyring_call(
         "read the vault key",
         lambda: keyring.get_password(KEYRING_SERVICE, keyring_account(vault_id)),
     )
-    return base64.b64decode(str(value)) if value else None
+    if not value:
+        return None
+    try:
+        key = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise WrongPassphrase(
+            "the OS keyring holds a malformed key for this vault",
+            hint=f"the entry {KEYRING_SERVICE}/{keyring_account(vault_id)} was changed; "
+            "put the original back, or unlock with the passphrase if the vault has one",
+        )
+    return key
 
 
 def unlock_owner(
@@ -136,21 +151,45 @@ def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_sessi
     if creds.passphrase is not None and "passphrase" in wraps:
         return _open_passphrase_wrap(store.vault_id, wraps["passphrase"], creds.passphrase)
     if creds.use_keyring and "keyring" in wraps:
-        params, wrapped = wraps["keyring"]
-        kek = keyring_load(store.vault_id)
-        if kek is None:
-            raise KeyringUnavailable("the OS keyring has no key for this vault")
         try:
-            return aead_open(kek, wrapped, _wrap_aad(store.vault_id, "keyring", params), "key")
-        except IntegrityError:
-            raise WrongPassphrase("the key in the OS keyring does not open this vault") from None
+            return _open_keyring_wrap(store.vault_id, wraps["keyring"])
+        except KeyringUnavailable as exc:
+            if "passphrase" not in wraps:
+                raise KeyringUnavailable(
+                    exc.message,
+                    hint="this vault opens only with the OS keyring that 'init --keyring' used: "
+                    "run where it is available, or pass a session from there (BSECRETS_SESSION)",
+                ) from None
+            if creds.prompt is None:
+                raise KeyringUnavailable(
+                    exc.message, hint="or unlock with the vault's passphrase: BSECRETS_PASSPHRASE"
+                ) from None
+            # a terminal: fall back to asking for the passphrase
     if "passphrase" not in wraps:
-        raise VaultLocked("the vault is locked (it opens with the OS keyring, which is not in use)")
+        raise VaultLocked(
+            "the vault is locked (it opens with the OS keyring, which is not in use)",
+            hint="run where the OS keyring is available, or use BSECRETS_SESSION",
+        )
     if creds.prompt is None:
         raise VaultLocked("the vault is locked")
     return _open_passphrase_wrap(
         store.vault_id, wraps["passphrase"], creds.prompt("Vault passphrase: ")
     )
+
+
+def _open_keyring_wrap(vault_id: bytes, wrap: tuple[str, bytes]) -> bytes:
+    params, wrapped = wrap
+    kek = keyring_load(vault_id)
+    if kek is None:
+        raise KeyringUnavailable("the OS keyring has no key for this vault")
+    try:
+        return aead_open(kek, wrapped, _wrap_aad(vault_id, "keyring", params), "key")
+    except IntegrityError:
+        raise WrongPassphrase(
+            "the key in the OS keyring does not open this vault",
+            hint=f"the entry {KEYRING_SERVICE}/{keyring_account(vault_id)} was changed; "
+            "put the original back, or unlock with the passphrase if the vault has one",
+        ) from None
 
 
 def _open_passphrase_wrap(vault_id: bytes, wrap: tuple[str, bytes], passphrase: str) -> bytes:
