@@ -51,7 +51,7 @@ def test_get_imports_nothing_heavy(vault: Path) -> None:
     assert code == 0
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert heavy == []
-    assert "bsecrets.cli.vault_cmds" not in modules  # commands are built on demand
+    assert "bsecrets.cli.setup_cmds" not in modules  # commands are built on demand
     assert "bsecrets.core.profile_parser" not in modules
 
 

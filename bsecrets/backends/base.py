@@ -9,10 +9,37 @@ suite in ``tests/backend_contract.py`` checks every adapter the same way.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from bsecrets.core.health import ReflectiveModule
 from bsecrets.core.models import Secret, SecretSummary, SecretVersion, WriteResult
+
+if TYPE_CHECKING:
+    from bsecrets.core.timeutil import Clock
+
+# backend name (the profile's `backend:`) -> "module:factory". A factory is
+# ``(EnvironmentConfig, BackendContext) -> SecretBackend``; the module is
+# imported only when an environment uses it, so hvac and boto3 stay off the
+# path of local commands.
+FACTORIES: dict[str, str] = {
+    "local": "bsecrets.backends.local.adapter:from_config",
+    "vault": "bsecrets.backends.vault:from_config",
+    "aws": "bsecrets.backends.aws:from_config",
+}
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What the manager gives an adapter factory: settled configuration and shared services."""
+
+    environ: Mapping[str, str]  # the process environment, settled once (VAULT_ADDR, AWS_*...)
+    clock: Clock
+    # The LocalVault of the profile, opened on demand: remote adapters keep
+    # their caches (login tokens, assumed-role credentials) sealed in it.
+    local_vault: Callable[[], Any]
 
 
 class Capability(StrEnum):

@@ -56,9 +56,9 @@ def _exit_code_for(exc: BaseException) -> int:
 # Command name -> (module, function). Commands are built on demand, so a run
 # pays for parsing one command's signature and importing one module, not all.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("bsecrets.cli.vault_cmds", "init"),
-    "unlock": ("bsecrets.cli.vault_cmds", "unlock"),
-    "lock": ("bsecrets.cli.vault_cmds", "lock"),
+    "init": ("bsecrets.cli.setup_cmds", "init"),
+    "unlock": ("bsecrets.cli.setup_cmds", "unlock"),
+    "lock": ("bsecrets.cli.setup_cmds", "lock"),
     "put": ("bsecrets.cli.secret_cmds", "put"),
     "get": ("bsecrets.cli.secret_cmds", "get"),
     "ls": ("bsecrets.cli.secret_cmds", "ls"),
@@ -66,7 +66,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": ("bsecrets.cli.secret_cmds", "restore"),
     "history": ("bsecrets.cli.secret_cmds", "history"),
     "rollback": ("bsecrets.cli.secret_cmds", "rollback"),
-    "status": ("bsecrets.cli.vault_cmds", "status"),
+    "status": ("bsecrets.cli.setup_cmds", "status"),
 }
 
 
@@ -77,7 +77,10 @@ def build_command(name: str) -> Any:
     import typer.main
 
     module, attr = COMMANDS[name]
-    function = getattr(importlib.import_module(module), attr)
+    target = getattr(importlib.import_module(module), attr)
+    if isinstance(target, typer.Typer):  # a command group, e.g. 'bsecrets vault policy'
+        return typer.main.get_command(target)
+    function = target
     single = typer.Typer(
         add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None
     )

@@ -60,7 +60,9 @@ class CliContext:
             from bsecrets.core.profile_cache import load_profile_cached
 
             profile = load_profile_cached(self.profile_path())
-            self._manager = SecretsManager(profile, self.credentials())
+            self._manager = SecretsManager(
+                profile, self.credentials(), environ=self.settings.environ
+            )
         return self._manager
 
     def env(self, command_env: str | None) -> str | None:

@@ -8,6 +8,8 @@ environment's backend, and calls it. Audit and access control plug in here
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,10 @@ class SecretsManager(ReflectiveModule):
         *,
         clock: Clock = utcnow,
         context: AccessContext | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.profile = profile
+        self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.creds = creds
         self.clock = clock
         self._context = context
@@ -68,18 +72,27 @@ class SecretsManager(ReflectiveModule):
         return self._local
 
     def backend(self, env: str | None) -> SecretBackend:
+        """The backend of ``env`` (built once per process, module imported on first use)."""
         name = self.env_name(env)
         if name not in self._backends:
+            import importlib
+
+            from bsecrets.backends.base import FACTORIES, BackendContext
+
             config = self.profile.environment(name)
-            if config.backend != "local":
+            module_name, factory = FACTORIES[config.backend].split(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
                 raise BackendUnavailable(
                     f"environment '{name}' uses the {config.backend} backend, "
                     "which this version of bsecrets does not support yet",
                     hint="use a local environment for now",
-                )
-            from bsecrets.backends.local.adapter import LocalAdapter
-
-            self._backends[name] = LocalAdapter(self.local_vault(), name, self.clock)
+                ) from None
+            context = BackendContext(self.environ, self.clock, self.local_vault)
+            self._backends[name] = getattr(module, factory)(config, context)
         return self._backends[name]
 
     def close(self) -> None:

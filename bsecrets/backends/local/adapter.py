@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bsecrets.backends.base import Capability, SecretBackend
+from bsecrets.backends.base import BackendContext, Capability, SecretBackend
 from bsecrets.backends.local.manifest import BUCKETS, Manifest, bucket_digest, bucket_of
 from bsecrets.backends.local.vault import LocalVault
 from bsecrets.core.errors import (
@@ -27,6 +27,13 @@ from bsecrets.core.health import HealthIndicator
 from bsecrets.core.keys import EnvironmentKeys, aead_open, aead_seal, encode_aad
 from bsecrets.core.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
 from bsecrets.core.timeutil import Clock, iso, parse_iso
+
+if TYPE_CHECKING:
+    from bsecrets.core.profile import EnvironmentConfig
+
+
+def from_config(config: EnvironmentConfig, context: BackendContext) -> LocalAdapter:
+    return LocalAdapter(context.local_vault(), config.name, context.clock)
 
 
 def _json(data: dict[str, Any]) -> bytes:
