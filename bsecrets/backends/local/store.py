@@ -203,6 +203,20 @@ class VaultStore:
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
 
+    def query_optional_table(
+        self, table: str, sql: str, params: tuple[Any, ...] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``sql``, or [] when ``table`` (created on first use) does not exist yet."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)):
+            return []
+        return self._query(sql, params)
+
+    def execute_write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """One statement inside write(); for small side tables such as the sealed cache."""
+        if not self._in_tx:
+            raise RuntimeError("execute_write outside a write transaction")
+        self._exec(sql, params)
+
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         rows = self._query(sql, params)
         return rows[0] if rows else None

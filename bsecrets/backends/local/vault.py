@@ -110,6 +110,22 @@ class LocalVault:
             )
         return self._private_key
 
+    def can_unlock_quietly(self) -> bool:
+        """Whether the owner key is available without a prompt (session, passphrase, keyring)."""
+        if self._private_key is not None:
+            return True
+        from dataclasses import replace
+
+        from bsecrets.core.errors import Denied
+
+        try:
+            self._private_key = unlock_owner(
+                self.store, replace(self._creds, prompt=None), self._clock()
+            )
+        except Denied:
+            return False
+        return True
+
     def env_keys(self, env: str, *, create: bool = False) -> EnvironmentKeys | None:
         """The environment's keys; None if it has none yet and ``create`` is false.
 
