@@ -200,22 +200,43 @@ class SecretsManager(ReflectiveModule):
         }
 
     def _env_status(self, name: str) -> dict[str, Any]:
+        from bsecrets.core.errors import BsecretsError
+
         config = self.profile.environment(name)
-        if config.backend != "local":
-            return {"backend": config.backend, "supported": False}
-        if not Path(self.profile.vault_file).exists():
+        if config.backend == "local" and not Path(self.profile.vault_file).exists():
             return {"backend": "local", "initialized": False, "secrets": 0}
-        return self.backend(name).get_module_status()
+        try:
+            return self.backend(name).get_module_status()
+        except BsecretsError as exc:
+            return {"backend": config.backend, "error": exc.message}
 
     def get_health_indicators(self) -> list[HealthIndicator]:
+        """The profile, the local vault (once) and each remote environment's indicators."""
+        from bsecrets.core.errors import BsecretsError
+
         indicators = [HealthIndicator("profile", True, str(self.profile.path))]
         vault_file = Path(self.profile.vault_file)
-        if not vault_file.exists():
-            return [*indicators, HealthIndicator("vault_file", False, f"no vault at {vault_file}")]
-        local = [n for n, c in self.profile.environments.items() if c.backend == "local"]
-        if local:
-            indicators += self.backend(local[0]).get_health_indicators()
-            indicators.append(self._session_indicator())
+        local_done = False
+        for name, config in self.profile.environments.items():
+            if config.backend == "local":
+                if local_done:
+                    continue
+                local_done = True
+                if not vault_file.exists():
+                    indicators.append(
+                        HealthIndicator("vault_file", False, f"no vault at {vault_file}")
+                    )
+                    continue
+                indicators += self.backend(name).get_health_indicators()
+                indicators.append(self._session_indicator())
+                continue
+            try:
+                remote = self.backend(name).get_health_indicators()
+            except BsecretsError as exc:
+                remote = [HealthIndicator("backend", False, exc.message)]
+            indicators += [
+                HealthIndicator(f"{name}.{i.name}", i.ok, i.detail, i.value) for i in remote
+            ]
         return indicators
 
     def _session_indicator(self) -> HealthIndicator:
