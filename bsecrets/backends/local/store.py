@@ -327,18 +327,25 @@ class VaultStore:
     def bucket_rows(
         self, env: str, bucket: int
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """What a bucket's digest covers: heads whole; versions by record and the
-        value's nonce and GCM tag (so a 1 MiB value is not hashed on every read)."""
+        """What a bucket's digest covers, sorted: heads whole; versions by record and the
+        value's nonce and GCM tag (so a 1 MiB value is not hashed on every read).
+
+        Sorted here rather than with ORDER BY: with ORDER BY, SQLite walks the
+        primary-key index over the whole environment instead of the bucket
+        index (5-6 ms instead of 0.04 ms per bucket at 10,000 secrets).
+        """
         heads = self._query(
-            "SELECT lookup, secret_id, record FROM secrets WHERE env = ? AND bucket = ?"
-            " ORDER BY lookup",
+            "SELECT lookup, secret_id, record FROM secrets INDEXED BY secrets_by_bucket"
+            " WHERE env = ? AND bucket = ?",
             (env, bucket),
         )
         versions = self._query(
             "SELECT secret_id, version, record, substr(value, 1, 12), substr(value, -16)"
-            " FROM versions WHERE env = ? AND bucket = ? ORDER BY secret_id, version",
+            " FROM versions INDEXED BY versions_by_bucket WHERE env = ? AND bucket = ?",
             (env, bucket),
         )
+        heads.sort(key=lambda row: bytes(row[0]))
+        versions.sort(key=lambda row: (bytes(row[0]), int(row[1])))
         return heads, [
             (sid, ver, rec, bytes(nonce) + bytes(tag)) for sid, ver, rec, nonce, tag in versions
         ]
