@@ -186,3 +186,35 @@ def test_profile_found_from_subfolder_and_by_flag(
     assert invoke(["get", "a"]).stdout == "1\n"
     monkeypatch.chdir("/")
     assert invoke(["--profile", str(vault / "bsecrets.yaml"), "get", "a"]).stdout == "1\n"
+
+
+def test_unlock_again_with_an_expired_session_set(
+    vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    old = invoke(["unlock", "--ttl", "1s"]).stdout.strip().split("=", 1)[1]
+    monkeypatch.setenv("BSECRETS_SESSION", old)
+    time.sleep(1.1)
+    fresh = invoke(["unlock"])  # the passphrase is still in the environment
+    assert fresh.exit_code == 0, fresh.stderr
+    monkeypatch.setenv("BSECRETS_SESSION", fresh.stdout.strip().split("=", 1)[1])
+    monkeypatch.delenv("BSECRETS_PASSPHRASE")
+    put("after", "ok")
+    assert invoke(["get", "after"]).stdout == "ok\n"
+
+
+def test_session_carries_environment_keys(vault: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command in a session opens environments without unsealing (no X25519),
+    and an environment created after the unlock still works."""
+    put("a", "1")
+    token = invoke(["unlock"]).stdout.strip().split("=", 1)[1]
+    monkeypatch.delenv("BSECRETS_PASSPHRASE")
+    monkeypatch.setenv("BSECRETS_SESSION", token)
+    assert invoke(["get", "a"]).stdout == "1\n"
+    profile = vault / "bsecrets.yaml"
+    profile.write_text(
+        profile.read_text().replace("environments:\n", "environments:\n  qa:\n    backend: local\n")
+    )
+    put("b", "2", "-e", "qa")
+    assert invoke(["get", "b", "-e", "qa"]).stdout == "2\n"

@@ -53,6 +53,8 @@ def test_get_imports_nothing_heavy(vault: Path) -> None:
     assert heavy == []
     assert "bsecrets.cli.setup_cmds" not in modules  # commands are built on demand
     assert "bsecrets.core.profile_parser" not in modules
+    # the session carries the environment keys: no X25519 (and its OpenSSL backend) on get
+    assert "cryptography.hazmat.primitives.asymmetric.x25519" not in modules
 
 
 def test_cache_is_private_and_reused(vault: Path) -> None:

@@ -178,9 +178,21 @@ class SecretsManager(ReflectiveModule):
         """Start a session for the local vault; returns a core.session.Session."""
         from bsecrets.core import session
 
-        vault = self.local_vault()
-        private_key = vault.private_key(allow_session=False)
-        return session.start(vault.vault_id, private_key, ttl, self.clock())
+        from dataclasses import replace
+
+        from bsecrets.backends.local.vault import LocalVault
+
+        # A fresh handle that ignores any BSECRETS_SESSION already set (it may have expired).
+        vault = LocalVault.open(
+            self.profile.vault_file, replace(self.creds, session_token=None), self.clock
+        )
+        try:
+            private_key = vault.private_key()
+            with vault.store.read():
+                masters = vault.env_masters()
+            return session.start(vault.vault_id, private_key, ttl, self.clock(), masters)
+        finally:
+            vault.close()
 
     def lock(self) -> int:
         from bsecrets.core import session

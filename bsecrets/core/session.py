@@ -58,7 +58,24 @@ def _aad(session_id: str, vault_id: bytes, principal: str, expires_at: str) -> b
     return encode_aad("session", session_id, vault_id, principal, expires_at)
 
 
-def start(vault_id: bytes, private_key: bytes, ttl: timedelta, now: datetime) -> Session:
+@dataclass(frozen=True)
+class SessionContents:
+    private_key: bytes
+    # Environment master keys unsealed at unlock time, so that a command in the
+    # session needs no X25519 (whose OpenSSL backend import alone costs ~6 ms).
+    env_masters: dict[str, bytes]
+
+    def __repr__(self) -> str:
+        return f"SessionContents(envs={sorted(self.env_masters)})"
+
+
+def start(
+    vault_id: bytes,
+    private_key: bytes,
+    ttl: timedelta,
+    now: datetime,
+    env_masters: dict[str, bytes] | None = None,
+) -> Session:
     if ttl > MAX_TTL:
         from bsecrets.core.errors import UsageError
 
@@ -71,6 +88,10 @@ def start(vault_id: bytes, private_key: bytes, ttl: timedelta, now: datetime) ->
         "principal": "owner",
         "expires_at": expires,
         "sealed": _b64(aead_seal(key, private_key, _aad(session_id, vault_id, "owner", expires))),
+        "envs": {
+            env: _b64(aead_seal(key, master, _aad(session_id, vault_id, f"env:{env}", expires)))
+            for env, master in (env_masters or {}).items()
+        },
     }
     directory = session_dir()
     ensure_private_dir(directory)
@@ -92,8 +113,8 @@ def _parse_token(token: str) -> tuple[str, bytes]:
     return parts[1], key
 
 
-def open_session(token: str, vault_id: bytes, now: datetime) -> bytes:
-    """The owner private key the session holds, or SessionInvalid (exit 4)."""
+def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
+    """The keys the session holds, or SessionInvalid (exit 4)."""
     session_id, key = _parse_token(token)
     path = session_dir() / f"{session_id}.json"
     check_private_file(path)
@@ -102,6 +123,7 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> bytes:
         expires = str(body["expires_at"])
         sealed = _unb64(str(body["sealed"]))
         file_vault = bytes.fromhex(str(body["vault_id"]))
+        sealed_envs = {str(env): _unb64(str(blob)) for env, blob in body.get("envs", {}).items()}
     except FileNotFoundError:
         raise SessionInvalid("the session has ended (locked, expired or never started)") from None
     except (OSError, ValueError, KeyError, TypeError):
@@ -112,13 +134,17 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> bytes:
         private_key = aead_open(
             key, sealed, _aad(session_id, vault_id, "owner", expires), "session"
         )
+        masters = {
+            env: aead_open(key, blob, _aad(session_id, vault_id, f"env:{env}", expires), "session")
+            for env, blob in sealed_envs.items()
+        }
     except IntegrityError:
         raise SessionInvalid("the session token is not valid for this session") from None
     if now >= parse_iso(expires):
         with contextlib.suppress(OSError):
             path.unlink()
         raise SessionInvalid(f"the session expired at {expires}")
-    return private_key
+    return SessionContents(private_key, masters)
 
 
 def end(token: str | None, vault_id: bytes) -> int:

@@ -146,7 +146,7 @@ def unlock_owner(
 
 def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_session: bool) -> bytes:
     if allow_session and creds.session_token:
-        return session.open_session(creds.session_token, store.vault_id, now)
+        return session.open_session(creds.session_token, store.vault_id, now).private_key
     wraps = store.key_wraps(OWNER)
     if creds.passphrase is not None and "passphrase" in wraps:
         return _open_passphrase_wrap(store.vault_id, wraps["passphrase"], creds.passphrase)

@@ -47,6 +47,8 @@ class LocalVault:
         self._creds = creds
         self._clock = clock
         self._private_key: bytes | None = None
+        self._masters: dict[str, bytes] | None = None  # from the session, if any
+        self._unsealed: dict[str, bytes] = {}
         self._env_keys: dict[str, EnvironmentKeys] = {}
 
     @property
@@ -103,7 +105,30 @@ class LocalVault:
 
     # --- keys ------------------------------------------------------------
 
+    def _session_masters(self) -> dict[str, bytes]:
+        """Environment keys carried by BSECRETS_SESSION (opening it also gives the owner key,
+        which was checked against the vault's public key when the session started)."""
+        if self._masters is None:
+            self._masters = {}
+            if self._creds.session_token:
+                from bsecrets.core.session import open_session
+
+                contents = open_session(self._creds.session_token, self.vault_id, self._clock())
+                self._masters = contents.env_masters
+                self._private_key = contents.private_key
+        return self._masters
+
+    def env_masters(self) -> dict[str, bytes]:
+        """Every environment's master key (for sealing into a new session)."""
+        masters = {}
+        for env in self.store.environments():
+            self.env_keys(env)
+            masters[env] = self._unsealed[env]
+        return masters
+
     def private_key(self, *, allow_session: bool = True) -> bytes:
+        if allow_session and self._creds.session_token:
+            self._session_masters()
         if self._private_key is None:
             self._private_key = unlock_owner(
                 self.store, self._creds, self._clock(), allow_session=allow_session
@@ -134,6 +159,11 @@ class LocalVault:
         """
         if env in self._env_keys:
             return self._env_keys[env]
+        from_session = self._session_masters().get(env)
+        if from_session is not None:
+            self._unsealed[env] = from_session
+            self._env_keys[env] = EnvironmentKeys.from_master(from_session)
+            return self._env_keys[env]
         sealed = self.store.sealed_env_key(env, OWNER)
         if sealed is None:
             if self.store.manifest(env) is not None:
@@ -161,5 +191,6 @@ class LocalVault:
                 private_key, self.store.public_key(sender), blob, context, f"the key of '{env}'"
             )
             keys = EnvironmentKeys.from_master(master)
+        self._unsealed[env] = master
         self._env_keys[env] = keys
         return keys
