@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bsecrets.core.health import ReflectiveModule
 from bsecrets.core.models import Secret, SecretSummary, SecretVersion, WriteResult
@@ -31,8 +30,7 @@ FACTORIES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class BackendContext:
+class BackendContext(NamedTuple):
     """What the manager gives an adapter factory: settled configuration and shared services."""
 
     environ: Mapping[str, str]  # the process environment, settled once (VAULT_ADDR, AWS_*...)

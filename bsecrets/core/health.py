@@ -7,19 +7,17 @@ later issues add the audit log, access manager and rotation manager.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class HealthIndicator:
+class HealthIndicator(NamedTuple):
     name: str
     ok: bool
     detail: str = ""
     value: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self._asdict())
 
 
 class ReflectiveModule(ABC):

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -113,8 +112,7 @@ def sha256_digest(data: bytes) -> bytes:
 # --- passphrase wrapping ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KdfParams:
+class KdfParams(NamedTuple):
     """Argon2id parameters, stored beside the key they wrap."""
 
     salt: bytes
@@ -236,8 +234,7 @@ def unseal(
     return aead_open(key, blob[32:], context, what)
 
 
-@dataclass(frozen=True)
-class EnvironmentKeys:
+class EnvironmentKeys(NamedTuple):
     """The keys of one environment, derived from its 256-bit master key."""
 
     value_key: bytes  # AES-256-GCM for names, metadata and values

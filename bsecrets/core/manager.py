@@ -176,15 +176,12 @@ class SecretsManager(ReflectiveModule):
 
     def unlock(self, ttl: Any) -> Any:
         """Start a session for the local vault; returns a core.session.Session."""
-        from bsecrets.core import session
-
-        from dataclasses import replace
-
         from bsecrets.backends.local.vault import LocalVault
+        from bsecrets.core import session
 
         # A fresh handle that ignores any BSECRETS_SESSION already set (it may have expired).
         vault = LocalVault.open(
-            self.profile.vault_file, replace(self.creds, session_token=None), self.clock
+            self.profile.vault_file, self.creds._replace(session_token=None), self.clock
         )
         try:
             private_key = vault.private_key()

@@ -23,9 +23,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bsecrets.core.errors import (
     EnvironmentNotFound,
@@ -61,26 +60,24 @@ _ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TAG = "tag:yaml.org,2002:"
 
 
-@dataclass(frozen=True)
-class EnvironmentConfig:
+class EnvironmentConfig(NamedTuple):
     """One validated environment of a profile (see the module docstring for ``options``)."""
 
     name: str
     backend: str  # "local" | "vault" | "aws"
-    options: Mapping[str, Any] = field(hash=False)
+    options: Mapping[str, Any]
     protected: bool = False
     line: int | None = None  # 1-based line of the environment's key in the file
 
 
-@dataclass(frozen=True)
-class Profile:
+class Profile(NamedTuple):
     """A validated profile. ``environments`` keeps the file's order."""
 
     path: Path  # absolute
     version: int
     default_env: str  # always names one of ``environments``
     vault_file: Path  # absolute
-    environments: Mapping[str, EnvironmentConfig] = field(hash=False)
+    environments: Mapping[str, EnvironmentConfig]
 
     def environment(self, name: str) -> EnvironmentConfig:
         """The environment called ``name``; EnvironmentNotFound (exit 3) if there is none."""

@@ -15,9 +15,9 @@ import contextlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from bsecrets.core.errors import IntegrityError, SessionInvalid
 from bsecrets.core.files import check_private_file, ensure_private_dir, write_private_file
@@ -39,8 +39,7 @@ def session_dir() -> Path:
     return base / "bsecrets" / "sessions"
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     token: str
     session_id: str
     expires_at: datetime
@@ -58,8 +57,7 @@ def _aad(session_id: str, vault_id: bytes, principal: str, expires_at: str) -> b
     return encode_aad("session", session_id, vault_id, principal, expires_at)
 
 
-@dataclass(frozen=True)
-class SessionContents:
+class SessionContents(NamedTuple):
     private_key: bytes
     # Environment master keys unsealed at unlock time, so that a command in the
     # session needs no X25519 (whose OpenSSL backend import alone costs ~6 ms).

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from bsecrets.core.errors import UsageError
 
@@ -19,8 +19,7 @@ ENV_DEBUG = "BSECRETS_DEBUG"
 ENV_NO_COLOR = "NO_COLOR"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """The global options after precedence is applied (the profile is loaded lazily)."""
 
     profile: str | None = None  # --profile, else BSECRETS_PROFILE; None: search
@@ -29,7 +28,7 @@ class Settings:
     quiet: bool = False
     color: bool = True
     debug: bool = False
-    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    environ: Mapping[str, str] = {}  # never mutated
 
     @classmethod
     def resolve(

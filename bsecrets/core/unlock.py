@@ -10,9 +10,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from bsecrets.core import session
 from bsecrets.core.errors import (
@@ -35,8 +34,7 @@ KEYRING_SERVICE = "bsecrets"
 Prompt = Callable[[str], str]
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """What the caller can offer to unlock a vault, settled once per process."""
 
     session_token: str | None = None

@@ -16,8 +16,7 @@ file alone; that needs the external anchor of the audit log.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from bsecrets.core.errors import IntegrityError
 from bsecrets.core.keys import encode_aad, mac, mac_verify, sha256, sha256_digest
@@ -43,8 +42,7 @@ def bucket_digest(heads: Iterable[tuple[Any, ...]], versions: Iterable[tuple[Any
     return bytes(h.finalize())
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     env: str
     generation: int
     buckets: bytes  # BUCKETS * DIGEST_BYTES

@@ -139,13 +139,11 @@ class LocalVault:
         """Whether the owner key is available without a prompt (session, passphrase, keyring)."""
         if self._private_key is not None:
             return True
-        from dataclasses import replace
-
         from bsecrets.core.errors import Denied
 
         try:
             self._private_key = unlock_owner(
-                self.store, replace(self._creds, prompt=None), self._clock()
+                self.store, self._creds._replace(prompt=None), self._clock()
             )
         except Denied:
             return False
