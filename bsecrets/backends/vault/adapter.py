@@ -1,0 +1,404 @@
+"""VaultAdapter: the SecretBackend of one environment on a KV v2 mount.
+
+Every secret of the environment lives at ``<mount>/data/<prefix>/<name>``.
+Vault does the versioning: ``get --version``, ``history`` and the manager's
+``rollback`` read its metadata. Every write is a check-and-set: a plain put
+reads the current version and writes with ``cas`` set to it, so a concurrent
+writer makes it fail (VersionConflict, exit 7) instead of being overwritten.
+``delete`` soft-deletes the latest version, ``restore`` undeletes it,
+``purge`` deletes the metadata and every version. No hvac or requests import
+happens before the first request (transport.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+from bsecrets.backends.base import Capability, SecretBackend
+from bsecrets.backends.vault import codec
+from bsecrets.backends.vault.auth import Authenticator
+from bsecrets.backends.vault.errors import VaultHTTPError, translate
+from bsecrets.backends.vault.mount import mount_error, no_mount
+from bsecrets.core.errors import (
+    BsecretsError,
+    SecretNotFound,
+    UsageError,
+    VersionConflict,
+    VersionNotFound,
+)
+from bsecrets.core.health import HealthIndicator
+from bsecrets.core.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
+
+if TYPE_CHECKING:
+    from bsecrets.backends.base import BackendContext
+    from bsecrets.backends.vault.config import VaultSettings
+
+T = TypeVar("T")
+HEALTH_BUDGET_S = 3.0
+LIST_WORKERS = 8
+
+
+class VaultAdapter(SecretBackend):
+    kind = "vault"
+    capabilities = frozenset(Capability)
+
+    def __init__(self, settings: VaultSettings, context: BackendContext) -> None:
+        super().__init__(settings.env)
+        self.settings = settings
+        self.clock = context.clock
+        self.auth = Authenticator(settings, context)
+        self._client: Any = None
+        self._mount_checked = False
+
+    # --- plumbing --------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The hvac Client (built, and hvac imported, on first use)."""
+        if self._client is None:
+            from bsecrets.backends.vault.transport import build_client
+
+            self._client = build_client(self.settings)
+        return self._client
+
+    def _call(self, fn: Callable[[Any], T], *, refresh: bool = True) -> T:
+        """``fn(client)`` with a token, under one deadline. A cached login token
+        that Vault refuses is replaced by a fresh login, once."""
+        client = self.client
+        with client.adapter.operation():
+            client.token = self.auth.token(client)
+            try:
+                return fn(client)
+            except VaultHTTPError as exc:
+                if not (refresh and exc.is_denied and self.auth.refresh(client)):
+                    raise
+            client.token = self.auth.token(client)
+            return fn(client)
+
+    def _api(self, kind: str, path: str) -> str:
+        return f"/v1/{quote(self.settings.mount)}/{kind}/{quote(path)}"
+
+    def _fail(self, exc: VaultHTTPError, what: str) -> BsecretsError:
+        if "no handler for route" in exc.detail:
+            return no_mount(self.settings)
+        hint = None
+        if exc.is_denied:
+            hint = (
+                f"check the token ({self.auth.source}) and its policies; "
+                f"'bsecrets vault policy -e {self.env}' prints the policy bsecrets needs"
+            )
+        return translate(exc, what=what, env=self.env, hint=hint)
+
+    def _check_mount(self) -> None:
+        """UsageError unless the mount is KV version 2; asked once per process, before
+        the first write and after a 'not found' (a KV v1 mount would answer 404 to
+        every KV v2 read and silently store writes under 'data/')."""
+        if self._mount_checked:
+            return
+        url = f"/v1/sys/internal/ui/mounts/{quote(self.settings.mount)}"
+        try:
+            answer = self._call(lambda c: c.adapter.get(url))
+        except VaultHTTPError:
+            return  # this token may not ask; the operation itself will tell
+        error = mount_error(self.settings, answer)
+        if error is not None:
+            raise error
+        self._mount_checked = True
+
+    def _metadata(self, name: str) -> dict[str, Any] | None:
+        """The secret's KV metadata; None if Vault has no version of it."""
+        path = self.settings.path(name)
+        try:
+            answer = self._call(lambda c: c.adapter.get(self._api("metadata", path)))
+        except VaultHTTPError as exc:
+            if exc.status != 404 or "no handler for route" in exc.detail:
+                raise self._fail(exc, f"reading the metadata of secret '{name}'") from exc
+            self._check_mount()
+            return None
+        meta: dict[str, Any] = answer["data"]
+        return meta if int(meta.get("current_version") or 0) > 0 else None
+
+    def _existing(self, name: str) -> dict[str, Any]:
+        meta = self._metadata(name)
+        if meta is None:
+            raise SecretNotFound(f"secret '{name}' not found in environment '{self.env}'")
+        return meta
+
+    def _is_deleted(self, info: dict[str, Any]) -> bool:
+        return codec.is_deleted(info, self.clock())
+
+    # --- SecretBackend ---------------------------------------------------
+
+    def put(
+        self,
+        name: str,
+        value: bytes,
+        *,
+        actor: str,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        if_version: int | None = None,
+    ) -> WriteResult:
+        path = self.settings.path(name)
+        codec.check_metadata(tags, description)
+        self._check_mount()  # before anything is written: a KV v1 mount would take it silently
+        meta = self._metadata(name) or {}
+        current = int(meta.get("current_version") or 0)
+        if if_version is not None and if_version != current:
+            raise VersionConflict(
+                f"secret '{name}' is at version {current}, not {if_version}"
+                if current
+                else f"secret '{name}' does not exist (expected version {if_version})"
+            )
+        patch = codec.metadata_patch(
+            meta.get("custom_metadata"),
+            version=current + 1,  # what a successful check-and-set makes
+            actor=actor,
+            kept_versions={int(v) for v in meta.get("versions") or {}},
+            tags=tags,
+            description=description,
+        )
+        payload = {"options": {"cas": current}, "data": codec.encode_value(value)}
+        try:
+            answer = self._call(lambda c: c.adapter.post(self._api("data", path), json=payload))
+        except VaultHTTPError as exc:
+            if exc.is_cas_mismatch:
+                raise VersionConflict(
+                    f"secret '{name}' in environment '{self.env}' changed in Vault while it was "
+                    f"being written (it was at version {current}); nothing was overwritten",
+                ) from exc
+            raise self._fail(exc, f"writing secret '{name}'") from exc
+        version = int(answer["data"]["version"])
+        try:
+            self._call(
+                lambda c: c.adapter.request(
+                    "patch",
+                    self._api("metadata", path),
+                    json={"custom_metadata": patch},
+                    headers={"Content-Type": "application/merge-patch+json"},
+                )
+            )
+        except VaultHTTPError as exc:
+            raise self._fail(
+                exc,
+                f"recording tags, description and author of secret '{name}' "
+                f"(its value is stored as version {version})",
+            ) from exc
+        return WriteResult(name=name, env=self.env, version=version)
+
+    def get(self, name: str, version: int | None = None) -> Secret:
+        base, field = codec.split_field(name)
+        path = self.settings.path(base)
+        if version is not None:
+            current, info = codec.latest(self._existing(base))
+            if self._is_deleted(info):
+                raise codec.deleted_error(base, self.env, info)
+            if not 1 <= version <= current:
+                raise VersionNotFound(f"secret '{base}' has no version {version}")
+        params = {"version": version} if version is not None else {}
+        try:
+            answer = self._call(lambda c: c.adapter.get(self._api("data", path), params=params))
+        except VaultHTTPError as exc:
+            if exc.status != 404 or "no handler for route" in exc.detail:
+                raise self._fail(exc, f"reading secret '{base}'") from exc
+            body = exc.body if isinstance(exc.body, dict) else {}
+            found = (body.get("data") or {}).get("metadata")
+            if version is not None:
+                why = "was deleted or destroyed" if found else "is no longer kept by Vault"
+                raise VersionNotFound(f"version {version} of secret '{base}' {why}") from None
+            if isinstance(found, dict):
+                raise codec.deleted_error(base, self.env, found) from None
+            self._check_mount()
+            raise SecretNotFound(f"secret '{base}' not found in environment '{self.env}'") from None
+        data = answer.get("data") if isinstance(answer, dict) else None
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(meta, dict) or "data" not in data:
+            self._mount_checked = False
+            self._check_mount()
+            raise BsecretsError(f"Vault's answer for secret '{base}' is not KV v2 data")
+        stored = data["data"]
+        value = (
+            codec.select_field(stored, field, base, self.env)
+            if field is not None
+            else codec.decode_value(stored)
+        )
+        number, custom = int(meta["version"]), meta.get("custom_metadata")
+        created = codec.parse_time(meta.get("created_time")) or self.clock()
+        return Secret(
+            name=name,
+            env=self.env,
+            version=number,
+            value=value,
+            created_at=created,
+            created_by=codec.author_of(custom, number),
+            tags=codec.tags_of(custom),
+            description=codec.description_of(custom),
+        )
+
+    def list_secrets(
+        self, prefix: str = "", *, include_deleted: bool = False
+    ) -> list[SecretSummary]:
+        directory = prefix.rpartition("/")[0]
+        if directory:
+            self.settings.path(directory)  # no '..' walks out of the prefix
+        names = [n for n in self._walk(directory) if n.startswith(prefix)]
+        out = []
+        for name, meta in zip(names, self._fan_out(self._metadata_quietly, names), strict=True):
+            if meta is None:
+                continue  # purged since the listing
+            current, info = codec.latest(meta)
+            deleted = self._is_deleted(info)
+            if deleted and not include_deleted:
+                continue
+            custom = meta.get("custom_metadata")
+            out.append(
+                SecretSummary(
+                    name=name,
+                    version=current,
+                    updated_at=codec.parse_time(meta.get("updated_time")) or self.clock(),
+                    tags=codec.tags_of(custom),
+                    deleted=deleted,
+                )
+            )
+        return sorted(out, key=lambda s: s.name)
+
+    def _walk(self, directory: str) -> list[str]:
+        """Every secret name under ``directory`` (relative to the prefix), recursively."""
+        root, names, pending = self.settings.prefix, [], [directory]
+        while pending:
+            folder = pending.pop()
+            full = "/".join(p for p in (root, folder) if p) + "/"
+            url = self._api("metadata", full)
+
+            def listing(client: Any, url: str = url) -> Any:
+                return client.adapter.list(url)
+
+            try:
+                answer = self._call(listing)
+            except VaultHTTPError as exc:
+                if exc.status != 404 or "no handler for route" in exc.detail:
+                    raise self._fail(exc, f"listing '{folder or '/'}'") from exc
+                if folder == directory:
+                    self._check_mount()
+                continue
+            for key in answer["data"]["keys"]:
+                child = f"{folder}/{key}" if folder else str(key)
+                if child.endswith("/"):
+                    pending.append(child.rstrip("/"))
+                else:
+                    names.append(child)
+        return names
+
+    def _metadata_quietly(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self._metadata(name)
+        except UsageError:  # a foreign name with '..' or '//' in it: not ours to show
+            return None
+
+    def _fan_out(self, fn: Callable[[str], T], items: list[str]) -> list[T]:
+        """``fn`` over ``items``, a few requests in flight (one round trip each)."""
+        if len(items) <= 2:
+            return [fn(item) for item in items]
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.client.token = self.auth.token(self.client)  # log in once, before the threads
+        with ThreadPoolExecutor(max_workers=min(LIST_WORKERS, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    def history(self, name: str) -> list[SecretVersion]:
+        meta = self._existing(name)
+        current, info = codec.latest(meta)
+        latest_deleted = self._is_deleted(info)
+        custom = meta.get("custom_metadata")
+        out = []
+        for key, entry in sorted((meta.get("versions") or {}).items(), key=lambda kv: int(kv[0])):
+            number = int(key)
+            if number == current:
+                state = VersionState.DELETED if latest_deleted else VersionState.CURRENT
+            else:
+                state = VersionState.PREVIOUS
+            out.append(
+                SecretVersion(
+                    version=number,
+                    created_at=codec.parse_time(entry.get("created_time")) or self.clock(),
+                    created_by=codec.author_of(custom, number),
+                    state=state,
+                )
+            )
+        return out
+
+    def delete(self, name: str) -> None:
+        path = self.settings.path(name)
+        self._check_mount()
+        current, info = codec.latest(self._existing(name))
+        if self._is_deleted(info):
+            raise SecretNotFound(
+                f"secret '{name}' is already deleted",
+                hint=f"restore it with 'bsecrets restore {name}'",
+            )
+        self._post_versions("delete", path, current, f"deleting secret '{name}'")
+
+    def restore(self, name: str) -> SecretSummary:
+        path = self.settings.path(name)
+        self._check_mount()
+        meta = self._existing(name)
+        current, info = codec.latest(meta)
+        if info.get("destroyed"):
+            raise SecretNotFound(
+                f"version {current} of secret '{name}' was destroyed; it cannot be restored"
+            )
+        if not self._is_deleted(info):
+            raise SecretNotFound(f"secret '{name}' is not deleted; nothing to restore")
+        self._post_versions("undelete", path, current, f"restoring secret '{name}'")
+        return SecretSummary(
+            name=name,
+            version=current,
+            updated_at=self.clock(),
+            tags=codec.tags_of(meta.get("custom_metadata")),
+        )
+
+    def _post_versions(self, action: str, path: str, version: int, what: str) -> None:
+        body = {"versions": [version]}
+        try:
+            self._call(lambda c: c.adapter.post(self._api(action, path), json=body))
+        except VaultHTTPError as exc:
+            raise self._fail(exc, what) from exc
+
+    def purge(self, name: str) -> None:
+        path = self.settings.path(name)
+        self._check_mount()
+        self._existing(name)
+        try:
+            self._call(lambda c: c.adapter.delete(self._api("metadata", path)))
+        except VaultHTTPError as exc:
+            raise self._fail(exc, f"purging secret '{name}'") from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.adapter.close()
+
+    # --- ReflectiveModule ------------------------------------------------
+
+    def get_module_status(self) -> dict[str, Any]:
+        s = self.settings
+        status: dict[str, Any] = {
+            "name": f"vault:{self.env}",
+            "backend": self.kind,
+            "address": s.address,
+            "mount": s.mount,
+            "prefix": s.prefix,
+            "auth": self.auth.method,
+        }
+        if s.namespace:
+            status["namespace"] = s.namespace
+        if s.ca_cert:
+            status["ca_cert"] = s.ca_cert
+        return status
+
+    def get_health_indicators(self) -> list[HealthIndicator]:
+        """Reachability and seal status (sys/health), the token's TTL, the last latency."""
+        from bsecrets.backends.vault.health import indicators
+
+        return indicators(self, HEALTH_BUDGET_S)

@@ -1,0 +1,96 @@
+"""The Vault adapter's health indicators for ``bsecrets status``: reachability,
+seal status, the token's TTL and the latency of the last request. Each check
+has a short budget (a status page must not hang for the full retry budget)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bsecrets.backends.vault.errors import VaultHTTPError, translate
+from bsecrets.core.errors import BsecretsError
+from bsecrets.core.health import HealthIndicator
+
+if TYPE_CHECKING:
+    from bsecrets.backends.vault.adapter import VaultAdapter
+
+TOKEN_TTL_WARN_S = 60
+
+
+def human(seconds: int) -> str:
+    parts, rest = [], seconds
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    if rest or not parts:
+        parts.append(f"{rest}s")
+    return "".join(parts[:2])
+
+
+def indicators(adapter: VaultAdapter, budget: float) -> list[HealthIndicator]:
+    address = adapter.settings.address
+    try:
+        client = adapter.client
+        with client.adapter.operation(budget):
+            answer = client.adapter.get(
+                "/v1/sys/health",
+                params={"standbyok": "true", "perfstandbyok": "true"},
+                raise_exception=False,
+            )
+    except BsecretsError as exc:
+        skipped = "not checked: Vault is unreachable"
+        return [
+            HealthIndicator("reachable", False, exc.message),
+            HealthIndicator("sealed", False, skipped),
+            HealthIndicator("token", False, skipped),
+            _latency(adapter),
+        ]
+    health = _json(answer)
+    version = health.get("version", "?")
+    out = [HealthIndicator("reachable", True, f"{address} (version {version})")]
+    if not health.get("initialized", True):
+        out.append(HealthIndicator("sealed", False, "not initialized"))
+    elif health.get("sealed"):
+        out.append(HealthIndicator("sealed", False, "sealed: unseal it to serve secrets"))
+    else:
+        standby = " (standby)" if health.get("standby") else ""
+        out.append(HealthIndicator("sealed", True, f"unsealed{standby}"))
+    out.append(_token(adapter, budget))
+    out.append(_latency(adapter))
+    return out
+
+
+def _json(answer: Any) -> dict[str, Any]:
+    if isinstance(answer, dict):
+        return answer
+    try:
+        data = answer.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _token(adapter: VaultAdapter, budget: float) -> HealthIndicator:
+    client = adapter.client
+    try:
+        with client.adapter.operation(budget):
+            data = adapter._call(lambda c: c.adapter.get("/v1/auth/token/lookup-self"))["data"]
+    except VaultHTTPError as exc:
+        message = translate(exc, what="looking up the token", env=adapter.env).message
+        return HealthIndicator("token", False, message)
+    except BsecretsError as exc:
+        return HealthIndicator("token", False, exc.message)
+    ttl = int(data.get("ttl") or 0)
+    renewable = ", renewable" if data.get("renewable") else ""
+    if ttl == 0:
+        return HealthIndicator("token", True, f"does not expire ({adapter.auth.method})", 0)
+    detail = f"expires in {human(ttl)}{renewable} ({adapter.auth.method})"
+    return HealthIndicator("token", ttl > TOKEN_TTL_WARN_S, detail, ttl)
+
+
+def _latency(adapter: VaultAdapter) -> HealthIndicator:
+    seconds = adapter.client.adapter.last_latency_s if adapter._client is not None else None
+    if seconds is None:
+        return HealthIndicator("latency", True, "no request yet")
+    ms = round(seconds * 1000, 1)
+    return HealthIndicator("latency", True, f"{ms} ms (last request)", ms)
