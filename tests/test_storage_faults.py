@@ -143,23 +143,8 @@ def test_disk_full_put_fails_and_leaves_the_vault_intact(
 @pytest.mark.parametrize(
     "slack",
     [
-        pytest.param(
-            0,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "bug: with no room for the 32 KiB -shm file SQLite says 'disk I/O error'; "
-                    "store.translate turns it into 'cannot read or write ... (disk I/O error)' "
-                    "with no hint and no mention of space"
-                ),
-            ),
-        ),
-        pytest.param(
-            16,
-            marks=pytest.mark.xfail(
-                strict=True, reason=("bug: same as slack 0 (the -shm file needs 32 KiB)")
-            ),
-        ),
+        0,
+        16,
         48,
         100,
     ],
@@ -191,24 +176,12 @@ def test_read_only_put_fails_and_changes_nothing(read_only: dict[str, Any]) -> N
     assert invoke(["get", "fresh"]).exit_code == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: on a read-only file system sqlite3.connect fails "
-    "with 'unable to open database file' (it cannot create -shm); the error says "
-    "'cannot read or write', not read-only, and has no hint",
-)
 def test_read_only_put_says_read_only(read_only: dict[str, Any]) -> None:
     lines = assert_clean_error(read_only["put_existing"])
     assert "read-only" in lines[0], lines
     assert any(line.startswith("hint: ") for line in lines[1:]), lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a WAL vault on a read-only file system cannot be "
-    "opened at all, so get and ls fail too (open it with ?mode=ro&immutable=1 "
-    "when there is no -wal file)",
-)
 def test_read_only_vault_still_reads(read_only: dict[str, Any]) -> None:
     assert (read_only["get"]["rc"], read_only["get"]["stdout"]) == (0, "old\n"), read_only["get"]
     assert read_only["ls"]["rc"] == 0, read_only["ls"]

@@ -721,11 +721,6 @@ def _assert_right_or_integrity(out: Outcome, *, must_fail: bool = False) -> None
     assert out["errors"] or not must_fail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: LocalAdapter.get reports VersionNotFound (exit 3) when the row of a "
-    "version <= head['current'] is not found by its point query; must be exit 5",
-)
 def test_damaged_versions_index_is_not_read_as_a_missing_version(
     repro: dict[str, Outcome],
 ) -> None:
@@ -735,12 +730,6 @@ def test_damaged_versions_index_is_not_read_as_a_missing_version(
     _assert_right_or_integrity(repro[REPRO_VERSIONS_INDEX])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: LocalAdapter._head checks the bucket, then re-reads the head with a "
-    "point query; when that finds nothing, get says 'not found' (exit 3) although the "
-    "verified bucket holds the secret; must read the verified row, or exit 5",
-)
 def test_damaged_secrets_index_is_not_read_as_a_missing_secret(
     repro: dict[str, Outcome],
 ) -> None:
@@ -755,32 +744,16 @@ def test_damaged_bucket_index_does_not_shorten_ls(repro: dict[str, Outcome]) -> 
     _assert_right_or_integrity(repro[REPRO_LS_INDEX])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bucket_digest hashes int(version), so version 1.5 "
-    "digests like 1 and the read of v1 reports 'no version 1' (exit 3)",
-)
 def test_version_of_another_type_is_not_read_as_a_missing_version(
     repro: dict[str, Outcome],
 ) -> None:
     _assert_right_or_integrity(repro[REPRO_REAL_VERSION])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: sqlite3 raises UnicodeDecodeError (not "
-    "sqlite3.Error) for a schema error message that is not UTF-8; store.py "
-    "does not translate it",
-)
 def test_damaged_schema_text_gives_an_integrity_error(repro: dict[str, Outcome]) -> None:
     _assert_right_or_integrity(repro[REPRO_SCHEMA_UTF8], must_fail=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: VaultStore.__init__ converts meta values with bytes()/int() unchecked "
-    "(TypeError, ValueError; CLI: 'internal error', exit 1)",
-)
 def test_damaged_meta_values_give_an_integrity_error(repro: dict[str, Outcome]) -> None:
     _assert_right_or_integrity(repro[REPRO_META_NULL], must_fail=True)
     _assert_right_or_integrity(repro[REPRO_FORMAT_Q], must_fail=True)
@@ -1020,12 +993,6 @@ def test_column_of_another_type_never_gives_a_wrong_answer(type_results: list[Ou
     assert_no_wrong_answer(type_results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: VaultStore converts columns with bytes()/int() unchecked, and unlock "
-    "parses the KDF params unchecked: a column of another type raises TypeError, "
-    "ValueError or AttributeError (CLI: 'internal error', exit 1)",
-)
 def test_column_of_another_type_raises_only_bsecrets_errors(type_results: list[Outcome]) -> None:
     assert_only_bsecrets_errors(type_results)
     assert not any(BUG_RAW_EXCEPTION in r.get("known", []) for r in type_results)

@@ -140,7 +140,7 @@ class KdfParams(NamedTuple):
         if data.get("kdf") != "argon2id":
             raise IntegrityError(f"unknown key derivation {data.get('kdf')!r}")
         try:
-            return cls(
+            params = cls(
                 salt=bytes.fromhex(str(data["salt"])),
                 memory_kib=int(data["memory_kib"]),  # type: ignore[call-overload]
                 iterations=int(data["iterations"]),  # type: ignore[call-overload]
@@ -148,6 +148,16 @@ class KdfParams(NamedTuple):
             )
         except (KeyError, TypeError, ValueError):
             raise IntegrityError("the key derivation parameters are malformed") from None
+        # They are authenticated only after the derivation: bound them first, so a
+        # changed file cannot make us allocate 100 GiB or spin for an hour.
+        if not (
+            len(params.salt) >= 16
+            and 8 * params.lanes <= params.memory_kib <= 4 * 1024 * 1024
+            and 1 <= params.iterations <= 64
+            and 1 <= params.lanes <= 64
+        ):
+            raise IntegrityError("the key derivation parameters are out of range")
+        return params
 
     @property
     def weak(self) -> bool:

@@ -146,6 +146,8 @@ def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_sessi
     if allow_session and creds.session_token:
         return session.open_session(creds.session_token, store.vault_id, now).private_key
     wraps = store.key_wraps(OWNER)
+    if not {"passphrase", "keyring"} & set(wraps):
+        raise IntegrityError("the vault has no owner key (its key wraps were removed or damaged)")
     if creds.passphrase is not None and "passphrase" in wraps:
         return _open_passphrase_wrap(store.vault_id, wraps["passphrase"], creds.passphrase)
     if creds.use_keyring and "keyring" in wraps:
@@ -193,7 +195,10 @@ def _open_keyring_wrap(vault_id: bytes, wrap: tuple[str, bytes]) -> bytes:
 def _open_passphrase_wrap(vault_id: bytes, wrap: tuple[str, bytes], passphrase: str) -> bytes:
     params_json, wrapped = wrap
     try:
-        params = KdfParams.from_dict(json.loads(params_json))
+        data = json.loads(params_json)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        params = KdfParams.from_dict(data)
     except ValueError:
         raise IntegrityError("the vault's key derivation parameters are malformed") from None
     kek = params.derive(passphrase)

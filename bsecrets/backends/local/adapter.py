@@ -66,18 +66,38 @@ class LocalAdapter(SecretBackend):
         return aead_open(keys.value_key, blob, self._aad(kind, sid, tail), f"a {kind} record")
 
     def _head(self, keys: EnvironmentKeys, name: str) -> tuple[bytes, bytes, dict[str, Any]] | None:
-        """(lookup, secret id, head) of ``name``, its bucket checked; None if absent."""
+        """(lookup, secret id, head) of ``name``, read from its verified bucket; None if absent."""
         lookup = keys.lookup(name)
-        manifest = self._manifest(keys)
-        self._check_bucket(manifest, bucket_of(lookup))
-        row = self.store.head(self.env, lookup)
-        if row is None:
+        heads, _versions = self._verified_bucket(keys, bucket_of(lookup))
+        found = [row for row in heads if bytes(row[0]) == lookup]
+        if not found:
             return None
-        secret_id, record = row
+        _, secret_id, record = found[0]
         head = json.loads(self._open(keys, "head", secret_id, lookup, record))
         if head.get("name") != name:
             raise IntegrityError("a secret's record was moved to another name")
         return lookup, secret_id, head
+
+    def _verified_bucket(
+        self, keys: EnvironmentKeys, bucket: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The bucket's rows, after checking them against the manifest. Every answer is
+        taken from these rows (not from a second query through another index), so a
+        damaged index gives exit 5, never a missing secret or version."""
+        manifest = self._manifest(keys)
+        heads, versions = self.store.bucket_rows(self.env, bucket)
+        manifest.check_bucket(bucket, bucket_digest(heads, versions))
+        return heads, versions
+
+    def _versions_of(
+        self, keys: EnvironmentKeys, lookup: bytes, sid: bytes, current: int
+    ) -> dict[int, tuple[bytes, bytes]]:
+        """Version -> (record, value nonce+tag) of one secret; exactly 1..current, else exit 5."""
+        _heads, versions = self._verified_bucket(keys, bucket_of(lookup))
+        mine = {int(v): (bytes(rec), bytes(tag)) for s, v, rec, tag in versions if bytes(s) == sid}
+        if sorted(mine) != list(range(1, current + 1)):
+            raise IntegrityError("a secret's versions do not match its record")
+        return mine
 
     def _manifest(self, keys: EnvironmentKeys) -> Manifest:
         stored = self.store.manifest(self.env)
@@ -88,9 +108,6 @@ class LocalAdapter(SecretBackend):
     def _bucket_digest(self, bucket: int) -> bytes:
         heads, versions = self.store.bucket_rows(self.env, bucket)
         return bucket_digest(heads, versions)
-
-    def _check_bucket(self, manifest: Manifest, bucket: int) -> None:
-        manifest.check_bucket(bucket, self._bucket_digest(bucket))
 
     def _commit_bucket(self, keys: EnvironmentKeys, bucket: int) -> None:
         manifest = self._manifest(keys).with_bucket(bucket, self._bucket_digest(bucket))
@@ -181,13 +198,12 @@ class LocalAdapter(SecretBackend):
                     hint=f"restore it with 'bsecrets restore {name}'",
                 )
             wanted = head["current"] if version is None else version
-            row = (
-                self.store.version(self.env, sid, wanted)
-                if 1 <= wanted <= head["current"]
-                else None
-            )
-            if row is None:
+            if not 1 <= wanted <= head["current"]:
                 raise VersionNotFound(f"secret '{name}' has no version {wanted}")
+            verified = self._versions_of(keys, _lookup, sid, head["current"])[wanted]
+            row = self.store.version(self.env, sid, wanted)
+            if row is None or row[0] != verified[0] or row[1][:12] + row[1][-16:] != verified[1]:
+                raise IntegrityError("a version row does not match the manifest")
             meta = json.loads(self._open(keys, "version", sid, wanted, row[0]))
             value = self._open(keys, "value", sid, wanted, row[1])
         return Secret(
@@ -208,11 +224,11 @@ class LocalAdapter(SecretBackend):
             keys = self._keys()
             if keys is None:
                 return []
-            manifest = self._manifest(keys)
+            rows = []
             for bucket in range(BUCKETS):
-                self._check_bucket(manifest, bucket)
+                rows += self._verified_bucket(keys, bucket)[0]
             out = []
-            for lookup, sid, record in self.store.heads(self.env):
+            for lookup, sid, record in rows:
                 head = json.loads(self._open(keys, "head", sid, lookup, record))
                 if head["deleted_at"] and not include_deleted:
                     continue
@@ -230,9 +246,10 @@ class LocalAdapter(SecretBackend):
 
     def history(self, name: str) -> list[SecretVersion]:
         with self.store.read():
-            keys, _lookup, sid, head = self._existing(name)
+            keys, lookup, sid, head = self._existing(name)
             out = []
-            for version, record in self.store.version_records(self.env, sid):
+            versions = self._versions_of(keys, lookup, sid, head["current"])
+            for version, (record, _tag) in sorted(versions.items()):
                 meta = json.loads(self._open(keys, "version", sid, version, record))
                 if version == head["current"]:
                     state = VersionState.DELETED if head["deleted_at"] else VersionState.CURRENT

@@ -54,27 +54,93 @@ CREATE INDEX versions_by_bucket ON versions (env, bucket);
 """
 
 
-def translate(exc: sqlite3.Error, path: Path) -> BsecretsError:
+_LOW_SPACE = 64 * 1024  # SQLite needs room for a 32 KiB -shm file beside the WAL
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _shown(exc: BaseException) -> str:
+    """sqlite3's message, made safe to print: a damaged file can put raw bytes in it."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = "".join(c if c.isprintable() and ord(c) < 128 else "?" for c in text)
+    return text[:120]
+
+
+def translate(exc: BaseException, path: Path) -> BsecretsError:
     """One table from sqlite3's errors to ours."""
+    damaged = IntegrityError(f"{path} is damaged ({_shown(exc)})")
+    if isinstance(exc, UnicodeDecodeError):  # sqlite3 raises it for a mangled schema
+        return damaged
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
         return BackendUnavailable(
             f"the vault {path} stayed busy for {BUSY_TIMEOUT_S:.0f} s (another process holds it)",
             hint="retry; if it persists, look for a stuck bsecrets process",
         )
+    no_space = StorageError(f"no space left to write {path}", hint="free some disk space and retry")
+    read_only = StorageError(
+        f"{path} is read-only", hint="check the file system and the file's permissions"
+    )
     if "full" in text:
-        return StorageError(f"no space left to write {path}", hint="free some disk space and retry")
+        return no_space
     if "readonly" in text or "read-only" in text:
-        return StorageError(
-            f"{path} is read-only", hint="check the file system and the file's permissions"
+        return read_only
+    if any(
+        word in text
+        for word in (
+            "not a database",
+            "malformed",
+            "corrupt",
+            "unsupported file format",
+            "could not decode",
         )
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return IntegrityError(f"{path} is damaged ({exc})")
+    ):
+        return damaged
     if "disk i/o" in text or "unable to open" in text:
-        return StorageError(f"cannot read or write {path} ({exc})")
+        free = _free_bytes(path)
+        if free is not None and free < _LOW_SPACE:
+            return no_space
+        if _read_only_fs(path):
+            return read_only
+        return StorageError(
+            f"cannot read or write {path} ({_shown(exc)})",
+            hint="check the disk, the free space and the permissions of the vault's folder",
+        )
     if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
-        return IntegrityError(f"{path} has unexpected contents ({exc})")
-    return StorageError(f"vault error in {path}: {exc}")
+        return damaged
+    return StorageError(f"vault error in {path}: {_shown(exc)}")
+
+
+def _blob(value: Any) -> bytes:
+    """A column that must hold bytes; anything else means the file was changed."""
+    if not isinstance(value, bytes):
+        raise IntegrityError("the vault file holds a value of the wrong type")
+    return value
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise IntegrityError("the vault file holds a value of the wrong type")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise IntegrityError("the vault file holds a value of the wrong type")
+    return value
 
 
 class VaultStore:
@@ -84,17 +150,20 @@ class VaultStore:
         self.path = path
         self._conn = conn
         self._in_tx = False
-        meta = dict(self._query("SELECT key, value FROM meta"))
-        version = int(meta.get("format_version", b"0"))
+        meta = {_text(k): _blob(v) for k, v in self._query("SELECT key, value FROM meta")}
+        raw_version = meta.get("format_version", b"0")
+        if not raw_version.isdigit() or len(raw_version) > 6:
+            raise IntegrityError(f"{path} has a damaged header (format version)")
+        version = int(raw_version)
         if version > FORMAT_VERSION:
             raise UnsupportedFormat(
                 f"{path} was written by a newer bsecrets (vault format {version}; "
                 f"this version reads format {FORMAT_VERSION})"
             )
-        if version < 1 or "vault_id" not in meta:
+        if version < 1 or len(meta.get("vault_id", b"")) != 16:
             raise IntegrityError(f"{path} is not a bsecrets vault (no header)")
-        self.vault_id: bytes = bytes(meta["vault_id"])
-        self.created_at = bytes(meta.get("created_at", b"")).decode()
+        self.vault_id: bytes = meta["vault_id"]
+        self.created_at = meta.get("created_at", b"").decode("utf-8", errors="replace")
 
     # --- opening ---------------------------------------------------------
 
@@ -138,6 +207,8 @@ class VaultStore:
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
         try:
+            if _read_only_fs(path):
+                return VaultStore._connect_read_only(path)
             conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
@@ -145,8 +216,28 @@ class VaultStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA trusted_schema=OFF")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise translate(exc, path) from exc
+        return conn
+
+    @staticmethod
+    def _connect_read_only(path: Path) -> sqlite3.Connection:
+        """A vault on a read-only file system: SQLite cannot create the -shm file a WAL
+        database needs, so open it immutable. Only safe when the WAL holds nothing."""
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StorageError(
+                f"{path} is on a read-only file system and its last changes are still "
+                "in its -wal file",
+                hint="open it once where it is writable (bsecrets ls), then it reads here too",
+            )
+        from urllib.parse import quote
+
+        conn = sqlite3.connect(
+            f"file:{quote(str(path))}?mode=ro&immutable=1",
+            uri=True, isolation_level=None, check_same_thread=False,
+        )  # fmt: skip
+        conn.execute("PRAGMA trusted_schema=OFF")
         return conn
 
     def close(self) -> None:
@@ -194,13 +285,13 @@ class VaultStore:
     def _exec(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._conn.execute(sql, params)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise translate(exc, self.path) from exc
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
             return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise translate(exc, self.path) from exc
 
     def query_optional_table(
@@ -233,13 +324,13 @@ class VaultStore:
         row = self._one("SELECT public_key FROM principals WHERE id = ?", (principal,))
         if row is None:
             raise IntegrityError(f"{self.path}: principal {principal!r} is missing")
-        return bytes(row[0])
+        return _blob(row[0])
 
     def key_wraps(self, principal: str) -> dict[str, tuple[str, bytes]]:
         rows = self._query(
             "SELECT method, params, wrapped FROM key_wraps WHERE principal_id = ?", (principal,)
         )
-        return {m: (p, bytes(w)) for m, p, w in rows}
+        return {_text(m): (_text(p), _blob(w)) for m, p, w in rows}
 
     def set_key_wrap(self, principal: str, method: str, params: str, wrapped: bytes) -> None:
         self._exec(
@@ -253,7 +344,7 @@ class VaultStore:
             "SELECT sealed_by, sealed FROM env_keys WHERE env = ? AND principal_id = ?",
             (env, principal),
         )
-        return (row[0], bytes(row[1])) if row else None
+        return (_text(row[0]), _blob(row[1])) if row else None
 
     def add_env_key(self, env: str, principal: str, sealed_by: str, sealed: bytes) -> None:
         self._exec(
@@ -268,7 +359,7 @@ class VaultStore:
 
     def manifest(self, env: str) -> tuple[int, bytes, bytes] | None:
         row = self._one("SELECT generation, buckets, mac FROM manifests WHERE env = ?", (env,))
-        return (int(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+        return (_int(row[0]), _blob(row[1]), _blob(row[2])) if row else None
 
     def set_manifest(self, env: str, generation: int, buckets: bytes, mac: bytes) -> None:
         self._exec(
@@ -277,16 +368,6 @@ class VaultStore:
         )
 
     # --- secrets and versions -------------------------------------------
-
-    def head(self, env: str, lookup: bytes) -> tuple[bytes, bytes] | None:
-        row = self._one(
-            "SELECT secret_id, record FROM secrets WHERE env = ? AND lookup = ?", (env, lookup)
-        )
-        return (bytes(row[0]), bytes(row[1])) if row else None
-
-    def heads(self, env: str) -> list[tuple[bytes, bytes, bytes]]:
-        rows = self._query("SELECT lookup, secret_id, record FROM secrets WHERE env = ?", (env,))
-        return [(bytes(a), bytes(b), bytes(c)) for a, b, c in rows]
 
     def set_head(
         self, env: str, lookup: bytes, secret_id: bytes, bucket: int, record: bytes
@@ -315,14 +396,7 @@ class VaultStore:
             "SELECT record, value FROM versions WHERE env = ? AND secret_id = ? AND version = ?",
             (env, secret_id, version),
         )
-        return (bytes(row[0]), bytes(row[1])) if row else None
-
-    def version_records(self, env: str, secret_id: bytes) -> list[tuple[int, bytes]]:
-        rows = self._query(
-            "SELECT version, record FROM versions WHERE env = ? AND secret_id = ? ORDER BY version",
-            (env, secret_id),
-        )
-        return [(int(v), bytes(r)) for v, r in rows]
+        return (_blob(row[0]), _blob(row[1])) if row else None
 
     def bucket_rows(
         self, env: str, bucket: int
@@ -344,11 +418,14 @@ class VaultStore:
             " FROM versions INDEXED BY versions_by_bucket WHERE env = ? AND bucket = ?",
             (env, bucket),
         )
-        heads.sort(key=lambda row: bytes(row[0]))
-        versions.sort(key=lambda row: (bytes(row[0]), int(row[1])))
-        return heads, [
-            (sid, ver, rec, bytes(nonce) + bytes(tag)) for sid, ver, rec, nonce, tag in versions
+        checked_heads = [(_blob(a), _blob(b), _blob(c)) for a, b, c in heads]
+        checked_versions = [
+            (_blob(sid), _int(ver), _blob(rec), _blob(nonce) + _blob(tag))
+            for sid, ver, rec, nonce, tag in versions
         ]
+        checked_heads.sort(key=lambda row: row[0])
+        checked_versions.sort(key=lambda row: (row[0], row[1]))
+        return checked_heads, checked_versions
 
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT env, count(*) FROM secrets GROUP BY env")
