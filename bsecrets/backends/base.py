@@ -100,5 +100,16 @@ class SecretBackend(ReflectiveModule):
     def purge(self, name: str) -> None:
         """Destroy every version and the metadata. Not recoverable."""
 
+    def schedule_deletion(self, name: str, recovery_days: int) -> None:
+        """A soft delete that the backend makes permanent after ``recovery_days``
+        (AWS: 7 to 30). Backends without such a window refuse it (exit 2)."""
+        from bsecrets.core.errors import UsageError
+
+        raise UsageError(
+            f"the {self.kind} backend has no recovery window",
+            hint="--recovery-days applies to aws environments; elsewhere 'rm' keeps "
+            "the secret until 'rm --purge'",
+        )
+
     def close(self) -> None:
         """Release connections; the default has nothing to release."""

@@ -67,6 +67,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("bsecrets.cli.secret_cmds", "history"),
     "rollback": ("bsecrets.cli.secret_cmds", "rollback"),
     "status": ("bsecrets.cli.setup_cmds", "status"),
+    "aws": ("bsecrets.cli.aws_backend_cmds", "app"),
     "vault": ("bsecrets.cli.vault_backend_cmds", "app"),
 }
 

@@ -171,6 +171,12 @@ def rm(
         bool, typer.Option("--purge", help="Destroy every version (not recoverable).")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
+    recovery_days: Annotated[
+        int | None,
+        typer.Option(
+            "--recovery-days", help="AWS: days the secret stays recoverable (7-30; default 30)."
+        ),
+    ] = None,
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -185,7 +191,7 @@ def rm(
             )
         if not typer.confirm(f"Destroy every version of '{name}' in '{env_name}'?", err=True):
             raise typer.Abort()
-    cli.manager.delete(env_name, name, purge=purge)
+    cli.manager.delete(env_name, name, purge=purge, recovery_days=recovery_days)
     if cli.want_json(json_out):
         cli.emit_json({"name": name, "env": env_name, "purged": purge})
     else:

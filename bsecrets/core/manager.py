@@ -147,11 +147,26 @@ class SecretsManager(ReflectiveModule):
         validate_name(name)
         return self.backend(env).history(name)
 
-    def delete(self, env: str | None, name: str, *, purge: bool = False) -> None:
+    def delete(
+        self,
+        env: str | None,
+        name: str,
+        *,
+        purge: bool = False,
+        recovery_days: int | None = None,
+    ) -> None:
         validate_name(name)
         backend = self.backend(env)
         if purge:
+            if recovery_days is not None:
+                from bsecrets.core.errors import UsageError
+
+                raise UsageError(
+                    "--recovery-days does not apply to --purge", hint="give one or the other"
+                )
             backend.purge(name)
+        elif recovery_days is not None:
+            backend.schedule_deletion(name, recovery_days)
         else:
             backend.delete(name)
 

@@ -1,0 +1,33 @@
+"""The AWS Secrets Manager backend: one environment's secrets under a name prefix,
+encrypted with the environment's KMS key.
+
+    settings.py  what an environment is configured with (no boto3 needed)
+    versions.py  bsecrets version numbers <-> AWS version ids, values, author tags
+    errors.py    botocore errors -> bsecrets errors, each naming the AWS error code
+    clients.py   botocore clients, retries and timeouts, role assumption and its cache
+    api.py       the AWS calls, each timed and translated
+    writes.py    put: create, or write a version then move AWSCURRENT (compare-and-swap)
+    adapter.py   AWSAdapter, the SecretBackend
+    policy.py    the IAM policy that confines a principal to one environment
+
+Importing this package is cheap: botocore is imported when a client is built.
+See docs/backends/aws.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bsecrets.backends.aws.adapter import AWSAdapter
+    from bsecrets.backends.base import BackendContext
+    from bsecrets.core.profile import EnvironmentConfig
+
+
+def from_config(config: EnvironmentConfig, context: BackendContext) -> AWSAdapter:
+    """The adapter of one ``backend: aws`` environment; UsageError (exit 2) if it
+    cannot be used as configured (no region, a prefix AWS would reject)."""
+    from bsecrets.backends.aws.adapter import AWSAdapter
+    from bsecrets.backends.aws.settings import AwsSettings
+
+    return AWSAdapter(AwsSettings.resolve(config, context.environ), context)

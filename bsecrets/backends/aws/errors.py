@@ -1,0 +1,213 @@
+"""botocore errors -> bsecrets errors, in one table (STYLE.md 2 and 4).
+
+Every message names the AWS error code (or botocore's exception class) and
+the environment; none holds a secret value: AWS's own message is included
+only after the value being written, if any, is cut out of it. Retries are
+botocore's (standard or adaptive mode): an error reaching this table has
+already been retried as far as the mode allows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bsecrets.core.errors import (
+    AlreadyExists,
+    BackendUnavailable,
+    BsecretsError,
+    Denied,
+    NotFound,
+    SecretNotFound,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from bsecrets.backends.aws.settings import AwsSettings
+
+NOT_FOUND = frozenset({"ResourceNotFoundException", "NotFoundException"})
+DENIED = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "RegionDisabledException",
+        # KMS, directly or through Secrets Manager
+        "DecryptionFailure",
+        "EncryptionFailure",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSInvalidStateException",
+        "KMSNotFoundException",
+        "DisabledException",
+        "KeyUnavailableException",
+    }
+)
+# Credentials that a fresh role session may fix (cached role credentials are dropped).
+EXPIRED = frozenset(
+    {
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+    }
+)
+UNAVAILABLE = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "InternalServiceError",
+        "InternalServiceErrorException",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "DependencyTimeoutException",
+        "KMSInternalException",
+    }
+)
+USAGE = frozenset(
+    {
+        "InvalidParameterException",
+        "ValidationException",
+        "InvalidRequestException",
+        "InvalidNextTokenException",
+        "MalformedPolicyDocumentException",
+    }
+)
+CONFLICT = frozenset({"ResourceExistsException"})
+
+_POLICY_HINT = (
+    "check the caller's IAM policy ('bsecrets aws policy -e {env}' prints what bsecrets "
+    "needs) and the KMS key policy"
+)
+
+
+def aws_code(error: BaseException | None) -> str | None:
+    """The AWS error code behind a translated error (or of a ClientError itself)."""
+    seen = 0
+    while error is not None and seen < 5:
+        response = getattr(error, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code")
+            if code:
+                return str(code)
+        error, seen = error.__cause__, seen + 1
+    return None
+
+
+def _clean(message: str, redact: bytes | None) -> str:
+    text = " ".join(str(message).split())
+    if redact:
+        for form in {redact.decode("utf-8", "replace"), repr(redact)}:
+            if len(form) >= 1:
+                text = text.replace(form, "[value]")
+    return text[:240]
+
+
+def translate(
+    exc: Exception,
+    settings: AwsSettings,
+    action: str,
+    *,
+    subject: str | None = None,
+    redact: bytes | None = None,
+    not_found_hint: str | None = None,
+) -> BsecretsError:
+    """The bsecrets error for a botocore exception raised while doing ``action``
+    (e.g. "reading secret 'db'"); ``subject`` ("secret 'db'") names what was
+    not found. The caller raises it ``from exc``."""
+    import botocore.exceptions as bx
+
+    env = settings.env
+    where = f"in environment '{env}'"
+    if isinstance(exc, bx.ClientError):
+        error: dict[str, Any] = exc.response.get("Error", {})
+        code = str(error.get("Code") or "Unknown")
+        message = _clean(str(error.get("Message") or ""), redact)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        detail = f"({code})" + (f": {message}" if message else "")
+        if code in NOT_FOUND:
+            what = subject or "the resource"
+            cls = SecretNotFound if what.startswith("secret ") else NotFound
+            return cls(
+                f"{what} not found {where} ({code})",
+                hint=not_found_hint or f"list what exists with 'bsecrets ls -e {env}'",
+            )
+        if code in DENIED:
+            hint = _POLICY_HINT.format(env=env)
+            if code in EXPIRED:
+                hint = (
+                    "refresh the AWS credentials (AWS_PROFILE, 'aws sso login', "
+                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN)"
+                )
+            return Denied(f"AWS denied {action} {where} {detail}", hint=hint)
+        if code in UNAVAILABLE or status >= 500:
+            return BackendUnavailable(
+                f"AWS was unavailable for {action} {where} after "
+                f"{settings.max_attempts} attempts {detail}",
+                hint="try again later; AWS_MAX_ATTEMPTS and AWS_RETRY_MODE=adaptive "
+                "allow more retries",
+            )
+        if code in CONFLICT:
+            return AlreadyExists(
+                f"{action} {where} conflicted {detail}",
+                hint="another writer got there first; read the current state and retry",
+            )
+        if code in USAGE:
+            return UsageError(
+                f"AWS rejected {action} {where} {detail}",
+                hint=f"check the name, the tags and environments.{env} in the profile",
+            )
+        hint = "look the error code up in the AWS Secrets Manager API reference"
+        if code == "LimitExceededException":
+            hint = "an AWS quota was reached (e.g. versions per secret); see docs/backends/aws.md"
+        return BsecretsError(f"AWS failed {action} {where} {detail}", hint=hint)
+    name = type(exc).__name__
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return Denied(
+            f"no usable AWS credentials for {action} {where} ({name})",
+            hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "or run where an instance or task role is available",
+        )
+    if isinstance(exc, bx.TokenRetrievalError | bx.SSOError | bx.CredentialRetrievalError):
+        return Denied(
+            f"could not get AWS credentials for {action} {where} ({name})",
+            hint="log in again ('aws sso login') or check the credential_process",
+        )
+    if isinstance(exc, bx.ProfileNotFound):
+        return UsageError(
+            f"AWS profile '{settings.aws_profile}' not found ({name})",
+            hint="check AWS_PROFILE, or ~/.aws/config and ~/.aws/credentials",
+        )
+    if isinstance(exc, bx.ParamValidationError):  # its text may quote parameter values
+        return UsageError(
+            f"invalid parameters for {action} {where} ({name})",
+            hint="check the name, the tags and the description",
+        )
+    if isinstance(exc, bx.HTTPClientError | bx.EndpointConnectionError | bx.ConnectionError):
+        target = settings.endpoint("secretsmanager") or f"AWS in {settings.region}"
+        return BackendUnavailable(
+            f"cannot reach {target} for {action} {where} after "
+            f"{settings.max_attempts} attempts ({name})",
+            hint="check the network, the region and endpoint_url (or AWS_ENDPOINT_URL)",
+        )
+    return BsecretsError(
+        f"AWS SDK error while {action} {where} ({name})",
+        hint="rerun with BSECRETS_DEBUG=1 to see the details",
+    )
