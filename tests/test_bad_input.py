@@ -286,3 +286,9 @@ def test_secret_value_not_in_errors(vault: Path) -> None:
         db.execute("UPDATE versions SET value = substr(value, 1, 20)")
     result = invoke(["get", "c"])
     assert CANARY not in result.stderr and CANARY not in result.stdout
+
+
+def test_field_selector_on_a_local_environment(vault: Path) -> None:
+    invoke(["put", "db"], input="x")
+    assert_error(invoke(["get", "db#user"]), 2, "no fields", "hint:")
+    assert_error(invoke(["get", "db#"]), 2, "invalid field")

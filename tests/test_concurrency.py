@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from conftest import PASSPHRASE, invoke
 
+from bsecrets.core.credentials import Credentials
 from bsecrets.core.manager import SecretsManager
 from bsecrets.core.profile import load_profile
-from bsecrets.core.unlock import Credentials
 
 pytestmark = pytest.mark.slow
 

@@ -35,9 +35,9 @@ import pytest
 from conftest import PASSPHRASE
 
 from bsecrets.backends.local.store import VaultStore
+from bsecrets.core.credentials import Credentials
 from bsecrets.core.manager import SecretsManager
 from bsecrets.core.profile import load_profile
-from bsecrets.core.unlock import Credentials
 
 pytestmark = pytest.mark.slow
 

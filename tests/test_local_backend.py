@@ -10,8 +10,8 @@ from conftest import PASSPHRASE
 
 from bsecrets.backends.local.adapter import LocalAdapter
 from bsecrets.backends.local.vault import LocalVault
+from bsecrets.core.credentials import Credentials
 from bsecrets.core.timeutil import utcnow
-from bsecrets.core.unlock import Credentials
 
 
 def make_vault(path: Path) -> LocalVault:

@@ -11,7 +11,7 @@ from test_local_backend import make_vault
 
 from bsecrets.backends.local.cache import SealedCache
 from bsecrets.backends.local.vault import LocalVault
-from bsecrets.core.unlock import Credentials
+from bsecrets.core.credentials import Credentials
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

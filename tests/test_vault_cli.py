@@ -156,10 +156,6 @@ def test_status_shows_vault_health(staging: str, openbao: OpenBao) -> None:  # n
     assert openbao.root_token not in json.dumps(state)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the manager's validate_name rejects '#' before VaultAdapter.get sees NAME#field",
-)
 def test_field_selection_through_the_cli(staging: str, openbao: OpenBao) -> None:  # noqa: F811
     kv = openbao.client().secrets.kv.v2
     kv.create_or_update_secret(f"{staging}/db", {"user": "app", "password": "pw"})

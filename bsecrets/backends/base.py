@@ -47,6 +47,7 @@ class Capability(StrEnum):
     CAS = "cas"  # put --if-version
     TAGS = "tags"
     BINARY = "binary"  # any bytes, not only UTF-8
+    FIELDS = "fields"  # get NAME#field selects one field of a structured value (Vault)
 
 
 class SecretBackend(ReflectiveModule):

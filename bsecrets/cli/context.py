@@ -17,8 +17,8 @@ import typer
 from bsecrets.core.settings import ENV_ENV, Settings
 
 if TYPE_CHECKING:
+    from bsecrets.core.credentials import Credentials
     from bsecrets.core.manager import SecretsManager
-    from bsecrets.core.unlock import Credentials
 
 EnvOption = Annotated[
     str | None,
@@ -39,7 +39,7 @@ class CliContext:
     # --- core ------------------------------------------------------------
 
     def credentials(self) -> Credentials:
-        from bsecrets.core.unlock import Credentials
+        from bsecrets.core.credentials import Credentials
 
         prompt = _prompt if sys.stdin.isatty() else None
         return Credentials(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bsecrets.core.credentials import Credentials
 from bsecrets.core.errors import AlreadyExists, ProfileError
 from bsecrets.core.files import write_private_file
 from bsecrets.core.profile import load_profile, render_profile
 from bsecrets.core.timeutil import Clock
-from bsecrets.core.unlock import Credentials
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from bsecrets import __version__
 from bsecrets.backends.base import SecretBackend
+from bsecrets.core.credentials import Credentials
 from bsecrets.core.errors import BackendUnavailable, VersionNotFound
 from bsecrets.core.health import HealthIndicator, ReflectiveModule
 from bsecrets.core.models import (
@@ -29,7 +30,6 @@ from bsecrets.core.models import (
 )
 from bsecrets.core.profile import Profile
 from bsecrets.core.timeutil import Clock, utcnow
-from bsecrets.core.unlock import Credentials
 
 
 class SecretsManager(ReflectiveModule):
@@ -127,8 +127,22 @@ class SecretsManager(ReflectiveModule):
         )
 
     def get(self, env: str | None, name: str, version: int | None = None) -> Secret:
-        validate_name(name)
-        return self.backend(env).get(name, version)
+        """``NAME#field`` selects one field where the backend stores structured values."""
+        from bsecrets.backends.base import Capability
+        from bsecrets.core.errors import UsageError
+
+        base, sep, field = name.partition("#")
+        validate_name(base)
+        backend = self.backend(env)
+        if sep:
+            if not field or "#" in field:
+                raise UsageError(f"invalid field in {name!r}", hint="write NAME#field")
+            if Capability.FIELDS not in backend.capabilities:
+                raise UsageError(
+                    f"the {backend.kind} backend has no fields: '{name}'",
+                    hint="NAME#field selects a field of a Vault secret",
+                )
+        return backend.get(name, version)
 
     def list_secrets(
         self,

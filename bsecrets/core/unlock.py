@@ -11,9 +11,10 @@ import base64
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.core import session
+from bsecrets.core.credentials import Credentials
 from bsecrets.core.errors import (
     IntegrityError,
     KeyringUnavailable,
@@ -30,24 +31,6 @@ from bsecrets.core.keys import (
 
 OWNER = "owner"
 KEYRING_SERVICE = "bsecrets"
-
-Prompt = Callable[[str], str]
-
-
-class Credentials(NamedTuple):
-    """What the caller can offer to unlock a vault, settled once per process."""
-
-    session_token: str | None = None
-    passphrase: str | None = None
-    prompt: Prompt | None = None  # None when there is no terminal
-    use_keyring: bool = True
-
-    def __repr__(self) -> str:
-        return (
-            f"Credentials(session={'yes' if self.session_token else 'no'}, "
-            f"passphrase={'yes' if self.passphrase else 'no'})"
-        )
-
 
 if TYPE_CHECKING:  # a Protocol costs real import time; only the type checker needs it
     from typing import Protocol

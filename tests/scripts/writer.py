@@ -76,10 +76,10 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def run_cas(args: argparse.Namespace) -> int:
+    from bsecrets.core.credentials import Credentials
     from bsecrets.core.errors import BsecretsError, SecretNotFound
     from bsecrets.core.manager import SecretsManager
     from bsecrets.core.profile import load_profile
-    from bsecrets.core.unlock import Credentials
 
     creds = Credentials(
         session_token=os.environ.get("BSECRETS_SESSION"),

@@ -58,7 +58,7 @@ RETENTION_HINT = (
 
 class AWSAdapter(SecretBackend):
     kind = "aws"
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.FIELDS}
 
     def __init__(self, settings: AwsSettings, context: BackendContext) -> None:
         super().__init__(settings.env)

@@ -42,7 +42,7 @@ def _json(data: dict[str, Any]) -> bytes:
 
 class LocalAdapter(SecretBackend):
     kind = "local"
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.FIELDS}
 
     def __init__(self, vault: LocalVault, env: str, clock: Clock) -> None:
         super().__init__(env)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bsecrets.backends.local.manifest import Manifest
 from bsecrets.backends.local.store import VaultStore
+from bsecrets.core.credentials import Credentials
 from bsecrets.core.errors import IntegrityError, UsageError
 from bsecrets.core.keys import (
     EnvironmentKeys,
@@ -27,7 +28,6 @@ from bsecrets.core.keys import (
 from bsecrets.core.timeutil import Clock, iso
 from bsecrets.core.unlock import (
     OWNER,
-    Credentials,
     keyring_store,
     unlock_owner,
     wrap_with_passphrase,
