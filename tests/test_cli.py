@@ -218,3 +218,11 @@ def test_session_carries_environment_keys(vault: Path, monkeypatch: pytest.Monke
     )
     put("b", "2", "-e", "qa")
     assert invoke(["get", "b", "-e", "qa"]).stdout == "2\n"
+
+
+@pytest.mark.parametrize("args", [[], ["vault"], ["aws"]])
+def test_a_group_alone_prints_its_help(isolated: Path, args: list[str]) -> None:
+    result = invoke(args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Usage: bsecrets")
+    assert "error:" not in result.stderr

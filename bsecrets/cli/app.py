@@ -36,6 +36,11 @@ def _exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, typer.Abort | KeyboardInterrupt):
         render_error("interrupted")
         return 130
+    if type(exc).__name__ == "NoArgsIsHelpError":  # 'bsecrets' or a group alone: its help
+        help_ctx = getattr(exc, "ctx", None)
+        if help_ctx is not None:
+            sys.stderr.write(help_ctx.get_help() + "\n")
+        return int(ExitCode.USAGE)
     if isinstance(exc, typer.TyperException):  # click usage errors: unknown option, bad value
         ctx = getattr(exc, "ctx", None)
         command = ctx.command_path if ctx is not None else "bsecrets"

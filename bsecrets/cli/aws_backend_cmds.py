@@ -8,22 +8,10 @@ from typing import Annotated
 
 import typer
 
-from bsecrets.cli.context import EnvOption, JsonOption, obj
+from bsecrets.cli.context import EnvOption, JsonOption, command_group, obj
 from bsecrets.core.errors import UsageError
 
-app = typer.Typer(
-    name="aws",
-    help="Helpers for environments on AWS Secrets Manager.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-@app.callback()
-def aws() -> None:
-    """Helpers for environments on AWS Secrets Manager."""
+app = command_group("aws", "Helpers for environments on AWS Secrets Manager.")
 
 
 def _partition(region: str) -> str:

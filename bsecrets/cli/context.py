@@ -31,6 +31,16 @@ JsonOption = Annotated[
 ]
 
 
+def command_group(name: str, help: str) -> typer.Typer:
+    """A command group (``bsecrets NAME ...``) configured like the root app."""
+    group = typer.Typer(
+        name=name, help=help, no_args_is_help=True, add_completion=False,
+        pretty_exceptions_enable=False, rich_markup_mode=None,
+    )  # fmt: skip
+    group.callback()(lambda: None)  # a group even with one command
+    return group
+
+
 class CliContext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -7,22 +7,10 @@ from typing import Annotated
 
 import typer
 
-from bsecrets.cli.context import EnvOption, obj
+from bsecrets.cli.context import EnvOption, command_group, obj
 from bsecrets.core.errors import UsageError
 
-app = typer.Typer(
-    name="vault",
-    help="Tools for environments on HashiCorp Vault (backend: vault).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-@app.callback()
-def vault() -> None:
-    """Tools for environments on HashiCorp Vault (backend: vault)."""
+app = command_group("vault", "Tools for environments on HashiCorp Vault (backend: vault).")
 
 
 @app.command("policy")
