@@ -106,6 +106,8 @@ def translate(exc: BaseException, path: Path) -> BsecretsError:
             "corrupt",
             "unsupported file format",
             "could not decode",
+            "no such column",  # a damaged schema: our tables are created in full
+            "no such table",
         )
     ):
         return damaged
