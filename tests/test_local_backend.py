@@ -77,3 +77,21 @@ def test_failed_first_write_leaves_no_half_created_environment(tmp_path: Path) -
     assert vault.store.sealed_env_key("fresh", "owner") is None
     assert backend.put("x", b"1", actor=ACTOR).version == 1
     assert backend.get("x").value == b"1"
+
+
+def test_transaction_is_all_or_nothing(tmp_path: Path) -> None:
+    from bsecrets.core.errors import VersionConflict
+
+    vault = make_vault(tmp_path / "v" / "vault.db")
+    backend = LocalAdapter(vault, "dev", utcnow)
+    backend.put("existing", b"0", actor=ACTOR)
+    with pytest.raises(VersionConflict), backend.transaction():
+        backend.put("a", b"1", actor=ACTOR)
+        backend.put("b", b"2", actor=ACTOR)
+        backend.put("existing", b"x", actor=ACTOR, if_version=0)  # fails: rolls back a and b
+    assert [s.name for s in backend.list_secrets()] == ["existing"]
+    with backend.transaction():
+        backend.put("a", b"1", actor=ACTOR)
+        backend.put("b", b"2", actor=ACTOR)
+    assert [s.name for s in backend.list_secrets()] == ["a", "b", "existing"]
+    assert backend.get("b").value == b"2"

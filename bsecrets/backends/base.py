@@ -9,6 +9,7 @@ suite in ``tests/backend_contract.py`` checks every adapter the same way.
 from __future__ import annotations
 
 from abc import abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -111,6 +112,11 @@ class SecretBackend(ReflectiveModule):
             hint="--recovery-days applies to aws environments; elsewhere 'rm' keeps "
             "the secret until 'rm --purge'",
         )
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes so they apply all together or not at all, where the store can
+        (the local vault: one SQLite transaction). Elsewhere writes apply one by one."""
+        return nullcontext()
 
     def close(self) -> None:
         """Release connections; the default has nothing to release."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,11 @@ class SecretsManager(ReflectiveModule):
     def restore(self, env: str | None, name: str) -> SecretSummary:
         validate_name(name)
         return self.backend(env).restore(name)
+
+    def transaction(self, env: str | None) -> AbstractContextManager[None]:
+        """``with manager.transaction(env): ...puts...``: all or nothing where the
+        backend can do it (the local vault); see SecretBackend.transaction."""
+        return self.backend(env).transaction()
 
     def rollback(self, env: str | None, name: str, to_version: int) -> WriteResult:
         """A new version whose value is ``to_version``'s (as Vault's kv rollback)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.backends.base import BackendContext, Capability, SecretBackend
@@ -297,6 +298,9 @@ class LocalAdapter(SecretBackend):
             keys, lookup, sid, _head = self._existing(name)
             self.store.delete_secret(self.env, lookup, sid)
             self._commit_bucket(keys, bucket_of(lookup))
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return self.store.write()
 
     # --- ReflectiveModule ------------------------------------------------
 

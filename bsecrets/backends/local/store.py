@@ -152,6 +152,7 @@ class VaultStore:
         self.path = path
         self._conn = conn
         self._in_tx = False
+        self._writing = False
         meta = {_text(k): _blob(v) for k, v in self._query("SELECT key, value FROM meta")}
         raw_version = meta.get("format_version", b"0")
         if not raw_version.isdigit() or len(raw_version) > 6:
@@ -258,10 +259,19 @@ class VaultStore:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[None]:
+        """A write transaction; nested inside another write(), it joins that one
+        (so a batch of puts commits or rolls back as one)."""
         if self._in_tx:
-            raise RuntimeError("nested write transaction")
-        with self._transaction("BEGIN IMMEDIATE"):
+            if not self._writing:
+                raise RuntimeError("write() inside read()")
             yield
+            return
+        self._writing = True
+        try:
+            with self._transaction("BEGIN IMMEDIATE"):
+                yield
+        finally:
+            self._writing = False
 
     @contextlib.contextmanager
     def _transaction(self, begin: str) -> Iterator[None]:
