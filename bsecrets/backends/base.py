@@ -9,8 +9,8 @@ suite in ``tests/backend_contract.py`` checks every adapter the same way.
 from __future__ import annotations
 
 from abc import abstractmethod
-from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
