@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bsecrets.backends.base import BackendContext, Capability, SecretBackend
 from bsecrets.backends.local.manifest import BUCKETS, Manifest, bucket_digest, bucket_of
@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 
 def from_config(config: EnvironmentConfig, context: BackendContext) -> LocalAdapter:
     return LocalAdapter(context.local_vault(), config.name, context.clock)
+
+
+class _Found(NamedTuple):
+    lookup: bytes
+    secret_id: bytes
+    head: dict[str, Any]
+    bucket_versions: list[tuple[Any, ...]]  # every verified version row of the bucket
 
 
 def _json(data: dict[str, Any]) -> bytes:
@@ -66,18 +73,18 @@ class LocalAdapter(SecretBackend):
     ) -> bytes:
         return aead_open(keys.value_key, blob, self._aad(kind, sid, tail), f"a {kind} record")
 
-    def _head(self, keys: EnvironmentKeys, name: str) -> tuple[bytes, bytes, dict[str, Any]] | None:
-        """(lookup, secret id, head) of ``name``, read from its verified bucket; None if absent."""
+    def _head(self, keys: EnvironmentKeys, name: str) -> _Found | None:
+        """``name``'s head and its bucket's version rows, all verified; None if absent."""
         lookup = keys.lookup(name)
-        heads, _versions = self._verified_bucket(keys, bucket_of(lookup))
-        found = [row for row in heads if bytes(row[0]) == lookup]
+        heads, versions = self._verified_bucket(keys, bucket_of(lookup))
+        found = [row for row in heads if row[0] == lookup]
         if not found:
             return None
         _, secret_id, record = found[0]
         head = json.loads(self._open(keys, "head", secret_id, lookup, record))
         if head.get("name") != name:
             raise IntegrityError("a secret's record was moved to another name")
-        return lookup, secret_id, head
+        return _Found(lookup, secret_id, head, versions)
 
     def _verified_bucket(
         self, keys: EnvironmentKeys, bucket: int
@@ -90,13 +97,12 @@ class LocalAdapter(SecretBackend):
         manifest.check_bucket(bucket, bucket_digest(heads, versions))
         return heads, versions
 
-    def _versions_of(
-        self, keys: EnvironmentKeys, lookup: bytes, sid: bytes, current: int
-    ) -> dict[int, tuple[bytes, bytes]]:
+    @staticmethod
+    def _versions_of(found: _Found) -> dict[int, tuple[bytes, bytes]]:
         """Version -> (record, value nonce+tag) of one secret; exactly 1..current, else exit 5."""
-        _heads, versions = self._verified_bucket(keys, bucket_of(lookup))
-        mine = {int(v): (bytes(rec), bytes(tag)) for s, v, rec, tag in versions if bytes(s) == sid}
-        if sorted(mine) != list(range(1, current + 1)):
+        sid = found.secret_id
+        mine = {v: (rec, tag) for s, v, rec, tag in found.bucket_versions if s == sid}
+        if sorted(mine) != list(range(1, found.head["current"] + 1)):
             raise IntegrityError("a secret's versions do not match its record")
         return mine
 
@@ -122,12 +128,12 @@ class LocalAdapter(SecretBackend):
     def _keys(self) -> EnvironmentKeys | None:
         return self.vault.env_keys(self.env)
 
-    def _existing(self, name: str) -> tuple[EnvironmentKeys, bytes, bytes, dict[str, Any]]:
+    def _existing(self, name: str) -> tuple[EnvironmentKeys, _Found]:
         keys = self._keys()
         found = self._head(keys, name) if keys else None
         if keys is None or found is None:
             raise SecretNotFound(f"secret '{name}' not found in environment '{self.env}'")
-        return (keys, *found)
+        return keys, found
 
     def _write_head(
         self, keys: EnvironmentKeys, lookup: bytes, sid: bytes, head: dict[str, Any]
@@ -164,7 +170,7 @@ class LocalAdapter(SecretBackend):
                     "deleted_at": None,
                 }
             else:
-                lookup, sid, head = found
+                lookup, sid, head = found.lookup, found.secret_id, found.head
             current = head["current"]
             if if_version is not None and if_version != current:
                 raise VersionConflict(
@@ -192,7 +198,8 @@ class LocalAdapter(SecretBackend):
 
     def get(self, name: str, version: int | None = None) -> Secret:
         with self.store.read():
-            keys, _lookup, sid, head = self._existing(name)
+            keys, found = self._existing(name)
+            sid, head = found.secret_id, found.head
             if head["deleted_at"]:
                 raise SecretNotFound(
                     f"secret '{name}' was deleted in environment '{self.env}'",
@@ -201,7 +208,7 @@ class LocalAdapter(SecretBackend):
             wanted = head["current"] if version is None else version
             if not 1 <= wanted <= head["current"]:
                 raise VersionNotFound(f"secret '{name}' has no version {wanted}")
-            verified = self._versions_of(keys, _lookup, sid, head["current"])[wanted]
+            verified = self._versions_of(found)[wanted]
             row = self.store.version(self.env, sid, wanted)
             if row is None or row[0] != verified[0] or row[1][:12] + row[1][-16:] != verified[1]:
                 raise IntegrityError("a version row does not match the manifest")
@@ -247,9 +254,10 @@ class LocalAdapter(SecretBackend):
 
     def history(self, name: str) -> list[SecretVersion]:
         with self.store.read():
-            keys, lookup, sid, head = self._existing(name)
+            keys, found = self._existing(name)
+            sid, head = found.secret_id, found.head
             out = []
-            versions = self._versions_of(keys, lookup, sid, head["current"])
+            versions = self._versions_of(found)
             for version, (record, _tag) in sorted(versions.items()):
                 meta = json.loads(self._open(keys, "version", sid, version, record))
                 if version == head["current"]:
@@ -274,7 +282,8 @@ class LocalAdapter(SecretBackend):
 
     def _set_deleted(self, name: str, *, deleted: bool) -> SecretSummary:
         with self.store.write():
-            keys, lookup, sid, head = self._existing(name)
+            keys, found = self._existing(name)
+            lookup, sid, head = found.lookup, found.secret_id, found.head
             if bool(head["deleted_at"]) == deleted:
                 if deleted:
                     raise SecretNotFound(
@@ -295,7 +304,8 @@ class LocalAdapter(SecretBackend):
 
     def purge(self, name: str) -> None:
         with self.store.write():
-            keys, lookup, sid, _head = self._existing(name)
+            keys, found = self._existing(name)
+            lookup, sid = found.lookup, found.secret_id
             self.store.delete_secret(self.env, lookup, sid)
             self._commit_bucket(keys, bucket_of(lookup))
 
