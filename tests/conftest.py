@@ -15,6 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# Servers and daemons shared by the whole session. Registered here, once: a
+# session fixture imported into several test modules starts once per module.
+from moto_server import aws, moto_server  # noqa: F401
+from openbao_server import openbao, openbao_tls  # noqa: F401
+from secret_service import secret_service  # noqa: F401
 from typer.testing import CliRunner
 
 from bsecrets.cli.app import app

@@ -16,9 +16,7 @@ from moto_server import (
     DEFAULT_ACCOUNT,
     REGION,
     MotoServer,
-    aws,  # noqa: F401
     moto_secret_names,
-    moto_server,  # noqa: F401
     sts_assumed_roles,
 )
 
@@ -38,13 +36,13 @@ from bsecrets.core.timeutil import utcnow
 
 
 @pytest.fixture
-def adapter(aws: MotoServer) -> Iterator[AWSAdapter]:  # noqa: F811
+def adapter(aws: MotoServer) -> Iterator[AWSAdapter]:
     backend = make_adapter(aws.endpoint, env="prod", prefix="myapp/prod/")
     yield backend
     backend.close()
 
 
-def kms_key(aws: MotoServer, alias: str = "alias/myapp-prod") -> str:  # noqa: F811
+def kms_key(aws: MotoServer, alias: str = "alias/myapp-prod") -> str:
     kms = aws.client("kms")
     key_id: str = kms.create_key(Description="bsecrets test")["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=alias, TargetKeyId=key_id)
@@ -53,7 +51,7 @@ def kms_key(aws: MotoServer, alias: str = "alias/myapp-prod") -> str:  # noqa: F
 
 class TestAwsContract(BackendContract):
     @pytest.fixture
-    def backend(self, aws: MotoServer) -> Iterator[AWSAdapter]:  # noqa: F811
+    def backend(self, aws: MotoServer) -> Iterator[AWSAdapter]:
         backend = make_adapter(aws.endpoint, env="dev", prefix="contract/")
         yield backend
         backend.close()
@@ -62,7 +60,7 @@ class TestAwsContract(BackendContract):
 # --- storage --------------------------------------------------------------------------
 
 
-def test_secret_layout_on_aws(aws: MotoServer) -> None:  # noqa: F811
+def test_secret_layout_on_aws(aws: MotoServer) -> None:
     kms_key(aws)
     backend = make_adapter(
         aws.endpoint, env="prod", prefix="myapp/prod/", kms_key_id="alias/myapp-prod"
@@ -83,7 +81,7 @@ def test_secret_layout_on_aws(aws: MotoServer) -> None:  # noqa: F811
     assert value["VersionId"] == version_token(1)
 
 
-def test_text_binary_and_empty_values(adapter: AWSAdapter, aws: MotoServer) -> None:  # noqa: F811
+def test_text_binary_and_empty_values(adapter: AWSAdapter, aws: MotoServer) -> None:
     sm = aws.client("secretsmanager")
     adapter.put("text", "naïve".encode(), actor=ACTOR)
     adapter.put("bin", b"\xff\x00\xfe", actor=ACTOR)
@@ -96,7 +94,7 @@ def test_text_binary_and_empty_values(adapter: AWSAdapter, aws: MotoServer) -> N
     assert adapter.get("bin").value == b"\xff\x00\xfe"
 
 
-def test_every_put_is_a_version_with_a_known_id(adapter: AWSAdapter, aws: MotoServer) -> None:  # noqa: F811
+def test_every_put_is_a_version_with_a_known_id(adapter: AWSAdapter, aws: MotoServer) -> None:
     for i in range(1, 4):
         adapter.put("db", f"v{i}".encode(), actor=ACTOR)
     sm = aws.client("secretsmanager")
@@ -114,7 +112,7 @@ def test_every_put_is_a_version_with_a_known_id(adapter: AWSAdapter, aws: MotoSe
 
 def test_versions_written_by_other_clients_get_stable_numbers(
     adapter: AWSAdapter,
-    aws: MotoServer,  # noqa: F811
+    aws: MotoServer,
 ) -> None:
     sm = aws.client("secretsmanager")
     adapter.put("api", b"ours-1", actor=ACTOR)
@@ -129,14 +127,14 @@ def test_versions_written_by_other_clients_get_stable_numbers(
     assert [v.version for v in adapter.history("api")] == [1, 2, 3]
 
 
-def test_a_secret_created_by_another_client(adapter: AWSAdapter, aws: MotoServer) -> None:  # noqa: F811
+def test_a_secret_created_by_another_client(adapter: AWSAdapter, aws: MotoServer) -> None:
     aws.client("secretsmanager").create_secret(Name="myapp/prod/legacy", SecretString="x")
     assert adapter.get("legacy").version == 1
     assert [(s.name, s.version) for s in adapter.list_secrets()] == [("legacy", 1)]
     assert adapter.put("legacy", b"y", actor=ACTOR).version == 2
 
 
-def test_ls_stays_inside_the_prefix(adapter: AWSAdapter, aws: MotoServer) -> None:  # noqa: F811
+def test_ls_stays_inside_the_prefix(adapter: AWSAdapter, aws: MotoServer) -> None:
     sm = aws.client("secretsmanager")
     sm.create_secret(Name="myapp/staging/db", SecretString="other env")
     sm.create_secret(Name="MYAPP/prod/db", SecretString="other case")
@@ -163,7 +161,7 @@ def _before_put(backend: AWSAdapter, action: Any) -> None:
 
 def test_a_plain_put_does_not_clobber_another_clients_write(
     adapter: AWSAdapter,
-    aws: MotoServer,  # noqa: F811
+    aws: MotoServer,
 ) -> None:
     adapter.put("db", b"v1", actor=ACTOR)
     sm = aws.client("secretsmanager")
@@ -176,7 +174,7 @@ def test_a_plain_put_does_not_clobber_another_clients_write(
     assert "mine" not in exc.value.message
 
 
-def test_two_bsecrets_writers_of_the_same_version(adapter: AWSAdapter, aws: MotoServer) -> None:  # noqa: F811
+def test_two_bsecrets_writers_of_the_same_version(adapter: AWSAdapter, aws: MotoServer) -> None:
     adapter.put("db", b"v1", actor=ACTOR)
     other = make_adapter(aws.endpoint, env="prod", prefix="myapp/prod/")
     _before_put(adapter, lambda: other.put("db", b"theirs", actor="other@host"))
@@ -200,7 +198,7 @@ def test_if_version_is_checked_against_the_current_version(adapter: AWSAdapter) 
 # --- deletion ------------------------------------------------------------------------------
 
 
-def test_rm_schedules_deletion_with_a_recovery_window(adapter: AWSAdapter, aws: MotoServer) -> None:  # noqa: F811
+def test_rm_schedules_deletion_with_a_recovery_window(adapter: AWSAdapter, aws: MotoServer) -> None:
     sm = aws.client("secretsmanager")
     adapter.put("a", b"1", actor=ACTOR)
     adapter.put("b", b"2", actor=ACTOR)
@@ -222,7 +220,7 @@ def test_rm_schedules_deletion_with_a_recovery_window(adapter: AWSAdapter, aws: 
 
 
 @pytest.mark.parametrize("days", [0, 6, 31, 365])
-def test_recovery_window_outside_7_to_30(adapter: AWSAdapter, aws: MotoServer, days: int) -> None:  # noqa: F811
+def test_recovery_window_outside_7_to_30(adapter: AWSAdapter, aws: MotoServer, days: int) -> None:
     adapter.put("a", b"1", actor=ACTOR)
     with pytest.raises(UsageError) as exc:
         adapter.delete("a", recovery_days=days)
@@ -233,7 +231,7 @@ def test_recovery_window_outside_7_to_30(adapter: AWSAdapter, aws: MotoServer, d
     )
 
 
-def test_purge_deletes_at_once(adapter: AWSAdapter, aws: MotoServer) -> None:  # noqa: F811
+def test_purge_deletes_at_once(adapter: AWSAdapter, aws: MotoServer) -> None:
     adapter.put("a", b"1", actor=ACTOR)
     adapter.delete("a")
     adapter.purge("a")  # also works on a secret scheduled for deletion
@@ -243,7 +241,7 @@ def test_purge_deletes_at_once(adapter: AWSAdapter, aws: MotoServer) -> None:  #
 # --- limits and configuration ------------------------------------------------------------
 
 
-def test_name_longer_than_aws_allows_after_the_prefix(aws: MotoServer) -> None:  # noqa: F811
+def test_name_longer_than_aws_allows_after_the_prefix(aws: MotoServer) -> None:
     backend = make_adapter(aws.endpoint, prefix="p/" * 150)  # 300 characters
     with pytest.raises(UsageError) as exc:
         backend.put("n" * 213, b"x", actor=ACTOR)  # 513 with the prefix
@@ -274,7 +272,7 @@ def test_missing_region() -> None:
     assert backend.settings.region == "eu-west-1"
 
 
-def test_sdk_variables_are_the_fallback(aws: MotoServer) -> None:  # noqa: F811
+def test_sdk_variables_are_the_fallback(aws: MotoServer) -> None:
     environ = {"AWS_REGION": REGION, "AWS_ENDPOINT_URL": aws.endpoint}
     backend = make_adapter(None, region=None, environ=environ)
     backend.put("a", b"1", actor=ACTOR)
@@ -289,7 +287,7 @@ def test_prefix_aws_would_refuse() -> None:
 # --- KMS --------------------------------------------------------------------------------
 
 
-def test_values_go_under_the_environments_key(aws: MotoServer) -> None:  # noqa: F811
+def test_values_go_under_the_environments_key(aws: MotoServer) -> None:
     key_id = kms_key(aws)
     for kid in ("alias/myapp-prod", key_id):
         backend = make_adapter(aws.endpoint, prefix=f"{kid[:5]}/", kms_key_id=kid)
@@ -300,7 +298,7 @@ def test_values_go_under_the_environments_key(aws: MotoServer) -> None:  # noqa:
         assert indicators["kms_key"].ok and "Enabled" in indicators["kms_key"].detail
 
 
-def test_a_kms_alias_that_does_not_exist(aws: MotoServer) -> None:  # noqa: F811
+def test_a_kms_alias_that_does_not_exist(aws: MotoServer) -> None:
     backend = make_adapter(aws.endpoint, env="prod", kms_key_id="alias/nope")
     with pytest.raises(NotFound) as exc:
         backend.put("a", b"secret-value", actor=ACTOR)
@@ -313,7 +311,7 @@ def test_a_kms_alias_that_does_not_exist(aws: MotoServer) -> None:  # noqa: F811
     assert not backend.is_healthy()
 
 
-def test_a_disabled_kms_key(aws: MotoServer) -> None:  # noqa: F811
+def test_a_disabled_kms_key(aws: MotoServer) -> None:
     key_id = kms_key(aws)
     aws.client("kms").disable_key(KeyId=key_id)
     backend = make_adapter(aws.endpoint, kms_key_id="alias/myapp-prod")
@@ -333,7 +331,7 @@ def local_vault(tmp_path: Path) -> Any:
     vault.close()
 
 
-def test_role_is_assumed_once_and_cached(aws: MotoServer, local_vault: Any) -> None:  # noqa: F811
+def test_role_is_assumed_once_and_cached(aws: MotoServer, local_vault: Any) -> None:
     def role_adapter(**kwargs: Any) -> AWSAdapter:
         return make_adapter(
             aws.endpoint, env="prod", role_arn=ROLE_ARN, local_vault=local_vault, **kwargs
@@ -353,7 +351,7 @@ def test_role_is_assumed_once_and_cached(aws: MotoServer, local_vault: Any) -> N
     assert sts_assumed_roles(ROLE_ACCOUNT) == 2
 
 
-def test_without_a_quietly_unlocked_vault_nothing_is_cached(aws: MotoServer) -> None:  # noqa: F811
+def test_without_a_quietly_unlocked_vault_nothing_is_cached(aws: MotoServer) -> None:
     for _ in range(2):
         backend = make_adapter(aws.endpoint, env="prod", role_arn=ROLE_ARN)
         backend.put("db", b"x", actor=ACTOR)
@@ -363,7 +361,7 @@ def test_without_a_quietly_unlocked_vault_nothing_is_cached(aws: MotoServer) -> 
     assert "sts" in indicators["role"].detail
 
 
-def test_cache_entries_are_sealed(aws: MotoServer, tmp_path: Path, local_vault: Any) -> None:  # noqa: F811
+def test_cache_entries_are_sealed(aws: MotoServer, tmp_path: Path, local_vault: Any) -> None:
     backend = make_adapter(aws.endpoint, env="prod", role_arn=ROLE_ARN, local_vault=local_vault)
     backend.put("db", b"x", actor=ACTOR)
     secret_key = backend.clients.role_credentials()["aws_secret_access_key"]

@@ -17,9 +17,7 @@ from moto_server import (
     FAKE_CREDENTIALS,
     REGION,
     MotoServer,
-    aws,  # noqa: F401
     moto_secret_names,
-    moto_server,  # noqa: F401
     sts_assumed_roles,
 )
 
@@ -44,7 +42,7 @@ def assert_error(result: Any, code: int, *needles: str) -> None:
 
 
 @pytest.fixture
-def aws_env(vault: Path, aws: MotoServer) -> MotoServer:  # noqa: F811
+def aws_env(vault: Path, aws: MotoServer) -> MotoServer:
     """A profile whose 'prod' environment is on moto, with its KMS key."""
     kms = aws.client("kms")
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
@@ -133,7 +131,7 @@ def test_status_shows_aws_health(aws_env: MotoServer) -> None:
 # --- cross-account ---------------------------------------------------------------------
 
 
-def test_role_is_assumed_and_its_credentials_reused(vault: Path, aws: MotoServer) -> None:  # noqa: F811
+def test_role_is_assumed_and_its_credentials_reused(vault: Path, aws: MotoServer) -> None:
     write_profile(vault, region=REGION, prefix=PREFIX, endpoint_url=aws.endpoint, role_arn=ROLE_ARN)
     ok(["put", "db", "-e", "prod"], "cross")
     assert sts_assumed_roles(ROLE_ACCOUNT) == 1
@@ -153,7 +151,7 @@ def test_role_is_assumed_and_its_credentials_reused(vault: Path, aws: MotoServer
 # --- the IAM policy --------------------------------------------------------------------
 
 
-def test_policy_confines_to_the_environment(vault: Path, aws: MotoServer) -> None:  # noqa: F811
+def test_policy_confines_to_the_environment(vault: Path, aws: MotoServer) -> None:
     write_profile(vault, region=REGION, prefix=PREFIX, kms_key_id=ALIAS, role_arn=ROLE_ARN)
     policy = json.loads(ok(["aws", "policy", "-e", "prod"]).stdout)
     secrets_arn = f"arn:aws:secretsmanager:{REGION}:{ROLE_ACCOUNT}:secret:{PREFIX}*"
@@ -195,20 +193,20 @@ def test_policy_needs_an_aws_environment(vault: Path) -> None:
 # --- bad input, each with a test ------------------------------------------------------------
 
 
-def test_missing_region(vault: Path, aws: MotoServer) -> None:  # noqa: F811
+def test_missing_region(vault: Path, aws: MotoServer) -> None:
     write_profile(vault, endpoint_url=aws.endpoint)
     result = invoke(["put", "a", "-e", "prod"], input=CANARY)
     assert_error(result, 2, "no AWS region for environment 'prod'", "AWS_REGION", "region:")
 
 
-def test_kms_alias_that_does_not_exist(vault: Path, aws: MotoServer) -> None:  # noqa: F811
+def test_kms_alias_that_does_not_exist(vault: Path, aws: MotoServer) -> None:
     write_profile(vault, region=REGION, endpoint_url=aws.endpoint, kms_key_id="alias/nope")
     result = invoke(["put", "a", "-e", "prod"], input=CANARY)
     assert_error(result, 3, "KMS key 'alias/nope' not found", "NotFoundException", "kms_key_id")
     assert moto_secret_names(DEFAULT_ACCOUNT) == []
 
 
-def test_name_too_long_after_the_prefix(vault: Path, aws: MotoServer) -> None:  # noqa: F811
+def test_name_too_long_after_the_prefix(vault: Path, aws: MotoServer) -> None:
     write_profile(vault, region=REGION, endpoint_url=aws.endpoint, prefix="p/" * 150)
     result = invoke(["put", "n" * 213, "-e", "prod"], input=CANARY)
     assert_error(result, 2, "AWS allows 512", "prefix")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PASSPHRASE, run_cli
-from secret_service import NO_KEYRING_ENV, secret_service  # noqa: F401
+from secret_service import NO_KEYRING_ENV
 
 SERVICE = "bsecrets"
 VALUE = "k3yring-value-4e1f"
@@ -127,7 +127,7 @@ def get(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
 
 
 @pytest.fixture
-def keyring_env(secret_service: dict[str, str], isolated: Path) -> Iterator[dict[str, str]]:  # noqa: F811
+def keyring_env(secret_service: dict[str, str], isolated: Path) -> Iterator[dict[str, str]]:
     """The overrides that give a child process the private Secret Service.
 
     The daemon lives for the whole session, so the test's vault entry is

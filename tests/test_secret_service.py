@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from secret_service import NO_KEYRING_ENV, secret_service  # noqa: F401
+from secret_service import NO_KEYRING_ENV
 
 
 def run_python(code, overrides):
@@ -18,7 +18,7 @@ def run_python(code, overrides):
     )
 
 
-def test_round_trip_across_processes(secret_service):  # noqa: F811
+def test_round_trip_across_processes(secret_service):
     stored = run_python(
         'import keyring; keyring.set_password("bsecrets-test", "u", "v")',
         secret_service,
@@ -48,7 +48,7 @@ def test_no_keyring_raises_no_keyring_error():
     assert result.stdout.strip() == "keyring.errors NoKeyringError"
 
 
-def test_daemons_alive_during_session(secret_service):  # noqa: F811
+def test_daemons_alive_during_session(secret_service):
     assert set(secret_service.pids) == {"dbus-daemon", "gnome-keyring-daemon"}
     for pid in secret_service.pids.values():
         os.kill(pid, 0)  # raises ProcessLookupError if the daemon is gone

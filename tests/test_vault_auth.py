@@ -16,7 +16,7 @@ from conftest import invoke, run_cli
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fake_kubernetes import FakeTokenReview, make_jwt
-from openbao_server import OpenBao, openbao  # noqa: F401
+from openbao_server import OpenBao
 from test_local_backend import make_vault
 from vault_env import assert_error, make_adapter, unique_prefix, vault_env, write_profile
 
@@ -58,7 +58,7 @@ def approle(server: OpenBao, name: str, policy: str, **role: Any) -> tuple[str, 
 def two_envs(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> dict[str, str]:
     """'staging' and 'prod' on OpenBao with one AppRole, confined by
     `bsecrets vault policy -e staging`; prod holds a secret it must not read."""
@@ -107,7 +107,7 @@ def test_approle_cannot_reach_another_environment(two_envs: dict[str, str]) -> N
 def test_read_only_policy(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     prefix = unique_prefix()
     write_profile(
@@ -127,7 +127,7 @@ def test_read_only_policy(
     assert_error(invoke(["rm", "db", "-e", "staging"]), 4, "denied")
 
 
-def test_second_get_performs_no_login(two_envs: dict[str, str], openbao: OpenBao) -> None:  # noqa: F811
+def test_second_get_performs_no_login(two_envs: dict[str, str], openbao: OpenBao) -> None:
     role = two_envs["role"]
     ok(["put", "db", "-e", "staging"], "value")
     assert logins(openbao, "role_name", role) == 1
@@ -138,7 +138,7 @@ def test_second_get_performs_no_login(two_envs: dict[str, str], openbao: OpenBao
     assert logins(openbao, "role_name", role) == 1
 
 
-def test_revoked_cached_token_is_replaced(two_envs: dict[str, str], openbao: OpenBao) -> None:  # noqa: F811
+def test_revoked_cached_token_is_replaced(two_envs: dict[str, str], openbao: OpenBao) -> None:
     ok(["put", "db", "-e", "staging"], "value")
     client = openbao.client()
     for accessor in client.auth.token.list_accessors()["data"]["keys"]:
@@ -153,7 +153,7 @@ def test_revoked_cached_token_is_replaced(two_envs: dict[str, str], openbao: Ope
 def test_without_the_local_vault_every_command_logs_in(
     two_envs: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     monkeypatch.delenv("BSECRETS_PASSPHRASE")  # the local vault would need a prompt: no cache
     ok(["put", "db", "-e", "staging"], "value")
@@ -163,7 +163,7 @@ def test_without_the_local_vault_every_command_logs_in(
 
 def test_token_is_renewed_when_due_and_replaced_after_expiry(
     tmp_path: Path,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     prefix = unique_prefix()
     policy = render_policy("staging", {"mount": "secret", "prefix": prefix})
@@ -210,7 +210,7 @@ def test_token_is_renewed_when_due_and_replaced_after_expiry(
 def test_kubernetes_login(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     prefix = unique_prefix()
     mount = f"k8s-{prefix}"
@@ -267,7 +267,7 @@ def test_kubernetes_login(
 def test_jwt_login_for_ci(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     prefix = unique_prefix()
     mount = f"jwt-{prefix}"
@@ -317,7 +317,7 @@ def test_jwt_login_for_ci(
 def test_token_from_token_env_or_token_helper_file(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     prefix = unique_prefix()
     openbao.client().secrets.kv.v2.create_or_update_secret(f"{prefix}/k", {"value": "t"})

@@ -12,7 +12,7 @@ from typing import Any
 import hvac
 import pytest
 from backend_contract import ACTOR, BackendContract
-from openbao_server import OpenBao, openbao  # noqa: F401
+from openbao_server import OpenBao
 from vault_env import make_adapter, unique_prefix
 
 from bsecrets.backends.vault.adapter import VaultAdapter
@@ -26,11 +26,11 @@ def adapter(server: OpenBao, prefix: str | None = None, **options: Any) -> Vault
 
 class TestVaultContract(BackendContract):
     @pytest.fixture
-    def backend(self, openbao: OpenBao) -> VaultAdapter:  # noqa: F811
+    def backend(self, openbao: OpenBao) -> VaultAdapter:
         return adapter(openbao)
 
 
-def test_layout_is_what_other_vault_clients_read(openbao: OpenBao) -> None:  # noqa: F811
+def test_layout_is_what_other_vault_clients_read(openbao: OpenBao) -> None:
     prefix = unique_prefix()
     backend = adapter(openbao, prefix)
     backend.put("db/url", "postgres://ü".encode(), actor=ACTOR, tags={"team": "core"})
@@ -52,7 +52,7 @@ def test_layout_is_what_other_vault_clients_read(openbao: OpenBao) -> None:  # n
     assert [v.created_by for v in backend.history("db/url")] == [ACTOR, "other@host"]
 
 
-def test_foreign_object_reads_as_json_and_fields_select(openbao: OpenBao) -> None:  # noqa: F811
+def test_foreign_object_reads_as_json_and_fields_select(openbao: OpenBao) -> None:
     prefix = unique_prefix()
     kv = openbao.client().secrets.kv.v2
     kv.create_or_update_secret(f"{prefix}/db", {"user": "app", "port": 5432, "tls": True})
@@ -75,7 +75,7 @@ def test_foreign_object_reads_as_json_and_fields_select(openbao: OpenBao) -> Non
 
 
 @pytest.mark.parametrize("name", ["a/../b", "a/./b", "a//b", "a/", "x/../../other/db"])
-def test_names_cannot_leave_the_prefix(openbao: OpenBao, name: str) -> None:  # noqa: F811
+def test_names_cannot_leave_the_prefix(openbao: OpenBao, name: str) -> None:
     parent = unique_prefix()
     backend = adapter(openbao, f"{parent}/staging")
     with pytest.raises(InvalidName):
@@ -88,7 +88,7 @@ def test_names_cannot_leave_the_prefix(openbao: OpenBao, name: str) -> None:  # 
         openbao.client().secrets.kv.v2.list_secrets(parent)
 
 
-def test_environments_on_other_prefixes_do_not_meet(openbao: OpenBao) -> None:  # noqa: F811
+def test_environments_on_other_prefixes_do_not_meet(openbao: OpenBao) -> None:
     parent = unique_prefix()
     staging = adapter(openbao, f"{parent}/staging")
     prod = adapter(openbao, f"{parent}/prod", env="prod")
@@ -99,7 +99,7 @@ def test_environments_on_other_prefixes_do_not_meet(openbao: OpenBao) -> None:  
     assert [s.name for s in staging.list_secrets()] == ["db"]
 
 
-def test_list_is_recursive_and_narrowed_by_prefix(openbao: OpenBao) -> None:  # noqa: F811
+def test_list_is_recursive_and_narrowed_by_prefix(openbao: OpenBao) -> None:
     backend = adapter(openbao)
     for name in ("app/db/url", "app/db/user", "app/api", "apple", "zeta/x/y/z"):
         backend.put(name, b"1", actor=ACTOR)
@@ -120,7 +120,7 @@ def test_list_is_recursive_and_narrowed_by_prefix(openbao: OpenBao) -> None:  # 
     assert backend.list_secrets("nothing/here/") == []
 
 
-def test_metadata_limits_are_refused_before_writing(openbao: OpenBao) -> None:  # noqa: F811
+def test_metadata_limits_are_refused_before_writing(openbao: OpenBao) -> None:
     backend = adapter(openbao)
     with pytest.raises(UsageError, match="reserved"):
         backend.put("t", b"x", actor=ACTOR, tags={"bsecrets:by:1": "forged"})
@@ -130,7 +130,7 @@ def test_metadata_limits_are_refused_before_writing(openbao: OpenBao) -> None:  
         backend.history("t")
 
 
-def test_authors_follow_the_versions_vault_keeps(openbao: OpenBao) -> None:  # noqa: F811
+def test_authors_follow_the_versions_vault_keeps(openbao: OpenBao) -> None:
     prefix = unique_prefix()
     backend = adapter(openbao, prefix)
     backend.put("rot", b"1", actor=ACTOR)
@@ -147,7 +147,7 @@ def test_authors_follow_the_versions_vault_keeps(openbao: OpenBao) -> None:  # n
         backend.get("rot", 2)
 
 
-def test_deleted_and_destroyed_versions(openbao: OpenBao) -> None:  # noqa: F811
+def test_deleted_and_destroyed_versions(openbao: OpenBao) -> None:
     prefix = unique_prefix()
     backend = adapter(openbao, prefix)
     for value in (b"a", b"b", b"c"):
@@ -165,7 +165,7 @@ def test_deleted_and_destroyed_versions(openbao: OpenBao) -> None:  # noqa: F811
     assert backend.put("v", b"d", actor=ACTOR).version == 4  # a new version revives it
 
 
-def test_metadata_without_versions_is_not_a_secret(openbao: OpenBao) -> None:  # noqa: F811
+def test_metadata_without_versions_is_not_a_secret(openbao: OpenBao) -> None:
     prefix = unique_prefix()
     openbao.client().secrets.kv.v2.update_metadata(f"{prefix}/empty", max_versions=5)
     backend = adapter(openbao, prefix)
@@ -175,7 +175,7 @@ def test_metadata_without_versions_is_not_a_secret(openbao: OpenBao) -> None:  #
     assert backend.put("empty", b"x", actor=ACTOR, if_version=0).version == 1
 
 
-def test_namespace_from_profile_or_variable(openbao: OpenBao) -> None:  # noqa: F811
+def test_namespace_from_profile_or_variable(openbao: OpenBao) -> None:
     namespace = unique_prefix("ns")
     root = openbao.client()
     root.adapter.post(f"/v1/sys/namespaces/{namespace}")
@@ -194,14 +194,14 @@ def test_namespace_from_profile_or_variable(openbao: OpenBao) -> None:  # noqa: 
         adapter(openbao, prefix).get("db")  # the root namespace has no such secret
 
 
-def test_a_path_inside_a_mount_is_not_a_mount(openbao: OpenBao) -> None:  # noqa: F811
+def test_a_path_inside_a_mount_is_not_a_mount(openbao: OpenBao) -> None:
     backend = adapter(openbao, mount="secret/inner")
     with pytest.raises(UsageError, match="inside the KV v2 mount 'secret/'") as exc:
         backend.put("x", b"1", actor=ACTOR)
     assert exc.value.hint is not None and "environments.staging.mount" in exc.value.hint
 
 
-def test_health_reports_reachability_seal_ttl_latency(openbao: OpenBao) -> None:  # noqa: F811
+def test_health_reports_reachability_seal_ttl_latency(openbao: OpenBao) -> None:
     token = openbao.client().auth.token.create(ttl="1h", policies=["default"])["auth"]
     backend = adapter(openbao, environ={"VAULT_TOKEN": token["client_token"]})
     indicators = {i.name: i for i in backend.get_health_indicators()}
@@ -216,7 +216,7 @@ def test_health_reports_reachability_seal_ttl_latency(openbao: OpenBao) -> None:
     assert token["client_token"] not in repr(status) + repr(indicators)
 
 
-def test_health_of_a_bad_token(openbao: OpenBao) -> None:  # noqa: F811
+def test_health_of_a_bad_token(openbao: OpenBao) -> None:
     backend = adapter(openbao, environ={"VAULT_TOKEN": "s.not-a-token"})
     indicators = {i.name: i for i in backend.get_health_indicators()}
     assert indicators["reachable"].ok

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import invoke
-from openbao_server import OpenBao, openbao  # noqa: F401
+from openbao_server import OpenBao
 from vault_env import assert_error, unique_prefix, vault_env, write_profile
 from vault_proxy import VaultProxy
 
@@ -19,7 +19,7 @@ VALUE = "v1-canary-3f9a"
 def staging(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> str:
     """A profile whose 'staging' is on OpenBao (root token in VAULT_TOKEN); its prefix."""
     prefix = unique_prefix()
@@ -34,7 +34,7 @@ def ok(args: list[str], input: str | None = None) -> str:
     return result.stdout
 
 
-def test_round_trip(staging: str, openbao: OpenBao) -> None:  # noqa: F811
+def test_round_trip(staging: str, openbao: OpenBao) -> None:
     assert ok(["put", "db/password", "-e", "staging", "--tag", "team=core"], VALUE) == (
         "db/password v1 (staging)\n"
     )
@@ -95,7 +95,7 @@ def test_if_version(staging: str) -> None:
 def test_foreign_writer_between_read_and_write_is_a_conflict(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     """The foreign write lands after bsecrets read version 1 and before it writes:
     check-and-set makes Vault refuse, exit 7, and the foreign value stays."""
@@ -124,7 +124,7 @@ def test_foreign_writer_between_read_and_write_is_a_conflict(
 def test_retries_ride_out_a_burst_of_503(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     prefix = unique_prefix()
     openbao.client().secrets.kv.v2.create_or_update_secret(f"{prefix}/k", {"value": "ok"})
@@ -146,7 +146,7 @@ def test_retries_ride_out_a_burst_of_503(
         assert ok(["get", "k", "-e", "staging"]) == "new\n"
 
 
-def test_status_shows_vault_health(staging: str, openbao: OpenBao) -> None:  # noqa: F811
+def test_status_shows_vault_health(staging: str, openbao: OpenBao) -> None:
     state = json.loads(ok(["status", "--json"]))
     assert state["environments"]["staging"]["backend"] == "vault"
     assert state["environments"]["staging"]["address"] == openbao.address
@@ -156,13 +156,13 @@ def test_status_shows_vault_health(staging: str, openbao: OpenBao) -> None:  # n
     assert openbao.root_token not in json.dumps(state)
 
 
-def test_field_selection_through_the_cli(staging: str, openbao: OpenBao) -> None:  # noqa: F811
+def test_field_selection_through_the_cli(staging: str, openbao: OpenBao) -> None:
     kv = openbao.client().secrets.kv.v2
     kv.create_or_update_secret(f"{staging}/db", {"user": "app", "password": "pw"})
     assert ok(["get", "db#user", "-e", "staging"]) == "app\n"
 
 
-def test_foreign_object_through_the_cli(staging: str, openbao: OpenBao) -> None:  # noqa: F811
+def test_foreign_object_through_the_cli(staging: str, openbao: OpenBao) -> None:
     kv = openbao.client().secrets.kv.v2
     kv.create_or_update_secret(f"{staging}/db", {"user": "app", "password": "pw"})
     assert ok(["get", "db", "-e", "staging"]) == '{"password": "pw", "user": "app"}\n'

@@ -16,8 +16,6 @@ from fake_kubernetes import self_signed
 from openbao_server import (
     OpenBao,
     free_port,
-    openbao,  # noqa: F401
-    openbao_tls,  # noqa: F401
     start_dev_server,
     start_sealed_server,
 )
@@ -50,7 +48,7 @@ def test_missing_address(profile: WriteProfile) -> None:
 def test_address_from_vault_addr(
     profile: WriteProfile,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     profile()
     monkeypatch.setenv("VAULT_ADDR", openbao.address)
@@ -63,7 +61,7 @@ def test_address_from_vault_addr(
 def test_bad_token(
     profile: WriteProfile,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     profile(address=openbao.address)
     monkeypatch.setenv("VAULT_TOKEN", TOKEN_CANARY)
@@ -84,7 +82,7 @@ def test_bad_token(
 def test_mount_that_is_not_kv_v2(
     profile: WriteProfile,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
     kind: str,
     options: dict[str, str] | None,
     described: str,
@@ -105,7 +103,7 @@ def test_mount_that_is_not_kv_v2(
 def test_mount_that_does_not_exist(
     profile: WriteProfile,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     profile(address=openbao.address, mount="nowhere")
     monkeypatch.setenv("VAULT_TOKEN", openbao.root_token)
@@ -213,7 +211,7 @@ def test_auth_method_misconfigured(profile: WriteProfile, auth: str, needle: str
 
 def test_approle_credentials_not_set(
     profile: WriteProfile,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     auth = {"method": "approle", "role_id_env": "MY_ROLE_ID", "secret_id_env": "MY_SECRET_ID"}
     profile(address=openbao.address, auth=auth)
@@ -224,7 +222,7 @@ def test_approle_credentials_not_set(
 def test_wrong_approle_secret_id(
     profile: WriteProfile,
     monkeypatch: pytest.MonkeyPatch,
-    openbao: OpenBao,  # noqa: F811
+    openbao: OpenBao,
 ) -> None:
     openbao.enable_auth("approle")
     client = openbao.client()
@@ -245,7 +243,7 @@ def test_wrong_approle_secret_id(
 def test_tls_with_the_dev_servers_ca(
     profile: WriteProfile,
     monkeypatch: pytest.MonkeyPatch,
-    openbao_tls: OpenBao,  # noqa: F811
+    openbao_tls: OpenBao,
 ) -> None:
     assert openbao_tls.address.startswith("https://") and openbao_tls.ca_cert
     profile(address=openbao_tls.address, ca_cert=openbao_tls.ca_cert)
@@ -257,7 +255,7 @@ def test_tls_with_the_dev_servers_ca(
 def test_tls_from_vault_cacert(
     profile: WriteProfile,
     monkeypatch: pytest.MonkeyPatch,
-    openbao_tls: OpenBao,  # noqa: F811
+    openbao_tls: OpenBao,
 ) -> None:
     profile(address=openbao_tls.address)
     monkeypatch.setenv("VAULT_TOKEN", openbao_tls.root_token)
@@ -269,7 +267,7 @@ def test_tls_from_vault_cacert(
 def test_tls_with_the_wrong_ca_names_it(
     profile: WriteProfile,
     monkeypatch: pytest.MonkeyPatch,
-    openbao_tls: OpenBao,  # noqa: F811
+    openbao_tls: OpenBao,
     tmp_path: Path,
 ) -> None:
     wrong_ca, _key, _pem = self_signed(tmp_path / "other-ca", "other")
