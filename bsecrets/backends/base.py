@@ -113,6 +113,12 @@ class SecretBackend(ReflectiveModule):
             "the secret until 'rm --purge'",
         )
 
+    def current_values(self) -> dict[str, bytes]:
+        """Name -> current value of every secret that is not deleted (for export,
+        diff, exec). The default reads them one by one; backends override it
+        when they can read them all at once."""
+        return {s.name: self.get(s.name).value for s in self.list_secrets()}
+
     def transaction(self) -> AbstractContextManager[None]:
         """Group writes so they apply all together or not at all, where the store can
         (the local vault: one SQLite transaction). Elsewhere writes apply one by one."""

@@ -103,6 +103,10 @@ def get(
     """Print a secret's value."""
     cli = obj(ctx)
     secret = cli.manager.get(cli.env(env), name, version)
+    if cli.settings.environ.get("GITHUB_ACTIONS") == "true":  # register masks first (stderr)
+        from bsecrets.core.ci import mask_in_github
+
+        mask_in_github([secret.value], cli.settings.environ)
     if cli.want_json(json_out):
         cli.emit_json(
             {

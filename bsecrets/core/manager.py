@@ -158,6 +158,10 @@ class SecretsManager(ReflectiveModule):
             items = [s for s in items if all(s.tags.get(k) == v for k, v in tags.items())]
         return items
 
+    def current_values(self, env: str | None) -> dict[str, bytes]:
+        """Name -> current value of every (not deleted) secret of ``env``, by name."""
+        return self.backend(env).current_values()
+
     def history(self, env: str | None, name: str) -> list[SecretVersion]:
         validate_name(name)
         return self.backend(env).history(name)

@@ -68,6 +68,9 @@ class EnvironmentConfig(NamedTuple):
     options: Mapping[str, Any]
     protected: bool = False
     line: int | None = None  # 1-based line of the environment's key in the file
+    # secret name -> (generator, argument): ("password"|"hex"|"base64", N),
+    # ("uuid", None), ("value", literal), ("from_env", VAR); see core/provision.py
+    provision: Mapping[str, tuple[str, str | int | None]] = {}  # never mutated
 
 
 class Profile(NamedTuple):

@@ -20,7 +20,7 @@ from typing import Any
 
 from bsecrets.core.profile import EnvironmentConfig, Profile, load_profile
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: environments carry provision
 
 
 def cache_dir() -> Path:
@@ -43,7 +43,7 @@ def _to_json(profile: Profile) -> dict[str, Any]:
         "default_env": profile.default_env,
         "vault_file": str(profile.vault_file),
         "environments": [
-            [e.name, e.backend, dict(e.options), e.protected, e.line]
+            [e.name, e.backend, dict(e.options), e.protected, e.line, dict(e.provision)]
             for e in profile.environments.values()
         ],
     }
@@ -51,8 +51,10 @@ def _to_json(profile: Profile) -> dict[str, Any]:
 
 def _from_json(data: dict[str, Any]) -> Profile:
     envs = {
-        name: EnvironmentConfig(name, backend, options, protected, line)
-        for name, backend, options, protected, line in data["environments"]
+        name: EnvironmentConfig(
+            name, backend, options, protected, line, {k: tuple(v) for k, v in provision.items()}
+        )
+        for name, backend, options, protected, line, provision in data["environments"]
     }
     return Profile(
         Path(data["path"]), data["version"], data["default_env"], Path(data["vault_file"]), envs

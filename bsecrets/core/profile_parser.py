@@ -238,6 +238,7 @@ class _Checker:
             where = env.items["backend"][1]
             raise self.error(where, f"{key_path}.backend", f"must be one of {', '.join(BACKENDS)}")
         others = [key for keys in _BACKEND_KEYS.values() for key in keys]
+        provision_entry = env.items.pop("provision", None)  # any backend; read below
         env.only(_COMMON_KEYS + _BACKEND_KEYS[backend], f"backend {backend}", others)
         protected = env.get("protected", self.boolean, False)
         options: dict[str, Any] = {}
@@ -255,7 +256,43 @@ class _Checker:
             options["role_arn"] = env.opt("role_arn", self.arn)
             options["endpoint_url"] = env.opt("endpoint_url", self.url)
         options = {key: value for key, value in options.items() if value is not None}
-        return EnvironmentConfig(name, backend, options, protected, line)
+        provision: dict[str, tuple[str, str | int | None]] = {}
+        if provision_entry is not None:
+            provision = self.provision(provision_entry[1], f"{key_path}.provision")
+        return EnvironmentConfig(name, backend, options, protected, line, provision)
+
+    def provision(self, node: Node, key_path: str) -> dict[str, tuple[str, str | int | None]]:
+        """``provision:`` name -> generator (see bsecrets.core.provision)."""
+        from bsecrets.core.errors import InvalidName
+        from bsecrets.core.models import validate_name
+        from bsecrets.core.provision import GENERATOR_HINT, parse_generator
+
+        table = self.mapping(node, key_path, _line(node))
+        out: dict[str, tuple[str, str | int | None]] = {}
+        for name, (key_node, value_node) in table.items.items():
+            sub = table.sub(name)
+            try:
+                validate_name(name)
+            except InvalidName as exc:
+                raise self.error(key_node, sub, "invalid secret name", exc.hint) from None
+            if _shape(value_node) == "mapping":
+                spec = self.mapping(value_node, sub, _line(value_node))
+                spec.only(("value", "from_env"))
+                if len(spec.items) != 1:
+                    raise self.error(
+                        value_node, sub, "give exactly one of value, from_env", GENERATOR_HINT
+                    )
+                if "value" in spec.items:
+                    out[name] = ("value", spec.require("value", self.string))
+                else:
+                    out[name] = ("from_env", spec.require("from_env", self.env_var))
+                continue
+            text = self.string(value_node, sub)
+            try:
+                out[name] = parse_generator(text)
+            except ValueError as exc:
+                raise self.error(value_node, sub, str(exc), GENERATOR_HINT) from None
+        return out
 
     def auth(self, node: Node, key_path: str) -> dict[str, str]:
         auth = self.mapping(node, key_path, _line(node))

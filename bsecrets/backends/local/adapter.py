@@ -97,6 +97,18 @@ class LocalAdapter(SecretBackend):
         manifest.check_bucket(bucket, bucket_digest(heads, versions))
         return heads, versions
 
+    def _read_version(
+        self, keys: EnvironmentKeys, found: _Found, version: int
+    ) -> tuple[dict[str, Any], bytes]:
+        """(metadata, value) of one version, its row matched against the verified bucket."""
+        sid = found.secret_id
+        verified = self._versions_of(found)[version]
+        row = self.store.version(self.env, sid, version)
+        if row is None or row[0] != verified[0] or row[1][:12] + row[1][-16:] != verified[1]:
+            raise IntegrityError("a version row does not match the manifest")
+        meta = json.loads(self._open(keys, "version", sid, version, row[0]))
+        return meta, self._open(keys, "value", sid, version, row[1])
+
     @staticmethod
     def _versions_of(found: _Found) -> dict[int, tuple[bytes, bytes]]:
         """Version -> (record, value nonce+tag) of one secret; exactly 1..current, else exit 5."""
@@ -199,7 +211,7 @@ class LocalAdapter(SecretBackend):
     def get(self, name: str, version: int | None = None) -> Secret:
         with self.store.read():
             keys, found = self._existing(name)
-            sid, head = found.secret_id, found.head
+            head = found.head
             if head["deleted_at"]:
                 raise SecretNotFound(
                     f"secret '{name}' was deleted in environment '{self.env}'",
@@ -208,12 +220,7 @@ class LocalAdapter(SecretBackend):
             wanted = head["current"] if version is None else version
             if not 1 <= wanted <= head["current"]:
                 raise VersionNotFound(f"secret '{name}' has no version {wanted}")
-            verified = self._versions_of(found)[wanted]
-            row = self.store.version(self.env, sid, wanted)
-            if row is None or row[0] != verified[0] or row[1][:12] + row[1][-16:] != verified[1]:
-                raise IntegrityError("a version row does not match the manifest")
-            meta = json.loads(self._open(keys, "version", sid, wanted, row[0]))
-            value = self._open(keys, "value", sid, wanted, row[1])
+            meta, value = self._read_version(keys, found, wanted)
         return Secret(
             name=name,
             env=self.env,
@@ -251,6 +258,23 @@ class LocalAdapter(SecretBackend):
                         )
                     )
         return sorted(out, key=lambda s: s.name)
+
+    def current_values(self) -> dict[str, bytes]:
+        """Every current value in one snapshot, each bucket verified once."""
+        out: dict[str, bytes] = {}
+        with self.store.read():
+            keys = self._keys()
+            if keys is None:
+                return out
+            for bucket in range(BUCKETS):
+                heads, versions = self._verified_bucket(keys, bucket)
+                for lookup, sid, record in heads:
+                    head = json.loads(self._open(keys, "head", sid, lookup, record))
+                    if head["deleted_at"]:
+                        continue
+                    found = _Found(lookup, sid, head, versions)
+                    out[head["name"]] = self._read_version(keys, found, head["current"])[1]
+        return dict(sorted(out.items()))
 
     def history(self, name: str) -> list[SecretVersion]:
         with self.store.read():
