@@ -76,6 +76,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("bsecrets.cli.transfer_cmds", "diff"),
     "provision": ("bsecrets.cli.transfer_cmds", "provision"),
     "status": ("bsecrets.cli.setup_cmds", "status"),
+    "exec": ("bsecrets.cli.run_cmds", "exec_"),
+    "render": ("bsecrets.cli.run_cmds", "render"),
     "aws": ("bsecrets.cli.aws_backend_cmds", "app"),
     "vault": ("bsecrets.cli.vault_backend_cmds", "app"),
 }

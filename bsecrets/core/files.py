@@ -14,16 +14,32 @@ from pathlib import Path
 
 from bsecrets.core.errors import InsecureFile, StorageError
 
+_ORIGINAL: dict[str, int] = {}  # what harden_process changed, for restore_for_child
+
 
 def harden_process() -> None:
     """umask 077 and no core dumps (a core file would hold decrypted keys)."""
-    os.umask(0o077)
+    _ORIGINAL.setdefault("umask", os.umask(0o077))
     try:
         import resource
 
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        _ORIGINAL.setdefault("core", soft)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))  # the soft limit only
     except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX
         pass
+
+
+def restore_for_child() -> None:
+    """Give a child we start (exec) the user's own umask and core-dump limit back."""
+    if "umask" in _ORIGINAL:
+        os.umask(_ORIGINAL["umask"])
+    if "core" in _ORIGINAL:
+        import resource
+
+        with contextlib.suppress(ValueError, OSError):
+            _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+            resource.setrlimit(resource.RLIMIT_CORE, (_ORIGINAL["core"], hard))
 
 
 def ensure_private_dir(path: Path) -> None:

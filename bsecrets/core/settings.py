@@ -17,6 +17,7 @@ ENV_PASSPHRASE = "BSECRETS_PASSPHRASE"
 ENV_PASSPHRASE_FILE = "BSECRETS_PASSPHRASE_FILE"
 ENV_DEBUG = "BSECRETS_DEBUG"
 ENV_NO_COLOR = "NO_COLOR"
+ENV_MASK = "BSECRETS_MASK"  # exec: 1 masks output, 0 does not (default: on under CI)
 
 
 class Settings(NamedTuple):
