@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import CANARY, invoke, run_cli
 
-from bsecrets.core.errors import Denied, UsageError
-from bsecrets.core.manager import SecretsManager
+from bsecrets.core.errors import UsageError
 from bsecrets.core.template import parse
 
 
@@ -193,22 +193,25 @@ def test_template_not_readable(vault: Path) -> None:
     assert_error(run_cli(["render", "nope.tpl"]), 2, "cannot read the template")
 
 
-def test_denied_environment_exit_4(vault: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A reference to an environment the caller cannot read: the manager's Denied passes."""
+def test_denied_environment_exit_4(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any
+) -> None:
+    """A reference to an environment the caller cannot read (a real Vault token
+    whose policy does not cover it): exit 4 from the server, nothing written."""
+    from vault_env import unique_prefix, vault_env, write_profile
+
+    prefix = unique_prefix("render")
+    root = openbao.client()
+    root.secrets.kv.v2.create_or_update_secret(f"{prefix}/token", {"value": "prod-value"})
+    weak = root.auth.token.create(policies=["default"], ttl="10m")["auth"]["client_token"]
+    write_profile(isolated, monkeypatch, {"prod": vault_env(openbao.address, prefix)})
+    monkeypatch.setenv("VAULT_TOKEN", weak)
     put("token", b"dev-value")
-    put("token", b"prod-value", env="prod")
-    real_get = SecretsManager.get
-
-    def guarded(self: SecretsManager, env: str | None, name: str, version: int | None = None):  # type: ignore[no-untyped-def]
-        if env == "prod":
-            raise Denied("access to environment 'prod' is denied", hint="ask for access")
-        return real_get(self, env, name, version)
-
-    monkeypatch.setattr(SecretsManager, "get", guarded)
-    (vault / "t.tpl").write_text("{{ bsecrets://dev/token }} {{ bsecrets://prod/token }}")
-    out = vault / "out.conf"
+    (isolated / "t.tpl").write_text("{{ bsecrets://dev/token }} {{ bsecrets://prod/token }}")
+    out = isolated / "out.conf"
     result = invoke(["render", "t.tpl", "-o", str(out)])
-    assert_error(result, 4, "access to environment 'prod' is denied")
+    assert_error(result, 4)
+    assert "prod-value" not in result.stdout + result.stderr
     assert not out.exists()
 
 
