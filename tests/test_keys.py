@@ -99,3 +99,17 @@ def test_wrapped_key_edited_is_wrong_passphrase_not_garbage(vault: Path) -> None
         db.execute("UPDATE key_wraps SET wrapped = ?", (flipped,))
     result = invoke(["ls"])
     assert result.exit_code == WrongPassphrase.exit_code
+
+
+def test_aad_encoding_known_answer() -> None:
+    """The exact bytes: every existing vault's ciphertexts depend on them."""
+    expected = (
+        b"bsecrets/v1"
+        + b"b\x00\x00\x00\x02\x01\x02"
+        + b"s\x00\x00\x00\x03d\xc3\xa9"
+        + b"i\x00\x00\x00\x08"
+        + (7).to_bytes(8, "big")
+        + b"i\x00\x00\x00\x08"
+        + (-1).to_bytes(8, "big", signed=True)
+    )
+    assert encode_aad(b"\x01\x02", "dé", 7, -1) == expected

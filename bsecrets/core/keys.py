@@ -33,18 +33,27 @@ ARGON2_LANES = 4
 WEAK_KDF_ENV = "BSECRETS_INSECURE_TEST_KDF"
 
 
+_PACK_I = struct.Struct(">I").pack
+_PACK_Q = struct.Struct(">q").pack
+_INT_LENGTH = _PACK_I(8)
+
+
 def encode_aad(*parts: str | bytes | int) -> bytes:
-    """Unambiguous associated data: every part length-prefixed and typed."""
-    out = bytearray(b"bsecrets/v1")
+    """Unambiguous associated data: every part typed and length-prefixed.
+
+    (kind byte, 4-byte big-endian length, bytes) per part after b"bsecrets/v1";
+    ints as 8-byte big-endian. Hot: ``ls`` of 10,000 secrets calls it 30,000 times.
+    """
+    chunks = [b"bsecrets/v1"]
     for part in parts:
-        if isinstance(part, int):
-            raw, kind = struct.pack(">q", part), b"i"
+        if isinstance(part, bytes):
+            chunks += (b"b", _PACK_I(len(part)), part)
         elif isinstance(part, str):
-            raw, kind = part.encode("utf-8"), b"s"
-        else:
-            raw, kind = bytes(part), b"b"
-        out += kind + struct.pack(">I", len(raw)) + raw
-    return bytes(out)
+            raw = part.encode("utf-8")
+            chunks += (b"s", _PACK_I(len(raw)), raw)
+        else:  # int
+            chunks += (b"i", _INT_LENGTH, _PACK_Q(part))
+    return b"".join(chunks)
 
 
 def aead_seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
