@@ -16,9 +16,6 @@ import os
 import struct
 from typing import Any, NamedTuple
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from bsecrets.core.errors import IntegrityError, UsageError
 
 KEY_BYTES = 32
@@ -58,12 +55,17 @@ def encode_aad(*parts: str | bytes | int) -> bytes:
 
 def aead_seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """AES-256-GCM with a fresh random 96-bit nonce; returns nonce || ciphertext || tag."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     nonce = os.urandom(NONCE_BYTES)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
 def aead_open(key: bytes, blob: bytes, aad: bytes, what: str) -> bytes:
     """Decrypt what aead_seal made, or raise IntegrityError naming ``what``."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     if len(blob) < NONCE_BYTES + 16:
         raise IntegrityError(f"{what} is truncated")
     try:
@@ -110,6 +112,10 @@ def sha256() -> Any:
     from cryptography.hazmat.primitives import hashes
 
     return hashes.Hash(hashes.SHA256())
+
+
+def sha256_hex(data: bytes) -> str:
+    return sha256_digest(data).hex()
 
 
 def sha256_digest(data: bytes) -> bytes:

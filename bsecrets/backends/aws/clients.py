@@ -174,10 +174,8 @@ class AwsClients:
     def _cache_key(self) -> str:
         """A digest of what the credentials depend on: the role, where STS is, and
         who assumed it (AWS_PROFILE and access key id, never a secret key)."""
-        from cryptography.hazmat.primitives import hashes
+        from bsecrets.core.keys import sha256_hex
 
         s = self.settings
         parts = (s.env, str(s.role_arn), s.region, s.endpoint("sts") or "", s.source_identity)
-        digest = hashes.Hash(hashes.SHA256())
-        digest.update("\x00".join(parts).encode())
-        return digest.finalize().hex()
+        return sha256_hex("\x00".join(parts).encode())

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from bsecrets.backends.vault.config import ENV_TOKEN, VaultSettings
 from bsecrets.backends.vault.errors import VaultHTTPError, translate
 from bsecrets.core.errors import BsecretsError, Denied, UsageError
+from bsecrets.core.keys import sha256_hex
 from bsecrets.core.timeutil import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -40,14 +41,6 @@ RENEW_AFTER = 2 / 3  # of the TTL
 MIN_CACHED_TTL_S = 15  # a token this short-lived is not worth caching
 NO_EXPIRY_CACHE = timedelta(hours=1)  # re-check a non-expiring login token hourly
 _UNSET: Any = object()
-
-
-def _sha256(data: bytes) -> str:
-    from cryptography.hazmat.primitives import hashes  # the stdlib hashlib would load a 2nd OpenSSL
-
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(data)
-    return digest.finalize().hex()
 
 
 def cache_margin(ttl: int) -> timedelta:
@@ -135,7 +128,7 @@ class Authenticator:
             }
         else:
             payload = {"role": auth["role"], "jwt": self._variable("token_env")}
-        return payload, _sha256(json.dumps(payload, sort_keys=True).encode())
+        return payload, sha256_hex(json.dumps(payload, sort_keys=True).encode())
 
     def _variable(self, key: str) -> str:
         """The value of the variable the profile key ``auth.<key>`` names."""
@@ -168,7 +161,7 @@ class Authenticator:
         s, auth = self.settings, self.settings.auth
         who = auth.get("role") or self.environ.get(auth.get("role_id_env", ""), "")
         parts = [s.address, s.namespace or "", self.method, auth.get("mount", ""), who]
-        return _sha256("\0".join(parts).encode())[:32]
+        return sha256_hex("\0".join(parts).encode())[:32]
 
     def _open_cache(self) -> SealedCache | None:
         if self._cache is _UNSET:
