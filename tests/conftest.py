@@ -72,6 +72,15 @@ def invoke(
     return Result(result.exit_code, result.stdout, result.stderr, result.stdout_bytes)
 
 
+def put_secret(name: str, value: bytes, env: str = "dev", tmp: Path | None = None) -> None:
+    """Store exact bytes through the CLI (via --from-file, so nothing is stripped)."""
+    path = (tmp or Path.cwd()) / ".value"
+    path.write_bytes(value)
+    result = invoke(["put", name, "--from-file", str(path), "-e", env])
+    path.unlink()
+    assert result.exit_code == 0, result.stderr
+
+
 def run_cli(
     args: list[str],
     *,

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, PASSPHRASE, invoke, run_cli
+from conftest import CANARY, PASSPHRASE, invoke, put_secret, run_cli
 
 from bsecrets.core.envmap import (
     child_environment,
@@ -24,12 +24,7 @@ from bsecrets.core.errors import UsageError
 PY = sys.executable
 
 
-def put(name: str, value: bytes, env: str = "dev", tmp: Path | None = None) -> None:
-    path = (tmp or Path.cwd()) / ".value"
-    path.write_bytes(value)
-    result = invoke(["put", name, "--from-file", str(path), "-e", env])
-    path.unlink()
-    assert result.exit_code == 0, result.stderr
+put = put_secret
 
 
 def assert_error(result: subprocess.CompletedProcess[bytes], code: int, *needles: str) -> None:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, invoke, run_cli
+from conftest import CANARY, put_secret, run_cli
 
 from bsecrets.cli.run_cmds import want_mask
 from bsecrets.core.errors import UsageError
@@ -25,12 +25,7 @@ PY = sys.executable
 SECRET = "s3cr3t-VALUE-éü✓-tail"
 
 
-def put(name: str, value: bytes, env: str = "dev") -> None:
-    path = Path.cwd() / ".value"
-    path.write_bytes(value)
-    result = invoke(["put", name, "--from-file", str(path), "-e", env])
-    path.unlink()
-    assert result.exit_code == 0, result.stderr
+put = put_secret
 
 
 def redact_in_pieces(values: list[bytes], text: bytes, cuts: list[int]) -> bytes:

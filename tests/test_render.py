@@ -8,18 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CANARY, invoke, run_cli
+from conftest import CANARY, invoke, put_secret, run_cli
 
 from bsecrets.core.errors import UsageError
 from bsecrets.core.template import parse
 
-
-def put(name: str, value: bytes, env: str = "dev") -> None:
-    path = Path.cwd() / ".value"
-    path.write_bytes(value)
-    result = invoke(["put", name, "--from-file", str(path), "-e", env])
-    path.unlink()
-    assert result.exit_code == 0, result.stderr
+put = put_secret
 
 
 def assert_error(result: object, code: int, *needles: str) -> None:
