@@ -1,4 +1,5 @@
-"""kill -9 during writes (K1): no acknowledged write lost, no corrupt vault.
+"""kill -9 during writes (K1): no acknowledged write lost, no corrupt vault, and
+no change without its audit event.
 
 A writer process loops ``put`` and reports every acknowledged write on a pipe
 the moment the call returns; the test SIGKILLs it at a random moment and then
@@ -146,11 +147,14 @@ def _forked_writer(root: Path, out_fd: int, first: int, seed: int) -> None:
         begin = store.write
 
         @contextlib.contextmanager
-        def write() -> Iterator[None]:  # markers around the write transaction
+        def write() -> Iterator[None]:  # markers around the (outermost) write transaction
+            outer = not store._in_tx  # a put's own write() joins the audited operation's
             with begin():
-                emit("T")  # BEGIN IMMEDIATE done: the write lock is held
+                if outer:
+                    emit("T")  # BEGIN IMMEDIATE done: the write lock is held
                 yield
-            emit("C")  # COMMIT returned
+            if outer:
+                emit("C")  # COMMIT returned
 
         store.write = write  # type: ignore[method-assign]
         emit("S")
@@ -348,6 +352,16 @@ def check_after_kill(
                 got = m.get(key[0], key[1], version).value
                 assert got == value_of(counter, size), (key, version)
         assert set(latest) == set(ledger.versions)
+        # no change without its event: one 'put ok' event per stored version
+        log = m.audit_log()
+        keys = log.reading_keys()
+        puts: Counter[tuple[str, str]] = Counter()
+        if keys is not None:
+            with log.store.read():
+                for event in log.events(keys):
+                    if event["action"] == "put" and event["outcome"] == "ok":
+                        puts[event["env"], event["name"]] += 1
+        assert dict(puts) == latest, (dict(puts), latest)
     finally:
         m.close()
 

@@ -828,9 +828,12 @@ def test_bit_flips_never_give_a_silently_wrong_answer(lab: Lab, active_bugs: set
 
 def test_deleting_any_single_row_is_detected(lab: Lab, active_bugs: set[str]) -> None:
     trials = []
+    internal = set()  # the audit log's environment: its manifest guards no secret
     for table, rows in lab.rows.items():
         for i, row in enumerate(rows):
             where, params = _where_row(table, row)
+            if table in ("manifests", "env_keys") and str(row[0]).startswith("__"):
+                internal.add(f"delete {table} row {i}")
             trials.append(
                 Trial(
                     f"delete {table} row {i}",
@@ -849,6 +852,8 @@ def test_deleting_any_single_row_is_detected(lab: Lab, active_bugs: set[str]) ->
     assert_focus_is_integrity(results, trials)
     for r in results:  # a deleted secret, version, manifest or environment key: exit 5
         if r["kind"] in ("secrets", "versions", "manifests", "env_keys", "principals"):
+            if r["label"] in internal:  # no read uses it; 'audit verify' catches a lost key
+                continue
             assert category(r) == "exit 5 (IntegrityError)", r["label"]
 
 

@@ -109,7 +109,7 @@ def exec_(
     env_name = manager.env_name(cli.env(env))
     names = _names(cli, env_name, _split(only))
     mapping = map_names(names, prefix)  # collisions fail before any value is read
-    secrets = {name: manager.get(env_name, name).value for name in names}
+    secrets = manager.read_values(env_name, names, action="exec")  # one event, every name
     child_env, _injected = child_environment(
         secrets,
         cli.settings.environ,

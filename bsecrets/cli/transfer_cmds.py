@@ -52,7 +52,7 @@ def export(
         )
     manager = cli.manager
     env_name = manager.env_name(cli.env(env))
-    values = load_values(manager, env_name)
+    values = load_values(manager, env_name, action="export")
     items = export_items(values, fmt)
     if fmt == "github-env":
         import secrets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +67,15 @@ def initialize(
         except BaseException:
             staging.unlink()
             raise
+        from bsecrets.backends.local.audit_log import LocalAuditLog
+        from bsecrets.core.audit import AuditLogger
+        from bsecrets.core.models import AccessContext
+
+        audit = AuditLogger(LocalAuditLog(vault), AccessContext.current(), clock, os.environ)
         with vault.store.write():
             for env in envs:
                 vault.env_keys(env, create=True)
+            audit.record("init", details={"environments": envs})  # the chain's first event
         vault.close()
         gitignore = profile.vault_file.parent / ".gitignore"
         if not gitignore.exists():

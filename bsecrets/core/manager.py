@@ -2,22 +2,25 @@
 
 It resolves the environment from the profile (an unknown environment is an
 error, never a silent default), validates names and values, builds the
-environment's backend, and calls it. Audit and access control plug in here
-(later issues), so no caller can skip them.
+environment's backend, and calls it inside an audited operation (core/audit.py:
+the event commits with a local change, or brackets a remote call), so no
+caller can skip the audit log. Access control plugs in here too (a later issue).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bsecrets import __version__
 from bsecrets.backends.base import SecretBackend
+from bsecrets.core.audit import AuditLogger, AuditSink, Note
 from bsecrets.core.credentials import Credentials
-from bsecrets.core.errors import BackendUnavailable, VersionNotFound
+from bsecrets.core.errors import BackendUnavailable, BsecretsError, VersionNotFound
 from bsecrets.core.health import HealthIndicator, ReflectiveModule
 from bsecrets.core.models import (
     AccessContext,
@@ -32,6 +35,9 @@ from bsecrets.core.models import (
 from bsecrets.core.profile import Profile
 from bsecrets.core.timeutil import Clock, utcnow
 
+if TYPE_CHECKING:
+    from bsecrets.backends.local.audit_log import LocalAuditLog
+
 
 class SecretsManager(ReflectiveModule):
     def __init__(
@@ -42,6 +48,7 @@ class SecretsManager(ReflectiveModule):
         clock: Clock = utcnow,
         context: AccessContext | None = None,
         environ: Mapping[str, str] | None = None,
+        audit_sink: AuditSink | None = None,
     ) -> None:
         self.profile = profile
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
@@ -50,6 +57,8 @@ class SecretsManager(ReflectiveModule):
         self._context = context
         self._backends: dict[str, SecretBackend] = {}
         self._local: Any = None  # LocalVault, opened on first use
+        self._audit_sink = audit_sink
+        self._audit: AuditLogger | None = None
 
     # --- plumbing --------------------------------------------------------
 
@@ -71,6 +80,35 @@ class SecretsManager(ReflectiveModule):
 
             self._local = LocalVault.open(self.profile.vault_file, self.creds, self.clock)
         return self._local
+
+    @property
+    def audit(self) -> AuditLogger:
+        """The audit logger: the local vault's chained log, or (no vault file) a null sink."""
+        if self._audit is None:
+            sink = self._audit_sink
+            if sink is None:
+                from bsecrets.core.audit import NullAuditSink
+
+                if Path(self.profile.vault_file).exists():
+                    from bsecrets.backends.local.audit_log import LocalAuditLog
+
+                    sink = LocalAuditLog(self.local_vault())
+                else:
+                    sink = NullAuditSink()
+            self._audit = AuditLogger(sink, self.context, self.clock, self.environ)
+        return self._audit
+
+    def _op(
+        self,
+        action: str,
+        env: str,
+        *,
+        name: str | None = None,
+        names: list[str] | None = None,
+    ) -> AbstractContextManager[Note]:
+        """An audited operation on ``env`` (see AuditLogger.operation)."""
+        remote = self.profile.environment(env).backend != "local"
+        return self.audit.operation(action, env, name=name, names=names, remote=remote)
 
     def backend(self, env: str | None) -> SecretBackend:
         """The backend of ``env`` (built once per process, module imported on first use)."""
@@ -118,14 +156,18 @@ class SecretsManager(ReflectiveModule):
         validate_value(value)
         if tags is not None:
             validate_tags(tags)
-        return self.backend(env).put(
-            name,
-            value,
-            actor=self.context.actor,
-            tags=tags,
-            description=description,
-            if_version=if_version,
-        )
+        env_name = self.env_name(env)
+        with self._op("put", env_name, name=name) as note:
+            result = self.backend(env_name).put(
+                name,
+                value,
+                actor=self.context.actor,
+                tags=tags,
+                description=description,
+                if_version=if_version,
+            )
+            note.version = result.version
+        return result
 
     def get(self, env: str | None, name: str, version: int | None = None) -> Secret:
         """``NAME#field`` selects one field where the backend stores structured values."""
@@ -134,16 +176,30 @@ class SecretsManager(ReflectiveModule):
 
         base, sep, field = name.partition("#")
         validate_name(base)
-        backend = self.backend(env)
-        if sep:
-            if not field or "#" in field:
-                raise UsageError(f"invalid field in {name!r}", hint="write NAME#field")
-            if Capability.FIELDS not in backend.capabilities:
+        if sep and (not field or "#" in field):
+            raise UsageError(f"invalid field in {name!r}", hint="write NAME#field")
+        env_name = self.env_name(env)
+        with self._op("get", env_name, name=name) as note:
+            note.version = version
+            backend = self.backend(env_name)
+            if sep and Capability.FIELDS not in backend.capabilities:
                 raise UsageError(
                     f"the {backend.kind} backend has no fields: '{name}'",
                     hint="NAME#field selects a field of a Vault secret",
                 )
-        return backend.get(name, version)
+            secret = backend.get(name, version)
+            note.version = secret.version
+        return secret
+
+    def read_values(self, env: str | None, names: list[str], *, action: str) -> dict[str, bytes]:
+        """The current values of ``names``, read in one audited operation (one event
+        naming them all: ``exec`` records what it injects)."""
+        for name in names:
+            validate_name(name)
+        env_name = self.env_name(env)
+        with self._op(action, env_name, names=names):
+            backend = self.backend(env_name)
+            return {name: backend.get(name).value for name in names}
 
     def list_secrets(
         self,
@@ -153,18 +209,28 @@ class SecretsManager(ReflectiveModule):
         tags: dict[str, str] | None = None,
         include_deleted: bool = False,
     ) -> list[SecretSummary]:
-        items = self.backend(env).list_secrets(prefix, include_deleted=include_deleted)
-        if tags:
-            items = [s for s in items if all(s.tags.get(k) == v for k, v in tags.items())]
+        env_name = self.env_name(env)
+        with self._op("ls", env_name) as note:
+            items = self.backend(env_name).list_secrets(prefix, include_deleted=include_deleted)
+            if tags:
+                items = [s for s in items if all(s.tags.get(k) == v for k, v in tags.items())]
+            note.details = {"prefix": prefix, "count": len(items)} if prefix else {}
         return items
 
-    def current_values(self, env: str | None) -> dict[str, bytes]:
-        """Name -> current value of every (not deleted) secret of ``env``, by name."""
-        return self.backend(env).current_values()
+    def current_values(self, env: str | None, *, action: str = "read") -> dict[str, bytes]:
+        """Name -> current value of every (not deleted) secret of ``env``, by name;
+        one audited operation whose event names them all."""
+        env_name = self.env_name(env)
+        with self._op(action, env_name) as note:
+            values = self.backend(env_name).current_values()
+            note.names = sorted(values)
+        return values
 
     def history(self, env: str | None, name: str) -> list[SecretVersion]:
         validate_name(name)
-        return self.backend(env).history(name)
+        env_name = self.env_name(env)
+        with self._op("history", env_name, name=name):
+            return self.backend(env_name).history(name)
 
     def delete(
         self,
@@ -175,23 +241,31 @@ class SecretsManager(ReflectiveModule):
         recovery_days: int | None = None,
     ) -> None:
         validate_name(name)
-        backend = self.backend(env)
-        if purge:
-            if recovery_days is not None:
-                from bsecrets.core.errors import UsageError
+        if purge and recovery_days is not None:
+            from bsecrets.core.errors import UsageError
 
-                raise UsageError(
-                    "--recovery-days does not apply to --purge", hint="give one or the other"
-                )
-            backend.purge(name)
-        elif recovery_days is not None:
-            backend.schedule_deletion(name, recovery_days)
-        else:
-            backend.delete(name)
+            raise UsageError(
+                "--recovery-days does not apply to --purge", hint="give one or the other"
+            )
+        env_name = self.env_name(env)
+        with self._op("rm", env_name, name=name) as note:
+            backend = self.backend(env_name)
+            if purge:
+                note.details = {"purge": True}
+                backend.purge(name)
+            elif recovery_days is not None:
+                note.details = {"recovery_days": recovery_days}
+                backend.schedule_deletion(name, recovery_days)
+            else:
+                backend.delete(name)
 
     def restore(self, env: str | None, name: str) -> SecretSummary:
         validate_name(name)
-        return self.backend(env).restore(name)
+        env_name = self.env_name(env)
+        with self._op("restore", env_name, name=name) as note:
+            summary = self.backend(env_name).restore(name)
+            note.version = summary.version
+        return summary
 
     def transaction(self, env: str | None) -> AbstractContextManager[None]:
         """``with manager.transaction(env): ...puts...``: all or nothing where the
@@ -201,15 +275,22 @@ class SecretsManager(ReflectiveModule):
     def rollback(self, env: str | None, name: str, to_version: int) -> WriteResult:
         """A new version whose value is ``to_version``'s (as Vault's kv rollback)."""
         validate_name(name)
-        backend = self.backend(env)
-        current = backend.get(name)
-        if to_version == current.version:
-            raise VersionNotFound(
-                f"version {to_version} of '{name}' is already the current one",
-                hint="pick an older version from 'bsecrets history NAME'",
+        env_name = self.env_name(env)
+        with self._op("rollback", env_name, name=name) as note:
+            note.details = {"to": to_version}
+            backend = self.backend(env_name)
+            current = backend.get(name)
+            if to_version == current.version:
+                raise VersionNotFound(
+                    f"version {to_version} of '{name}' is already the current one",
+                    hint="pick an older version from 'bsecrets history NAME'",
+                )
+            old = backend.get(name, to_version)
+            result = backend.put(
+                name, old.value, actor=self.context.actor, if_version=current.version
             )
-        old = backend.get(name, to_version)
-        return backend.put(name, old.value, actor=self.context.actor, if_version=current.version)
+            note.version = result.version
+        return result
 
     # --- sessions --------------------------------------------------------
 
@@ -222,18 +303,52 @@ class SecretsManager(ReflectiveModule):
         vault = LocalVault.open(
             self.profile.vault_file, self.creds._replace(session_token=None), self.clock
         )
+        from bsecrets.backends.local.audit_log import LocalAuditLog
+        from bsecrets.core.audit import outcome_of, reason_of
+
+        log = LocalAuditLog(vault)
+        details = {"ttl_seconds": int(ttl.total_seconds())}
         try:
-            private_key = vault.private_key()
-            with vault.store.read():
-                masters = vault.env_masters()
+            try:
+                private_key = vault.private_key()
+            except BsecretsError as exc:
+                with contextlib.suppress(BsecretsError):  # kept for the next unlock (intake)
+                    self.audit.record(
+                        "unlock", outcome=outcome_of(exc), reason=reason_of(exc), sink=log
+                    )
+                raise
+            with vault.store.write():
+                self.audit.record("unlock", details=details, sink=log)
+                masters = vault.env_masters()  # after the event: includes the audit key
             return session.start(vault.vault_id, private_key, ttl, self.clock(), masters)
         finally:
             vault.close()
 
     def lock(self) -> int:
+        """End sessions; the audit log's head is anchored in the OS keyring when there is one."""
         from bsecrets.core import session
 
-        return session.end(self.creds.session_token, self.local_vault().vault_id)
+        vault = self.local_vault()
+        # Recorded and anchored while the session still opens the audit key.
+        scope = "this session" if self.creds.session_token else "all sessions"
+        self.audit.record("lock", details={"scope": scope})
+        with contextlib.suppress(BsecretsError):
+            self.audit_log().anchor()
+        return session.end(self.creds.session_token, vault.vault_id)
+
+    def audit_log(self) -> LocalAuditLog:
+        """The local vault's audit log (backends/local/audit_log.py), for the audit commands."""
+        from bsecrets.backends.local.audit_log import LocalAuditLog
+
+        sink = self.audit.sink
+        if not isinstance(sink, LocalAuditLog):
+            from bsecrets.core.errors import VaultNotFound
+
+            raise VaultNotFound(
+                f"no audit log: there is no local vault at {self.profile.vault_file}",
+                hint="run 'bsecrets init': the audit log lives in the local vault",
+            )
+        return sink
 
     # --- ReflectiveModule ------------------------------------------------
 
@@ -277,6 +392,7 @@ class SecretsManager(ReflectiveModule):
                     continue
                 indicators += self.backend(name).get_health_indicators()
                 indicators.append(self._session_indicator())
+                indicators += self.audit.get_health_indicators()
                 continue
             try:
                 remote = self.backend(name).get_health_indicators()

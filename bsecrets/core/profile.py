@@ -81,6 +81,7 @@ class Profile(NamedTuple):
     default_env: str  # always names one of ``environments``
     vault_file: Path  # absolute
     environments: Mapping[str, EnvironmentConfig]
+    audit_retention: str | None = None  # "audit: {retention: 365d}": a valid duration
 
     def environment(self, name: str) -> EnvironmentConfig:
         """The environment called ``name``; EnvironmentNotFound (exit 3) if there is none."""

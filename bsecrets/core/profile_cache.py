@@ -20,7 +20,7 @@ from typing import Any
 
 from bsecrets.core.profile import EnvironmentConfig, Profile, load_profile
 
-CACHE_FORMAT = 2  # 2: environments carry provision
+CACHE_FORMAT = 3  # 2: environments carry provision; 3: audit retention
 
 
 def cache_dir() -> Path:
@@ -46,6 +46,7 @@ def _to_json(profile: Profile) -> dict[str, Any]:
             [e.name, e.backend, dict(e.options), e.protected, e.line, dict(e.provision)]
             for e in profile.environments.values()
         ],
+        "audit_retention": profile.audit_retention,
     }
 
 
@@ -57,7 +58,12 @@ def _from_json(data: dict[str, Any]) -> Profile:
         for name, backend, options, protected, line, provision in data["environments"]
     }
     return Profile(
-        Path(data["path"]), data["version"], data["default_env"], Path(data["vault_file"]), envs
+        Path(data["path"]),
+        data["version"],
+        data["default_env"],
+        Path(data["vault_file"]),
+        envs,
+        data["audit_retention"],
     )
 
 

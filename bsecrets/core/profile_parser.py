@@ -195,7 +195,7 @@ class _Checker:
 
     def profile(self, root: Node, path: Path) -> Profile:
         top = self.mapping(root, "", _line(root))
-        top.only(("version", "default_env", "vault_file", "environments"))
+        top.only(("version", "default_env", "vault_file", "environments", "audit"))
         version = top.require("version", self.version)
         envs = top.require("environments", lambda n, kp: self.mapping(n, kp, _line(n)))
         if not envs.items:
@@ -209,7 +209,24 @@ class _Checker:
             raise self.error(where, "default_env", f"no environment named '{default_env}'", hint)
         default_vault = os.path.abspath(self.base / DEFAULT_VAULT_FILE)
         vault_file = top.get("vault_file", self.path, default_vault)
-        return Profile(path, version, default_env, Path(vault_file), environments)
+        retention = top.opt("audit", self.audit)
+        return Profile(path, version, default_env, Path(vault_file), environments, retention)
+
+    def audit(self, node: Node, key_path: str) -> str | None:
+        """``audit: {retention: 365d}``: how long events stay in the live log."""
+        section = self.mapping(node, key_path, _line(node))
+        section.only(("retention",))
+        return section.opt("retention", self.duration)
+
+    def duration(self, node: Node, key_path: str) -> str:
+        from bsecrets.core.timeutil import parse_duration
+
+        text = self.string(node, key_path)
+        try:
+            parse_duration(text)
+        except UsageError as exc:
+            raise self.error(node, key_path, exc.message, exc.hint) from None
+        return text
 
     def version(self, node: Node, key_path: str) -> int:
         from yaml.constructor import SafeConstructor

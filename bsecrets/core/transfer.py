@@ -30,25 +30,10 @@ def _text(name: str, value: bytes) -> str:
         ) from None
 
 
-def load_values(manager: SecretsManager, env: str | None) -> dict[str, bytes]:
-    """Name -> current value of every (not deleted) secret of ``env``, in name order."""
-    bulk = getattr(manager, "current_values", None)
-    if callable(bulk):  # one verified pass over the store where the backend offers it
-        values: dict[str, bytes] = bulk(env)
-        return values
-    backend = manager.backend(env)
-    names = [s.name for s in manager.list_secrets(env)]
-    values = {}
-    # One consistent snapshot on the local vault; elsewhere one read per secret.
-    snapshot = getattr(getattr(backend, "store", None), "read", None)
-    if callable(snapshot):
-        with snapshot():
-            for name in names:
-                values[name] = manager.get(env, name).value
-    else:
-        for name in names:
-            values[name] = manager.get(env, name).value
-    return values
+def load_values(manager: SecretsManager, env: str | None, *, action: str) -> dict[str, bytes]:
+    """Name -> current value of every (not deleted) secret of ``env``, in name order,
+    read in one audited operation (``action``: export, diff)."""
+    return manager.current_values(env, action=action)
 
 
 def export_items(values: dict[str, bytes], fmt: str) -> list[tuple[str, str]]:
@@ -159,8 +144,8 @@ def keyed_digests(values: dict[str, bytes], key: bytes) -> dict[str, bytes]:
 
 def diff_envs(manager: SecretsManager, env_a: str, env_b: str) -> Diff:
     key = os.urandom(32)  # for this run only; never printed or stored
-    a = keyed_digests(load_values(manager, env_a), key)
-    b = keyed_digests(load_values(manager, env_b), key)
+    a = keyed_digests(load_values(manager, env_a, action="diff"), key)
+    b = keyed_digests(load_values(manager, env_b, action="diff"), key)
     return compare(a, b)
 
 

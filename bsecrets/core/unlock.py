@@ -79,6 +79,20 @@ def _keyring_call(what: str, fn: Callable[[], object]) -> object:
         ) from None
 
 
+def keyring_set_text(account: str, value: str, what: str) -> None:
+    """Store ``value`` under bsecrets/``account`` (KeyringUnavailable if there is no keyring)."""
+    import keyring
+
+    _keyring_call(what, lambda: keyring.set_password(KEYRING_SERVICE, account, value))
+
+
+def keyring_get_text(account: str, what: str) -> str | None:
+    import keyring
+
+    value = _keyring_call(what, lambda: keyring.get_password(KEYRING_SERVICE, account))
+    return str(value) if value else None
+
+
 def keyring_store(vault_id: bytes, kek: bytes) -> None:
     import keyring
 

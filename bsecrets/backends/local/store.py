@@ -314,6 +314,19 @@ class VaultStore:
             return []
         return self._query(sql, params)
 
+    def iter_optional_table(
+        self, table: str, sql: str, params: tuple[Any, ...] = ()
+    ) -> Iterator[tuple[Any, ...]]:
+        """Like query_optional_table, streamed (for logs of a million rows)."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)):
+            return
+        try:
+            cursor = self._conn.execute(sql, params)
+            while batch := cursor.fetchmany(4096):
+                yield from batch
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            raise translate(exc, self.path) from exc
+
     def execute_write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         """One statement inside write(); for small side tables such as the sealed cache."""
         if not self._in_tx:
