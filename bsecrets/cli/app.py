@@ -78,6 +78,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("bsecrets.cli.setup_cmds", "status"),
     "exec": ("bsecrets.cli.run_cmds", "exec_"),
     "render": ("bsecrets.cli.run_cmds", "render"),
+    "audit": ("bsecrets.cli.audit_cmds", "app"),
     "aws": ("bsecrets.cli.aws_backend_cmds", "app"),
     "vault": ("bsecrets.cli.vault_backend_cmds", "app"),
 }
