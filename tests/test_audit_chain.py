@@ -207,6 +207,8 @@ def audited(vault: Path) -> Path:
         ("UPDATE audit_events SET record = randomblob(length(record)) WHERE seq = 4", 4, "edited"),
         ("UPDATE audit_events SET time = '2020-01-01T00:00:00.000Z' WHERE seq = 3", 3, "edited"),
         ("DELETE FROM audit_events WHERE seq = 2", 2, "missing"),
+        ("UPDATE audit_events SET mac = 'text' WHERE seq = 3", 3, "edited"),  # another type
+        ("UPDATE audit_events SET time = 12345 WHERE seq = 2", 2, "edited"),
         (
             "UPDATE audit_events SET record = (SELECT record FROM audit_events WHERE seq = 2),"
             " time = (SELECT time FROM audit_events WHERE seq = 2),"

@@ -24,7 +24,7 @@ from bsecrets.core.keys import mac
 FORMAT = 1
 _GENESIS = b"bsecrets/v1/audit-genesis"
 
-Row = tuple[int, str, bytes, bytes]  # seq, time, sealed record, mac
+Row = tuple[int, str, bytes, bytes]  # seq, time, sealed record, mac (as stored: any type)
 Opener = Callable[[str, bytes], "bytes | None"]  # (time, record) -> plaintext or None
 
 
@@ -113,7 +113,7 @@ def walk(
         one.update(prev)
         one.update(plain)
         digest = one.finalize()
-        if not hmac.compare_digest(digest, stored):
+        if type(stored) is not bytes or not hmac.compare_digest(digest, stored):
             problem = _classify(seq, plain, digest, stored, iterator, opener)
             return Walk(count, expected - 1, prev, problem, seen)
         if seq in watched:
@@ -124,7 +124,9 @@ def walk(
     return Walk(count, expected - 1, prev, None, seen)
 
 
-def _gap(expected: int, found: int) -> Problem:
+def _gap(expected: int, found: object) -> Problem:
+    if type(found) is not int:
+        return Problem(expected, "edited", f"the row after event {expected - 1} is damaged")
     if found < expected:  # only a non-ordered source can do this
         return Problem(found, "reordered", f"event {found} appears after event {expected - 1}")
     missing = f"event {expected}" if found == expected + 1 else f"events {expected}-{found - 1}"
