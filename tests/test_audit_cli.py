@@ -106,6 +106,29 @@ def test_exec_records_one_event_with_the_names_it_injects(vault: Path) -> None:
     assert events("--action", "get") == []  # one event for the exec, not one per secret
 
 
+def test_import_and_provision_are_one_operation_each(vault: Path) -> None:
+    (vault / "in.env").write_text("A=1\nB=2\n")
+    ok(["import", "in.env"])
+    profile = vault / "bsecrets.yaml"
+    profile.write_text(
+        profile.read_text().replace(
+            "  dev:\n    backend: local\n",
+            "  dev:\n    backend: local\n    provision:\n      gen/token: hex:16\n",
+        )
+    )
+    ok(["provision"])
+    seen = [(e["action"], e.get("name"), e.get("names")) for e in events()[1:]]
+    assert seen == [
+        ("ls", None, None),
+        ("put", "A", None),
+        ("put", "B", None),
+        ("import", None, ["A", "B"]),
+        ("ls", None, None),
+        ("put", "gen/token", None),
+        ("provision", None, ["gen/token"]),
+    ]
+
+
 @pytest.mark.parametrize(
     ("variables", "expected"),
     [

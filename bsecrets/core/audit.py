@@ -7,11 +7,11 @@ failed; ``started`` before a call to a remote backend) and why. Never a value,
 nor anything derived from one.
 
 Fail-closed: for the local vault the event is written in the same transaction
-as the change (or read) it records, and the operation's result is returned
-only after that transaction commits. For a remote backend an intent event is
-written before the call and the outcome after it; the result is returned only
-after the outcome is written. If an event cannot be written, the operation
-fails.
+as the change it records (a read writes its event right after its snapshot),
+and the operation's result is returned only after the event commits. For a
+remote backend an intent event is written before the call and the outcome
+after it; the result is returned only after the outcome is written. If an
+event cannot be written, the operation fails.
 
 The storage of events is a sink (``AuditSink``); the local vault's chained,
 sealed log is ``backends/local/audit_log.py``.
@@ -206,16 +206,23 @@ class AuditLogger(ReflectiveModule):
         name: str | None = None,
         names: list[str] | None = None,
         remote: bool = False,
+        changes: bool = True,
     ) -> Iterator[Note]:
         """``with audit.operation("get", env, name=n) as note: ...`` records the outcome.
 
-        Local (``remote=False``): the body and its event are one transaction of
-        the sink. Remote: an intent event first, then the body, then the outcome.
+        Local (``remote=False``) and ``changes``: the body and its event are one
+        transaction of the sink. Local reads: the body reads its own snapshot and
+        the event is written right after it (holding the write lock only for the
+        event); the caller returns the value only after that. Remote: an intent
+        event first, then the body, then the outcome.
         """
         note = Note(name, names)
         try:
             if remote:
                 self._append(self._fields(action, env, note, STARTED, ""))
+                yield note
+            elif not changes:
+                self.sink.prepare()
                 yield note
             else:
                 self.sink.prepare()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,10 +105,13 @@ class SecretsManager(ReflectiveModule):
         *,
         name: str | None = None,
         names: list[str] | None = None,
+        changes: bool = True,
     ) -> AbstractContextManager[Note]:
         """An audited operation on ``env`` (see AuditLogger.operation)."""
         remote = self.profile.environment(env).backend != "local"
-        return self.audit.operation(action, env, name=name, names=names, remote=remote)
+        return self.audit.operation(
+            action, env, name=name, names=names, remote=remote, changes=changes
+        )
 
     def backend(self, env: str | None) -> SecretBackend:
         """The backend of ``env`` (built once per process, module imported on first use)."""
@@ -179,7 +182,7 @@ class SecretsManager(ReflectiveModule):
         if sep and (not field or "#" in field):
             raise UsageError(f"invalid field in {name!r}", hint="write NAME#field")
         env_name = self.env_name(env)
-        with self._op("get", env_name, name=name) as note:
+        with self._op("get", env_name, name=name, changes=False) as note:
             note.version = version
             backend = self.backend(env_name)
             if sep and Capability.FIELDS not in backend.capabilities:
@@ -197,7 +200,7 @@ class SecretsManager(ReflectiveModule):
         for name in names:
             validate_name(name)
         env_name = self.env_name(env)
-        with self._op(action, env_name, names=names):
+        with self._op(action, env_name, names=names, changes=False):
             backend = self.backend(env_name)
             return {name: backend.get(name).value for name in names}
 
@@ -210,7 +213,7 @@ class SecretsManager(ReflectiveModule):
         include_deleted: bool = False,
     ) -> list[SecretSummary]:
         env_name = self.env_name(env)
-        with self._op("ls", env_name) as note:
+        with self._op("ls", env_name, changes=False) as note:
             items = self.backend(env_name).list_secrets(prefix, include_deleted=include_deleted)
             if tags:
                 items = [s for s in items if all(s.tags.get(k) == v for k, v in tags.items())]
@@ -221,7 +224,7 @@ class SecretsManager(ReflectiveModule):
         """Name -> current value of every (not deleted) secret of ``env``, by name;
         one audited operation whose event names them all."""
         env_name = self.env_name(env)
-        with self._op(action, env_name) as note:
+        with self._op(action, env_name, changes=False) as note:
             values = self.backend(env_name).current_values()
             note.names = sorted(values)
         return values
@@ -229,7 +232,7 @@ class SecretsManager(ReflectiveModule):
     def history(self, env: str | None, name: str) -> list[SecretVersion]:
         validate_name(name)
         env_name = self.env_name(env)
-        with self._op("history", env_name, name=name):
+        with self._op("history", env_name, name=name, changes=False):
             return self.backend(env_name).history(name)
 
     def delete(
@@ -267,10 +270,15 @@ class SecretsManager(ReflectiveModule):
             note.version = summary.version
         return summary
 
-    def transaction(self, env: str | None) -> AbstractContextManager[None]:
-        """``with manager.transaction(env): ...puts...``: all or nothing where the
-        backend can do it (the local vault); see SecretBackend.transaction."""
-        return self.backend(env).transaction()
+    @contextlib.contextmanager
+    def transaction(self, env: str | None, *, action: str, names: list[str]) -> Iterator[None]:
+        """``with manager.transaction(env, action="import", names=...): ...puts...``:
+        all or nothing where the backend can do it (the local vault; see
+        SecretBackend.transaction), audited as one operation (its event names
+        every secret; each put inside also records its own)."""
+        env_name = self.env_name(env)
+        with self._op(action, env_name, names=names), self.backend(env_name).transaction():
+            yield
 
     def rollback(self, env: str | None, name: str, to_version: int) -> WriteResult:
         """A new version whose value is ``to_version``'s (as Vault's kv rollback)."""
@@ -360,6 +368,7 @@ class SecretsManager(ReflectiveModule):
             "default_env": self.profile.default_env,
             "vault_file": str(self.profile.vault_file),
             "environments": {name: self._env_status(name) for name in self.profile.environments},
+            "audit": self.audit.get_module_status(),
         }
 
     def _env_status(self, name: str) -> dict[str, Any]:

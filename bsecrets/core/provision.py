@@ -106,7 +106,7 @@ def provision(
     present = sorted(n for n in wanted if n in existing)
     values = {n: generate(n, wanted[n], manager.environ) for n in missing}
     if not dry_run and values:
-        with manager.transaction(env_name):
+        with manager.transaction(env_name, action="provision", names=sorted(values)):
             for name, value in values.items():
                 manager.put(env_name, name, value)
     return ProvisionResult(env_name, missing, present)

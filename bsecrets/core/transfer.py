@@ -110,7 +110,7 @@ def apply_import(
     """Write every new and changed value in one transaction (all or nothing where
     the backend can: the local vault)."""
     total = len(plan.values)
-    with manager.transaction(env):
+    with manager.transaction(env, action="import", names=sorted(plan.values)):
         for done, (name, value) in enumerate(sorted(plan.values.items()), 1):
             manager.put(env, name, value)
             if progress is not None:

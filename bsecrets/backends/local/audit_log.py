@@ -50,7 +50,7 @@ from bsecrets.core.errors import (
     KeyringUnavailable,
 )
 from bsecrets.core.health import HealthIndicator
-from bsecrets.core.keys import EnvironmentKeys, aead_seal, encode_aad, mac
+from bsecrets.core.keys import EnvironmentKeys, aead_seal, encode_aad, mac, mac_verify
 from bsecrets.core.timeutil import iso, utcnow
 
 AUDIT_ENV = "__audit__"
@@ -244,10 +244,10 @@ class LocalAuditLog(AuditSink):
         if not rows:
             return LogState(1, genesis(keys.manifest_key, self.vault.vault_id), [])
         raw, digest = rows[0]
-        import hmac
-
-        if type(raw) is not bytes or not hmac.compare_digest(
-            mac(keys.manifest_key, b"audit-state" + raw), digest if type(digest) is bytes else b""
+        if (
+            type(raw) is not bytes
+            or type(digest) is not bytes
+            or not mac_verify(keys.manifest_key, b"audit-state" + raw, digest)
         ):
             raise IntegrityError("the audit log's archive record failed authentication")
         data = json.loads(raw)
@@ -417,15 +417,12 @@ class LocalAuditLog(AuditSink):
             )
 
     def _archive_header(self, keys: EnvironmentKeys, line: bytes) -> dict[str, Any]:
-        import hmac
-
         try:
             header = json.loads(line)
             claimed = bytes.fromhex(header.pop("mac"))
         except (ValueError, KeyError, AttributeError, TypeError):
             raise IntegrityError("its header is damaged") from None
-        expected = mac(keys.manifest_key, b"audit-archive" + canonical(header))
-        if not hmac.compare_digest(expected, claimed):
+        if not mac_verify(keys.manifest_key, b"audit-archive" + canonical(header), claimed):
             raise IntegrityError("its header failed authentication")
         if header.get("vault_id") != self.vault.vault_id.hex():
             raise IntegrityError("it belongs to another vault")
