@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -71,14 +71,6 @@ class EventFilter(NamedTuple):
         return True
 
 
-def event_names(event: dict[str, Any]) -> list[str]:
-    names = [event["name"]] if isinstance(event.get("name"), str) else []
-    listed = event.get("names")
-    if isinstance(listed, list):
-        names += [n for n in listed if isinstance(n, str)]
-    return names
-
-
 def select(
     events: Iterable[dict[str, Any]], where: EventFilter, limit: int | None = None
 ) -> list[dict[str, Any]]:
@@ -89,12 +81,44 @@ def select(
     return list(deque(matching, maxlen=limit))
 
 
-def actor_label(event: dict[str, Any]) -> str:
-    actor = event.get("actor") or {}
-    label = f"{actor.get('user', '?')}@{actor.get('host', '?')}"
-    if actor.get("principal") not in (None, "owner"):
-        label += f" ({actor['principal']})"
+def actor_label(event: Mapping[str, Any]) -> str:
+    """``user@host``, `` (principal)`` unless the owner, `` [ci:PROVIDER REPOSITORY]`` in CI."""
+    actor = event.get("actor")
+    ci = event.get("ci")
+    return actor_text(
+        *(actor_key(actor) if isinstance(actor, dict) else (None, None, None)),
+        *(ci_key(ci) if isinstance(ci, dict) else (None, None)),
+    )
+
+
+def actor_key(actor: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return (actor.get("user"), actor.get("host"), actor.get("principal"))
+
+
+def ci_key(ci: dict[str, Any]) -> tuple[Any, Any]:
+    return (ci.get("provider"), ci.get("repository"))
+
+
+def actor_text(user: Any, host: Any, principal: Any, provider: Any, repository: Any) -> str:
+    if user is None and host is None:
+        label = "unknown"
+    else:
+        label = f"{'?' if user is None else user}@{'?' if host is None else host}"
+    if principal not in (None, "", "owner"):
+        label += f" ({principal})"
+    if provider:
+        label += f" [ci:{provider} {repository}]" if repository else f" [ci:{provider}]"
     return label
+
+
+def event_names(event: Mapping[str, Any]) -> list[str]:
+    """The secret names an event touches (``name`` and bulk ``names``), as written."""
+    name = event.get("name")
+    listed = event.get("names")
+    names = [name] if type(name) is str else []
+    if type(listed) is list:
+        names += [n for n in listed if type(n) is str]
+    return names
 
 
 def jsonl_lines(

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bsecrets.core.audit_query import actor_key, actor_text, ci_key, event_names
 from bsecrets.core.errors import ProfileError, UsageError
 from bsecrets.core.timeutil import iso
 
@@ -37,6 +38,7 @@ FORMATS = ("markdown", "json", "csv", "html")
 CSV_HEADER = ("section", "key", "metric", "value")
 REPORT_VERSION = 1
 LIST_LIMIT = 1000  # denied attempts and production reads kept in the report
+_ACTOR_COUNTS = ("events", "reads", "secrets_read", "writes", "denied", "failed", "not_found")
 
 READ_ACTIONS = frozenset({"get", "read", "export", "diff", "exec"})
 WRITE_ACTIONS = frozenset({"put", "rm", "restore", "rollback"})
@@ -276,46 +278,6 @@ class _Reader:
 # --- building the report ---------------------------------------------------
 
 
-def actor_label(event: Mapping[str, Any]) -> str:
-    """``user@host``, `` (principal)`` unless the owner, `` [ci:PROVIDER REPOSITORY]`` in CI."""
-    actor = event.get("actor")
-    ci = event.get("ci")
-    return _label(
-        *(_actor_key(actor) if isinstance(actor, dict) else (None, None, None)),
-        *(_ci_key(ci) if isinstance(ci, dict) else (None, None)),
-    )
-
-
-def _actor_key(actor: dict[str, Any]) -> tuple[Any, Any, Any]:
-    return (actor.get("user"), actor.get("host"), actor.get("principal"))
-
-
-def _ci_key(ci: dict[str, Any]) -> tuple[Any, Any]:
-    return (ci.get("provider"), ci.get("repository"))
-
-
-def _label(user: Any, host: Any, principal: Any, provider: Any, repository: Any) -> str:
-    if user is None and host is None:
-        label = "unknown"
-    else:
-        label = f"{'?' if user is None else user}@{'?' if host is None else host}"
-    if principal not in (None, "", "owner"):
-        label += f" ({principal})"
-    if provider:
-        label += f" [ci:{provider} {repository}]" if repository else f" [ci:{provider}]"
-    return label
-
-
-def _event_names(event: Mapping[str, Any]) -> list[str]:
-    """The secret names an event touches (``name`` and bulk ``names``), as written."""
-    name = event.get("name")
-    listed = event.get("names")
-    names = [name] if type(name) is str else []
-    if type(listed) is list:
-        names += [n for n in listed if type(n) is str]
-    return names
-
-
 class _SecretStats:
     __slots__ = ("denied", "env", "last_read", "name", "readers", "reads", "writes")
 
@@ -398,12 +360,12 @@ def build_report(
         env = env if isinstance(env, str) and env else None
         actor, ci = event.get("actor"), event.get("ci")
         key = (
-            *(_actor_key(actor) if type(actor) is dict else (None, None, None)),
-            *(_ci_key(ci) if type(ci) is dict else (None, None)),
+            *(actor_key(actor) if type(actor) is dict else (None, None, None)),
+            *(ci_key(ci) if type(ci) is dict else (None, None)),
         )
         who = labels.get(key)
         if who is None:
-            who = labels[key] = _label(*key)
+            who = labels[key] = actor_text(*key)
         stats = actors.get(who)
         if stats is None:
             stats = actors[who] = _ActorStats()
@@ -411,7 +373,7 @@ def build_report(
         if env is not None:
             stats.envs.add(env)
             envs_seen.add(env)
-        names = _event_names(event)
+        names = event_names(event)
         is_read, is_write = action in READ_ACTIONS, action in WRITE_ACTIONS
         if outcome == _OK:
             if is_read:
@@ -892,18 +854,7 @@ def _sections(report: Mapping[str, Any]) -> list[_Section]:
             [
                 [
                     who,
-                    *(
-                        str(a[k])
-                        for k in (
-                            "events",
-                            "reads",
-                            "secrets_read",
-                            "writes",
-                            "denied",
-                            "failed",
-                            "not_found",
-                        )
-                    ),
+                    *(str(a[k]) for k in _ACTOR_COUNTS),
                     _text(a["envs"]),
                 ]
                 for who, a in sorted(report["actors"].items())
@@ -1082,16 +1033,7 @@ def csv_rows(report: Mapping[str, Any]) -> Iterable[tuple[str, str, str, Any]]:
         for metric in ("reads", "writes", "denied", "last_read", "distinct_readers", "readers"):
             yield ("secret", key, metric, s[metric])
     for who, a in sorted(report["actors"].items()):
-        for metric in (
-            "events",
-            "reads",
-            "secrets_read",
-            "writes",
-            "denied",
-            "failed",
-            "not_found",
-            "envs",
-        ):
+        for metric in (*_ACTOR_COUNTS, "envs"):
             yield ("actor", who, metric, a[metric])
     for part, section, fields in (
         ("denied", "denied", ("time", "actor", "action", "env", "names", "reason")),

@@ -271,25 +271,19 @@ class LocalAuditLog(AuditSink):
         after: int | None = None,
         through: int | None = None,
     ) -> Iterator[Row]:
+        bounds = (
+            ("time >= ?", since),
+            ("time < ?", until),
+            ("seq > ?", after),
+            ("seq <= ?", through),
+        )
+        given = [(clause, value) for clause, value in bounds if value is not None]
         sql = _SELECT_ROWS
-        params: list[Any] = []
-        clauses = []
-        if after is not None:
-            clauses.append("seq > ?")
-            params.append(after)
-        if through is not None:
-            clauses.append("seq <= ?")
-            params.append(through)
-        if since is not None:
-            clauses.append("time >= ?")
-            params.append(since)
-        if until is not None:
-            clauses.append("time < ?")
-            params.append(until)
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
+        if given:
+            sql += " WHERE " + " AND ".join(clause for clause, _ in given)
         sql += " ORDER BY seq"
-        return self.store.iter_optional_table("audit_events", sql, tuple(params))
+        params = tuple(value for _, value in given)
+        return self.store.iter_optional_table("audit_events", sql, params)
 
     def events(
         self,
