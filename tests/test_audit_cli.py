@@ -104,6 +104,17 @@ def test_exec_records_one_event_with_the_names_it_injects(vault: Path) -> None:
     assert len(execs) == 1
     assert execs[0]["names"] == ["API_KEY", "DB_URL"] and execs[0]["outcome"] == "ok"
     assert events("--action", "get") == []  # one event for the exec, not one per secret
+    kept = run_cli(
+        ["exec", "--preserve-env", "API_KEY", "--", sys.executable, "-c", "pass"],
+        env={"API_KEY": "inherited"},
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert events("--action", "exec")[-1]["names"] == ["DB_URL"]  # only what it injected
+    ok(["put", "PATH"], input="/evil")
+    refused = run_cli(["exec", "--only", "PATH", "--", sys.executable, "-c", "pass"])
+    assert refused.returncode == 2 and b"protected variable PATH" in refused.stderr
+    last = events("--action", "exec")[-1]  # read, refused, nothing injected: recorded
+    assert (last["outcome"], last["names"]) == ("failed", ["PATH"]), last
 
 
 def test_import_and_provision_are_one_operation_each(vault: Path) -> None:

@@ -109,15 +109,16 @@ def exec_(
     env_name = manager.env_name(cli.env(env))
     names = _names(cli, env_name, _split(only))
     mapping = map_names(names, prefix)  # collisions fail before any value is read
-    secrets = manager.read_values(env_name, names, action="exec")  # one event, every name
-    child_env, _injected = child_environment(
-        secrets,
-        cli.settings.environ,
-        mapping=mapping,
-        pristine=pristine,
-        preserve=_split(preserve_env),
-        allow_override=_split(allow_override),
-    )
+    with manager.reading(env_name, names, action="exec") as (secrets, note):
+        child_env, injected = child_environment(
+            secrets,
+            cli.settings.environ,
+            mapping=mapping,
+            pristine=pristine,
+            preserve=_split(preserve_env),
+            allow_override=_split(allow_override),
+        )
+        note.names = [mapping[variable] for variable in injected]  # the one event says these
     cli.close()
     from bsecrets.core.ci import mask_in_github
 

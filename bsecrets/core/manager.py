@@ -194,15 +194,20 @@ class SecretsManager(ReflectiveModule):
             note.version = secret.version
         return secret
 
-    def read_values(self, env: str | None, names: list[str], *, action: str) -> dict[str, bytes]:
-        """The current values of ``names``, read in one audited operation (one event
-        naming them all: ``exec`` records what it injects)."""
+    @contextlib.contextmanager
+    def reading(
+        self, env: str | None, names: list[str], *, action: str
+    ) -> Iterator[tuple[dict[str, bytes], Note]]:
+        """``with manager.reading(env, names, action="exec") as (values, note):`` the
+        current values of ``names`` in one audited operation. The caller may narrow
+        ``note.names`` to what it used (exec: the names it injects); the event is
+        written when the block ends, before the caller can hand a value on."""
         for name in names:
             validate_name(name)
         env_name = self.env_name(env)
-        with self._op(action, env_name, names=names, changes=False):
+        with self._op(action, env_name, names=names, changes=False) as note:
             backend = self.backend(env_name)
-            return {name: backend.get(name).value for name in names}
+            yield {name: backend.get(name).value for name in names}, note
 
     def list_secrets(
         self,
