@@ -264,3 +264,30 @@ def test_malformed_anchor_is_a_usage_error(audited: Path, bad: str) -> None:
     assert result.exit_code == 2, result.stderr
     assert result.stderr.startswith("error: invalid anchor")
     assert "hint: " in result.stderr
+
+
+def test_archive_takes_only_the_oldest_run_before_the_cutoff(tmp_path: Path) -> None:
+    """An event with an older time at a newer seq (a late intake event, a clock set
+    back) does not pull the events before it into the archive."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    times = iter([start + timedelta(hours=h) for h in (1, 3, 2, 4)])
+    vault = LocalVault.create(
+        tmp_path / "v.db",
+        Credentials(passphrase=PASSPHRASE),
+        utcnow,
+        passphrase=PASSPHRASE,
+        use_keyring=False,
+    )
+    log = LocalAuditLog(vault)
+    logger = AuditLogger(log, AccessContext("ann", "box", 1), lambda: next(times), {})
+    for name in ("a", "b", "c", "d"):
+        logger.record("get", "dev", name=name)
+    keys = log.reading_keys()
+    assert keys is not None
+    summary = log.archive(keys, start + timedelta(hours=2, minutes=30), tmp_path / "old.jsonl")
+    assert (summary["first_seq"], summary["last_seq"], summary["archived"]) == (1, 1, 1)
+    result = log.verify(keys, None)
+    assert result.problem is None and (result.archived, result.first_seq) == (1, 2)
+    vault.close()

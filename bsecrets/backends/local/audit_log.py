@@ -437,13 +437,17 @@ class LocalAuditLog(AuditSink):
         with store.write():
             self._ensure_tables()
             state = self.state(keys)
+            # The longest run of oldest events all before the cutoff: a late event (an
+            # old time at a new seq) must not pull newer ones into the archive.
             rows = store.query_optional_table(
                 "audit_events",
-                "SELECT max(seq) FROM audit_events WHERE time < ?",
+                "SELECT (SELECT min(seq) FROM audit_events WHERE time >= ?),"
+                " (SELECT max(seq) FROM audit_events)",
                 (iso(before),),
             )
-            last = rows[0][0] if rows else None
-            if last is None:
+            first_kept, newest = rows[0] if rows else (None, None)
+            last = newest if first_kept is None else first_kept - 1
+            if last is None or last < state.first_seq:
                 return {"archived": 0, "path": None}
             checked = walk(
                 self.rows(through=last),
