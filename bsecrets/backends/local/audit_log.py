@@ -101,7 +101,6 @@ class LocalAuditLog(AuditSink):
     def __init__(self, vault: LocalVault) -> None:
         self.vault = vault
         self.store = vault.store
-        self._tables_ready = False
         self._aad_prefix = encode_aad(vault.vault_id, AUDIT_ENV, "audit-event")
         self._aad_heads: dict[int, bytes] = {}  # by the time's length (always 24 in practice)
 
@@ -156,10 +155,10 @@ class LocalAuditLog(AuditSink):
         return self.store.write()
 
     def _ensure_tables(self) -> None:
-        if not self._tables_ready:
-            for sql in _TABLES:
-                self.store.execute_write(sql)
-            self._tables_ready = True
+        """Every time, not once per process: the transaction that created them may
+        have rolled back (CREATE ... IF NOT EXISTS costs microseconds)."""
+        for sql in _TABLES:
+            self.store.execute_write(sql)
 
     def append(self, fields: dict[str, Any]) -> None:
         with self.store.write():
