@@ -62,9 +62,10 @@ def setup(work: Path, count: int) -> dict[str, str]:
         "from bsecrets.core.profile import load_profile\n"
         "m = SecretsManager(load_profile(Path('bsecrets.yaml')),"
         " Credentials(passphrase=os.environ['BSECRETS_PASSPHRASE']))\n"
-        "with m.transaction('dev'):\n"
-        f"    for i in range({count}):\n"
-        "        m.put('dev', f'app/key-{i:04d}', os.urandom(24).hex().encode())\n"
+        f"names = [f'app/key-{{i:04d}}' for i in range({count})]\n"
+        "with m.transaction('dev', action='import', names=names):\n"
+        "    for name in names:\n"
+        "        m.put('dev', name, os.urandom(24).hex().encode())\n"
         "m.close()\n"
     )
     subprocess.run([sys.executable, "-c", script], env=env, cwd=work, check=True)
