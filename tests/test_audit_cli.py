@@ -227,6 +227,23 @@ def test_remote_operations_record_intent_and_outcome(
     assert [(e["action"], e["outcome"]) for e in late] == [("get", "started"), ("get", "ok")]
 
 
+def test_no_local_vault_means_no_client_audit_log(
+    isolated: Path, aws: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote-only profile that never ran init: the server's audit is the record;
+    bsecrets says so instead of pretending."""
+    key_id = aws.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    write_profile(
+        isolated, region=REGION, prefix="noaudit/", kms_key_id=key_id, endpoint_url=aws.endpoint
+    )
+    ok(["put", "api", "-e", "prod"], input="v")
+    assert ok(["get", "api", "-e", "prod"]) == "v\n"
+    assert not (isolated / ".bsecrets").exists()
+    assert_error(invoke(["audit", "log"]), 3, "no audit log", "bsecrets init")
+    status = json.loads(ok(["status", "--json"]))
+    assert status["audit"]["sink"] == "none"
+
+
 # --- reading the log --------------------------------------------------------------
 
 
