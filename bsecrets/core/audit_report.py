@@ -788,18 +788,7 @@ def _sections(report: Mapping[str, Any]) -> list[_Section]:
             "Denied attempts",
             [_shown(denied)],
             ["Time", "Seq", "Actor", "Action", "Environment", "Secrets", "Reason"],
-            [
-                [
-                    _text(i["time"]),
-                    _text(i["seq"]),
-                    i["actor"],
-                    i["action"],
-                    _text(i["env"]),
-                    _text(i["names"]),
-                    _text(i["reason"] or None),
-                ]
-                for i in denied["items"]
-            ],
+            [[*_event_cells(i), _text(i["reason"] or None)] for i in denied["items"]],
         ),
         _Section(
             "Production reads",
@@ -808,17 +797,7 @@ def _sections(report: Mapping[str, Any]) -> list[_Section]:
                 f"Secrets read: {prod['secret_reads']}."
             ],
             ["Time", "Seq", "Actor", "Action", "Environment", "Secrets"],
-            [
-                [
-                    _text(i["time"]),
-                    _text(i["seq"]),
-                    i["actor"],
-                    i["action"],
-                    _text(i["env"]),
-                    _text(i["names"]),
-                ]
-                for i in prod["items"]
-            ],
+            [_event_cells(i) for i in prod["items"]],
         ),
         _Section(
             "Access per secret",
@@ -881,6 +860,18 @@ def _sections(report: Mapping[str, Any]) -> list[_Section]:
         ),
     ]
     return out
+
+
+def _event_cells(item: Mapping[str, Any]) -> list[str]:
+    """Time, seq, actor, action, environment, secrets: a listed event's first columns."""
+    return [
+        _text(item["time"]),
+        _text(item["seq"]),
+        item["actor"],
+        item["action"],
+        _text(item["env"]),
+        _text(item["names"]),
+    ]
 
 
 def _problem_text(problem: Mapping[str, Any] | None) -> str:
