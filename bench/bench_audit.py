@@ -31,7 +31,6 @@ import os
 import platform
 import random
 import re
-import resource
 import secrets
 import statistics
 import subprocess
@@ -39,10 +38,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench_local import (  # the same sampling and statistics as the local bench
+    BenchError,
+    Case,
+    Pair,
+    base_env,
+    call,
+    git_state,
+    measure,
+    ms,
+    quantile,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -55,54 +65,14 @@ ENV = "dev"
 SECRET = "bench/api_token"
 VALUE = b"bench-value-0123456789abcdef0123456789abcdef"
 WEAK_KDF = {"BSECRETS_INSECURE_TEST_KDF": "1"}
-# Variables of the calling shell that would change what bsecrets (or Python) does.
-SCRUBBED = (
-    "BSECRETS_PROFILE", "BSECRETS_ENV", "BSECRETS_SESSION", "BSECRETS_PASSPHRASE",
-    "BSECRETS_PASSPHRASE_FILE", "BSECRETS_DEBUG", "BSECRETS_INSECURE_TEST_KDF",
-    "PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME",
-    "PYTHONSTARTUP", "PYTHONINSPECT", "NO_COLOR",
-    "GITHUB_ACTIONS", "GITLAB_CI", "CI",
-)  # fmt: skip
-
-
-class BenchError(Exception):
-    """The benchmark itself could not run (exit 2)."""
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
 
 
 def us(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} us"
 
 
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    pos = (len(ordered) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 def verdict(ok: bool | None) -> str:
     return "info" if ok is None else ("PASS" if ok else "FAIL")
-
-
-def git_state() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "bsecrets"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+uncommitted changes in bsecrets/" if dirty else "")
 
 
 # --- 1. verify throughput --------------------------------------------------------
@@ -328,114 +298,15 @@ def profile_verify(path: Path, creds: Any) -> None:
 # --- 2. audit overhead on put and get --------------------------------------------
 
 
-@dataclass
-class Case:
-    """One command, each sample a fresh process."""
-
-    label: str
-    cmd: list[str]
-    env: dict[str, str]
-    cwd: Path
-    expect: bytes | None = None  # exact stdout, checked in the warm-up
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-
-    def run(self, *, capture: bool = False) -> bytes:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.run(
-            self.cmd, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if capture else subprocess.DEVNULL, stderr=subprocess.PIPE,
-            check=False,
-        )  # fmt: skip
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace")[-800:]
-            raise BenchError(f"{self.label}: exit {proc.returncode}: {err}")
-        if not capture:
-            self.wall.append(wall)
-            self.cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-        return proc.stdout or b""
-
-    def warm_up(self, times: int) -> None:
-        for _ in range(times):
-            out = self.run(capture=True)
-            if self.expect is not None and out != self.expect:
-                raise BenchError(f"{self.label}: printed {out[:80]!r}, expected {self.expect!r}")
-
-
-@dataclass
-class Pair:
-    """Baseline and subject, run back to back in random order, once per round."""
-
-    label: str
-    base: Case
-    subj: Case
-    limit: float | None  # None: information
-    base_wall: list[float] = field(default_factory=list)
-    subj_wall: list[float] = field(default_factory=list)
-    base_cpu: list[float] = field(default_factory=list)
-    subj_cpu: list[float] = field(default_factory=list)
-
-    def run(self, rng: random.Random) -> None:
-        order = (self.base, self.subj) if rng.random() < 0.5 else (self.subj, self.base)
-        for case in order:
-            case.run()
-            if case is self.base:
-                self.base_wall.append(case.wall[-1])
-                self.base_cpu.append(case.cpu[-1])
-            else:
-                self.subj_wall.append(case.wall[-1])
-                self.subj_cpu.append(case.cpu[-1])
-
-    @property
-    def paired(self) -> float:
-        """The judged figure: the median of the back-to-back ratios."""
-        return statistics.median(s / b for s, b in zip(self.subj_wall, self.base_wall, strict=True))
-
-    @property
-    def of_medians(self) -> float:
-        return statistics.median(self.subj_wall) / statistics.median(self.base_wall)
-
-    @property
-    def cpu_ratio(self) -> float:
-        return statistics.median(self.subj_cpu) / statistics.median(self.base_cpu)
-
-    @property
-    def ok(self) -> bool | None:
-        return None if self.limit is None else self.paired < self.limit
-
-
-def call(cmd: list[str], env: dict[str, str], cwd: Path) -> str:
-    proc = subprocess.run(
-        cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, check=False
-    )
-    if proc.returncode != 0:
-        raise BenchError(
-            f"{' '.join(cmd[-3:])}: exit {proc.returncode}: "
-            f"{proc.stderr.decode(errors='replace')[-800:]}"
-        )
-    return proc.stdout.decode()
+def pair_ok(pair: Pair) -> bool | None:
+    """Judged on the paired ratio; a pair without a limit is information (None)."""
+    return None if pair.limit is None else pair.paired_ratio < pair.limit
 
 
 def child_env(work: Path) -> dict[str, str]:
-    """The calling shell's environment without bsecrets' variables and without
-    PYTHONDONTWRITEBYTECODE (cached bytecode, as after a normal install); HOME and
-    the XDG folders (sessions, the parsed-profile cache) inside ``work``."""
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-    home = work / "home"
-    env.update({
-        "HOME": str(home),
-        "XDG_RUNTIME_DIR": str(home / "run"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        **WEAK_KDF,
-    })  # fmt: skip
-    for folder in ("run", ".cache", ".config", ".local/share"):
-        (home / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
-    return env
+    """bench_local's environment (no bsecrets or CI variables, HOME and XDG folders
+    inside ``work``, bytecode cached in a private prefix) with the weak test KDF."""
+    return {**base_env(work, "warm"), **WEAK_KDF}
 
 
 def compile_tree(env: dict[str, str]) -> None:
@@ -448,17 +319,6 @@ def compile_tree(env: dict[str, str]) -> None:
     )  # fmt: skip
     if proc.returncode != 0:
         raise BenchError(f"compileall {package}: {proc.stdout.decode()[-400:]}")
-
-
-def measure(pairs: list[Pair], rounds: int, seed: int) -> None:
-    rng = random.Random(seed)
-    for r in range(rounds):
-        order = list(pairs)
-        rng.shuffle(order)
-        for pair in order:
-            pair.run(rng)
-        if (r + 1) % 10 == 0:
-            print(f"  round {r + 1}/{rounds}", file=sys.stderr, flush=True)
 
 
 def in_process(folder: Path, passphrase: str, env: dict[str, str], ops: int, seed: int) -> dict:
@@ -542,12 +402,24 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
     module_cmd = [py, "-m", "bsecrets"]
     got = VALUE + b"\n"
     cases = {
-        "put_null": Case("put, null sink (driver)", null_cmd + put_args, session, folder, b""),
-        "put_audit": Case("put, audited (driver)", audited_cmd + put_args, session, folder, b""),
-        "put_m": Case("put, audited (python -m)", module_cmd + put_args, session, folder, b""),
-        "get_null": Case("get, null sink (driver)", null_cmd + get_args, session, folder, got),
-        "get_audit": Case("get, audited (driver)", audited_cmd + get_args, session, folder, got),
-        "get_m": Case("get, audited (python -m)", module_cmd + get_args, session, folder, got),
+        "put_null": Case(
+            "put_null", "put, null sink (driver)", null_cmd + put_args, session, folder, b""
+        ),
+        "put_audit": Case(
+            "put_audit", "put, audited (driver)", audited_cmd + put_args, session, folder, b""
+        ),
+        "put_m": Case(
+            "put_m", "put, audited (python -m)", module_cmd + put_args, session, folder, b""
+        ),
+        "get_null": Case(
+            "get_null", "get, null sink (driver)", null_cmd + get_args, session, folder, got
+        ),
+        "get_audit": Case(
+            "get_audit", "get, audited (driver)", audited_cmd + get_args, session, folder, got
+        ),
+        "get_m": Case(
+            "get_m", "get, audited (python -m)", module_cmd + get_args, session, folder, got
+        ),
     }
     pairs = [
         Pair("put: audited / null sink", cases["put_null"], cases["put_audit"], OVERHEAD_LIMIT),
@@ -571,7 +443,7 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
         case.cpu.clear()
     print(f"overhead: {args.rounds} interleaved rounds", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    measure(pairs, args.rounds, args.seed)
+    measure(pairs, [], args.rounds, args.seed)
     measure_s = time.perf_counter() - started
     events_after = audit_count(folder, passphrase)
 
@@ -579,11 +451,11 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
     inproc = in_process(folder, passphrase, env, args.ops, args.seed)
 
     judged = pairs[:2]
-    ok = all(p.ok for p in judged)
-    worst = max(judged, key=lambda p: p.paired)
+    ok = all(pair_ok(p) for p in judged)
+    worst = max(judged, key=lambda p: p.paired_ratio)
     lines = [
         f"2 audit overhead (fresh CLI processes, {args.rounds} rounds): put "
-        f"{pairs[0].paired:.3f}x, get {pairs[1].paired:.3f}x audited/null; limit < "
+        f"{pairs[0].paired_ratio:.3f}x, get {pairs[1].paired_ratio:.3f}x audited/null; limit < "
         f"{OVERHEAD_LIMIT:.2f}x (auditing adds under {OVERHEAD_LIMIT * 100 - 100:.0f}%): "
         f"{verdict(ok)}" + ("" if ok else f" (worst: {worst.label})"),
         f"  {'pair':<38} {'null med':>10} {'subj med':>10} {'ratio':>8} {'of med':>7} "
@@ -592,8 +464,8 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
     for p in pairs:
         lines.append(
             f"  {p.label:<38} {ms(statistics.median(p.base_wall)):>10} "
-            f"{ms(statistics.median(p.subj_wall)):>10} {p.paired:>7.3f}x {p.of_medians:>6.3f}x "
-            f"{p.cpu_ratio:>5.2f}x  {verdict(p.ok)}"
+            f"{ms(statistics.median(p.subj_wall)):>10} {p.paired_ratio:>7.3f}x {p.ratio:>6.3f}x "
+            f"{p.cpu_ratio:>5.2f}x  {verdict(pair_ok(p))}"
         )
     lines.append(
         "  ratio (judged): median of the back-to-back subject/null ratios; of med: ratio of "
@@ -698,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nbsecrets audit benchmarks: python {platform.python_version()}, {os.cpu_count()} CPUs "
         f"(shared), load {load_before[0]:.2f} -> {load_after[0]:.2f}, "
-        f"bsecrets {git_state()}, {time.perf_counter() - started:.0f} s in all"
+        f"bsecrets {git_state(REPO)}, {time.perf_counter() - started:.0f} s in all"
     )
     for _ok, lines in results:
         print()

@@ -60,6 +60,7 @@ SCRUBBED = (
     "BSECRETS_PASSPHRASE_FILE", "BSECRETS_DEBUG", "BSECRETS_INSECURE_TEST_KDF",
     "PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME",
     "PYTHONSTARTUP", "PYTHONINSPECT", "NO_COLOR",
+    "GITHUB_ACTIONS", "GITLAB_CI", "CI",  # CI changes what commands print (masking)
 )  # fmt: skip
 
 # Runs a console script or ``-m`` module in this interpreter and records which
