@@ -39,7 +39,7 @@ def export(
     them to $GITHUB_ENV (--format github-env)."""
     from bsecrets.core import formats
     from bsecrets.core.ci import mask_in_github
-    from bsecrets.core.transfer import export_items, load_values
+    from bsecrets.core.transfer import export_items
 
     cli = obj(ctx)
     fmt = _format(fmt, formats.EXPORT_FORMATS, "dotenv")
@@ -52,7 +52,7 @@ def export(
         )
     manager = cli.manager
     env_name = manager.env_name(cli.env(env))
-    values = load_values(manager, env_name, action="export")
+    values = manager.current_values(env_name, action="export")
     items = export_items(values, fmt)
     if fmt == "github-env":
         import secrets

@@ -30,12 +30,6 @@ def _text(name: str, value: bytes) -> str:
         ) from None
 
 
-def load_values(manager: SecretsManager, env: str | None, *, action: str) -> dict[str, bytes]:
-    """Name -> current value of every (not deleted) secret of ``env``, in name order,
-    read in one audited operation (``action``: export, diff)."""
-    return manager.current_values(env, action=action)
-
-
 def export_items(values: dict[str, bytes], fmt: str) -> list[tuple[str, str]]:
     """(key, text) pairs for ``fmt``: variables for dotenv/shell/github-env, names otherwise."""
     if fmt in ("json", "yaml"):
@@ -144,8 +138,8 @@ def keyed_digests(values: dict[str, bytes], key: bytes) -> dict[str, bytes]:
 
 def diff_envs(manager: SecretsManager, env_a: str, env_b: str) -> Diff:
     key = os.urandom(32)  # for this run only; never printed or stored
-    a = keyed_digests(load_values(manager, env_a, action="diff"), key)
-    b = keyed_digests(load_values(manager, env_b, action="diff"), key)
+    a = keyed_digests(manager.current_values(env_a, action="diff"), key)
+    b = keyed_digests(manager.current_values(env_b, action="diff"), key)
     return compare(a, b)
 
 

@@ -94,26 +94,15 @@ def keyring_get_text(account: str, what: str) -> str | None:
 
 
 def keyring_store(vault_id: bytes, kek: bytes) -> None:
-    import keyring
-
-    _keyring_call(
-        "store the vault key",
-        lambda: keyring.set_password(
-            KEYRING_SERVICE, keyring_account(vault_id), base64.b64encode(kek).decode()
-        ),
-    )
+    text = base64.b64encode(kek).decode()
+    keyring_set_text(keyring_account(vault_id), text, "store the vault key")
 
 
 def keyring_load(vault_id: bytes) -> bytes | None:
     """The vault's key from the OS keyring; None if there is no entry."""
     import binascii
 
-    import keyring
-
-    value = _keyring_call(
-        "read the vault key",
-        lambda: keyring.get_password(KEYRING_SERVICE, keyring_account(vault_id)),
-    )
+    value = keyring_get_text(keyring_account(vault_id), "read the vault key")
     if not value:
         return None
     try:
