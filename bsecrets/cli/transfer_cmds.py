@@ -30,9 +30,22 @@ def _format(value: str | None, allowed: tuple[str, ...], default: str) -> str:
     return fmt
 
 
+def _split(values: list[str] | None) -> list[str]:
+    """Repeatable options that also take comma lists, as ``exec`` reads them."""
+    return [part.strip() for v in values or [] for part in v.split(",") if part.strip()]
+
+
 def export(
     ctx: typer.Context,
     fmt: FormatOption = None,
+    allow_override: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-override",
+            help="Let a secret set this protected variable (PATH, HOME, LD_*, ...) in the "
+            "dotenv, shell and github-env formats; repeatable, or VAR,VAR.",
+        ),
+    ] = None,
     env: EnvOption = None,
 ) -> None:
     """Print every secret of an environment as dotenv, JSON, YAML or shell, or append
@@ -53,7 +66,7 @@ def export(
     manager = cli.manager
     env_name = manager.env_name(cli.env(env))
     values = manager.current_values(env_name, action="export")
-    items = export_items(values, fmt)
+    items = export_items(values, fmt, _split(allow_override))
     if fmt == "github-env":
         import secrets
 
@@ -79,16 +92,30 @@ def export(
 
 
 def _append(path: Path, data: bytes) -> None:
+    """Append ``data`` to $GITHUB_ENV on a line of its own: after an earlier step's
+    last line without a newline, ``KEY<<DELIM`` would join that line, and the
+    runner would read the value's lines as ``NAME=VALUE`` commands."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     except OSError as exc:
         raise UsageError(f"cannot open GITHUB_ENV ({path}): {exc.strerror}") from None
     try:
+        if os.fstat(fd).st_size and not _ends_with_newline(path):
+            data = b"\n" + data
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+    except OSError:
+        return False  # cannot tell: an extra blank line is harmless to the runner
 
 
 def import_(

@@ -37,6 +37,15 @@ PROTECTED = frozenset(
         "PERLLIB", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
         "GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "SSH_AUTH_SOCK", "EDITOR", "VISUAL",
         "PAGER", "SUDO_ASKPASS", "SSH_ASKPASS", "BROWSER",
+        # run or load code in an interactive shell that got them (a child shell,
+        # or one that sourced 'export -f dotenv/shell'): bash runs PROMPT_COMMAND
+        # and $(...) in its prompts (zsh too with PROMPT_SUBST) and in MAILPATH
+        # messages, zsh runs NULLCMD for a bare redirection and loads code from
+        # FPATH, MODULE_PATH and ZDOTDIR, HISTFILE is written on exit
+        "PROMPT_COMMAND", "PS0", "PS1", "PS2", "PS3", "PROMPT", "PROMPT2", "PROMPT3",
+        "PROMPT4", "RPROMPT", "RPROMPT2", "RPS1", "RPS2", "SPROMPT", "PROMPT_EOL_MARK",
+        "MAILPATH", "NULLCMD", "READNULLCMD", "FPATH", "MODULE_PATH", "ZDOTDIR",
+        "BASH_LOADABLES_PATH", "HISTFILE",
     }
 )  # fmt: skip
 PROTECTED_PREFIXES = ("LD_", "DYLD_", "PYTHON", "XDG_", "BASH_FUNC_", "MALLOC_", "BSECRETS_")

@@ -8,7 +8,9 @@ Keys: the variable formats (dotenv, shell, github-env) are keyed by the
 variable a name maps to (CLI.md: ``db/password`` -> ``DB_PASSWORD``); JSON and
 YAML are keyed by the secret names themselves, so they round-trip exactly.
 
-Errors name keys and line numbers, never values.
+Export errors name the variable, never the value; import errors name the file
+and line, never the file's text (not even a key: on a malformed line it may be
+a pasted token).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ VARIABLE_FORMATS = ("dotenv", "shell", "github-env")
 
 _OTHER = re.compile(r"[^A-Z0-9_]")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# dotenv values that every reader takes literally without quotes
-_PLAIN = re.compile(r"[A-Za-z0-9_./:@%+,=-]+")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# dotenv values written without quotes: literal in python-dotenv and in sh, bash
+# and zsh. No '=' (zsh expands '=cmd' at the start and after ':' in an
+# assignment), no '~' (tilde expansion), nothing a shell or dotenv treats specially.
+_PLAIN = re.compile(r"[A-Za-z0-9_./:@%+,-]+")
 
 
 class Entry(NamedTuple):
@@ -42,7 +45,10 @@ class Entry(NamedTuple):
 
 
 class FormatError(UsageError):
-    """An import file that cannot be read (exit 2): the message names the line."""
+    """An import file that cannot be read (exit 2): the message names the file and
+    line and what is wrong, never the file's text."""
+
+    default_hint = "fix the file and import it again; nothing was imported"
 
 
 class ExportError(BsecretsError):
@@ -78,36 +84,45 @@ def variables(names: Iterable[str]) -> dict[str, str]:
 # --- rendering --------------------------------------------------------------
 
 
+def dotenv_problem(value: str) -> str | None:
+    """Why ``value`` cannot be written as dotenv that is both safe to source in
+    sh, bash and zsh (``set -a; . ./file``) and read back exactly by python-dotenv
+    and ``bsecrets import``; None when it can (docs/transfer.md)."""
+    if "\0" in value:
+        return "holds a NUL byte, which a shell variable cannot hold"
+    if "\r" in value:
+        # python-dotenv opens the file with universal newlines (CR -> LF), has no
+        # escape a shell shares, and a shell reads '\r' in double quotes literally
+        return "holds a carriage return, which python-dotenv does not read back"
+    if value.endswith("\\"):
+        # in either quote style python-dotenv reads a final backslash as escaping
+        # the closing quote and runs on to the next quote in the file
+        return "ends with a backslash, which python-dotenv misreads inside quotes"
+    if ("'" in value or "\\\\" in value) and ("$" in value or "`" in value):
+        # single quotes cannot hold ' (shell) or \\ (python-dotenv reads it as \);
+        # double quotes cannot hold $ or ` literally in a shell, and python-dotenv
+        # has no escape for them
+        return "holds ' or two backslashes in a row together with $ or `"
+    return None
+
+
 def dotenv_value(key: str, value: str) -> str:
-    """``value`` quoted so that python-dotenv (``interpolate=False``) reads it back
-    exactly: plain when safe, single quotes when there is no ``'`` or ``\\``
-    (literal in every dotenv reader and in sh), else double quotes with escapes."""
+    """``value`` as one dotenv token that sh, bash and zsh read as a literal (nothing
+    expands or runs) and python-dotenv reads back exactly (with ``interpolate=False``;
+    see docs/transfer.md): plain when every character is safe unquoted, else single
+    quotes when there is no ``'`` and no ``\\\\``, else double quotes with ``\\`` and
+    ``\"`` escaped (only when there is no ``$`` or backtick). ExportError otherwise."""
+    problem = dotenv_problem(value)
+    if problem is not None:
+        raise ExportError(
+            f"the value of {key} {problem}; dotenv cannot carry it safely and exactly",
+            hint="export with --format json, yaml or shell (see docs/transfer.md)",
+        )
     if _PLAIN.fullmatch(value):
         return value
-    if "'" not in value and "\\" not in value:
+    if "'" not in value and "\\\\" not in value:
         return f"'{value}'"
-    if not value.endswith("\\"):
-        escaped = (
-            value.replace("\\", "\\\\")
-            .replace('"', '\\"')
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-        return f'"{escaped}"'
-    # python-dotenv's double-quote rule cannot end a value with a backslash (it
-    # reads '\\"' as an escaped quote); unquoted values are literal there.
-    if (
-        not _LINE_BREAK.search(value)
-        and value == value.strip()
-        and value[0] not in "'\"#"
-        and not re.search(r"\s#", value)
-    ):
-        return value
-    raise ExportError(
-        f"the value of {key} ends with a backslash and spans lines or holds ' #', "
-        "which dotenv cannot carry exactly",
-        hint="export with --format json, yaml or shell",
-    )
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def render_dotenv(items: Iterable[tuple[str, str]]) -> str:
@@ -156,11 +171,17 @@ def render_yaml(items: Iterable[tuple[str, str]]) -> str:
 
 
 def github_env_block(key: str, value: str, delimiter: Callable[[], str]) -> str:
-    """``KEY<<DELIM`` / value / ``DELIM``, the multi-line form of $GITHUB_ENV."""
-    if not key or any(c in key for c in "\n\r=\0"):
+    """``KEY<<DELIM`` / value / ``DELIM``, the multi-line form of $GITHUB_ENV.
+
+    The runner ends the value at the first line equal to DELIM, so DELIM is
+    drawn (from ``delimiter``, random in the CLI) until it occurs nowhere in the
+    value: no line of the value can end the block early and start a variable.
+    The key is a plain identifier, so it cannot hold ``<<``, ``=`` or a newline."""
+    if not _IDENTIFIER.fullmatch(key):
         raise UsageError(
             f"the variable {key!r} cannot be written to GITHUB_ENV",
-            hint="names written to GITHUB_ENV cannot hold a newline, '=' or NUL",
+            hint="names written to GITHUB_ENV are letters, digits and '_', "
+            "not starting with a digit",
         )
     if "\0" in value or "\r" in value:
         raise ExportError(
@@ -169,12 +190,22 @@ def github_env_block(key: str, value: str, delimiter: Callable[[], str]) -> str:
         )
     while True:
         delim = delimiter()
-        if delim not in value and delim != key:
+        if _IDENTIFIER.fullmatch(delim) and delim not in value and delim != key:
             break
     return f"{key}<<{delim}\n{value}\n{delim}\n"
 
 
 # --- parsing ----------------------------------------------------------------
+#
+# Every error below names the file, the line and what is wrong, and never
+# quotes the file: not a value, not a key (a malformed line's "key" may be a
+# pasted token), not a parser's own message when that can hold file text
+# (PyYAML's problems quote aliases, anchors and characters; of a JSONDecodeError
+# only the fixed phrase is kept).
+
+_DOTENV_HINT = "write KEY=value, one per line; quote values with spaces, '#' or newlines"
+_JSON_HINT = 'write one flat JSON object of "name": "string value" pairs'
+_YAML_HINT = "write one flat mapping of name: value; quote values holding ': ', ' #' or '*'"
 
 
 def decode_text(data: bytes, shown: str) -> str:
@@ -182,7 +213,10 @@ def decode_text(data: bytes, shown: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise FormatError(f"{shown}:{line}: the file is not valid UTF-8") from None
+        raise FormatError(
+            f"{shown}:{line}: the file is not valid UTF-8",
+            hint="save the file as UTF-8; nothing was imported",
+        ) from None
 
 
 def parse(fmt: str, text: str, shown: str) -> list[Entry]:
@@ -207,14 +241,11 @@ def parse_dotenv(text: str, shown: str) -> list[Entry]:
         raw = binding.original.string  # starts with the blank lines before the binding
         line = binding.original.line + raw[: len(raw) - len(raw.lstrip())].count("\n")
         if binding.error:
-            raise FormatError(
-                f"{shown}:{line}: cannot parse this line",
-                hint="write KEY=value; quote values with spaces, '#' or newlines",
-            )
+            raise FormatError(f"{shown}:{line}: cannot parse this line", hint=_DOTENV_HINT)
         if binding.key is None:
             continue  # a blank line or a comment
         if binding.value is None:
-            raise FormatError(f"{shown}:{line}: {binding.key} has no '=' and no value")
+            raise FormatError(f"{shown}:{line}: the line has no '='", hint=_DOTENV_HINT)
         entries.append(Entry(binding.key, binding.value, line))
     return entries
 
@@ -230,7 +261,7 @@ def parse_json(text: str, shown: str) -> list[Entry]:
         return text.count("\n", 0, pos) + 1
 
     def fail(pos: int, problem: str) -> FormatError:
-        return FormatError(f"{shown}:{line_of(pos)}: {problem}")
+        return FormatError(f"{shown}:{line_of(pos)}: {problem}", hint=_JSON_HINT)
 
     pos = ws.match(text, 0).end()  # type: ignore[union-attr]
     if text[pos : pos + 1] != "{":
@@ -250,15 +281,19 @@ def parse_json(text: str, shown: str) -> list[Entry]:
                 raise fail(pos, "invalid JSON string") from None
             pos = ws.match(text, pos).end()  # type: ignore[union-attr]
             if text[pos : pos + 1] != ":":
-                raise fail(pos, f"expected ':' after {key!r}")
+                raise fail(pos, "expected ':' after the name")
             pos = ws.match(text, pos + 1).end()  # type: ignore[union-attr]
             start = pos
             try:
                 value, pos = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as exc:
-                raise fail(exc.pos, f"invalid JSON: {exc.msg}") from None
+                # exc.msg is one of json's fixed phrases ("Expecting value", ...),
+                # except that the pure-Python scanner appends the bad escape
+                # character after a colon: keep the phrase only
+                phrase = exc.msg.split(":", 1)[0]
+                raise fail(exc.pos, f"invalid JSON: {phrase}") from None
             if not isinstance(value, str):
-                raise fail(start, f"the value of {key!r} must be a string")
+                raise fail(start, "the value must be a string")
             entries.append(Entry(key, value, line))
             pos = ws.match(text, pos).end()  # type: ignore[union-attr]
             if text[pos : pos + 1] == ",":
@@ -274,6 +309,28 @@ def parse_json(text: str, shown: str) -> list[Entry]:
     return entries
 
 
+def _yaml_error(exc: Exception, text: str, shown: str) -> FormatError:
+    """FormatError for a PyYAML error: the kind of problem and where, never its
+    message (which can quote an alias, an anchor or a character of the file)."""
+    import yaml
+
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        return FormatError(
+            f"{shown}:{line}: the file holds a control character YAML does not allow",
+            hint="remove the character, or write it as an escape in a double-quoted value",
+        )
+    problem = {
+        yaml.scanner.ScannerError: "invalid YAML syntax",
+        yaml.parser.ParserError: "invalid YAML structure",
+        yaml.composer.ComposerError: "invalid YAML alias or anchor",
+    }
+    what = next((p for cls, p in problem.items() if isinstance(exc, cls)), "invalid YAML")
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{shown}:{mark.line + 1}" if mark is not None else shown
+    return FormatError(f"{where}: {what}", hint=_YAML_HINT)
+
+
 def parse_yaml(text: str, shown: str) -> list[Entry]:
     """A flat YAML mapping of scalars; a scalar is kept as written (``5432``,
     ``yes``), so nothing is turned into a number or a boolean."""
@@ -283,25 +340,25 @@ def parse_yaml(text: str, shown: str) -> list[Entry]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         root: Node | None = yaml.compose(text, Loader=loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{shown}:{mark.line + 1}" if mark else shown
-        raise FormatError(f"{where}: invalid YAML: {exc.problem or 'syntax error'}") from None
-    except yaml.YAMLError:
-        raise FormatError(f"{shown}: invalid YAML") from None
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, text, shown) from None
     if root is None:
         return []
+
+    def fail(node: Node, problem: str) -> FormatError:
+        return FormatError(f"{shown}:{node.start_mark.line + 1}: {problem}", hint=_YAML_HINT)
+
     if not isinstance(root, MappingNode):
-        raise FormatError(f"{shown}:{root.start_mark.line + 1}: expected a mapping of name: value")
+        raise fail(root, "expected a mapping of name: value")
     entries = []
     for key_node, value_node in root.value:
-        line = key_node.start_mark.line + 1
         if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-            raise FormatError(f"{shown}:{line}: keys must be plain names (no '<<' merges)")
-        key = str(key_node.value)
+            raise fail(key_node, "keys must be plain names (no '<<' merges)")
         if not isinstance(value_node, ScalarNode):
-            raise FormatError(f"{shown}:{line}: the value of {key!r} must be a string")
+            raise fail(key_node, "the value must be a string, not a list or a mapping")
         if value_node.tag == "tag:yaml.org,2002:null":
-            raise FormatError(f"{shown}:{line}: {key!r} has no value")
-        entries.append(Entry(key, str(value_node.value), line))
+            raise fail(key_node, "the key has no value")
+        entries.append(
+            Entry(str(key_node.value), str(value_node.value), key_node.start_mark.line + 1)
+        )
     return entries

@@ -9,9 +9,10 @@ the process.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
+from bsecrets.core.envmap import WITHHELD, is_protected
 from bsecrets.core.errors import BsecretsError, SecretNotFound, UsageError
 from bsecrets.core.formats import Entry, FormatError, variables
 from bsecrets.core.models import validate_name, validate_value
@@ -30,12 +31,39 @@ def _text(name: str, value: bytes) -> str:
         ) from None
 
 
-def export_items(values: dict[str, bytes], fmt: str) -> list[tuple[str, str]]:
-    """(key, text) pairs for ``fmt``: variables for dotenv/shell/github-env, names otherwise."""
+def export_items(
+    values: dict[str, bytes], fmt: str, allow_override: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """(key, text) pairs for ``fmt``: variables for dotenv/shell/github-env, names otherwise.
+
+    The variable formats set variables in whatever reads them (a shell sourcing
+    the file, every later GitHub Actions step), so they get ``exec``'s rules: a
+    secret may set a protected variable (PATH, LD_*, ...) only when
+    ``allow_override`` names it, and never bsecrets' own unlock variables.
+    """
     if fmt in ("json", "yaml"):
         return [(name, _text(name, value)) for name, value in values.items()]
     mapping = variables(values)
+    check_settable(mapping, allow_override)
     return [(var, _text(name, values[name])) for var, name in mapping.items()]
+
+
+def check_settable(mapping: dict[str, str], allow_override: Iterable[str] = ()) -> None:
+    """UsageError (exit 2, as ``exec``) naming the first secret whose variable
+    (``mapping``: variable -> secret name) is withheld, or protected and not allowed."""
+    allowed = {v.strip() for v in allow_override if v.strip()}
+    for variable, name in sorted(mapping.items()):
+        if variable in WITHHELD:
+            raise UsageError(
+                f"secret '{name}' maps to {variable}, which bsecrets never sets as a variable",
+                hint="rename the secret, or export with --format json or yaml (keyed by name)",
+            )
+        if is_protected(variable) and variable not in allowed:
+            raise UsageError(
+                f"secret '{name}' would override the protected variable {variable}",
+                hint=f"allow it with --allow-override {variable}, rename the secret, "
+                "or export with --format json or yaml (keyed by name)",
+            )
 
 
 # --- import -----------------------------------------------------------------
@@ -49,26 +77,38 @@ class ImportPlan(NamedTuple):
 
 
 def validate_entries(entries: list[Entry], shown: str) -> dict[str, bytes]:
-    """Name -> value after checking every entry; FormatError (exit 2) names the line."""
+    """Name -> value after checking every entry; FormatError (exit 2) names the file
+    and line, never a key or a value (a bad key may be a pasted token)."""
     seen: dict[str, int] = {}
     out: dict[str, bytes] = {}
     for entry in entries:
+        where = f"{shown}:{entry.line}"
         if entry.key in seen:
             raise FormatError(
-                f"{shown}:{entry.line}: duplicate key {entry.key} "
-                f"(first on line {seen[entry.key]})",
+                f"{where}: duplicate key (first on line {seen[entry.key]})",
                 hint="keep one of them; nothing was imported",
             )
         seen[entry.key] = entry.line
         try:
             validate_name(entry.key)
-            value = validate_value(entry.value.encode("utf-8", errors="surrogateescape"))
         except UsageError as exc:
             raise FormatError(
-                f"{shown}:{entry.line}: {exc.message}",
+                f"{where}: the key is not a valid secret name",
                 hint=(exc.hint + "; " if exc.hint else "") + "nothing was imported",
             ) from None
-        out[entry.key] = value
+        try:
+            data = entry.value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FormatError(
+                f"{where}: the value is not valid Unicode text (it holds a lone surrogate)"
+            ) from None
+        try:
+            out[entry.key] = validate_value(data)
+        except UsageError as exc:  # the size only, never the value
+            raise FormatError(
+                f"{where}: {exc.message}",
+                hint=(exc.hint + "; " if exc.hint else "") + "nothing was imported",
+            ) from None
     return out
 
 
