@@ -246,16 +246,33 @@ def test_truncated_tail_is_caught_by_the_anchor_and_a_wrong_anchor_is_exit_5(
     seq = int(anchor.split(":")[0])
     ok = _verify("--anchor", anchor)
     assert ok.exit_code == 0 and "anchor: matches" in ok.stdout, ok.stdout + ok.stderr
-    with _db(audited) as conn:  # drop everything after event 3
+    with _db(audited) as conn:  # drop everything after event 3 (puts among them)
         conn.execute("DELETE FROM audit_events WHERE seq > 3")
-    assert _verify().exit_code == 0  # without an anchor the shorter log looks whole (event 4)
-    result = _verify("--anchor", anchor)  # event 5
+    # Without an anchor: the environments' manifests are newer than the log's last event
+    # (witness.py), and no new event can be chained onto the shorter log.
+    result = _verify()
     assert result.exit_code == 5
-    assert result.stderr.startswith("error: audit log: truncated at event 6:"), result.stderr
-    assert f"the log ends at event 5; the anchor is at event {seq}" in result.stderr
-    wrong = f"{seq - 5}:{'ab' * 32}"
+    assert result.stderr.startswith("error: audit log: rollback at event 3:"), result.stderr
+    assert "the audit log ends before the last change to environment 'dev'" in result.stderr
+    result = _verify("--anchor", anchor)
+    assert result.exit_code == 5
+    assert result.stderr.startswith("error: audit log: truncated at event 4:"), result.stderr
+    assert f"the log ends at event 3; the anchor is at event {seq}" in result.stderr
+    wrong = f"2:{'ab' * 32}"
     result = _verify("--anchor", wrong)
     assert result.exit_code == 5 and "anchor at event" in result.stderr, result.stderr
+
+
+def test_truncating_events_after_the_last_change_needs_the_anchor(audited: Path) -> None:
+    """The limit that remains: events after the last write (reads, audit commands)
+    record the same state, so removing them leaves a log that is whole in itself."""
+    last_write = 7  # init, then six puts
+    anchor = invoke(["audit", "anchor"]).stdout.strip()
+    with _db(audited) as conn:
+        conn.execute("DELETE FROM audit_events WHERE seq > ?", (last_write,))
+    assert _verify().exit_code == 0
+    result = _verify("--anchor", anchor)
+    assert result.exit_code == 5 and "anchor" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("bad", ["12", "x:abc", "5:" + "zz" * 32, "-1:" + "00" * 32, ""])

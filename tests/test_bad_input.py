@@ -260,9 +260,9 @@ def test_old_row_restored_by_raw_sql(vault: Path) -> None:
 
 
 def test_whole_manifest_rolled_back_with_rows(vault: Path) -> None:
-    """Rows and manifest put back together (an older copy of one environment):
-    detectable only with an external anchor (audit issue); what we promise is
-    the right old answer or exit 5, never a mix."""
+    """Rows and manifest put back together (an older copy of one environment): the
+    audit chain's newest event recorded the newer manifest (witness.py), so exit 5.
+    tests/test_rollback.py tries every subset of rows and the other paths."""
     invoke(["put", "a"], input="old")
     with sqlite3.connect(vault_file(vault)) as db:
         snap = {
@@ -276,7 +276,8 @@ def test_whole_manifest_rolled_back_with_rows(vault: Path) -> None:
             for row in rows:
                 db.execute(f"INSERT INTO {table} VALUES ({','.join('?' * len(row))})", row)
     result = invoke(["get", "a"])
-    assert result.exit_code == 0 and result.stdout == "old\n"
+    assert_error(result, 5, "environment 'dev' was rolled back")
+    assert "old" not in result.stdout
 
 
 def test_secret_value_not_in_errors(vault: Path) -> None:

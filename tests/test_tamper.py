@@ -58,8 +58,10 @@ PRIMARY_KEYS = {
     "versions": ("env", "secret_id", "version"),
 }
 WORKERS = max(1, min(2, os.cpu_count() or 1))
-FLIP_BUDGET_S = 40.0  # wall-clock cap of the bit-flip sweep (it stops early and says so)
-MIN_FLIPS = 300  # fewer than this in the budget: the machine is too slow for the sweep
+# A fixed, seeded number of bit flips (no wall-clock budget: a loaded machine takes
+# longer, it does not test less): the 100 header bytes and this many others, drawn
+# from every page owner, the free pages and the whole file.
+FLIPS_BEYOND_HEADER = 200
 MISSING = None  # the expected answer is "not found"
 REOPEN = "-- reopen"  # pseudo statement: schema edits take effect on the next connection
 
@@ -440,13 +442,10 @@ def _triage(out: Outcome, trial: Trial, active_bugs: Collection[str]) -> Outcome
     return out
 
 
-def campaign(
-    lab: Lab, trials: list[Trial], active_bugs: Collection[str] = (), budget_s: float | None = None
-) -> list[Outcome]:
+def campaign(lab: Lab, trials: list[Trial], active_bugs: Collection[str] = ()) -> list[Outcome]:
     by_label = {t.label: t for t in trials}
     assert len(by_label) == len(trials), "trial labels must be unique"
     results: list[Outcome] = []
-    deadline = time.monotonic() + budget_s if budget_s else None
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BSECRETS_INSECURE_TEST_KDF", "1")  # the workers derive keys too
         with multiprocessing.get_context("fork").Pool(
@@ -454,8 +453,6 @@ def campaign(
         ) as pool:
             for out in pool.imap_unordered(_run_trial, trials, chunksize=4):
                 results.append(_triage(out, by_label[out["label"]], active_bugs))
-                if deadline and time.monotonic() > deadline:
-                    break
             pool.terminate()
     return results
 
@@ -804,10 +801,10 @@ def test_bit_flips_never_give_a_silently_wrong_answer(lab: Lab, active_bugs: set
             )
         )
     header, rest = trials[:100], trials[100:]
-    rng.shuffle(rest)  # a sweep stopped by the budget still covers the whole file
-    trials = header + rest
+    rng.shuffle(rest)  # the sample still covers the whole file
+    trials = header + rest[:FLIPS_BEYOND_HEADER]
     started = time.monotonic()
-    results = campaign(lab, trials, active_bugs, budget_s=FLIP_BUDGET_S)
+    results = campaign(lab, trials, active_bugs)
     report(
         f"bit flips ({size} byte file, {len(lab.reads)} gets + 2 ls per copy, "
         f"{time.monotonic() - started:.0f} s)",
@@ -819,7 +816,7 @@ def test_bit_flips_never_give_a_silently_wrong_answer(lab: Lab, active_bugs: set
         f"  SQLite's integrity_check flagged {len(flagged)} copies; "
         f"{sum(category(r) == 'no effect' for r in flagged)} of them still read back exactly"
     )
-    assert len(results) >= min(len(trials), MIN_FLIPS), f"only {len(results)} flips in the budget"
+    assert len(results) == len(trials)
     assert_no_wrong_answer(results)
     assert_only_bsecrets_errors(results)
     outcomes = Counter(category(r) for r in results)

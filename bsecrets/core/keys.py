@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from bsecrets.core.errors import IntegrityError, UsageError
 
@@ -127,6 +127,47 @@ def sha256_digest(data: bytes) -> bytes:
 # --- passphrase wrapping ----------------------------------------------------
 
 
+# What bsecrets itself writes, and the most a vault file may ask for: the
+# parameters are authenticated only by the derivation they drive, so a changed
+# file must not make us allocate gigabytes or spin for minutes first. Room is
+# left above today's default (4x the memory, under 3x the passes) for a later
+# stronger default; anything else is refused before deriving (exit 5).
+ARGON2_BOUNDS = {
+    "memory_kib": (ARGON2_MEMORY_KIB, 4 * ARGON2_MEMORY_KIB),  # 64 MiB to 256 MiB
+    "iterations": (ARGON2_ITERATIONS, 8),
+    "lanes": (ARGON2_LANES, 8),
+}
+# The parameters the test suite writes under BSECRETS_INSECURE_TEST_KDF=1.
+_TEST_PARAMS = {"memory_kib": 1024, "iterations": 1, "lanes": 1}
+SALT_BYTES = (16, 64)
+# Passphrases are normalised to Unicode NFC before the KDF (a passphrase typed
+# on macOS, often NFD, opens a vault created on Linux, usually NFC).
+PASSPHRASE_FORM: Final = "NFC"
+MIN_PASSPHRASE = 8
+
+
+def normalize_passphrase(passphrase: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize(PASSPHRASE_FORM, passphrase)
+
+
+def check_new_passphrase(passphrase: str) -> None:
+    """A passphrase for a new key wrap: at least MIN_PASSPHRASE characters (after NFC),
+    and not only white space (UsageError, exit 2)."""
+    normalized = normalize_passphrase(passphrase)
+    if not normalized.strip():
+        raise UsageError(
+            "the passphrase is only white space",
+            hint="use a passphrase with words or characters in it; a few random words work well",
+        )
+    if len(normalized) < MIN_PASSPHRASE:
+        raise UsageError(
+            f"the passphrase is shorter than {MIN_PASSPHRASE} characters",
+            hint="use a longer passphrase; a few random words work well",
+        )
+
+
 class KdfParams(NamedTuple):
     """Argon2id parameters, stored beside the key they wrap."""
 
@@ -134,60 +175,86 @@ class KdfParams(NamedTuple):
     memory_kib: int = ARGON2_MEMORY_KIB
     iterations: int = ARGON2_ITERATIONS
     lanes: int = ARGON2_LANES
+    # "NFC" for wraps made since passphrases are normalised; None for older ones,
+    # whose passphrase is used exactly as typed.
+    normalization: str | None = PASSPHRASE_FORM
 
     @classmethod
     def new(cls) -> KdfParams:
         if os.environ.get(WEAK_KDF_ENV) == "1":
-            return cls(salt=os.urandom(16), memory_kib=1024, iterations=1, lanes=1)
+            test = _TEST_PARAMS
+            return cls(os.urandom(16), test["memory_kib"], test["iterations"], test["lanes"])
         return cls(salt=os.urandom(16))
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "kdf": "argon2id",
             "salt": self.salt.hex(),
             "memory_kib": self.memory_kib,
             "iterations": self.iterations,
             "lanes": self.lanes,
         }
+        if self.normalization is not None:
+            data["normalization"] = self.normalization
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> KdfParams:
         if data.get("kdf") != "argon2id":
-            raise IntegrityError(f"unknown key derivation {data.get('kdf')!r}")
+            raise IntegrityError("unknown key derivation in the vault file")
+        numbers = {}
+        for field in ARGON2_BOUNDS:
+            value = data.get(field)
+            if type(value) is not int:  # not a float, bool or string that int() would accept
+                raise IntegrityError("the key derivation parameters are malformed")
+            numbers[field] = value
+        salt_hex = data.get("salt")
+        normalization = data.get("normalization")
         try:
-            params = cls(
-                salt=bytes.fromhex(str(data["salt"])),
-                memory_kib=int(data["memory_kib"]),  # type: ignore[call-overload]
-                iterations=int(data["iterations"]),  # type: ignore[call-overload]
-                lanes=int(data["lanes"]),  # type: ignore[call-overload]
-            )
-        except (KeyError, TypeError, ValueError):
+            if not isinstance(salt_hex, str) or len(salt_hex) > 2 * SALT_BYTES[1]:
+                raise ValueError
+            salt = bytes.fromhex(salt_hex)
+        except ValueError:
             raise IntegrityError("the key derivation parameters are malformed") from None
-        # They are authenticated only after the derivation: bound them first, so a
-        # changed file cannot make us allocate 100 GiB or spin for an hour.
-        if not (
-            len(params.salt) >= 16
-            and 8 * params.lanes <= params.memory_kib <= 4 * 1024 * 1024
-            and 1 <= params.iterations <= 64
-            and 1 <= params.lanes <= 64
-        ):
-            raise IntegrityError("the key derivation parameters are out of range")
+        if normalization not in (None, PASSPHRASE_FORM):
+            raise IntegrityError("the key derivation parameters are malformed")
+        params = cls(
+            salt,
+            numbers["memory_kib"],
+            numbers["iterations"],
+            numbers["lanes"],
+            normalization=PASSPHRASE_FORM if normalization else None,
+        )
+        params.check_bounds()
         return params
 
-    @property
-    def weak(self) -> bool:
-        return self.memory_kib < ARGON2_MEMORY_KIB or self.iterations < ARGON2_ITERATIONS
+    def check_bounds(self) -> None:
+        """IntegrityError unless bsecrets could have written these parameters
+        (ARGON2_BOUNDS; the test suite's weaker set only under BSECRETS_INSECURE_TEST_KDF=1)."""
+        numbers = {field: getattr(self, field) for field in ARGON2_BOUNDS}
+        shown = f"memory {self.memory_kib} KiB, {self.iterations} iterations, {self.lanes} lanes"
+        if not SALT_BYTES[0] <= len(self.salt) <= SALT_BYTES[1]:
+            problem = "its salt has the wrong length"
+        elif numbers == _TEST_PARAMS and os.environ.get(WEAK_KDF_ENV) == "1":
+            return
+        elif any(numbers[f] < low for f, (low, _) in ARGON2_BOUNDS.items()):
+            problem = f"they are weaker than RFC 9106 ({shown})"
+        elif any(numbers[f] > high for f, (_, high) in ARGON2_BOUNDS.items()):
+            problem = f"they are beyond what bsecrets writes ({shown})"
+        else:
+            return
+        raise IntegrityError(
+            f"refusing the vault's key derivation parameters: {problem}",
+            hint="the vault file was changed outside bsecrets: restore it from a backup",
+        )
 
     def derive(self, passphrase: str) -> bytes:
-        """Argon2id(passphrase) -> 32-byte key. Refuses weak parameters outside tests."""
-        if self.weak and os.environ.get(WEAK_KDF_ENV) != "1":
-            raise IntegrityError(
-                "the vault's key derivation parameters are weaker than RFC 9106 "
-                f"(memory {self.memory_kib} KiB, {self.iterations} iterations); "
-                "refusing to use them",
-            )
+        """Argon2id(passphrase) -> 32-byte key. Refuses parameters out of bounds."""
+        self.check_bounds()
         if not passphrase:
             raise UsageError("the passphrase is empty")
+        if self.normalization is not None:
+            passphrase = normalize_passphrase(passphrase)
         try:
             from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
         except ImportError:  # pragma: no cover - cryptography < 44 or old OpenSSL

@@ -122,7 +122,10 @@ class LocalAdapter(SecretBackend):
         stored = self.store.manifest(self.env)
         if stored is None:
             raise IntegrityError(f"the manifest of environment '{self.env}' is missing")
-        return Manifest.verified(self.env, stored, keys.manifest_key, self.vault.vault_id)
+        manifest = Manifest.verified(self.env, stored, keys.manifest_key, self.vault.vault_id)
+        if self.vault.witness is not None:  # the audit chain recorded this manifest
+            self.vault.witness.check(self.env, (stored[0], stored[2]))
+        return manifest
 
     def _bucket_digest(self, bucket: int) -> bytes:
         heads, versions = self.store.bucket_rows(self.env, bucket)
@@ -138,7 +141,10 @@ class LocalAdapter(SecretBackend):
         )
 
     def _keys(self) -> EnvironmentKeys | None:
-        return self.vault.env_keys(self.env)
+        keys = self.vault.env_keys(self.env)
+        if keys is None and self.vault.witness is not None:
+            self.vault.witness.check(self.env, None)  # not removed behind the chain's back
+        return keys
 
     def _existing(self, name: str) -> tuple[EnvironmentKeys, _Found]:
         keys = self._keys()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from bsecrets.backends.local.vault import LocalVault
+from bsecrets.backends.local.witness import ChainWitness, state_of
 from bsecrets.core.audit import AuditSink
 from bsecrets.core.audit_chain import (
     Anchor,
@@ -48,6 +49,7 @@ from bsecrets.core.errors import (
     BsecretsError,
     IntegrityError,
     KeyringUnavailable,
+    UsageError,
 )
 from bsecrets.core.health import HealthIndicator
 from bsecrets.core.keys import EnvironmentKeys, aead_seal, encode_aad, mac, mac_verify
@@ -103,6 +105,9 @@ class LocalAuditLog(AuditSink):
         self.store = vault.store
         self._aad_prefix = encode_aad(vault.vault_id, AUDIT_ENV, "audit-event")
         self._aad_heads: dict[int, bytes] = {}  # by the time's length (always 24 in practice)
+        # Every read and write of an environment checks its manifest against the chain.
+        self.witness = ChainWitness(self)
+        vault.witness = self.witness
 
     # --- keys ------------------------------------------------------------
 
@@ -183,15 +188,20 @@ class LocalAuditLog(AuditSink):
         return state.first_seq - 1, state.prev
 
     def _append_keyed(self, keys: EnvironmentKeys, fields: dict[str, Any]) -> None:
+        """Chain one event recording every environment's manifest as this transaction
+        leaves it (witness.py), after checking the ones it did not change itself."""
+        state = state_of(self.witness.check_all())
         seq, prev = self._head(keys)
-        event = {**fields, "seq": seq + 1}
+        event = {**fields, "seq": seq + 1, "state": state}
         plain = canonical(event)
         time = str(event.get("time", ""))
         record = aead_seal(keys.value_key, plain, self._aad(time))
+        digest = link(keys.manifest_key, prev, plain)
         self.store.execute_write(
             "INSERT INTO audit_events (seq, time, record, mac) VALUES (?, ?, ?, ?)",
-            (seq + 1, time, record, link(keys.manifest_key, prev, plain)),
+            (seq + 1, time, record, digest),
         )
+        self.witness.appended(seq + 1, digest, state)
 
     def _intake_context(self) -> bytes:
         return encode_aad(self.vault.vault_id, AUDIT_ENV, "audit-intake")
@@ -319,6 +329,8 @@ class LocalAuditLog(AuditSink):
     def verify(
         self, keys: EnvironmentKeys, anchor: Anchor | None, *, archives: bool = True
     ) -> Verification:
+        """The chain, the archives, the anchor, and every environment's manifest against
+        the newest event's record of it (witness.py), in that order of reporting."""
         watch = [anchor.seq] if anchor else []
         with self.store.read():
             state = self.state(keys)
@@ -330,6 +342,12 @@ class LocalAuditLog(AuditSink):
                 prev=state.prev,
                 watch=watch,
             )
+            stale = None
+            if result.problem is None:
+                try:
+                    stale = self.witness.first_mismatch(self.store.manifest_macs())
+                except IntegrityError as exc:
+                    stale = exc.message
         problem = result.problem
         archived = 0
         anchor_note = "none given and none in the OS keyring: a truncated tail is not detected"
@@ -343,6 +361,8 @@ class LocalAuditLog(AuditSink):
             anchor_note = (
                 "matches" if anchor.seq in result.macs_at else "in an archive that was not checked"
             )
+        if problem is None and stale is not None:
+            problem = Problem(result.last_seq, "rollback", stale)
         return Verification(
             result.checked,
             archived,
@@ -514,21 +534,75 @@ class LocalAuditLog(AuditSink):
         """The anchor kept in the OS keyring; None if there is none or no keyring."""
         from bsecrets.core.unlock import keyring_get_text
 
+        account = self._anchor_account()
         try:
-            text = keyring_get_text(self._anchor_account(), "read the audit anchor")
+            text = keyring_get_text(account, "read the audit anchor")
         except KeyringUnavailable:
             return None
-        return Anchor.parse(text) if text else None
+        if not text:
+            return None
+        try:
+            return Anchor.parse(text)
+        except UsageError:
+            raise IntegrityError(
+                "the audit anchor kept in the OS keyring is malformed",
+                hint=f"it was changed outside bsecrets: check the keyring entry "
+                f"bsecrets/{account}, then run 'bsecrets audit verify --anchor SEQ:HEX' "
+                "with an anchor you trust",
+            ) from None
 
-    def store_anchor(self, anchor: Anchor) -> bool:
-        """Keep ``anchor`` in the OS keyring; False when there is no usable keyring."""
+    def store_anchor(self, keys: EnvironmentKeys, head: Anchor) -> bool:
+        """Keep ``head`` in the OS keyring as the anchor; False when there is no usable
+        keyring. Never backwards or sideways: the anchor kept there must be an event of
+        the chain that leads to ``head`` (same MAC), else IntegrityError and the kept
+        anchor is left as it is."""
         from bsecrets.core.unlock import keyring_set_text
 
+        kept = self.stored_anchor()
+        if kept is not None:
+            problem = self._leads_to(keys, kept, head)
+            if problem is not None:
+                raise IntegrityError(
+                    f"the audit log no longer leads from the anchored event {kept.seq} "
+                    f"to its head: {problem}",
+                    hint="events were removed or the log was replaced after it was anchored; "
+                    "the anchor in the OS keyring was left as it was: run 'bsecrets audit verify'",
+                )
         try:
-            keyring_set_text(self._anchor_account(), str(anchor), "store the audit anchor")
+            keyring_set_text(self._anchor_account(), str(head), "store the audit anchor")
         except KeyringUnavailable:
             return False
         return True
+
+    def _leads_to(self, keys: EnvironmentKeys, kept: Anchor, head: Anchor) -> str | None:
+        """Why the chain does not lead from ``kept`` to ``head``; None if it does."""
+        import hmac
+
+        if kept.seq > head.seq:
+            return f"the log ends at event {head.seq}, the anchor is at event {kept.seq}"
+        if kept.seq == head.seq:
+            return None if hmac.compare_digest(kept.mac, head.mac) else "the head was replaced"
+        with self.store.read():
+            state = self.state(keys)
+            if kept.seq < state.first_seq - 1:  # anchored in an archive: the whole walk
+                checked = self.verify(keys, kept)
+                if checked.problem is not None:
+                    return checked.problem.detail
+                return None if checked.head == head else "the head moved while checking"
+            if kept.seq == state.first_seq - 1 and not hmac.compare_digest(kept.mac, state.prev):
+                return f"event {kept.seq} is not the one anchored"
+            result = walk(
+                self.rows(after=kept.seq, through=head.seq),
+                keys.manifest_key,
+                self.opener(keys),
+                first_seq=kept.seq + 1,
+                prev=kept.mac,
+            )
+        if result.problem is not None:
+            return f"event {result.problem.seq} does not follow the anchored event"
+        if Anchor(result.last_seq, result.head) != head:
+            return f"the log ends at event {result.last_seq}"
+        return None
 
     def anchor(self) -> tuple[Anchor, bool]:
         """The chain head, kept in the OS keyring when there is one (the bool says so)."""
@@ -538,7 +612,7 @@ class LocalAuditLog(AuditSink):
 
             raise NotFound("the audit log has no events yet")
         head = self.head(keys)
-        return head, self.store_anchor(head)
+        return head, self.store_anchor(keys, head)
 
     # --- ReflectiveModule ------------------------------------------------
 

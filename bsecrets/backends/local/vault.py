@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bsecrets.backends.local.manifest import Manifest
 from bsecrets.backends.local.store import VaultStore
@@ -34,6 +35,9 @@ from bsecrets.core.unlock import (
     wrap_with_random_key,
 )
 
+if TYPE_CHECKING:
+    from bsecrets.backends.local.witness import ChainWitness
+
 
 def _env_key_context(vault_id: bytes, env: str, recipient: str, sender: str) -> bytes:
     return encode_aad("env-key", vault_id, env, recipient, sender)
@@ -47,9 +51,14 @@ class LocalVault:
         self._creds = creds
         self._clock = clock
         self._private_key: bytes | None = None
+        # The owner public key as the unlock proved it: derived from the private key,
+        # or carried by the session. Keys are sealed and unsealed with this one only.
+        self._owner_public: bytes | None = None
         self._masters: dict[str, bytes] | None = None  # from the session, if any
         self._unsealed: dict[str, bytes] = {}
         self._env_keys: dict[str, EnvironmentKeys] = {}
+        # Set by the audit log: checks each manifest against the audit chain.
+        self.witness: ChainWitness | None = None
 
     @property
     def vault_id(self) -> bytes:
@@ -106,17 +115,40 @@ class LocalVault:
     # --- keys ------------------------------------------------------------
 
     def _session_masters(self) -> dict[str, bytes]:
-        """Environment keys carried by BSECRETS_SESSION (opening it also gives the owner key,
-        which was checked against the vault's public key when the session started)."""
+        """Environment keys carried by BSECRETS_SESSION. Opening it also gives the owner
+        key and the owner public key the unlock proved; the vault file's principal row
+        must still match that public key (someone who can write the file but holds no
+        key could otherwise swap in their own and plant environment keys)."""
         if self._masters is None:
-            self._masters = {}
             if self._creds.session_token:
                 from bsecrets.core.session import open_session
 
                 contents = open_session(self._creds.session_token, self.vault_id, self._clock())
-                self._masters = contents.env_masters
+                self._check_owner_row(contents.owner_public)
                 self._private_key = contents.private_key
+                self._owner_public = contents.owner_public
+                self._masters = contents.env_masters
+            else:
+                self._masters = {}
         return self._masters
+
+    def _check_owner_row(self, proven: bytes) -> None:
+        """The principal row of the owner must hold the public key the unlock proved."""
+        if self.store.public_key(OWNER) != proven:
+            raise IntegrityError(
+                "the vault's owner public key does not match the key that unlocked it "
+                "(the vault file was changed outside bsecrets)",
+                hint="restore the vault file from a backup; 'bsecrets audit verify' shows "
+                "what else changed",
+            )
+
+    def owner_public_key(self) -> bytes:
+        """The owner's public key as the unlock proved it (never the file's alone)."""
+        if self._owner_public is None:
+            private_key = self.private_key()
+            if self._owner_public is None:
+                self._owner_public = public_key_of(private_key)
+        return self._owner_public
 
     def env_masters(self) -> dict[str, bytes]:
         """Every environment's master key (for sealing into a new session)."""
@@ -130,6 +162,7 @@ class LocalVault:
         if allow_session and self._creds.session_token:
             self._session_masters()
         if self._private_key is None:
+            # unlock_owner checks the private key against the owner's principal row
             self._private_key = unlock_owner(
                 self.store, self._creds, self._clock(), allow_session=allow_session
             )
@@ -170,8 +203,7 @@ class LocalVault:
                 return None
             master = os.urandom(32)
             context = _env_key_context(self.vault_id, env, OWNER, OWNER)
-            private_key = self.private_key()
-            blob = seal_to(private_key, public_key_of(private_key), master, context)
+            blob = seal_to(self.private_key(), self.owner_public_key(), master, context)
             self.store.add_env_key(env, OWNER, OWNER, blob)
             keys = EnvironmentKeys.from_master(master)
             empty = Manifest.empty(env)
@@ -183,10 +215,11 @@ class LocalVault:
             sender, blob = sealed
             if sender != OWNER:
                 raise IntegrityError(f"the key of environment '{env}' was sealed by {sender!r}")
-            private_key = self.private_key()
+            # The sender's public key is the one the unlock proved, never the file's:
+            # a key sealed by anyone else fails authentication (exit 5).
             context = _env_key_context(self.vault_id, env, OWNER, sender)
             master = unseal(
-                private_key, self.store.public_key(sender), blob, context, f"the key of '{env}'"
+                self.private_key(), self.owner_public_key(), blob, context, f"the key of '{env}'"
             )
             keys = EnvironmentKeys.from_master(master)
         self._unsealed[env] = master
