@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bsecrets.cli.context import CliContext, JsonOption, command_group, obj
+from bsecrets.cli.context import CliContext, JsonOption, command_group, obj, whole_number
 from bsecrets.core.audit_query import EventFilter
 from bsecrets.core.errors import UsageError
 
@@ -35,7 +35,21 @@ OutcomeFilter = Annotated[
     str | None,
     typer.Option("--outcome", help="Only this outcome: ok, started, denied, not_found, failed."),
 ]
-Limit = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="The newest N events.")]
+Limit = Annotated[
+    int | None,
+    typer.Option("--limit", "-n", parser=whole_number(1), metavar="N", help="The newest N events."),
+]
+MAX_INTERVAL_S = 3600.0
+
+
+def _check_interval(value: float) -> float:
+    """--interval: a finite number of seconds from 0.1 to an hour (a float option also
+    takes inf and nan, which time.sleep refuses)."""
+    import math
+
+    if not (math.isfinite(value) and 0.1 <= value <= MAX_INTERVAL_S):
+        raise typer.BadParameter(f"{value} is not from 0.1 to {MAX_INTERVAL_S:.0f} seconds")
+    return value
 
 
 def _filter(
@@ -157,9 +171,17 @@ def search(
 @app.command("tail")
 def tail(
     ctx: typer.Context,
-    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Events shown first.")] = 10,
+    lines: Annotated[
+        int,
+        typer.Option(
+            "--lines", "-n", parser=whole_number(0), metavar="N", help="Events shown first."
+        ),
+    ] = 10,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.1, help="Seconds between checks.")
+        float,
+        typer.Option(
+            "--interval", callback=_check_interval, help="Seconds between checks (0.1 to 3600)."
+        ),
     ] = 1.0,
     env: EnvFilter = None,
     name: NameFilter = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,6 +30,33 @@ EnvOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Machine-readable output: one JSON document.")
 ]
+
+# Versions, counts and sequence numbers are SQLite INTEGERs (64-bit signed): a
+# number past this cannot name anything, and would overflow on its way to SQL.
+MAX_NUMBER = 2**63 - 1
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """The parser of an integer option from ``minimum`` to MAX_NUMBER. Unlike an int
+    option with min/max it looks at the digits before int(), so 5,000 of them are
+    "larger than the maximum" (not Python's digit-limit ValueError), and the
+    message never echoes them whole."""
+
+    def parse(value: str) -> int:
+        text = str(value).strip()
+        shown = text if len(text) <= 24 else f"{text[:10]}... ({len(text)} characters)"
+        digits = text[1:] if text[:1] in ("+", "-") else text
+        if not (digits.isascii() and digits.isdigit()):
+            raise typer.BadParameter(f"{shown!r} is not a whole number")
+        if len(digits.lstrip("0")) > len(str(MAX_NUMBER)) or int(text) > MAX_NUMBER:
+            if text.startswith("-"):
+                raise typer.BadParameter(f"{shown} is less than {minimum}")
+            raise typer.BadParameter(f"{shown} is larger than the maximum, {MAX_NUMBER}")
+        if int(text) < minimum:
+            raise typer.BadParameter(f"{shown} is less than {minimum}")
+        return int(text)
+
+    return parse
 
 
 def command_group(name: str, help: str) -> typer.Typer:

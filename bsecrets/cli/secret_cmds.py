@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from bsecrets.cli.context import CliContext, EnvOption, JsonOption, obj
+from bsecrets.cli.context import CliContext, EnvOption, JsonOption, obj, whole_number
 from bsecrets.core.errors import UsageError
-from bsecrets.core.models import MAX_VALUE_BYTES
+from bsecrets.core.models import MAX_VALUE_BYTES, validate_description, validate_tags
 from bsecrets.core.timeutil import iso
 
 NameArg = Annotated[
@@ -69,7 +69,10 @@ def put(
     if_version: Annotated[
         int | None,
         typer.Option(
-            "--if-version", min=0, help="Write only if the current version is N (0: only if new)."
+            "--if-version",
+            parser=whole_number(0),
+            metavar="N",
+            help="Write only if the current version is N (0: only if new).",
         ),
     ] = None,
     env: EnvOption = None,
@@ -78,6 +81,11 @@ def put(
     """Store a new version of a secret (value from stdin, a file, or a prompt)."""
     cli = obj(ctx)
     tags = _parse_tags(tag)
+    # the limits first, before a prompt or stdin is read (the manager checks tags again)
+    if tags is not None:
+        validate_tags(tags)
+    if description is not None:
+        validate_description(description)
     data = _read_value(cli, from_file, value)
     result = cli.manager.put(
         cli.env(env), name, data, tags=tags, description=description, if_version=if_version
@@ -92,7 +100,8 @@ def get(
     ctx: typer.Context,
     name: NameArg,
     version: Annotated[
-        int | None, typer.Option("--version", min=1, help="A given version.")
+        int | None,
+        typer.Option("--version", parser=whole_number(1), metavar="N", help="A given version."),
     ] = None,
     raw: Annotated[
         bool, typer.Option("--raw", help="Exactly the stored bytes, no newline.")
@@ -245,7 +254,15 @@ def history(
 def rollback(
     ctx: typer.Context,
     name: NameArg,
-    to: Annotated[int, typer.Option("--to", min=1, help="The version whose value to bring back.")],
+    to: Annotated[
+        int,
+        typer.Option(
+            "--to",
+            parser=whole_number(1),
+            metavar="N",
+            help="The version whose value to bring back.",
+        ),
+    ],
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:

@@ -91,10 +91,11 @@ def unlock(
     json_out: JsonOption = False,
 ) -> None:
     """Start a session: prints 'export BSECRETS_SESSION=...' for eval."""
+    from bsecrets.core.session import MAX_TTL
     from bsecrets.core.timeutil import iso, parse_duration
 
     cli = obj(ctx)
-    duration = parse_duration(ttl, what="--ttl")
+    duration = parse_duration(ttl, what="--ttl", maximum=MAX_TTL)
     started = cli.manager.unlock(duration)
     if cli.want_json(json_out):
         cli.emit_json({"session": started.token, "expires_at": iso(started.expires_at)})

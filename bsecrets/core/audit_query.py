@@ -26,7 +26,15 @@ def parse_when(text: str, option: str, now: datetime) -> datetime:
         when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise UsageError(f"invalid {option} {text.strip()[:40]!r}", hint=TIME_HINT) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:  # 0001-01-01T00:00+01:00 is a valid datetime but has no UTC form
+        when.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(
+            f"{option} {text.strip()[:40]!r} is out of range (years 1 to 9999 in UTC)",
+            hint=TIME_HINT,
+        ) from None
+    return when
 
 
 class EventFilter(NamedTuple):

@@ -16,7 +16,8 @@ from bsecrets.core.errors import InvalidName, ValueTooLarge
 MAX_NAME_LENGTH = 255
 MAX_VALUE_BYTES = 1024 * 1024  # 1 MiB
 MAX_TAGS = 50
-MAX_DESCRIPTION = 1024
+MAX_DESCRIPTION = 1024  # characters
+MAX_TAG_VALUE = 256  # characters
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
 _TAG_KEY_RE = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
@@ -43,16 +44,35 @@ def validate_tags(tags: dict[str, str]) -> dict[str, str]:
     from bsecrets.core.errors import UsageError
 
     if len(tags) > MAX_TAGS:
-        raise UsageError(f"at most {MAX_TAGS} tags per secret")
+        raise UsageError(
+            f"{len(tags)} tags; a secret has at most {MAX_TAGS}",
+            hint="keep long lists in the description or the value",
+        )
     for key, val in tags.items():
         if not _TAG_KEY_RE.fullmatch(key):
+            shown = key if len(key) <= 40 else key[:37] + "..."
             raise UsageError(
-                f"invalid tag key {key!r}",
+                f"invalid tag key {shown!r}",
                 hint="tag keys are 1 to 128 characters of A-Z a-z 0-9 _ . : / -",
             )
-        if len(val) > 256:
-            raise UsageError(f"tag {key!r}: the value is longer than 256 characters")
+        if len(val) > MAX_TAG_VALUE:
+            raise UsageError(
+                f"tag {key!r}: the value is {len(val):,} characters; the limit is {MAX_TAG_VALUE}",
+                hint="keep long text in the description or the value",
+            )
     return tags
+
+
+def validate_description(description: str) -> str:
+    """Return ``description`` if it is within MAX_DESCRIPTION characters, else UsageError."""
+    from bsecrets.core.errors import UsageError
+
+    if len(description) > MAX_DESCRIPTION:
+        raise UsageError(
+            f"the description is {len(description):,} characters; the limit is {MAX_DESCRIPTION:,}",
+            hint="shorten it, or keep long notes elsewhere and link to them",
+        )
+    return description
 
 
 class VersionState(StrEnum):
