@@ -14,12 +14,15 @@ half-way through a 150 KB value).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +191,189 @@ def test_read_only_vault_fails_closed(read_only: dict[str, Any]) -> None:
         lines = assert_clean_error(read_only[step])
         assert read_only[step]["stdout"] == "", read_only[step]
         assert "read-only" in lines[0], lines
+
+
+# --- a read-only vault file leaves read-only -wal/-shm files behind -----------------
+#
+# SQLite creates vault.db-wal and vault.db-shm with the mode the vault file has at
+# that moment. A command run while the vault was chmod 400 opens it read-only,
+# cannot checkpoint, and leaves both files behind with mode 400; once the vault was
+# writable again, SQLite opened that -shm read-only and every command failed with
+# "read-only" until someone deleted it by hand. chmod does not stop root, so these
+# tests run the CLI as root without the capabilities that override file modes.
+
+_DAC_CAPS = "-dac_override,-dac_read_search,-fowner"
+
+
+@functools.cache
+def _why_modes_do_not_bind() -> str | None:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None  # an ordinary user: file modes apply as they are
+    if shutil.which("setpriv") is None:
+        return "needs setpriv(1) to drop CAP_DAC_OVERRIDE"
+    with tempfile.TemporaryDirectory() as folder:
+        locked = Path(folder) / "locked"
+        locked.write_bytes(b"")
+        locked.chmod(0o400)
+        probe = subprocess.run(
+            ["setpriv", f"--inh-caps={_DAC_CAPS}", f"--bounding-set={_DAC_CAPS}",
+             "sh", "-c", 'echo x >> "$1"', "sh", str(locked)],
+            capture_output=True, timeout=30, check=False,
+        )  # fmt: skip
+    if probe.returncode == 0:
+        return "setpriv did not make a mode-400 file unwritable"
+    return None
+
+
+def as_file_modes_bind(args: list[str], stdin: bytes | None = None) -> dict[str, Any]:
+    """``bsecrets ARGS`` in a process that file modes apply to (root without
+    CAP_DAC_OVERRIDE/CAP_FOWNER), as the storage_fault.py report shapes it."""
+    reason = _why_modes_do_not_bind()
+    if reason and CI_AT_IMPORT:
+        pytest.fail(f"CI must run the file-mode tests: {reason}")
+    if reason:
+        pytest.skip(reason)
+    prefix = []
+    if os.geteuid() == 0:
+        prefix = ["setpriv", f"--inh-caps={_DAC_CAPS}", f"--bounding-set={_DAC_CAPS}"]
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "bsecrets", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return {"rc": done.returncode, "stdout": done.stdout.decode(), "stderr": done.stderr.decode()}
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_read_only_vault_file_leaves_no_read_only_shm_behind(vault: Path) -> None:
+    db = vault / ".bsecrets" / "vault.db"
+    shm, wal = Path(f"{db}-shm"), Path(f"{db}-wal")
+    assert invoke(["put", "a"], input="old").exit_code == 0
+    db.chmod(0o400)
+    lines = assert_clean_error(failed := as_file_modes_bind(["get", "a"]))
+    assert failed["rc"] == 1 and failed["stdout"] == "", failed
+    assert "read-only (mode 400)" in lines[0] and str(db) in lines[0], lines
+    assert lines[1:] == [f"hint: chmod 600 {db}"], lines
+    # the mechanism: SQLite made the -shm (and -wal) with the vault's mode, and left them
+    assert _mode(shm) == 0o400, "the scenario did not reproduce: no read-only -shm"
+    db.chmod(0o600)
+    put = as_file_modes_bind(["put", "a"], stdin=b"new")
+    assert put["rc"] == 0, put["stderr"]
+    got = as_file_modes_bind(["get", "a"])
+    assert (got["rc"], got["stdout"]) == (0, "new\n"), got["stderr"]
+    for side in (shm, wal):
+        assert not side.exists() or _mode(side) == 0o600, oct(_mode(side))
+
+
+def test_shm_of_another_user_is_named_with_the_command_that_fixes_it(vault: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the -shm file to another user")
+    db = vault / ".bsecrets" / "vault.db"
+    shm = Path(f"{db}-shm")
+    assert invoke(["put", "a"], input="old").exit_code == 0
+    db.chmod(0o400)
+    assert as_file_modes_bind(["get", "a"])["rc"] == 1
+    db.chmod(0o600)
+    os.chown(shm, 65534, 65534)  # bsecrets may chmod its own files, not another user's
+    lines = assert_clean_error(failed := as_file_modes_bind(["get", "a"]))
+    assert failed["rc"] == 1 and failed["stdout"] == "", failed
+    assert str(shm) in lines[0] and "owner uid 65534" in lines[0], lines
+    assert lines[1:] == [f"hint: sudo chown 0 {shm} && chmod 600 {shm}"], lines
+    os.chown(shm, 0, 0)  # what the hint says
+    shm.chmod(0o600)
+    got = as_file_modes_bind(["get", "a"])
+    assert (got["rc"], got["stdout"]) == (0, "old\n"), got["stderr"]
+
+
+# --- purged and archived data leave no bytes in the files ---------------------------
+#
+# Values are encrypted, so the test looks for the ciphertext of a purged value (and
+# of archived audit events) in vault.db and vault.db-wal. It keeps the vault open in
+# another process (audit tail) meanwhile: then SQLite neither checkpoints nor removes
+# the WAL when the purging command closes, and the old pages stay in both files
+# unless the purge checkpoints (TRUNCATE) and deleted rows are zeroed (secure_delete).
+
+
+def _holder(vault: Path) -> subprocess.Popen[bytes]:
+    """``bsecrets audit tail`` in the background: a second connection to the vault."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bsecrets", "audit", "tail", "-n", "1", "--interval", "0.2"],
+        cwd=vault,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert "audit.tail" in proc.stdout.readline().decode()  # it is connected
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _files(db: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in (db, Path(f"{db}-wal")) if p.exists())
+
+
+def _left_over(blob: bytes, data: bytes) -> list[int]:
+    """Offsets of the 64-byte slices of ``blob`` still found in ``data``."""
+    return [i for i in range(0, len(blob) - 63, 64) if blob[i : i + 64] in data]
+
+
+def _values(db: Path) -> set[bytes]:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return {bytes(v) for (v,) in conn.execute("SELECT value FROM versions")}
+
+
+def test_purged_values_leave_no_ciphertext_in_the_files(vault: Path) -> None:
+    db = vault / ".bsecrets" / "vault.db"
+    holder = _holder(vault)
+    try:
+        assert invoke(["put", "kept"], input="kept value").exit_code == 0
+        before = _values(db)
+        assert invoke(["put", "small"], input="s" * 100).exit_code == 0
+        assert invoke(["put", "big"], input="b" * 20_000).exit_code == 0  # overflow pages
+        gone = _values(db) - before
+        assert len(gone) == 2 and all(_left_over(blob, _files(db)) for blob in gone)
+        for name in ("small", "big"):
+            result = invoke(["rm", name, "--purge", "--yes"])
+            assert result.exit_code == 0, result.stderr
+        data = _files(db)  # while the other process still has the vault open
+        for blob in gone:
+            assert _left_over(blob, data) == [], f"{len(blob)}-byte ciphertext left"
+    finally:
+        _stop(holder)
+    data = _files(db)
+    assert all(_left_over(blob, data) == [] for blob in gone)
+    assert invoke(["get", "kept"]).stdout == "kept value\n"
+
+
+def test_archived_audit_events_leave_no_ciphertext_in_the_files(vault: Path) -> None:
+    db = vault / ".bsecrets" / "vault.db"
+
+    def records() -> dict[int, tuple[str, bytes]]:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT seq, time, record FROM audit_events")
+            return {seq: (time, bytes(record)) for seq, time, record in rows}
+
+    for i in range(5):
+        assert invoke(["put", f"s{i}"], input="v" * 500).exit_code == 0
+    holder = _holder(vault)
+    try:
+        before = records()
+        cutoff = before[max(before)][0]  # the newest events stay in the live log
+        result = invoke(["audit", "archive", "--before", cutoff, "--to", "old.jsonl"])
+        assert result.exit_code == 0, result.stderr
+        gone = [record for seq, (_, record) in before.items() if seq not in records()]
+        assert len(gone) >= 4, (len(gone), len(before))
+        data = _files(db)
+        assert [r for r in gone if _left_over(r, data)] == []
+    finally:
+        _stop(holder)
+    assert invoke(["get", "s4"]).stdout == "v" * 500 + "\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from bsecrets.core.files import check_private_file, ensure_private_dir
 
 FORMAT_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
+ERASE_CHECKPOINT_WAIT_MS = 2000  # see _ErasingConnection
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -79,6 +81,120 @@ def _shown(exc: BaseException) -> str:
     return text[:120]
 
 
+SIDECARS = ("-wal", "-shm")  # SQLite's files beside a WAL database
+
+
+def _repair_sidecars(path: Path) -> None:
+    """Give the vault's -wal and -shm files back mode 0600 when they lost it.
+
+    SQLite creates both with the mode the vault file has at that moment, and a
+    connection that could open the vault only read-only (say it was chmod 400)
+    cannot checkpoint, so it leaves them behind, read-only. Once the vault is
+    writable again SQLite opens that -shm read-only and every write fails with
+    "attempt to write a readonly database", until the file is fixed by hand.
+
+    chmod is safe at any time, even while another process has the files open or
+    mapped: it changes who may open them next, never their content (deleting a
+    -shm that another connection uses could corrupt the vault; this never
+    deletes). Only files that are ours, regular, and beside a vault file that
+    is ours and writable are touched: a vault made read-only on purpose keeps
+    its files as they are; anything else is explained by _read_only_error.
+    """
+    try:
+        vault = os.stat(path)
+    except OSError:
+        return
+    uid = os.getuid() if hasattr(os, "getuid") else vault.st_uid
+    if vault.st_uid != uid or not vault.st_mode & stat.S_IWUSR:
+        return
+    for suffix in SIDECARS:
+        side = f"{path}{suffix}"
+        try:
+            st = os.lstat(side)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == uid and st.st_mode & 0o777 != 0o600:
+                os.chmod(side, 0o600)
+        except OSError:
+            continue  # absent, or not ours to change: _read_only_error names it
+
+
+class _ErasingConnection(sqlite3.Connection):
+    """The vault's connection: once a transaction that deleted rows commits, the
+    WAL is checkpointed and truncated.
+
+    secure_delete zeroes deleted rows in the new page images, but those go to the
+    -wal file first. While another connection keeps the vault open (``audit
+    tail``, a second command), SQLite neither checkpoints nor removes the WAL at
+    close, so the old pages (a purged secret's ciphertext) stay in vault.db and
+    in earlier WAL frames. ``wal_checkpoint(TRUNCATE)`` copies the zeroed pages
+    into vault.db and empties the -wal. It waits at most ERASE_CHECKPOINT_WAIT_MS
+    for readers; if one holds on, the pages go at the next checkpoint (at the
+    latest when the last connection closes). Its failure does not undo the
+    committed change, so it is not an error.
+    """
+
+    erased = False  # a DELETE ran in the open transaction
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if sql.startswith("DELETE"):
+            self.erased = True
+        cursor = super().execute(sql, parameters)
+        if self.erased and sql in ("COMMIT", "ROLLBACK"):
+            self.erased = False
+            if sql == "COMMIT":
+                self._checkpoint_truncate()
+        return cursor
+
+    def _checkpoint_truncate(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            super().execute(f"PRAGMA busy_timeout={ERASE_CHECKPOINT_WAIT_MS}")
+            try:
+                super().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                super().execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+
+
+def _read_only_error(path: Path) -> StorageError:
+    """Why SQLite found the vault read-only, naming the file to fix and the command."""
+    if _read_only_fs(path):
+        return StorageError(
+            f"{path} is read-only (the file system is mounted read-only)",
+            hint="remount it read-write, or work on a copy of the vault elsewhere",
+        )
+    return _permission_error(path) or StorageError(
+        f"{path} is read-only", hint="check the file system and the file's permissions"
+    )
+
+
+def _permission_error(path: Path) -> StorageError | None:
+    """The vault file, its -wal or -shm, or its folder, when we cannot read and write
+    it: which one, and the command that fixes it."""
+    for file in [path, *(Path(f"{path}{suffix}") for suffix in SIDECARS)]:
+        try:
+            st = os.stat(file)
+        except OSError:
+            continue
+        if os.access(file, os.R_OK | os.W_OK):
+            continue
+        mode = f"mode {st.st_mode & 0o777:o}"
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            # not ours, so _repair_sidecars could not fix it
+            return StorageError(
+                f"{file} is read-only for you ({mode}, owner uid {st.st_uid}), "
+                "so the vault cannot be written",
+                hint=f"sudo chown {os.getuid()} {file} && chmod 600 {file}",
+            )
+        return StorageError(
+            f"{file} is read-only ({mode}), so the vault cannot be written",
+            hint=f"chmod 600 {file}",
+        )
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return StorageError(
+            f"{path} is read-only: its folder {path.parent} is not writable",
+            hint=f"chmod 700 {path.parent}",
+        )
+    return None
+
+
 def translate(exc: BaseException, path: Path) -> BsecretsError:
     """One table from sqlite3's errors to ours."""
     damaged = IntegrityError(f"{path} is damaged ({_shown(exc)})")
@@ -91,13 +207,10 @@ def translate(exc: BaseException, path: Path) -> BsecretsError:
             hint="retry; if it persists, look for a stuck bsecrets process",
         )
     no_space = StorageError(f"no space left to write {path}", hint="free some disk space and retry")
-    read_only = StorageError(
-        f"{path} is read-only", hint="check the file system and the file's permissions"
-    )
     if "full" in text:
         return no_space
     if "readonly" in text or "read-only" in text:
-        return read_only
+        return _read_only_error(path)
     if any(
         word in text
         for word in (
@@ -116,7 +229,10 @@ def translate(exc: BaseException, path: Path) -> BsecretsError:
         if free is not None and free < _LOW_SPACE:
             return no_space
         if _read_only_fs(path):
-            return read_only
+            return _read_only_error(path)
+        problem = _permission_error(path)
+        if problem is not None:
+            return problem
         return StorageError(
             f"cannot read or write {path} ({_shown(exc)})",
             hint="check the disk, the free space and the permissions of the vault's folder",
@@ -212,13 +328,18 @@ class VaultStore:
         try:
             if _read_only_fs(path):
                 return VaultStore._connect_read_only(path)
+            _repair_sidecars(path)
             conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False,
+                factory=_ErasingConnection,
+            )  # fmt: skip
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA trusted_schema=OFF")
+            # Deleted rows (a purged secret's ciphertext, archived audit events) are
+            # overwritten with zeros, whatever this SQLite build's default is.
+            conn.execute("PRAGMA secure_delete=ON")
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise translate(exc, path) from exc
         return conn
