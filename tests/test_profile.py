@@ -386,7 +386,8 @@ def test_newer_version_hints_upgrade(tmp_path: Path) -> None:
 def test_unknown_key_hint_lists_allowed_keys(tmp_path: Path) -> None:
     exc = profile_error(tmp_path, HEAD + "  a:\n    backend: aws\n    regoin: eu\n")
     assert exc.hint == (
-        "allowed here: backend, protected, region, prefix, kms_key_id, role_arn, endpoint_url"
+        "allowed here: backend, protected, region, prefix, kms_key_id, role_arn, endpoint_url, "
+        "insecure_http"
     )
 
 

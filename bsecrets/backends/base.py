@@ -18,6 +18,7 @@ from bsecrets.core.health import ReflectiveModule
 from bsecrets.core.models import Secret, SecretSummary, SecretVersion, WriteResult
 
 if TYPE_CHECKING:
+    from bsecrets.core.profile import EnvironmentConfig
     from bsecrets.core.timeutil import Clock
 
 # backend name (the profile's `backend:`) -> "module:factory". A factory is
@@ -31,6 +32,13 @@ FACTORIES: dict[str, str] = {
 }
 
 
+def stderr_warning(text: str) -> None:
+    """Where a warning goes when the caller gives no other place: a ``warning:`` line."""
+    import sys
+
+    sys.stderr.write(f"warning: {text}\n")
+
+
 class BackendContext(NamedTuple):
     """What the manager gives an adapter factory: settled configuration and shared services."""
 
@@ -39,6 +47,19 @@ class BackendContext(NamedTuple):
     # The LocalVault of the profile, opened on demand: remote adapters keep
     # their caches (login tokens, assumed-role credentials) sealed in it.
     local_vault: Callable[[], Any]
+    warn: Callable[[str], None] = stderr_warning  # one line, without "warning: "
+    insecure_http: bool = False  # --insecure-http / BSECRETS_INSECURE_HTTP=1: no cleartext warning
+
+    def check_cleartext(self, config: EnvironmentConfig, endpoints: list[tuple[str, str]]) -> None:
+        """Warn once when ``endpoints`` ((URL, source) pairs) include plain http:// to a host
+        that is not loopback, unless --insecure-http or the environment's ``insecure_http``."""
+        if self.insecure_http or config.options.get("insecure_http"):
+            return
+        from bsecrets.core.cleartext import cleartext_warning
+
+        text = cleartext_warning(config.name, endpoints)
+        if text is not None:
+            self.warn(text)
 
 
 class Capability(StrEnum):

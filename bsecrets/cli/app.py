@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from bsecrets import __version__
 from bsecrets.cli.context import CliContext
 from bsecrets.core.errors import BsecretsError, ExitCode
-from bsecrets.core.settings import ENV_DEBUG, ENV_ENV, ENV_PROFILE, Settings
+from bsecrets.core.settings import ENV_DEBUG, ENV_ENV, ENV_INSECURE_HTTP, ENV_PROFILE, Settings
 
 
 def render_error(message: str, hint: str | None = None) -> None:
@@ -178,6 +178,14 @@ def root(
     no_color: Annotated[
         bool, typer.Option("--no-color", help="No colour (also NO_COLOR).")
     ] = False,
+    insecure_http: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-http",
+            help="No warning when a Vault or AWS endpoint is plain http:// to another "
+            f"host (also {ENV_INSECURE_HTTP}=1).",
+        ),
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
@@ -186,7 +194,12 @@ def root(
 
     harden_process()
     settings = Settings.resolve(
-        profile=profile, env=env, json=json_out, quiet=quiet, no_color=no_color
+        profile=profile,
+        env=env,
+        json=json_out,
+        quiet=quiet,
+        no_color=no_color,
+        insecure_http=insecure_http,
     )
     cli = CliContext(settings)
     ctx.obj = cli

@@ -99,7 +99,11 @@ class CliContext:
 
             profile = load_profile_cached(self.profile_path())
             self._manager = SecretsManager(
-                profile, self.credentials(), environ=self.settings.environ
+                profile,
+                self.credentials(),
+                environ=self.settings.environ,
+                warn=self.warn,
+                insecure_http=self.settings.insecure_http,
             )
         return self._manager
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsecrets import __version__
-from bsecrets.backends.base import SecretBackend
+from bsecrets.backends.base import SecretBackend, stderr_warning
 from bsecrets.core.audit import AuditLogger, AuditSink, Note
 from bsecrets.core.credentials import Credentials
 from bsecrets.core.errors import BackendUnavailable, BsecretsError, VersionNotFound
@@ -49,6 +49,8 @@ class SecretsManager(ReflectiveModule):
         context: AccessContext | None = None,
         environ: Mapping[str, str] | None = None,
         audit_sink: AuditSink | None = None,
+        warn: Callable[[str], None] | None = None,
+        insecure_http: bool = False,
     ) -> None:
         self.profile = profile
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
@@ -58,6 +60,8 @@ class SecretsManager(ReflectiveModule):
         self._backends: dict[str, SecretBackend] = {}
         self._local: Any = None  # LocalVault, opened on first use
         self._audit_sink = audit_sink
+        self.warn = warn or stderr_warning  # one line, without "warning: "
+        self.insecure_http = insecure_http  # no warning for plain http:// endpoints
         self._audit: AuditLogger | None = None
 
     # --- plumbing --------------------------------------------------------
@@ -133,7 +137,9 @@ class SecretsManager(ReflectiveModule):
                     "which this version of bsecrets does not support yet",
                     hint="use a local environment for now",
                 ) from None
-            context = BackendContext(self.environ, self.clock, self.local_vault)
+            context = BackendContext(
+                self.environ, self.clock, self.local_vault, self.warn, self.insecure_http
+            )
             self._backends[name] = getattr(module, factory)(config, context)
         return self._backends[name]
 

@@ -14,6 +14,10 @@ What callers may rely on:
   ``jwt_path``); aws always has ``prefix``; local has no options. Optional keys
   without a default are absent when not set. Paths (``vault_file``, ``ca_cert``)
   are absolute, ``~`` expanded, relative ones taken from the profile's folder.
+* A profile that someone else could have written (another user's file, one
+  group or others can write, or one under a folder they can write) is refused
+  with InsecureFile (exit 4) by :func:`find_profile` and :func:`load_profile`:
+  it names the Vault address and AWS endpoint that tokens and values go to.
 * The mappings are plain dicts; treat them as read-only.
 * Importing this module is cheap: PyYAML and platformdirs load on first use.
 """
@@ -28,9 +32,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bsecrets.core.errors import (
     EnvironmentNotFound,
+    InsecureFile,
     ProfileError,
     ProfileNotFound,
 )
+from bsecrets.core.files import check_trusted_file
 
 if TYPE_CHECKING:
     pass
@@ -46,8 +52,8 @@ K8S_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 _COMMON_KEYS = ("backend", "protected")
 _BACKEND_KEYS = {
     "local": (),
-    "vault": ("address", "mount", "prefix", "namespace", "ca_cert", "auth"),
-    "aws": ("region", "prefix", "kms_key_id", "role_arn", "endpoint_url"),
+    "vault": ("address", "mount", "prefix", "namespace", "ca_cert", "auth", "insecure_http"),
+    "aws": ("region", "prefix", "kms_key_id", "role_arn", "endpoint_url", "insecure_http"),
 }
 # method -> (required keys, {optional key: default, None when there is none})
 _AUTH_METHODS: dict[str, tuple[tuple[str, ...], dict[str, str | None]]] = {
@@ -56,6 +62,7 @@ _AUTH_METHODS: dict[str, tuple[tuple[str, ...], dict[str, str | None]]] = {
     "kubernetes": (("role",), {"jwt_path": K8S_JWT_PATH, "mount": "kubernetes"}),
     "jwt": (("role", "token_env"), {"mount": "jwt"}),
 }
+_OWN_PROFILE = "use a profile you own: -p PATH or BSECRETS_PROFILE=PATH"
 _ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TAG = "tag:yaml.org,2002:"
 
@@ -100,7 +107,10 @@ def find_profile(explicit: str | None, environ: Mapping[str, str], cwd: Path) ->
     Precedence: ``explicit`` (``--profile``), then ``BSECRETS_PROFILE``, then
     ``bsecrets.yaml`` in ``cwd`` or any parent, then
     ``<user config dir>/bsecrets/profile.yaml``. Empty values count as unset.
-    Symlinks are not resolved. Raises ProfileNotFound (exit 3).
+    Symlinks are not resolved. Raises ProfileNotFound (exit 3), and
+    InsecureFile (exit 4) when the profile found could have been written by
+    someone else (:func:`check_profile_file`): the search refuses it rather
+    than looking further.
     """
     cwd = Path(os.path.abspath(cwd))
     from_env = environ.get("BSECRETS_PROFILE")
@@ -110,28 +120,46 @@ def find_profile(explicit: str | None, environ: Mapping[str, str], cwd: Path) ->
             path = path if path.is_absolute() else cwd / path
             if not path.exists():
                 raise ProfileNotFound(f"profile not found: {given} (from {source})")
-            return path
+            return check_profile_file(path, f"from {source}")
     for folder in (cwd, *cwd.parents):
         if _is_file(folder / PROFILE_FILENAME):
-            return folder / PROFILE_FILENAME
+            return check_profile_file(folder / PROFILE_FILENAME, f"found upward from {cwd}")
     import platformdirs
 
     config = Path(platformdirs.user_config_dir("bsecrets")) / "profile.yaml"
     if _is_file(config):
-        return config
+        return check_profile_file(config, "the user config file")
     raise ProfileNotFound(
         f"no profile found (looked for {PROFILE_FILENAME} from {cwd} upward and {config})"
     )
 
 
+def check_profile_file(path: Path, source: str | None = None) -> Path:
+    """``path``, after refusing (InsecureFile, exit 4) a profile that someone
+    else could have written: it must belong to you or root, group and others
+    must not be able to write it, and neither any folder above it
+    (bsecrets.core.files.check_trusted_file). ``source`` says where it came from."""
+    try:
+        check_trusted_file(path, private=False, what="profile", instead=_OWN_PROFILE)
+    except InsecureFile as exc:
+        if not source:
+            raise
+        message = exc.message.replace(f"profile {path}", f"profile {path} ({source})", 1)
+        raise InsecureFile(message, hint=exc.hint) from None
+    return path
+
+
 def load_profile(path: Path) -> Profile:
     """Read and validate the profile at ``path``.
 
-    Raises ProfileNotFound (exit 3) when the file does not exist and ProfileError
-    (exit 2) for anything else: unreadable, not UTF-8, bad YAML, bad schema.
+    Raises ProfileNotFound (exit 3) when the file does not exist, InsecureFile
+    (exit 4) when someone else could have written it (:func:`check_profile_file`)
+    and ProfileError (exit 2) for anything else: unreadable, not UTF-8, bad
+    YAML, bad schema.
     Messages show ``str(path)`` as given.
     """
     shown = str(path)
+    check_profile_file(path)
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:

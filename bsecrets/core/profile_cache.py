@@ -7,6 +7,13 @@ by the profile's absolute path and checked against its size, inode, mtime and
 ctime (any write or chmod changes ctime) and HOME (``~`` in paths). On any
 mismatch, or any problem with the cache, the profile is parsed again; errors
 always come from the real parse, so they keep their file:line.
+
+A cached parse never skips the profile's trust check (bsecrets.core.profile.
+check_profile_file): it runs on every load, before the cache is looked at,
+since a chmod of a folder above the profile leaves the profile's own
+fingerprint unchanged. The cache itself is used only when every folder on its
+path is trusted (bsecrets.core.files.check_trusted_dirs) and the entry is
+yours and private; otherwise it is ignored, neither read nor written.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from bsecrets.core.profile import EnvironmentConfig, Profile, load_profile
+from bsecrets.core.errors import InsecureFile
+from bsecrets.core.files import check_trusted_dirs, write_private_file
+from bsecrets.core.profile import EnvironmentConfig, Profile, check_profile_file, load_profile
 
 CACHE_FORMAT = 3  # 2: environments carry provision; 3: audit retention
 
@@ -69,22 +78,26 @@ def _from_json(data: dict[str, Any]) -> Profile:
 
 def load_profile_cached(path: Path) -> Profile:
     """Same result and errors as ``load_profile(path)``, usually without parsing YAML."""
+    check_profile_file(path)  # every time: a cached parse must not skip it
     absolute = Path(os.path.abspath(path))
-    cache_file = cache_dir() / f"{zlib.crc32(str(absolute).encode()):08x}.json"
+    folder = cache_dir()
+    cache_file = folder / f"{zlib.crc32(str(absolute).encode()):08x}.json"
     try:
         fingerprint = _fingerprint(absolute)
     except OSError:
         return load_profile(path)  # reports the missing or unreadable file
+    try:
+        check_trusted_dirs(folder, what="profile cache folder")
+    except InsecureFile:
+        return load_profile(path)  # someone else could plant or read entries there
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
         st = os.stat(cache_file)
-        if st.st_uid == os.getuid() and not st.st_mode & 0o077:
+        if st.st_uid == os.geteuid() and not st.st_mode & 0o077:
             entry = json.loads(cache_file.read_bytes())
             if entry.get("format") == CACHE_FORMAT and entry.get("fingerprint") == fingerprint:
                 return _from_json(entry["profile"])
     profile = load_profile(path)
     with contextlib.suppress(Exception):  # the cache is an optimisation only
-        from bsecrets.core.files import write_private_file
-
         entry = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "profile": _to_json(profile)}
         write_private_file(cache_file, json.dumps(entry).encode())
     return profile

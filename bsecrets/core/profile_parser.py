@@ -266,12 +266,14 @@ class _Checker:
             options["namespace"] = env.opt("namespace", self.string)
             options["ca_cert"] = env.opt("ca_cert", self.path)
             options["auth"] = env.get("auth", self.auth, {"method": "token"})
+            options["insecure_http"] = env.opt("insecure_http", self.boolean)
         elif backend == "aws":
             options["region"] = env.opt("region", self.string)
             options["prefix"] = env.get("prefix", self.string, "")
             options["kms_key_id"] = env.opt("kms_key_id", self.string)
             options["role_arn"] = env.opt("role_arn", self.arn)
             options["endpoint_url"] = env.opt("endpoint_url", self.url)
+            options["insecure_http"] = env.opt("insecure_http", self.boolean)
         options = {key: value for key, value in options.items() if value is not None}
         provision: dict[str, tuple[str, str | int | None]] = {}
         if provision_entry is not None:

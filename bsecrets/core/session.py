@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bsecrets.core.errors import IntegrityError, SessionInvalid
-from bsecrets.core.files import check_private_file, ensure_private_dir, write_private_file
+from bsecrets.core.files import (
+    check_private_file,
+    check_trusted_dirs,
+    ensure_private_dir,
+    write_private_file,
+)
 from bsecrets.core.keys import aead_open, aead_seal, encode_aad
 from bsecrets.core.timeutil import iso, parse_iso
 
@@ -29,6 +34,14 @@ MAX_TTL = timedelta(days=7)
 
 
 def session_dir() -> Path:
+    """The folder of session files: ``$XDG_RUNTIME_DIR``, else ``/run/user/UID``,
+    else ``bsecrets-UID`` in the temp folder, then ``bsecrets/sessions``.
+
+    Raises InsecureFile (exit 4) when a folder on that path that exists could
+    be changed by someone else (bsecrets.core.files.check_trusted_dirs): a
+    ``/tmp/bsecrets-UID`` made beforehand by another user, or left 0777, is
+    refused, while ``/tmp`` itself (root's, sticky) is fine.
+    """
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime):
         base = Path(runtime)
@@ -36,7 +49,9 @@ def session_dir() -> Path:
         base = Path(f"/run/user/{os.getuid()}")
     else:
         base = Path(tempfile.gettempdir()) / f"bsecrets-{os.getuid()}"
-    return base / "bsecrets" / "sessions"
+    directory = base / "bsecrets" / "sessions"
+    check_trusted_dirs(directory, what="session folder")
+    return directory
 
 
 class Session(NamedTuple):

@@ -17,6 +17,7 @@ ENV_PASSPHRASE_FILE = "BSECRETS_PASSPHRASE_FILE"
 ENV_DEBUG = "BSECRETS_DEBUG"
 ENV_NO_COLOR = "NO_COLOR"
 ENV_MASK = "BSECRETS_MASK"  # exec: 1 masks output, 0 does not (default: on under CI)
+ENV_INSECURE_HTTP = "BSECRETS_INSECURE_HTTP"  # 1: no warning for plain http:// endpoints
 
 
 class Settings(NamedTuple):
@@ -28,6 +29,7 @@ class Settings(NamedTuple):
     quiet: bool = False
     color: bool = True
     debug: bool = False
+    insecure_http: bool = False  # --insecure-http, else BSECRETS_INSECURE_HTTP=1
     environ: Mapping[str, str] = {}  # never mutated
 
     @classmethod
@@ -39,6 +41,7 @@ class Settings(NamedTuple):
         json: bool,
         quiet: bool,
         no_color: bool,
+        insecure_http: bool = False,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         environ = dict(os.environ if environ is None else environ)
@@ -49,6 +52,7 @@ class Settings(NamedTuple):
             quiet=quiet,
             color=not (no_color or ENV_NO_COLOR in environ),
             debug=environ.get(ENV_DEBUG) == "1",
+            insecure_http=insecure_http or environ.get(ENV_INSECURE_HTTP) == "1",
             environ=environ,
         )
 

@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 
 def from_config(config: EnvironmentConfig, context: BackendContext) -> AWSAdapter:
     """The adapter of one ``backend: aws`` environment; UsageError (exit 2) if it
-    cannot be used as configured (no region, a prefix AWS would reject)."""
+    cannot be used as configured (no region, a prefix AWS would reject). Warns
+    (context.warn) when an endpoint is plain http:// to a host that is not loopback."""
     from bsecrets.backends.aws.adapter import AWSAdapter
     from bsecrets.backends.aws.settings import AwsSettings
 
-    return AWSAdapter(AwsSettings.resolve(config, context.environ), context)
+    settings = AwsSettings.resolve(config, context.environ)
+    context.check_cleartext(config, settings.endpoint_sources(context.environ))
+    return AWSAdapter(settings, context)

@@ -129,6 +129,18 @@ class AwsSettings:
             return self.endpoint_url
         return (self.service_endpoints or {}).get(service)
 
+    def endpoint_sources(self, environ: Mapping[str, str]) -> list[tuple[str, str]]:
+        """(URL, where it came from) of each endpoint in use: the profile's, else
+        AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL; empty for AWS's own endpoints."""
+        if self.endpoint_url:
+            return [(self.endpoint_url, f"environments.{self.env}.endpoint_url")]
+        found = []
+        for var in _SERVICE_ENDPOINT_VARS.values():
+            source = var if environ.get(var) else "AWS_ENDPOINT_URL"
+            if url := environ.get(source):
+                found.append((url, source))
+        return found
+
     def secret_id(self, name: str) -> str:
         """The AWS name of secret ``name``; UsageError (exit 2) when AWS would reject it."""
         full = self.prefix + name

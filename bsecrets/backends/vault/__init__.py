@@ -28,9 +28,14 @@ if TYPE_CHECKING:
 def from_config(config: EnvironmentConfig, context: BackendContext) -> VaultAdapter:
     """The adapter of one ``backend: vault`` environment; no network I/O yet.
 
-    Raises UsageError (exit 2) when no address is configured or a setting is invalid.
+    Raises UsageError (exit 2) when no address is configured or a setting is
+    invalid; warns (context.warn) when the address is plain http:// to a host
+    that is not loopback.
     """
     from bsecrets.backends.vault.adapter import VaultAdapter
-    from bsecrets.backends.vault.config import resolve
+    from bsecrets.backends.vault.config import ENV_ADDR, resolve
 
-    return VaultAdapter(resolve(config, context.environ), context)
+    settings = resolve(config, context.environ)
+    source = settings.key("address") if config.options.get("address") else ENV_ADDR
+    context.check_cleartext(config, [(settings.address, source)])
+    return VaultAdapter(settings, context)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bsecrets.core.errors import InvalidName, UsageError
+from bsecrets.core.files import check_trusted_file
 
 if TYPE_CHECKING:
     from bsecrets.core.profile import EnvironmentConfig
@@ -71,7 +73,8 @@ def check_segments(text: str, *, what: str) -> None:
 
 
 def resolve(config: EnvironmentConfig, environ: Mapping[str, str]) -> VaultSettings:
-    """Settings of a ``backend: vault`` environment; UsageError (exit 2) if unusable."""
+    """Settings of a ``backend: vault`` environment; UsageError (exit 2) if unusable,
+    InsecureFile (exit 4) for a CA file someone else could have written."""
     options = config.options
     env = config.name
 
@@ -104,6 +107,8 @@ def resolve(config: EnvironmentConfig, environ: Mapping[str, str]) -> VaultSetti
     ca_cert, ca_source = options.get("ca_cert"), key("ca_cert")
     if not ca_cert and environ.get(ENV_CACERT):
         ca_cert, ca_source = os.path.abspath(environ[ENV_CACERT]), ENV_CACERT
+    if ca_cert:  # whoever can write the CA file can stand in for Vault and take the token
+        check_trusted_file(Path(ca_cert), private=False, what=f"CA file (from {ca_source})")
     return VaultSettings(
         env=env,
         address=address.rstrip("/"),
