@@ -177,6 +177,7 @@ def test_single_production_env_as_a_string(tmp_path: Path) -> None:
         pytest.param("max_secret_age: 90\n", 1, "max_secret_age", id="duration-no-unit"),
         pytest.param("max_secret_age: 0d\n", 1, "max_secret_age", id="duration-zero"),
         pytest.param("max_denied: 1\nmax_denied: 2\n", 2, "max_denied", id="duplicate-key"),
+        pytest.param("max_denied: " + "9" * 5000 + "\n", 1, "max_denied", id="huge-count"),
     ],
 )
 def test_bad_criteria_file(tmp_path: Path, text: str, line: int, key: str) -> None:

@@ -316,6 +316,7 @@ SCHEMA_ERRORS = [
     # version
     ("version: 2\n" + ENVS, 1, "version", "the profile is version 2, written by a newer bsecrets"),
     ("version: 0\n" + ENVS, 1, "version", "must be 1"),
+    ("version: " + "9" * 5000 + "\n" + ENVS, 1, "version", "must be 1"),
     ("version: '1'\n" + ENVS, 1, "version", 'must be an integer (got "1")'),
     (ENVS, 1, "version", "required key is missing"),
     # environments and their names

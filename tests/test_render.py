@@ -69,6 +69,8 @@ def test_other_braces_left_alone() -> None:
         ("{{ bsecrets://dev/x#a#b }}", 1, 1, "more than one #field"),
         ("{{ bsecrets://dev/x# }}", 1, 1, "empty"),
         ("{{ bsecrets://dev/x", 1, 1, "expected"),
+        ("{{ bsecrets://dev/x#v" + "9" * 5000 + " }}", 1, 1, "version number is too large"),
+        ("{{ bsecrets://dev/x password=hunter2-canary", 1, 1, "expected"),
     ],
 )
 def test_malformed(text: str, line: int, column: int, why: str) -> None:
@@ -76,6 +78,7 @@ def test_malformed(text: str, line: int, column: int, why: str) -> None:
         parse(text, "tpl")
     assert info.value.message.startswith(f"tpl:{line}:{column}: malformed reference"), info.value
     assert why in info.value.message
+    assert "canary" not in info.value.message and "9" * 20 not in info.value.message
 
 
 # --- the command -------------------------------------------------------------------

@@ -795,3 +795,22 @@ def test_insecure_http_key_is_validated(isolated: Path, env: str, value: str, pr
     assert result.exit_code == 2, result.stderr
     assert "bsecrets.yaml:" in result.stderr and "environments.dev.insecure_http" in result.stderr
     assert problem in result.stderr
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o757])
+def test_passphrase_file_in_a_folder_others_can_write_is_refused(
+    vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    """The file itself is yours and 0600, but another user could rename it away and
+    put their own in its place: exit 4, as for the profile."""
+    folder = tmp_path / "secrets"
+    folder.mkdir(mode=0o700)
+    passfile = folder / "pass"
+    passfile.write_text(PASSPHRASE)
+    passfile.chmod(0o600)
+    folder.chmod(mode)
+    monkeypatch.delenv("BSECRETS_PASSPHRASE")
+    monkeypatch.setenv("BSECRETS_PASSPHRASE_FILE", str(passfile))
+    assert_refused(invoke(["ls"]), str(folder))
+    folder.chmod(0o700)
+    assert invoke(["ls"]).exit_code == 0

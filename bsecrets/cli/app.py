@@ -44,9 +44,7 @@ def _exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, typer.TyperException):  # click usage errors: unknown option, bad value
         ctx = getattr(exc, "ctx", None)
         command = ctx.command_path if ctx is not None else "bsecrets"
-        format_message = getattr(exc, "format_message", None)
-        text = format_message() if callable(format_message) else str(exc)
-        render_error(text[:1].lower() + text[1:], f"see '{command} --help'")
+        render_error(_usage_text(exc), f"see '{command} --help'")
         return int(getattr(exc, "exit_code", ExitCode.USAGE))
     if isinstance(exc, BrokenPipeError):
         return 141
@@ -56,6 +54,40 @@ def _exit_code_for(exc: BaseException) -> int:
         None if debug else f"rerun with {ENV_DEBUG}=1 to see the traceback, and report it",
     )
     return int(ExitCode.ERROR)
+
+
+def _usage_text(exc: Exception) -> str:
+    """click's usage error, without the words the user typed: an extra argument or a
+    bad option value may be a value (``bsecrets put NAME sk-live-...``), and stderr goes
+    to CI logs. Option names are shown only when they look like option names.
+    (typer vendors click: its exception classes are matched by name and attributes.)"""
+    import re
+
+    kind = type(exc).__name__
+    if kind == "NoSuchOption":
+        name = str(getattr(exc, "option_name", ""))
+        if re.fullmatch(r"--?[a-z][a-z0-9-]{0,30}", name):
+            text = f"no such option: {name}"
+            possibilities = sorted(getattr(exc, "possibilities", None) or ())
+            if possibilities:
+                text += f" (did you mean {', '.join(possibilities)}?)"
+            return text
+        return "no such option (a word that starts with '-'; not shown here)"
+    if isinstance(exc, typer.BadParameter):
+        hint = exc.param_hint or (exc.param.get_error_hint(exc.ctx) if exc.param else None)  # type: ignore[arg-type]
+        what = f"invalid value for {hint}" if hint else "invalid value"
+        reason = re.sub(r"'[^']*'|\"[^\"]*\"", "it", str(exc.message)).rstrip(".")
+        return f"{what}: {reason}" if reason else what
+    format_message = getattr(exc, "format_message", None)
+    text = str(format_message() if callable(format_message) else exc)
+    extra = re.fullmatch(r"Got unexpected extra argument(?:s|\(s\))? \((.*)\)", text, re.S)
+    if extra:
+        count = len(extra[1].split())
+        return (
+            f"got {count} unexpected extra argument{'s' if count > 1 else ''} (not shown here: "
+            "values are read from stdin, --from-file or a prompt, never from arguments)"
+        )
+    return text[:1].lower() + text[1:]
 
 
 # Command name -> (module, function). Commands are built on demand, so a run

@@ -25,7 +25,8 @@ def _parse_tags(pairs: list[str] | None) -> dict[str, str] | None:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"invalid tag {pair!r}", hint="write tags as KEY=VALUE")
+            # not the text itself: a bare word given to --tag may be a pasted value
+            raise UsageError("invalid --tag: it has no '='", hint="write tags as KEY=VALUE")
         tags[key] = value
     return tags
 

@@ -12,8 +12,6 @@ from bsecrets.cli.context import JsonOption, obj
 from bsecrets.core.errors import UsageError
 from bsecrets.core.settings import ENV_PASSPHRASE, ENV_PASSPHRASE_FILE
 
-MIN_PASSPHRASE = 8
-
 
 def _new_passphrase(from_env: str | None) -> str | None:
     """The passphrase for a new vault: the environment, else asked twice on a terminal."""
@@ -24,11 +22,10 @@ def _new_passphrase(from_env: str | None) -> str | None:
         passphrase = getpass.getpass("New vault passphrase: ")
         if getpass.getpass("Repeat the passphrase: ") != passphrase:
             raise UsageError("the two passphrases differ", hint="run 'bsecrets init' again")
-    if passphrase is not None and len(passphrase) < MIN_PASSPHRASE:
-        raise UsageError(
-            f"the passphrase is shorter than {MIN_PASSPHRASE} characters",
-            hint="use a longer passphrase; a few random words work well",
-        )
+    if passphrase is not None:
+        from bsecrets.core.keys import check_new_passphrase
+
+        check_new_passphrase(passphrase)
     return passphrase
 
 

@@ -54,7 +54,9 @@ class Anchor(NamedTuple):
     def parse(cls, text: str) -> Anchor:
         seq, sep, digest = text.strip().partition(":")
         try:
-            if not sep or not seq.isdigit() or len(digest) != 64:
+            if not sep or not seq.isdigit() or len(seq) > 19 or len(digest) != 64:
+                raise ValueError
+            if int(seq) >= 2**63:  # SQLite's integers: no event can have it
                 raise ValueError
             return cls(int(seq), bytes.fromhex(digest))
         except ValueError:

@@ -264,6 +264,8 @@ class _Reader:
             return None
         if not self._is(node, "int"):
             raise self._wrong(node, key_path, "a whole number of 0 or more, or null")
+        if len(str(node.value)) > 18:  # past 64 bits (and Python's int digit limit)
+            raise self.checker.error(node, key_path, "must be at most 18 digits")
         value = int(SafeConstructor().construct_yaml_int(node))  # type: ignore[arg-type]
         if value < 0:
             raise self.checker.error(node, key_path, f"must be 0 or more (got {value})")

@@ -28,6 +28,7 @@ from bsecrets.core.models import (
     SecretSummary,
     SecretVersion,
     WriteResult,
+    validate_description,
     validate_name,
     validate_tags,
     validate_value,
@@ -165,6 +166,8 @@ class SecretsManager(ReflectiveModule):
         validate_value(value)
         if tags is not None:
             validate_tags(tags)
+        if description is not None:
+            validate_description(description)
         env_name = self.env_name(env)
         with self._op("put", env_name, name=name) as note:
             result = self.backend(env_name).put(
@@ -339,21 +342,32 @@ class SecretsManager(ReflectiveModule):
             with vault.store.write():
                 self.audit.record("unlock", details=details, sink=log)
                 masters = vault.env_masters()  # after the event: includes the audit key
-            return session.start(vault.vault_id, private_key, ttl, self.clock(), masters)
+            return session.start(
+                vault.vault_id, private_key, vault.owner_public_key(), ttl, self.clock(), masters
+            )
         finally:
             vault.close()
 
     def lock(self) -> int:
         """End sessions; the audit log's head is anchored in the OS keyring when there is one."""
         from bsecrets.core import session
+        from bsecrets.core.errors import IntegrityError
 
         vault = self.local_vault()
         # Recorded and anchored while the session still opens the audit key.
         scope = "this session" if self.creds.session_token else "all sessions"
         self.audit.record("lock", details={"scope": scope})
-        with contextlib.suppress(BsecretsError):
+        refused: IntegrityError | None = None
+        try:
             self.audit_log().anchor()
-        return session.end(self.creds.session_token, vault.vault_id)
+        except IntegrityError as exc:  # the kept anchor is not in the chain: say so, after
+            refused = exc
+        except BsecretsError:
+            pass  # no keyring: nothing to anchor in
+        ended = session.end(self.creds.session_token, vault.vault_id)
+        if refused is not None:
+            raise refused
+        return ended
 
     def audit_log(self) -> LocalAuditLog:
         """The local vault's audit log (backends/local/audit_log.py), for the audit commands."""

@@ -232,6 +232,8 @@ class _Checker:
         from yaml.constructor import SafeConstructor
 
         self.typed(node, key_path, "int", "an integer")
+        if len(str(node.value)) > 18:  # past 64 bits (and Python's int digit limit)
+            raise self.error(node, key_path, f"must be {PROFILE_VERSION}")
         version = int(SafeConstructor().construct_yaml_int(node))  # type: ignore[arg-type]
         if version > PROFILE_VERSION:
             raise self.error(

@@ -2,10 +2,16 @@
 file under a random key that only the printed token carries.
 
 Token: ``bss1.<session id>.<key>``. The file (user runtime folder, 0600) holds
-the vault id, the expiry and the owner key sealed with AES-256-GCM under the
-token's key, with the id, vault and expiry as associated data: the file alone
-reveals nothing, the token alone opens nothing, a changed expiry fails
-authentication, and ``lock`` deletes the file.
+the vault id, the expiry, the owner's public key and the owner key sealed with
+AES-256-GCM under the token's key, with the id, vault, owner public key and
+expiry as associated data: the file alone reveals nothing, the token alone
+opens nothing, a changed expiry or public key fails authentication, and
+``lock`` deletes the file.
+
+The session is bound to the owner public key that the unlock proved: the
+vault compares it with the vault file's principal row (a file whose owner key
+was replaced is refused, exit 5) and seals and unseals environment keys with
+it, never with a public key read from the file alone.
 """
 
 from __future__ import annotations
@@ -68,12 +74,17 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _aad(session_id: str, vault_id: bytes, principal: str, expires_at: str) -> bytes:
-    return encode_aad("session", session_id, vault_id, principal, expires_at)
+def _aad(
+    session_id: str, vault_id: bytes, owner_public: bytes, principal: str, expires_at: str
+) -> bytes:
+    return encode_aad("session/v2", session_id, vault_id, owner_public, principal, expires_at)
 
 
 class SessionContents(NamedTuple):
     private_key: bytes
+    # The owner public key the unlock checked the private key against; the vault
+    # compares it with its principal row, so no X25519 is needed to check it.
+    owner_public: bytes
     # Environment master keys unsealed at unlock time, so that a command in the
     # session needs no X25519 (whose OpenSSL backend import alone costs ~6 ms).
     env_masters: dict[str, bytes]
@@ -85,6 +96,7 @@ class SessionContents(NamedTuple):
 def start(
     vault_id: bytes,
     private_key: bytes,
+    owner_public: bytes,
     ttl: timedelta,
     now: datetime,
     env_masters: dict[str, bytes] | None = None,
@@ -96,13 +108,18 @@ def start(
     session_id = os.urandom(12).hex()
     key = os.urandom(32)
     expires = iso(now + ttl)
+
+    def aad(role: str) -> bytes:
+        return _aad(session_id, vault_id, owner_public, role, expires)
+
     body = {
         "vault_id": vault_id.hex(),
         "principal": "owner",
+        "owner_public": owner_public.hex(),
         "expires_at": expires,
-        "sealed": _b64(aead_seal(key, private_key, _aad(session_id, vault_id, "owner", expires))),
+        "sealed": _b64(aead_seal(key, private_key, aad("owner"))),
         "envs": {
-            env: _b64(aead_seal(key, master, _aad(session_id, vault_id, f"env:{env}", expires)))
+            env: _b64(aead_seal(key, master, aad(f"env:{env}")))
             for env, master in (env_masters or {}).items()
         },
     }
@@ -136,6 +153,7 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
         expires = str(body["expires_at"])
         sealed = _unb64(str(body["sealed"]))
         file_vault = bytes.fromhex(str(body["vault_id"]))
+        owner_public = bytes.fromhex(str(body["owner_public"]))
         sealed_envs = {str(env): _unb64(str(blob)) for env, blob in body.get("envs", {}).items()}
     except FileNotFoundError:
         raise SessionInvalid("the session has ended (locked, expired or never started)") from None
@@ -145,10 +163,15 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
         raise SessionInvalid("the session belongs to another vault")
     try:
         private_key = aead_open(
-            key, sealed, _aad(session_id, vault_id, "owner", expires), "session"
+            key, sealed, _aad(session_id, vault_id, owner_public, "owner", expires), "session"
         )
         masters = {
-            env: aead_open(key, blob, _aad(session_id, vault_id, f"env:{env}", expires), "session")
+            env: aead_open(
+                key,
+                blob,
+                _aad(session_id, vault_id, owner_public, f"env:{env}", expires),
+                "session",
+            )
             for env, blob in sealed_envs.items()
         }
     except IntegrityError:
@@ -157,7 +180,7 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
         with contextlib.suppress(OSError):
             path.unlink()
         raise SessionInvalid(f"the session expired at {expires}")
-    return SessionContents(private_key, masters)
+    return SessionContents(private_key, owner_public, masters)
 
 
 def end(token: str | None, vault_id: bytes) -> int:

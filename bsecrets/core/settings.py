@@ -85,9 +85,6 @@ def read_passphrase_file(path: str) -> str:
     huge file is refused (exit 2) rather than read into memory; the text must be
     UTF-8 (exit 2).
     """
-    # TODO: move the owner/mode check to the path-trust API being added to
-    # core/files.py once it lands; it is kept local here because the check must
-    # be made on the descriptor that is then read.
     import stat
 
     from bsecrets.core.errors import InsecureFile
@@ -116,6 +113,20 @@ def read_passphrase_file(path: str) -> str:
                     f"{ENV_PASSPHRASE_FILE} ({path}) can be read or written by other users "
                     f"(mode {st.st_mode & 0o777:o})",
                     hint=f"chmod 600 {path}",
+                )
+            # The folders on its way too (files.py): whoever can write one of them can
+            # put another file in its place. Then the file checked must be the one open.
+            from pathlib import Path
+
+            from bsecrets.core.files import check_trusted_file
+
+            checked = check_trusted_file(
+                Path(path), private=True, what=f"passphrase file ({ENV_PASSPHRASE_FILE})"
+            )
+            if checked is None or (checked.st_dev, checked.st_ino) != (st.st_dev, st.st_ino):
+                raise InsecureFile(
+                    f"{ENV_PASSPHRASE_FILE} ({path}) was replaced while it was being checked",
+                    hint="run the command again; if it persists, look for who changes the file",
                 )
         chunks: list[bytes] = []
         size = 0

@@ -70,6 +70,8 @@ def _parse_body(body: str) -> tuple[str, str, int | None]:
         if match:
             if version is not None:
                 raise ValueError("more than one #vN")
+            if len(match["n"]) > 18:
+                raise ValueError("the version number is too large")
             version = int(match["n"])
             if version < 1:
                 raise ValueError("versions start at 1")
@@ -88,14 +90,14 @@ def parse(text: str, source: str) -> list[Reference]:
     for start in _START.finditer(text):
         line, column = _where(text, start.start())
         match = _FULL.match(text, start.start())
-        shown = text[start.start() : start.start() + 60].split("\n")[0]
         try:
             if match is None:
                 raise ValueError("expected '{{ bsecrets://ENV/NAME }}'")
             env, name, version = _parse_body(match["body"])
         except ValueError as exc:
             raise UsageError(
-                f"{source}:{line}:{column}: malformed reference {shown!r}: {exc}",
+                # never the text itself: a template may hold a value beside the reference
+                f"{source}:{line}:{column}: malformed reference: {exc}",
                 hint="write {{ bsecrets://ENV/NAME }}, optionally with #vN and/or #field",
             ) from None
         refs.append(Reference(env, name, version, line, column, match.start(), match.end()))

@@ -269,6 +269,7 @@ class VaultStore:
         self._conn = conn
         self._in_tx = False
         self._writing = False
+        self.tx_serial = 0  # which transaction this is: checks done once per transaction
         meta = {_text(k): _blob(v) for k, v in self._query("SELECT key, value FROM meta")}
         raw_version = meta.get("format_version", b"0")
         if not raw_version.isdigit() or len(raw_version) > 6:
@@ -398,6 +399,7 @@ class VaultStore:
     def _transaction(self, begin: str) -> Iterator[None]:
         self._exec(begin)
         self._in_tx = True
+        self.tx_serial += 1
         try:
             yield
         except BaseException:
@@ -572,6 +574,11 @@ class VaultStore:
         checked_heads.sort(key=lambda row: row[0])
         checked_versions.sort(key=lambda row: (row[0], row[1]))
         return checked_heads, checked_versions
+
+    def manifest_macs(self) -> dict[str, tuple[int, bytes]]:
+        """Environment -> (generation, MAC) of every manifest."""
+        rows = self._query("SELECT env, generation, mac FROM manifests")
+        return {_text(env): (_int(gen), _blob(tag)) for env, gen, tag in rows}
 
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT env, count(*) FROM secrets GROUP BY env")
