@@ -30,10 +30,22 @@ class BsecretsError(Exception):
     exit_code: ExitCode = ExitCode.ERROR
     default_hint: str | None = None
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, applied: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint if hint is not None else self.default_hint
+        # For a failed write: whether it took effect anyway, "yes", "no" or "unknown"
+        # (None: not a write), so a script knows whether to retry.
+        self.applied = applied
+
+    @property
+    def kind(self) -> str:
+        """A stable, machine-readable name of the error class (``secret_not_found``)."""
+        import re
+
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
 
     def __str__(self) -> str:
         return self.message
