@@ -40,7 +40,8 @@ def put_all(root: Path, values: dict[str, str], env: str = "dev") -> None:
     for name, value in values.items():
         path = root / "value.tmp"
         path.write_bytes(value.encode())
-        result = invoke(["put", name, "--from-file", str(path), "-e", env])
+        # HOSTILE holds an empty value on purpose
+        result = invoke(["put", name, "--from-file", str(path), "-e", env, "--allow-empty"])
         assert result.exit_code == 0, result.stderr
         path.unlink()
 
@@ -77,11 +78,11 @@ def test_round_trip(hostile: Path, fmt: str) -> None:
     assert exported.exit_code == 0, exported.stderr
     path = hostile / f"out.{fmt}"
     path.write_bytes(exported.stdout_bytes)
-    result = invoke(["import", str(path), "--format", fmt, "-e", "prod"])
+    result = invoke(["import", str(path), "--format", fmt, "-e", "prod", "--allow-empty"])
     assert result.exit_code == 0, result.stderr
     assert values_of("prod") == expected
     # importing again changes nothing
-    again = invoke(["import", str(path), "--format", fmt, "-e", "prod", "--json"])
+    again = invoke(["import", str(path), "--format", fmt, "-e", "prod", "--json", "--allow-empty"])
     assert json.loads(again.stdout)["unchanged"] == sorted(expected)
 
 

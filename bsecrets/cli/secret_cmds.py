@@ -76,6 +76,13 @@ def put(
             help="Write only if the current version is N (0: only if new).",
         ),
     ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Store an empty value (refused otherwise: usually a failed command before '|').",
+        ),
+    ] = False,
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -89,7 +96,13 @@ def put(
         validate_description(description)
     data = _read_value(cli, from_file, value)
     result = cli.manager.put(
-        cli.env(env), name, data, tags=tags, description=description, if_version=if_version
+        cli.env(env),
+        name,
+        data,
+        tags=tags,
+        description=description,
+        if_version=if_version,
+        allow_empty=allow_empty,
     )
     if cli.want_json(json_out):
         cli.emit_json({"name": result.name, "env": result.env, "version": result.version})

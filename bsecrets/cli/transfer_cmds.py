@@ -130,6 +130,9 @@ def import_(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only list what would change (by name).")
     ] = False,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Import empty values (refused otherwise).")
+    ] = False,
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -148,12 +151,13 @@ def import_(
     except OSError as exc:
         raise UsageError(f"cannot read {file}: {exc.strerror}") from None
     text = formats.decode_text(data, shown)
-    incoming = validate_entries(formats.parse(fmt, text, shown), shown)
+    incoming = validate_entries(formats.parse(fmt, text, shown), shown, allow_empty=allow_empty)
     manager = cli.manager
     env_name = manager.env_name(cli.env(env))
     plan = plan_import(manager, env_name, incoming)
     if not dry_run:
-        apply_import(manager, env_name, plan, _progress(cli, len(plan.values)))
+        progress = _progress(cli, len(plan.values))
+        apply_import(manager, env_name, plan, progress, allow_empty=allow_empty)
     if cli.want_json(json_out):
         cli.emit_json(
             {
@@ -238,6 +242,12 @@ def provision(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only list what would be created.")
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty", help="Create a secret whose value comes out empty (refused otherwise)."
+        ),
+    ] = False,
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -246,7 +256,7 @@ def provision(
     from bsecrets.core.provision import provision as run
 
     cli = obj(ctx)
-    result = run(cli.manager, cli.env(env), dry_run=dry_run)
+    result = run(cli.manager, cli.env(env), dry_run=dry_run, allow_empty=allow_empty)
     if cli.want_json(json_out):
         cli.emit_json(
             {

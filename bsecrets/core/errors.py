@@ -68,6 +68,10 @@ class ValueTooLarge(UsageError):
     pass
 
 
+class EmptyValue(UsageError):
+    """An empty value without ``allow_empty`` (``--allow-empty``): refused, nothing stored."""
+
+
 class ProfileError(UsageError):
     """A profile that cannot be used; the message names file, line and key path."""
 

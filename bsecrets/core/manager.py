@@ -161,9 +161,12 @@ class SecretsManager(ReflectiveModule):
         tags: dict[str, str] | None = None,
         description: str | None = None,
         if_version: int | None = None,
+        allow_empty: bool = False,
     ) -> WriteResult:
+        """A new version of ``name``. An empty ``value`` is refused (EmptyValue, exit 2,
+        nothing written) unless ``allow_empty``: it is usually a failed producer."""
         validate_name(name)
-        validate_value(value)
+        validate_value(value, allow_empty=allow_empty, name=name)
         if tags is not None:
             validate_tags(tags)
         if description is not None:

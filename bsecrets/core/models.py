@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from bsecrets.core.errors import InvalidName, ValueTooLarge
+from bsecrets.core.errors import EmptyValue, InvalidName, ValueTooLarge
 
 MAX_NAME_LENGTH = 255
 MAX_VALUE_BYTES = 1024 * 1024  # 1 MiB
@@ -31,7 +31,16 @@ def validate_name(name: str) -> str:
     return name
 
 
-def validate_value(value: bytes) -> bytes:
+def validate_value(value: bytes, *, allow_empty: bool = False, name: str = "") -> bytes:
+    """Return ``value`` if it may be stored: at most MAX_VALUE_BYTES, and not empty
+    unless ``allow_empty`` (an empty value is usually an accident: a failed command
+    before ``| bsecrets put``, an empty file, a prompt answered with Enter).
+    ``name``, when given, is named in the message."""
+    if not value and not allow_empty:
+        raise EmptyValue(
+            f"the value of '{name}' is empty" if name else "the value is empty",
+            hint="nothing was stored; if an empty value is what you mean, pass --allow-empty",
+        )
     if len(value) > MAX_VALUE_BYTES:
         raise ValueTooLarge(
             f"the value is {len(value):,} bytes; the limit is {MAX_VALUE_BYTES:,} bytes (1 MiB)",

@@ -20,7 +20,7 @@ import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
-from bsecrets.core.errors import UsageError
+from bsecrets.core.errors import EmptyValue, UsageError
 
 if TYPE_CHECKING:
     from bsecrets.core.manager import SecretsManager
@@ -49,8 +49,14 @@ def parse_generator(text: str) -> tuple[str, str | int | None]:
 
 
 def generate(
-    name: str, generator: tuple[str, str | int | None], environ: Mapping[str, str]
+    name: str,
+    generator: tuple[str, str | int | None],
+    environ: Mapping[str, str],
+    *,
+    allow_empty: bool = False,
 ) -> bytes:
+    """The value for ``name``; an empty one (``{value: ""}``, a ``from_env`` variable
+    set to nothing) is EmptyValue unless ``allow_empty``."""
     import secrets
 
     kind, arg = generator
@@ -70,6 +76,12 @@ def generate(
 
         return str(uuid.UUID(bytes=secrets.token_bytes(16), version=4)).encode()
     if kind == "value":
+        if not arg and not allow_empty:
+            raise EmptyValue(
+                f"provision of '{name}': its value in the profile is empty",
+                hint=f"give '{name}' a value or a generator, or pass --allow-empty; "
+                "nothing was created",
+            )
         return str(arg).encode()
     if kind == "from_env":
         var = str(arg)
@@ -77,6 +89,11 @@ def generate(
             raise UsageError(
                 f"provision of '{name}' reads the variable {var}, which is not set",
                 hint=f"set {var}, or change the generator of '{name}' in the profile",
+            )
+        if not environ[var] and not allow_empty:
+            raise EmptyValue(
+                f"provision of '{name}' reads the variable {var}, which is empty",
+                hint=f"set {var}, or pass --allow-empty; nothing was created",
             )
         return environ[var].encode()
     raise UsageError(f"provision of '{name}': unknown generator '{kind}'", hint=GENERATOR_HINT)
@@ -89,7 +106,7 @@ class ProvisionResult(NamedTuple):
 
 
 def provision(
-    manager: SecretsManager, env: str | None, *, dry_run: bool = False
+    manager: SecretsManager, env: str | None, *, dry_run: bool = False, allow_empty: bool = False
 ) -> ProvisionResult:
     """Create every secret of the environment's ``provision:`` that does not exist
     (or is deleted); the others are left alone. All values are generated (and every
@@ -104,9 +121,11 @@ def provision(
     existing = {s.name for s in manager.list_secrets(env_name)}
     missing = sorted(n for n in wanted if n not in existing)
     present = sorted(n for n in wanted if n in existing)
-    values = {n: generate(n, wanted[n], manager.environ) for n in missing}
+    values = {
+        n: generate(n, wanted[n], manager.environ, allow_empty=allow_empty) for n in missing
+    }
     if not dry_run and values:
         with manager.transaction(env_name, action="provision", names=sorted(values)):
             for name, value in values.items():
-                manager.put(env_name, name, value)
+                manager.put(env_name, name, value, allow_empty=allow_empty)
     return ProvisionResult(env_name, missing, present)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from bsecrets.core.envmap import WITHHELD, is_protected
-from bsecrets.core.errors import BsecretsError, SecretNotFound, UsageError
+from bsecrets.core.errors import BsecretsError, EmptyValue, SecretNotFound, UsageError
 from bsecrets.core.formats import Entry, FormatError, variables
 from bsecrets.core.models import validate_name, validate_value
 
@@ -76,9 +76,13 @@ class ImportPlan(NamedTuple):
     values: dict[str, bytes]  # name -> value, for new and changed only
 
 
-def validate_entries(entries: list[Entry], shown: str) -> dict[str, bytes]:
+def validate_entries(
+    entries: list[Entry], shown: str, *, allow_empty: bool = False
+) -> dict[str, bytes]:
     """Name -> value after checking every entry; FormatError (exit 2) names the file
-    and line, never a key or a value (a bad key may be a pasted token)."""
+    and line, never a key or a value (a bad key may be a pasted token). An empty
+    value is refused unless ``allow_empty`` (as ``put``: a blank ``KEY=`` is more
+    often a placeholder than a value)."""
     seen: dict[str, int] = {}
     out: dict[str, bytes] = {}
     for entry in entries:
@@ -103,11 +107,13 @@ def validate_entries(entries: list[Entry], shown: str) -> dict[str, bytes]:
                 f"{where}: the value is not valid Unicode text (it holds a lone surrogate)"
             ) from None
         try:
-            out[entry.key] = validate_value(data)
-        except UsageError as exc:  # the size only, never the value
+            out[entry.key] = validate_value(data, allow_empty=allow_empty)
+        except UsageError as exc:  # empty or too large: never the value
             raise FormatError(
                 f"{where}: {exc.message}",
-                hint=(exc.hint + "; " if exc.hint else "") + "nothing was imported",
+                hint="pass --allow-empty to import empty values; nothing was imported"
+                if isinstance(exc, EmptyValue)
+                else (exc.hint + "; " if exc.hint else "") + "nothing was imported",
             ) from None
     return out
 
@@ -140,13 +146,15 @@ def apply_import(
     env: str | None,
     plan: ImportPlan,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    allow_empty: bool = False,
 ) -> None:
     """Write every new and changed value in one transaction (all or nothing where
     the backend can: the local vault)."""
     total = len(plan.values)
     with manager.transaction(env, action="import", names=sorted(plan.values)):
         for done, (name, value) in enumerate(sorted(plan.values.items()), 1):
-            manager.put(env, name, value)
+            manager.put(env, name, value, allow_empty=allow_empty)
             if progress is not None:
                 progress(done, total)
 
