@@ -277,12 +277,21 @@ def rollback(
             help="The version whose value to bring back.",
         ),
     ],
+    if_version: Annotated[
+        int | None,
+        typer.Option(
+            "--if-version",
+            parser=whole_number(1),
+            metavar="N",
+            help="Roll back only if the current version is N.",
+        ),
+    ] = None,
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Make a new version whose value is version N's."""
+    """Make a new version whose value is version N's (N the current one: nothing to do)."""
     cli = obj(ctx)
-    result = cli.manager.rollback(cli.env(env), name, to)
+    result = cli.manager.rollback(cli.env(env), name, to, if_version=if_version)
     if cli.want_json(json_out):
         cli.emit_json(
             {
@@ -290,7 +299,14 @@ def rollback(
                 "env": result.env,
                 "version": result.version,
                 "rolled_back_to": to,
+                "changed": result.changed,
             }
         )
-    elif not cli.settings.quiet:
+    elif cli.settings.quiet:
+        pass
+    elif not result.changed:
+        sys.stdout.write(
+            f"{result.name} v{result.version} ({result.env}) already at v{to}; nothing written\n"
+        )
+    else:
         sys.stdout.write(f"{result.name} v{result.version} ({result.env}) = v{to}\n")

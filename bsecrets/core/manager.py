@@ -20,7 +20,7 @@ from bsecrets import __version__
 from bsecrets.backends.base import SecretBackend, stderr_warning
 from bsecrets.core.audit import AuditLogger, AuditSink, Note
 from bsecrets.core.credentials import Credentials
-from bsecrets.core.errors import BackendUnavailable, BsecretsError, VersionNotFound
+from bsecrets.core.errors import BackendUnavailable, BsecretsError, VersionConflict
 from bsecrets.core.health import HealthIndicator, ReflectiveModule
 from bsecrets.core.models import (
     AccessContext,
@@ -297,19 +297,29 @@ class SecretsManager(ReflectiveModule):
         with self._op(action, env_name, names=names), self.backend(env_name).transaction():
             yield
 
-    def rollback(self, env: str | None, name: str, to_version: int) -> WriteResult:
-        """A new version whose value is ``to_version``'s (as Vault's kv rollback)."""
+    def rollback(
+        self, env: str | None, name: str, to_version: int, *, if_version: int | None = None
+    ) -> WriteResult:
+        """A new version whose value is ``to_version``'s (as Vault's kv rollback).
+
+        Rolling back to the current version is a no-op: nothing is written and the
+        result has ``changed=False`` (still an audited ``rollback`` event, ok, with
+        ``details.changed`` false). ``if_version``: only if the current version is
+        that one (VersionConflict, exit 7, otherwise; also for the no-op)."""
         validate_name(name)
         env_name = self.env_name(env)
         with self._op("rollback", env_name, name=name) as note:
             note.details = {"to": to_version}
             backend = self.backend(env_name)
             current = backend.get(name)
-            if to_version == current.version:
-                raise VersionNotFound(
-                    f"version {to_version} of '{name}' is already the current one",
-                    hint="pick an older version from 'bsecrets history NAME'",
+            if if_version is not None and if_version != current.version:
+                raise VersionConflict(
+                    f"secret '{name}' is at version {current.version}, not {if_version}"
                 )
+            if to_version == current.version:
+                note.version = current.version
+                note.details["changed"] = False
+                return WriteResult(name, env_name, current.version, changed=False)
             old = backend.get(name, to_version)
             result = backend.put(
                 name, old.value, actor=self.context.actor, if_version=current.version

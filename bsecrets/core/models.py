@@ -133,6 +133,7 @@ class WriteResult(NamedTuple):
     name: str
     env: str
     version: int
+    changed: bool = True  # False: nothing written (a rollback to the current version)
 
 
 class AccessContext(NamedTuple):
