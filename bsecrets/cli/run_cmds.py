@@ -20,14 +20,12 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _names(cli: CliContext, env_name: str, only: list[str]) -> list[str]:
-    """The ``--only`` names (validated), else every live secret of the environment."""
-    if only:
-        from bsecrets.core.models import validate_name
+    """The ``--only`` names and globs (envmap.select_names), else every live secret."""
+    from bsecrets.core.envmap import select_names
 
-        for name in only:
-            validate_name(name)
-        return sorted(set(only))
-    return [s.name for s in cli.manager.list_secrets(env_name)]
+    return select_names(
+        only, lambda: [s.name for s in cli.manager.list_secrets(env_name)], env_name
+    )
 
 
 def _restore_child_signals() -> None:
@@ -65,7 +63,9 @@ def exec_(
     ] = None,
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help="Only these secrets (NAME,NAME,...; repeatable)."),
+        typer.Option(
+            "--only", help="Only these secrets: names or globs (NAME,db/*,...; repeatable)."
+        ),
     ] = None,
     prefix: Annotated[
         str, typer.Option("--prefix", help="Put P in front of every variable name.")

@@ -46,13 +46,31 @@ def export(
             "dotenv, shell and github-env formats; repeatable, or VAR,VAR.",
         ),
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help="Only these secrets: names or globs (NAME,db/*,...; repeatable)."
+        ),
+    ] = None,
+    prefix: Annotated[
+        str,
+        typer.Option(
+            "--prefix", help="Put P in front of every variable name (dotenv, shell, github-env)."
+        ),
+    ] = "",
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="Write to this file (atomically, mode 0600); '-': stdout."
+        ),
+    ] = "-",
     env: EnvOption = None,
 ) -> None:
     """Print every secret of an environment as dotenv, JSON, YAML or shell, or append
     them to $GITHUB_ENV (--format github-env)."""
     from bsecrets.core import formats
     from bsecrets.core.ci import mask_in_github
-    from bsecrets.core.transfer import export_items
+    from bsecrets.core.transfer import export_env
 
     cli = obj(ctx)
     fmt = _format(fmt, formats.EXPORT_FORMATS, "dotenv")
@@ -63,10 +81,23 @@ def export(
             "--format github-env works only in GitHub Actions (GITHUB_ENV is not set)",
             hint="elsewhere use --format dotenv or shell, or 'bsecrets exec'",
         )
-    manager = cli.manager
-    env_name = manager.env_name(cli.env(env))
-    values = manager.current_values(env_name, action="export")
-    items = export_items(values, fmt, _split(allow_override))
+    if output != "-":
+        if fmt == "github-env":
+            raise UsageError(
+                "-o does not apply to --format github-env, which appends to $GITHUB_ENV",
+                hint="drop -o, or write a file with --format dotenv or shell",
+            )
+        from bsecrets.core.files import refuse_folder
+
+        refuse_folder(Path(output), "-o")
+    env_name, items, values = export_env(
+        cli.manager,
+        cli.env(env),
+        fmt,
+        only=_split(only),
+        prefix=prefix,
+        allow_override=_split(allow_override),
+    )
     if fmt == "github-env":
         import secrets
 
@@ -86,6 +117,12 @@ def export(
     }[fmt]
     text = render(items)  # every value checked before anything is printed
     mask_in_github(values.values(), environ)
+    if output != "-":
+        from bsecrets.core.files import write_private_file
+
+        write_private_file(Path(output), text.encode("utf-8"))
+        cli.message(f"exported {len(items)} secrets from '{env_name}' to {output} (mode 0600)")
+        return
     out = sys.stdout.buffer
     out.write(text.encode("utf-8"))
     out.flush()

@@ -1,10 +1,13 @@
 """Secret names -> environment variables, and the environment a child gets.
 
-Pure functions over plain data: no I/O, no manager. ``exec`` loads the
-secrets, then ``child_environment`` decides what the child sees.
+Pure functions over plain data: no I/O, no manager (``select_names`` is handed
+the listing to call). ``exec`` loads the secrets, then ``child_environment``
+decides what the child sees; ``export`` shares the selection and the naming.
 
 Rules (CLI.md, issue 4):
 
+- ``--only`` takes names and globs (``select_names``); a glob matching nothing
+  is exit 3, as a missing name is;
 - a name becomes a variable by upper-casing it and turning every character
   other than ``A-Z 0-9 _`` into ``_`` (``db/password`` -> ``DB_PASSWORD``),
   after ``--prefix``;
@@ -19,9 +22,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-from bsecrets.core.errors import UsageError
+from bsecrets.core.errors import SecretNotFound, UsageError
+from bsecrets.core.models import validate_name
 from bsecrets.core.settings import ENV_PASSPHRASE, ENV_PASSPHRASE_FILE, ENV_SESSION
 
 # Never passed to a child, whatever the options.
@@ -55,6 +59,8 @@ PRISTINE_KEEP = ("PATH", "HOME", "TERM", "LANG")
 
 _OTHER = re.compile(r"[^A-Z0-9_]")
 _VALID_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_GLOB = re.compile(r"[*?\[]")
+_PATTERN = re.compile(r"[A-Za-z0-9_./*?\[\]!-]{1,255}")  # name characters and fnmatch's
 
 
 def variable_name(name: str, prefix: str = "") -> str:
@@ -87,6 +93,46 @@ def map_names(names: Iterable[str], prefix: str = "") -> dict[str, str]:
             )
         mapping[variable] = name
     return mapping
+
+
+def select_names(only: Iterable[str], listed: Callable[[], Iterable[str]], env: str) -> list[str]:
+    """The secrets ``--only`` picks (exec, export), sorted: each entry is a name, or a
+    glob (``*``, ``?``, ``[...]``; fnmatch, case-sensitive, ``*`` also matches ``/``)
+    matched against ``listed()``, the live names, which is called only when a glob is
+    given. Without ``--only``: every name ``listed()`` gives.
+
+    A name is validated (exit 2) and read later (exit 3 there if missing); a glob
+    that matches no secret is SecretNotFound (exit 3) now, so a typo never exports
+    or injects nothing with success."""
+    wanted = [item.strip() for item in only if item.strip()]
+    if not wanted:
+        return sorted(listed())
+    chosen: set[str] = set()
+    patterns: list[str] = []
+    for item in wanted:
+        if _GLOB.search(item):
+            if not _PATTERN.fullmatch(item):
+                shown = item if len(item) <= 60 else item[:57] + "..."
+                raise UsageError(
+                    f"invalid --only pattern {shown!r}",
+                    hint="a pattern is a name with * ? [...] in it (fnmatch)",
+                )
+            patterns.append(item)
+        else:
+            chosen.add(validate_name(item))
+    if patterns:
+        from fnmatch import fnmatchcase
+
+        available = sorted(listed())
+        for pattern in patterns:
+            matched = [name for name in available if fnmatchcase(name, pattern)]
+            if not matched:
+                raise SecretNotFound(
+                    f"no secret in environment '{env}' matches --only '{pattern}'",
+                    hint="list the names with 'bsecrets ls'",
+                )
+            chosen.update(matched)
+    return sorted(chosen)
 
 
 def _norm(values: Iterable[str]) -> set[str]:

@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from bsecrets.core.errors import InsecureFile, StorageError
+from bsecrets.core.errors import InsecureFile, StorageError, UsageError
 
 _ORIGINAL: dict[str, int] = {}  # what harden_process changed, for restore_for_child
 
@@ -260,6 +260,20 @@ def check_private_file(path: Path, *, what: str = "file") -> None:
     someone else, or that is reached through a folder that is not trusted.
     A missing file passes (the caller's open reports it)."""
     check_trusted_file(path, private=True, what=what)
+
+
+def refuse_folder(path: Path, option: str) -> None:
+    """Before reading what ``option`` (``-o``) will write to ``path``: a folder there is
+    a usage error (exit 2) now, not a failed rename after the values were read. A
+    symbolic link is fine: write_private_file replaces the link, never its target."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(
+            f"{option} {path} is a folder", hint=f"give a file name, e.g. {option} {path}/FILE"
+        )
 
 
 def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> None:

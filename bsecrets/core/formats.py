@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
+from bsecrets.core.envmap import check_prefix, variable_name
 from bsecrets.core.errors import BsecretsError, UsageError
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ EXPORT_FORMATS = ("dotenv", "json", "yaml", "shell", "github-env")
 IMPORT_FORMATS = ("dotenv", "json", "yaml")
 VARIABLE_FORMATS = ("dotenv", "shell", "github-env")
 
-_OTHER = re.compile(r"[^A-Z0-9_]")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # dotenv values written without quotes: literal in python-dotenv and in sh, bash
 # and zsh. No '=' (zsh expands '=cmd' at the start and after ':' in an
@@ -55,17 +55,15 @@ class ExportError(BsecretsError):
     """A value the chosen export format cannot carry exactly (exit 1)."""
 
 
-def variable_name(name: str) -> str:
-    """``db/password`` -> ``DB_PASSWORD`` (CLI.md)."""
-    return _OTHER.sub("_", name.upper())
-
-
-def variables(names: Iterable[str]) -> dict[str, str]:
-    """Variable -> secret name, in name order. Two names on one variable, or a
-    variable that is not a valid identifier, is a UsageError (exit 2)."""
+def variables(names: Iterable[str], prefix: str = "") -> dict[str, str]:
+    """Variable -> secret name, in name order, as ``exec`` names them (envmap:
+    ``db/password`` -> ``PREFIX`` + ``DB_PASSWORD``). Two names on one variable,
+    a bad prefix, or a variable that is not a valid identifier, is a UsageError
+    (exit 2)."""
+    check_prefix(prefix)
     mapping: dict[str, str] = {}
     for name in sorted(names):
-        var = variable_name(name)
+        var = variable_name(name, prefix)
         if var in mapping:
             raise UsageError(
                 f"secrets '{mapping[var]}' and '{name}' both map to the variable {var}",

@@ -12,9 +12,9 @@ import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from bsecrets.core.envmap import WITHHELD, is_protected
+from bsecrets.core.envmap import WITHHELD, check_prefix, is_protected, select_names
 from bsecrets.core.errors import BsecretsError, EmptyValue, SecretNotFound, UsageError
-from bsecrets.core.formats import Entry, FormatError, variables
+from bsecrets.core.formats import VARIABLE_FORMATS, Entry, FormatError, variables
 from bsecrets.core.models import validate_name, validate_value
 
 if TYPE_CHECKING:
@@ -31,19 +31,62 @@ def _text(name: str, value: bytes) -> str:
         ) from None
 
 
+class Export(NamedTuple):
+    env: str
+    items: list[tuple[str, str]]  # (key, text) in the format's order
+    values: dict[str, bytes]  # name -> value of every secret exported
+
+
+def export_env(
+    manager: SecretsManager,
+    env: str | None,
+    fmt: str,
+    *,
+    only: Iterable[str] = (),
+    prefix: str = "",
+    allow_override: Iterable[str] = (),
+) -> Export:
+    """The secrets of ``env`` to export as ``fmt``, read in one audited ``export``
+    operation whose event names exactly the secrets exported.
+
+    ``only`` and ``prefix`` are ``exec``'s (envmap): names or globs, every live
+    secret without them; ``prefix`` goes in front of every variable, so it applies
+    to the variable formats only (json and yaml are keyed by secret name: exit 2).
+    Names, the prefix, collisions and protected variables are checked before any
+    value is read where the names are known first (``only``)."""
+    env_name = manager.env_name(env)
+    check_prefix(prefix)
+    if prefix and fmt not in VARIABLE_FORMATS:
+        raise UsageError(
+            f"--prefix names variables, and --format {fmt} is keyed by secret name",
+            hint="drop --prefix, or use --format dotenv, shell or github-env",
+        )
+    wanted = list(only)
+    if not wanted:  # the whole environment: one snapshot, each bucket read once
+        values = manager.current_values(env_name, action="export")
+        return Export(env_name, export_items(values, fmt, allow_override, prefix), values)
+    names = select_names(wanted, lambda: [s.name for s in manager.list_secrets(env_name)], env_name)
+    if fmt in VARIABLE_FORMATS:
+        check_settable(variables(names, prefix), allow_override)
+    with manager.reading(env_name, names, action="export") as (values, _note):
+        items = export_items(values, fmt, allow_override, prefix)
+    return Export(env_name, items, values)
+
+
 def export_items(
-    values: dict[str, bytes], fmt: str, allow_override: Iterable[str] = ()
+    values: dict[str, bytes], fmt: str, allow_override: Iterable[str] = (), prefix: str = ""
 ) -> list[tuple[str, str]]:
-    """(key, text) pairs for ``fmt``: variables for dotenv/shell/github-env, names otherwise.
+    """(key, text) pairs for ``fmt``: variables for dotenv/shell/github-env (with
+    ``prefix`` in front), names otherwise.
 
     The variable formats set variables in whatever reads them (a shell sourcing
     the file, every later GitHub Actions step), so they get ``exec``'s rules: a
     secret may set a protected variable (PATH, LD_*, ...) only when
     ``allow_override`` names it, and never bsecrets' own unlock variables.
     """
-    if fmt in ("json", "yaml"):
+    if fmt not in VARIABLE_FORMATS:
         return [(name, _text(name, value)) for name, value in values.items()]
-    mapping = variables(values)
+    mapping = variables(values, prefix)
     check_settable(mapping, allow_override)
     return [(var, _text(name, values[name])) for var, name in mapping.items()]
 
