@@ -108,6 +108,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("bsecrets.cli.transfer_cmds", "diff"),
     "provision": ("bsecrets.cli.transfer_cmds", "provision"),
     "status": ("bsecrets.cli.setup_cmds", "status"),
+    "verify": ("bsecrets.cli.verify_cmds", "verify"),
     "exec": ("bsecrets.cli.run_cmds", "exec_"),
     "render": ("bsecrets.cli.run_cmds", "render"),
     "audit": ("bsecrets.cli.audit_cmds", "app"),

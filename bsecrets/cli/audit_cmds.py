@@ -247,6 +247,7 @@ def verify(
         out(f"archives: {result.archived} events, intact and joined to the live log\n")
     out(f"head: {result.head}\n")
     out(f"anchor: {result.anchor}\n")
+    out("pages: not checked here; 'bsecrets verify' checks the whole vault file\n")
 
 
 @app.command("anchor")

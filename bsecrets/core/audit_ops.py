@@ -67,17 +67,24 @@ def follow(
 
 
 def verify(
-    manager: SecretsManager, anchor: Anchor | None, *, archives: bool = True
+    manager: SecretsManager,
+    anchor: Anchor | None,
+    *,
+    archives: bool = True,
+    action: str | None = "audit.verify",
 ) -> Verification:
     """Check the chain, the archives and the anchor (given, else the OS keyring's).
-    On success the head is kept in the OS keyring as the next anchor."""
+    On success the head is kept in the OS keyring as the next anchor. The check is
+    recorded first as ``action`` (``bsecrets verify``: ``verify``, or None on a file
+    with damaged pages, which is not written to)."""
     log = manager.audit_log()
-    # If the chain cannot take an event (it disagrees with the vault), say why below.
-    with contextlib.suppress(IntegrityError):
-        manager.audit.record("audit.verify")
+    if action is not None:
+        # If the chain cannot take an event (it disagrees with the vault), say why below.
+        with contextlib.suppress(IntegrityError):
+            manager.audit.record(action)
     keys = log.reading_keys()
     if keys is None:
-        raise IntegrityError("the vault has no audit log key, though the log was just written")
+        raise IntegrityError("the vault has no audit log key: its audit log was removed")
     witnessed = anchor if anchor is not None else log.stored_anchor()
     result = log.verify(keys, witnessed, archives=archives)
     if anchor is None and witnessed is not None:

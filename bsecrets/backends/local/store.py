@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -77,11 +78,15 @@ def _read_only_fs(path: Path) -> bool:
 def _shown(exc: BaseException) -> str:
     """sqlite3's message, made safe to print: a damaged file can put raw bytes in it."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    text = "".join(c if c.isprintable() and ord(c) < 128 else "?" for c in text)
-    return text[:120]
+    return _printable(text)
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() and ord(c) < 128 else "?" for c in text)[:120]
 
 
 SIDECARS = ("-wal", "-shm")  # SQLite's files beside a WAL database
+PAGE_PROBLEMS = 100  # integrity_check stops after this many (bsecrets verify)
 
 
 def _repair_sidecars(path: Path) -> None:
@@ -240,6 +245,18 @@ def translate(exc: BaseException, path: Path) -> BsecretsError:
     if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
         return damaged
     return StorageError(f"vault error in {path}: {_shown(exc)}")
+
+
+def _table_of(message: str, tables: dict[str, str], pages: dict[int, str]) -> str:
+    """The table one integrity_check message is about (by page or index), else "file"."""
+    page = re.match(r"(?:On tree page|Page) (\d+)\b", message)
+    if page and int(page[1]) in pages:
+        name = pages[int(page[1])]
+        return tables.get(name, name)
+    named = re.search(r"\bindex (\w+)", message) or re.match(r"NULL value in (\w+)\.", message)
+    if named:
+        return tables.get(named[1], named[1])
+    return "file"
 
 
 def _blob(value: Any) -> bytes:
@@ -583,3 +600,45 @@ class VaultStore:
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT env, count(*) FROM secrets GROUP BY env")
         return {env: int(n) for env, n in rows}
+
+    # --- page-level integrity (bsecrets verify) ---------------------------
+
+    def page_problems(self, limit: int = PAGE_PROBLEMS) -> list[tuple[str, str]]:
+        """SQLite's own check of the file: every page, b-tree, index entry and
+        NOT NULL constraint (``PRAGMA integrity_check(limit)``: it stops after
+        ``limit`` problems; ``quick_check`` when the full check cannot run). Returns
+        (table, problem) pairs, the table being where the damaged page or index
+        belongs ("file" when SQLite's message or the file does not say); [] when
+        intact. Reads every page: about as long as copying the file."""
+        messages: list[str] = []
+        for pragma in ("integrity_check", "quick_check"):
+            try:
+                rows = self._conn.execute(f"PRAGMA {pragma}({int(limit)})").fetchall()
+            except (sqlite3.Error, UnicodeDecodeError) as exc:
+                messages = [_shown(exc)]
+                continue
+            messages = [
+                line.strip()
+                for (text,) in rows
+                for line in str(text).splitlines()
+                if line.strip() and not line.startswith("*** in database")
+            ]
+            break
+        if messages == ["ok"]:
+            return []
+        if len(messages) > 1 and messages[-1] == "database disk image is malformed":
+            messages.pop()  # said after the problems it sums up
+        owners = self._page_owners()
+        return [(_table_of(text, *owners), _printable(text)) for text in messages]
+
+    def _page_owners(self) -> tuple[dict[str, str], dict[int, str]]:
+        """(object -> its table, page -> object) for naming where damage is. The page
+        map comes from dbstat, where the build has it and the file lets it walk."""
+        tables: dict[str, str] = {}
+        pages: dict[int, str] = {}
+        with contextlib.suppress(sqlite3.Error, UnicodeDecodeError, ValueError, TypeError):
+            for name, table in self._conn.execute("SELECT name, tbl_name FROM sqlite_master"):
+                tables[str(name)] = str(table)
+            for name, page in self._conn.execute("SELECT name, pageno FROM dbstat"):
+                pages[int(page)] = str(name)  # up to where a damaged tree stops the walk
+        return tables, pages

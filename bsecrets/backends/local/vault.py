@@ -212,16 +212,35 @@ class LocalVault:
             )
             return keys  # not cached: the transaction that adds it may still roll back
         else:
-            sender, blob = sealed
-            if sender != OWNER:
-                raise IntegrityError(f"the key of environment '{env}' was sealed by {sender!r}")
-            # The sender's public key is the one the unlock proved, never the file's:
-            # a key sealed by anyone else fails authentication (exit 5).
-            context = _env_key_context(self.vault_id, env, OWNER, sender)
-            master = unseal(
-                self.private_key(), self.owner_public_key(), blob, context, f"the key of '{env}'"
-            )
+            master = self._unseal_env_key(env, sealed)
             keys = EnvironmentKeys.from_master(master)
         self._unsealed[env] = master
         self._env_keys[env] = keys
         return keys
+
+    def _unseal_env_key(self, env: str, sealed: tuple[str, bytes]) -> bytes:
+        """The master key of ``env`` from its copy sealed in the file."""
+        sender, blob = sealed
+        if sender != OWNER:
+            raise IntegrityError(f"the key of environment '{env}' was sealed by {sender!r}")
+        # The sender's public key is the one the unlock proved, never the file's:
+        # a key sealed by anyone else fails authentication (exit 5).
+        context = _env_key_context(self.vault_id, env, OWNER, sender)
+        return unseal(
+            self.private_key(), self.owner_public_key(), blob, context, f"the key of '{env}'"
+        )
+
+    def check_env_key(self, env: str) -> None:
+        """``bsecrets verify``: the key of ``env`` sealed in the file opens with the owner
+        key the unlock proved, and is the key in use (under a session, the session's
+        own copy: commands in a session never read the file's). IntegrityError if not."""
+        if self.env_keys(env) is None:
+            return  # neither a key nor a manifest: nothing to check
+        sealed = self.store.sealed_env_key(env, OWNER)
+        if sealed is None:
+            raise IntegrityError(f"the key of environment '{env}' was removed from the vault")
+        if self._unseal_env_key(env, sealed) != self._unsealed[env]:
+            raise IntegrityError(
+                f"the key of environment '{env}' in the vault file is not the one "
+                "the session carries"
+            )

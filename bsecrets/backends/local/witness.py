@@ -29,6 +29,7 @@ caught by ``audit verify`` against an anchor kept outside the file.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bsecrets.core.audit_chain import link, parse_event
@@ -210,6 +211,13 @@ class ChainWitness:
         self, manifests: Manifests, skip: set[str] | frozenset[str] = frozenset()
     ) -> str | None:
         """The first environment (by name) whose manifest disagrees with the chain."""
+        return next((problem for _, problem in self.mismatches(manifests, skip)), None)
+
+    def mismatches(
+        self, manifests: Manifests, skip: set[str] | frozenset[str] = frozenset()
+    ) -> Iterator[tuple[str, str]]:
+        """(environment, why) for each environment, by name, whose manifest disagrees
+        with the chain (``bsecrets verify`` lists them all)."""
         head = self.head()
         recorded = set(head.state or {}) if head is not None else set()
         for env in sorted(set(manifests) | recorded):
@@ -217,5 +225,4 @@ class ChainWitness:
                 continue
             problem = mismatch(env, manifests.get(env), head)
             if problem:
-                return problem
-        return None
+                yield env, problem
