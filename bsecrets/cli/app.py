@@ -9,21 +9,65 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from bsecrets import __version__
-from bsecrets.cli.context import CliContext
+from bsecrets.cli.context import BsecretsCommand, BsecretsGroupHelp, CliContext, given_after_command
 from bsecrets.core.errors import BsecretsError, ExitCode
-from bsecrets.core.settings import ENV_DEBUG, ENV_ENV, ENV_INSECURE_HTTP, ENV_PROFILE, Settings
+from bsecrets.core.settings import (
+    ENV_DEBUG,
+    ENV_ENV,
+    ENV_INSECURE_HTTP,
+    ENV_JSON,
+    ENV_NO_COLOR,
+    ENV_PROFILE,
+    GLOBAL_OPTIONS,
+    Settings,
+)
 
 
-def render_error(message: str, hint: str | None = None) -> None:
+def render_error(
+    message: str,
+    hint: str | None = None,
+    *,
+    as_json: bool = False,
+    kind: str = "error",
+    exit_code: int = ExitCode.ERROR,
+    applied: str | None = None,
+) -> None:
+    """An ``error:`` line and a ``hint:`` line on stderr; ``as_json``: one line, one JSON
+    object ``{"error", "hint", "kind", "exit_code"[, "applied"]}`` (docs/cli.md)."""
+    if as_json:
+        import json
+
+        record: dict[str, Any] = {
+            "error": message,
+            "hint": hint or None,
+            "kind": kind,
+            "exit_code": int(exit_code),
+        }
+        if applied is not None:
+            record["applied"] = applied
+        sys.stderr.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
     sys.stderr.write(f"error: {message}\n")
     if hint:
         sys.stderr.write(f"hint: {hint}\n")
 
 
-def _exit_code_for(exc: BaseException) -> int:
+def json_requested(args: Sequence[str], environ: Any = os.environ) -> bool:
+    """Whether errors are JSON: ``BSECRETS_JSON=1``, or ``--json`` anywhere before ``--``
+    (before or after the command; known before parsing, so a usage error is JSON too)."""
+    if environ.get(ENV_JSON) == "1":
+        return True
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def _exit_code_for(exc: BaseException, as_json: bool = False) -> int:
     """Render ``exc`` on stderr and return the exit code (CLI.md)."""
     debug = os.environ.get(ENV_DEBUG) == "1"
     if debug:
@@ -31,27 +75,44 @@ def _exit_code_for(exc: BaseException) -> int:
 
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, BsecretsError):
-        render_error(exc.message, exc.hint)
-        return int(exc.exit_code)
+        code = int(exc.exit_code)
+        render_error(
+            exc.message, exc.hint, as_json=as_json, kind=exc.kind, exit_code=code,
+            applied=exc.applied,
+        )  # fmt: skip
+        return code
     if isinstance(exc, typer.Abort | KeyboardInterrupt):
-        render_error("interrupted")
+        render_error("interrupted", as_json=as_json, kind="interrupted", exit_code=130)
         return 130
     if type(exc).__name__ == "NoArgsIsHelpError":  # 'bsecrets' or a group alone: its help
         help_ctx = getattr(exc, "ctx", None)
-        if help_ctx is not None:
+        command = help_ctx.command_path if help_ctx is not None else "bsecrets"
+        if as_json:
+            render_error(
+                "missing command", f"see '{command} --help'", as_json=True, kind="usage",
+                exit_code=ExitCode.USAGE,
+            )  # fmt: skip
+        elif help_ctx is not None:
             sys.stderr.write(help_ctx.get_help() + "\n")
         return int(ExitCode.USAGE)
     if isinstance(exc, typer.TyperException):  # click usage errors: unknown option, bad value
         ctx = getattr(exc, "ctx", None)
         command = ctx.command_path if ctx is not None else "bsecrets"
-        render_error(_usage_text(exc), f"see '{command} --help'")
-        return int(getattr(exc, "exit_code", ExitCode.USAGE))
+        code = int(getattr(exc, "exit_code", ExitCode.USAGE))
+        render_error(
+            _usage_text(exc), f"see '{command} --help'", as_json=as_json, kind="usage",
+            exit_code=code,
+        )  # fmt: skip
+        return code
     if isinstance(exc, BrokenPipeError):
         return 141
     # Never print the text of an unexpected exception: it might hold data.
     render_error(
         f"internal error ({type(exc).__name__})",
         None if debug else f"rerun with {ENV_DEBUG}=1 to see the traceback, and report it",
+        as_json=as_json,
+        kind="internal",
+        exit_code=ExitCode.ERROR,
     )
     return int(ExitCode.ERROR)
 
@@ -107,7 +168,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("bsecrets.cli.transfer_cmds", "import_"),
     "diff": ("bsecrets.cli.transfer_cmds", "diff"),
     "provision": ("bsecrets.cli.transfer_cmds", "provision"),
-    "status": ("bsecrets.cli.setup_cmds", "status"),
+    "status": ("bsecrets.cli.status_cmds", "status"),
     "verify": ("bsecrets.cli.verify_cmds", "verify"),
     "exec": ("bsecrets.cli.run_cmds", "exec_"),
     "render": ("bsecrets.cli.run_cmds", "render"),
@@ -131,16 +192,51 @@ def build_command(name: str) -> Any:
     single = typer.Typer(
         add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None
     )
-    single.command(name=name)(function)
+    single.command(name=name, cls=BsecretsCommand)(function)
     return typer.main.get_command(single)
 
 
-class BsecretsGroup(TyperGroup):
+def add_global_options(command: Any, root_params: Sequence[Any]) -> None:
+    """Give ``command`` (and, for a group, each subcommand) the root's global options
+    that it does not spell itself, as copies that write into the same settings: so
+    ``ls -q`` is ``-q ls``. An option the command defines (``init -e``, ``audit log
+    -e``, a command's own ``--json``) is the command's; click does the parsing, so an
+    option's value (``put x --description -q``) and what follows ``--`` (``exec -- cmd
+    -q``) are never taken for global options."""
+    import copy
+
+    taken = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    for param in root_params:
+        option = next((o for o in param.opts if o in GLOBAL_OPTIONS), None)
+        free = [o for o in param.opts if o not in taken]
+        if option is None or not free:
+            continue
+        clone = copy.copy(param)
+        clone.opts, clone.secondary_opts, clone.expose_value = free, [], False
+        clone.callback = _after_command(option)
+        command.params.append(clone)
+    for sub in getattr(command, "commands", {}).values():
+        add_global_options(sub, root_params)
+
+
+def _after_command(option: str) -> Any:
+    def callback(ctx: typer.Context, param: Any, value: Any) -> Any:
+        given_after_command(ctx, option, value)
+        return value
+
+    return callback
+
+
+class BsecretsGroup(BsecretsGroupHelp):
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        return build_command(cmd_name) if cmd_name in COMMANDS else None
+        if cmd_name not in COMMANDS:
+            return None
+        command = build_command(cmd_name)
+        add_global_options(command, self.params)
+        return command
 
     def main(  # type: ignore[override]
         self,
@@ -150,12 +246,13 @@ class BsecretsGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except SystemExit:
             raise
         except BaseException as exc:
-            code = _exit_code_for(exc)
+            code = _exit_code_for(exc, json_requested(argv))
             _flush_quietly()
             sys.exit(code)
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -179,7 +276,15 @@ def _version(value: bool) -> None:
 app = typer.Typer(
     cls=BsecretsGroup,
     name="bsecrets",
-    help="A secrets manager for every environment.",
+    help="""A secrets manager for every environment.
+
+Global options go before or after the command: 'bsecrets -q ls' is 'bsecrets ls -q'.
+
+Examples:
+  bsecrets init --env dev --env prod
+  bsecrets put DB_URL --from-file db-url.txt
+  bsecrets get DB_URL -e prod
+  bsecrets ls --json""",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -196,6 +301,7 @@ def root(
         typer.Option(
             "--profile",
             "-p",
+            metavar="PATH",
             help=f"The YAML profile (default: {ENV_PROFILE}, "
             "else ./bsecrets.yaml searched upward, else the user config dir).",
         ),
@@ -203,13 +309,21 @@ def root(
     env: Annotated[
         str | None,
         typer.Option(
-            "--env", "-e", help=f"Environment (default: {ENV_ENV}, else the profile's default_env)."
+            "--env",
+            "-e",
+            metavar="ENV",
+            help=f"Environment (default: {ENV_ENV}, else the profile's default_env).",
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json", help=f"Machine-readable output; errors as JSON too (also {ENV_JSON}=1)."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the requested data.")] = False,
     no_color: Annotated[
-        bool, typer.Option("--no-color", help="No colour (also NO_COLOR).")
+        bool, typer.Option("--no-color", help=f"No colour (also {ENV_NO_COLOR}).")
     ] = False,
     insecure_http: Annotated[
         bool,

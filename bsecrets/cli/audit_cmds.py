@@ -62,6 +62,8 @@ def _filter(
     actor: str | None = None,
     outcome: str | None = None,
     text: str | None = None,
+    *,
+    every_env: bool = False,
 ) -> EventFilter:
     from bsecrets.core.audit import OUTCOMES
     from bsecrets.core.audit_query import parse_when
@@ -73,6 +75,8 @@ def _filter(
     end = parse_when(until, "--until", now) if until is not None else None
     if start is not None and end is not None and start >= end:
         raise UsageError("--since is not before --until", hint="swap them, or widen the period")
+    if not every_env:  # 'bsecrets -e prod audit log' is 'audit log -e prod' (not BSECRETS_ENV)
+        env = env or cli.settings.env_flag
     if env is not None:
         cli.manager.env_name(env)  # an unknown environment is an error, not an empty result
     return EventFilter(start, end, env, name, action, actor, outcome, text)
@@ -326,7 +330,7 @@ def report(
     cli = obj(ctx)
     if fmt not in FORMATS:
         raise UsageError(f"unknown report format {fmt!r}", hint=f"one of: {', '.join(FORMATS)}")
-    where = _filter(cli, since, until)
+    where = _filter(cli, since, until, every_env=True)
     result = audit_ops.report(
         cli.manager, where, Path(criteria) if criteria else None, cli.manager.clock()
     )

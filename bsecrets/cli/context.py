@@ -14,21 +14,42 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from bsecrets.core.settings import ENV_ENV, Settings
+from bsecrets.core.settings import ENV_ENV, ENV_JSON, Settings
 
 if TYPE_CHECKING:
     from bsecrets.core.credentials import Credentials
     from bsecrets.core.manager import SecretsManager
 
+
+def given_after_command(ctx: typer.Context, option: str, value: Any) -> None:
+    """A global option given after the command name: the settings the root callback
+    resolved take it (``ls -q`` is ``-q ls``). Outside a run (help, a bare
+    ``make_context``) there are no settings to update."""
+    root = ctx.find_root().obj
+    if isinstance(root, CliContext) and not ctx.resilient_parsing:
+        root.settings = root.settings.given(option, value)
+
+
+# A command's own -e/--json are the global options spelled after the command: they
+# also go into the settings (BsecretsCommand.invoke), so errors, warnings and the
+# output all see them.
 EnvOption = Annotated[
     str | None,
     typer.Option(
-        "--env", "-e", help=f"Environment (default: {ENV_ENV}, else the profile's default_env)."
+        "--env",
+        "-e",
+        metavar="ENV",
+        help=f"Environment (default: {ENV_ENV}, else the profile's default_env).",
     ),
 ]
 JsonOption = Annotated[
-    bool, typer.Option("--json", help="Machine-readable output: one JSON document.")
+    bool,
+    typer.Option(
+        "--json",
+        help=f"Machine-readable output: one JSON document; errors as JSON (also {ENV_JSON}=1).",
+    ),
 ]
 
 # Versions, counts and sequence numbers are SQLite INTEGERs (64-bit signed): a
@@ -59,11 +80,109 @@ def whole_number(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+# --- help: usage lines, option values, examples ----------------------------------
+
+EXAMPLES = "Examples:"
+
+
+def _examples_to_epilog(attrs: dict[str, Any]) -> None:
+    """A docstring's last section, ``Examples:`` and its lines, becomes the epilog: it is
+    shown at the end of --help, after the options, line by line."""
+    text = attrs.get("help")
+    if isinstance(text, str) and attrs.get("epilog") is None:
+        head, found, tail = text.partition(f"\n{EXAMPLES}\n")
+        if found:
+            attrs["help"], attrs["epilog"] = head.rstrip(), f"{EXAMPLES}\n{tail.rstrip()}"
+
+
+def _name_values(params: list[Any]) -> None:
+    """NAME for an argument and --description DESCRIPTION for an option, not typer's
+    ``{name}`` and ``<str>``; a metavar= given in the code wins."""
+    for param in params:
+        if param.metavar is not None:
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = str(param.name).upper()
+        elif not getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            longest = max(param.opts, key=len)
+            param.metavar = longest.lstrip("-").replace("-", "_").upper()
+
+
+def _usage_piece(param: Any) -> str:
+    """NAME, [NAME] when optional, NAME... when repeated; a metavar with a space or a
+    bracket is taken as written (``-- CMD [ARGS]...``)."""
+    var = str(param.metavar or str(param.name).upper())
+    if " " in var or var.startswith("["):
+        return var
+    if param.nargs != 1:
+        var += "..."
+    return var if param.required else f"[{var}]"
+
+
+def _write_epilog(epilog: str | None, formatter: Any) -> None:
+    if epilog:
+        formatter.write_paragraph()
+        for line in epilog.splitlines():
+            formatter.write(f"{'':>{formatter.current_indent}}{line}\n" if line else "\n")
+
+
+class BsecretsCommand(TyperCommand):
+    """A command as bsecrets shows it in --help (see _name_values, _usage_piece and
+    _examples_to_epilog); parsing is typer's."""
+
+    def __init__(self, **attrs: Any) -> None:
+        _examples_to_epilog(attrs)
+        super().__init__(**attrs)
+        _name_values(self.params)
+
+    def invoke(self, ctx: Any) -> Any:
+        # The command's own --json and -e (JsonOption, EnvOption; audit's -e filter) are
+        # the global options given after the command: the settings take them too. (Not
+        # a typer callback on the option: typer inspects each callback's signature, a
+        # cost on every start-up.) init's -e is a list and means its own thing.
+        for param in self.params:
+            value = ctx.params.get(param.name) if param.expose_value else None
+            if value is True and "--json" in param.opts:
+                given_after_command(ctx, "--json", True)
+            elif isinstance(value, str) and "--env" in param.opts:
+                given_after_command(ctx, "--env", value)
+        return super().invoke(ctx)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        arguments = [p for p in self.get_params(ctx) if p.param_type_name == "argument"]
+        return pieces + [_usage_piece(p) for p in arguments]
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        _write_epilog(self.epilog, formatter)
+
+
+class BsecretsGroupHelp(TyperGroup):
+    """A group (the root, ``audit``, ``vault``...) whose help ends with its examples."""
+
+    def __init__(self, **attrs: Any) -> None:
+        _examples_to_epilog(attrs)
+        super().__init__(**attrs)
+        _name_values(self.params)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        _write_epilog(self.epilog, formatter)
+
+
+class _CommandGroup(typer.Typer):
+    """A typer app whose commands are BsecretsCommands."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", BsecretsCommand)
+        return super().command(*args, **kwargs)
+
+
 def command_group(name: str, help: str) -> typer.Typer:
-    """A command group (``bsecrets NAME ...``) configured like the root app."""
-    group = typer.Typer(
-        name=name, help=help, no_args_is_help=True, add_completion=False,
-        pretty_exceptions_enable=False, rich_markup_mode=None,
+    """A command group (``bsecrets NAME ...``) configured like the root app. ``help``
+    may end with an ``Examples:`` section, as a command's docstring does."""
+    group = _CommandGroup(
+        name=name, help=help, cls=BsecretsGroupHelp, no_args_is_help=True,
+        add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
     )  # fmt: skip
     group.callback()(lambda: None)  # a group even with one command
     return group
@@ -124,12 +243,24 @@ class CliContext:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
     def message(self, text: str) -> None:
-        """A human message on stderr (suppressed by --quiet)."""
-        if not self.settings.quiet:
+        """A human message on stderr (suppressed by --quiet); under --json, one line
+        ``{"message": text}``, so that every line on stderr is a JSON object."""
+        if self.settings.quiet:
+            return
+        if self.settings.json:
+            self._json_line("message", text)
+        else:
             sys.stderr.write(text + "\n")
 
     def warn(self, text: str) -> None:
-        sys.stderr.write(f"warning: {text}\n")
+        """A ``warning:`` line on stderr; under --json, one line ``{"warning": text}``."""
+        if self.settings.json:
+            self._json_line("warning", text)
+        else:
+            sys.stderr.write(f"warning: {text}\n")
+
+    def _json_line(self, key: str, text: str) -> None:
+        sys.stderr.write(json.dumps({key: text}, ensure_ascii=False) + "\n")
 
     def table(self, headers: list[str], rows: list[list[str]]) -> None:
         """Aligned columns on stdout; with --quiet, only the first column."""

@@ -39,27 +39,29 @@ def _restore_child_signals() -> None:
 
 def _exec_failed(command: str, exc: OSError) -> NoReturn:
     """127 when the command is not found, 126 when it cannot be run (CLI.md)."""
-    from bsecrets.cli.app import render_error
+    from bsecrets.core.errors import CommandNotExecutable, CommandNotFound
 
     if isinstance(exc, FileNotFoundError):
-        render_error(
+        raise CommandNotFound(
             f"command not found: {command}",
-            "check the spelling, or give a path; the command is looked up in PATH, no shell",
+            hint="check the spelling, or give a path; the command is looked up in PATH, no shell",
         )
-        raise typer.Exit(127)
     reason = "permission denied" if isinstance(exc, PermissionError) else "cannot run it"
-    render_error(
+    raise CommandNotExecutable(
         f"cannot execute {command}: {reason}",
-        "make it executable (chmod +x), or run it through its interpreter",
+        hint="make it executable (chmod +x), or run it through its interpreter",
     )
-    raise typer.Exit(126)
 
 
 def exec_(
     ctx: typer.Context,
     command: Annotated[
         list[str] | None,
-        typer.Argument(help="The command and its arguments (after --).", show_default=False),
+        typer.Argument(
+            metavar="-- CMD [ARGS]...",
+            help="The command and its arguments, after '--'.",
+            show_default=False,
+        ),
     ] = None,
     only: Annotated[
         list[str] | None,

@@ -56,7 +56,7 @@ def init(
         )
     result = initialize(
         profile_path,
-        envs or [],
+        envs or ([cli.settings.env_flag] if cli.settings.env_flag else []),  # -e before 'init'
         passphrase=passphrase,
         use_keyring=use_keyring,
         force=force,
@@ -110,28 +110,3 @@ def lock(ctx: typer.Context, json_out: JsonOption = False) -> None:
         return
     sys.stdout.write("unset BSECRETS_SESSION\n")
     cli.message(f"locked ({ended} session{'s' if ended != 1 else ''} ended)")
-
-
-def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
-    """Profile, vault, environments and health indicators."""
-    cli = obj(ctx)
-    manager = cli.manager
-    state = manager.get_module_status()
-    indicators = manager.get_health_indicators()
-    healthy = all(i.ok for i in indicators)
-    if cli.want_json(json_out):
-        cli.emit_json(
-            {**state, "healthy": healthy, "indicators": [i.to_dict() for i in indicators]}
-        )
-        return
-    out = sys.stdout.write
-    out(f"profile      {state['profile']}\n")
-    out(f"vault file   {state['vault_file']}\n")
-    out(f"default env  {state['default_env']}\n")
-    out(f"healthy      {'yes' if healthy else 'no'}\n\nenvironments\n")
-    for name, env in state["environments"].items():
-        figures = ", ".join(f"{k} {v}" for k, v in env.items() if k not in ("name", "vault_file"))
-        out(f"  {name:<12} {figures}\n")
-    out("\nindicators\n")
-    for ind in indicators:
-        out(f"  {'ok  ' if ind.ok else 'FAIL'} {ind.name:<12} {ind.detail}\n")

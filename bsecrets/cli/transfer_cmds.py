@@ -225,8 +225,7 @@ def _progress(cli: CliContext, total: int) -> Callable[[int, int], None] | None:
 
     def report(done: int, of: int) -> None:
         if done % step == 0 or done == of:
-            sys.stderr.write(f"importing: {done}/{of}\n")
-            sys.stderr.flush()
+            cli.message(f"importing: {done}/{of}")  # under --json: {"message": ...}
 
     return report
 

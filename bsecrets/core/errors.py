@@ -22,6 +22,9 @@ class ExitCode(IntEnum):
     INTEGRITY = 5
     UNAVAILABLE = 6
     CONFLICT = 7
+    # exec, as shells do, when the command cannot be run
+    NOT_EXECUTABLE = 126
+    COMMAND_NOT_FOUND = 127
 
 
 class BsecretsError(Exception):
@@ -199,3 +202,14 @@ class UnsupportedFormat(BsecretsError):
 
 class InsecureFile(Denied):
     """A vault or session file others can read, or owned by someone else."""
+
+
+# --- exec: the command could not be started (126, 127 as in a shell) ----------
+
+
+class CommandNotFound(BsecretsError):
+    exit_code = ExitCode.COMMAND_NOT_FOUND
+
+
+class CommandNotExecutable(BsecretsError):
+    exit_code = ExitCode.NOT_EXECUTABLE

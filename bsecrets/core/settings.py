@@ -18,6 +18,11 @@ ENV_DEBUG = "BSECRETS_DEBUG"
 ENV_NO_COLOR = "NO_COLOR"
 ENV_MASK = "BSECRETS_MASK"  # exec: 1 masks output, 0 does not (default: on under CI)
 ENV_INSECURE_HTTP = "BSECRETS_INSECURE_HTTP"  # 1: no warning for plain http:// endpoints
+ENV_JSON = "BSECRETS_JSON"  # 1: as --json (JSON output, JSON errors and warnings on stderr)
+
+# The options taken before the command and after it, with the same meaning (not
+# --version: 'get --version N' is get's own option). By their long names.
+GLOBAL_OPTIONS = ("--profile", "--env", "--json", "--quiet", "--no-color", "--insecure-http")
 
 
 class Settings(NamedTuple):
@@ -25,12 +30,13 @@ class Settings(NamedTuple):
 
     profile: str | None = None  # --profile, else BSECRETS_PROFILE; None: search
     env: str | None = None  # --env, else BSECRETS_ENV; None: the profile's default_env
-    json: bool = False
+    json: bool = False  # --json, else BSECRETS_JSON=1
     quiet: bool = False
     color: bool = True
     debug: bool = False
     insecure_http: bool = False  # --insecure-http, else BSECRETS_INSECURE_HTTP=1
     environ: Mapping[str, str] = {}  # never mutated
+    env_flag: str | None = None  # -e as given on the command line (not BSECRETS_ENV)
 
     @classmethod
     def resolve(
@@ -48,13 +54,34 @@ class Settings(NamedTuple):
         return cls(
             profile=profile or environ.get(ENV_PROFILE) or None,
             env=env or environ.get(ENV_ENV) or None,
-            json=json,
+            json=json or environ.get(ENV_JSON) == "1",
             quiet=quiet,
             color=not (no_color or ENV_NO_COLOR in environ),
             debug=environ.get(ENV_DEBUG) == "1",
             insecure_http=insecure_http or environ.get(ENV_INSECURE_HTTP) == "1",
             environ=environ,
+            env_flag=env or None,
         )
+
+    def given(self, option: str, value: object) -> Settings:
+        """These settings with a global option given after the command name (``ls -q``),
+        which means what it means before it: a flag wins over its environment variable,
+        and of two ``-p`` or ``-e`` the last one counts. ``option`` is the long name."""
+        if value is None or value is False:  # not given: the option's default
+            return self
+        if option == "--profile":
+            return self._replace(profile=str(value))
+        if option == "--env":
+            return self._replace(env=str(value), env_flag=str(value))
+        if option == "--json":
+            return self._replace(json=True)
+        if option == "--quiet":
+            return self._replace(quiet=True)
+        if option == "--no-color":
+            return self._replace(color=False)
+        if option == "--insecure-http":
+            return self._replace(insecure_http=True)
+        raise ValueError(f"not a global option: {option}")
 
     def session_token(self) -> str | None:
         return self.environ.get(ENV_SESSION) or None
