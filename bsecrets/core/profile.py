@@ -52,9 +52,15 @@ K8S_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 _COMMON_KEYS = ("backend", "protected")
 _BACKEND_KEYS = {
     "local": (),
-    "vault": ("address", "mount", "prefix", "namespace", "ca_cert", "auth", "insecure_http"),
-    "aws": ("region", "prefix", "kms_key_id", "role_arn", "endpoint_url", "insecure_http"),
-}
+    "vault": (
+        "address", "mount", "prefix", "namespace", "ca_cert", "auth", "insecure_http", "timeout",
+    ),
+    "aws": (
+        "region", "prefix", "kms_key_id", "role_arn", "endpoint_url", "insecure_http", "timeout",
+    ),
+}  # fmt: skip
+# ``timeout:`` of a remote environment: one operation's time budget, in seconds
+TIMEOUT_MIN_S, TIMEOUT_MAX_S = 1.0, 3600.0
 # method -> (required keys, {optional key: default, None when there is none})
 _AUTH_METHODS: dict[str, tuple[tuple[str, ...], dict[str, str | None]]] = {
     "token": ((), {"token_env": None}),

@@ -23,6 +23,8 @@ from bsecrets.core.profile import (
     ENV_NAME_HINT,
     ENV_NAME_RE,
     PROFILE_VERSION,
+    TIMEOUT_MAX_S,
+    TIMEOUT_MIN_S,
     EnvironmentConfig,
     Profile,
 )
@@ -182,6 +184,27 @@ class _Checker:
             raise self.error(node, key_path, "must not be empty")
         return os.path.abspath(self.base / os.path.expanduser(value))
 
+    def seconds(self, node: Node, key_path: str) -> float:
+        """A time budget: seconds (30, 2.5) or a duration (45s, 2m), 1 s to 1 h."""
+        from bsecrets.core.timeutil import parse_duration
+
+        what = f"{TIMEOUT_MIN_S:g} to {TIMEOUT_MAX_S:g} seconds"
+        hint = "give seconds (30, 2.5) or a duration (45s, 2m)"
+        if _shape(node) == "scalar" and node.tag in (_TAG + "int", _TAG + "float"):
+            text = str(node.value).replace("_", "")
+            try:
+                value = float(text) if len(text) <= 20 else float("inf")
+            except ValueError:
+                value = float("nan")
+        else:
+            try:
+                value = parse_duration(self.string(node, key_path)).total_seconds()
+            except UsageError:
+                raise self.error(node, key_path, f"must be {what}", hint) from None
+        if not TIMEOUT_MIN_S <= value <= TIMEOUT_MAX_S:  # also refuses nan
+            raise self.error(node, key_path, f"must be {what}", hint)
+        return value
+
     def stripped(self, node: Node, key_path: str) -> str:
         value = self.string(node, key_path).strip("/")
         if not value:
@@ -269,6 +292,7 @@ class _Checker:
             options["ca_cert"] = env.opt("ca_cert", self.path)
             options["auth"] = env.get("auth", self.auth, {"method": "token"})
             options["insecure_http"] = env.opt("insecure_http", self.boolean)
+            options["timeout"] = env.opt("timeout", self.seconds)
         elif backend == "aws":
             options["region"] = env.opt("region", self.string)
             options["prefix"] = env.get("prefix", self.string, "")
@@ -276,6 +300,7 @@ class _Checker:
             options["role_arn"] = env.opt("role_arn", self.arn)
             options["endpoint_url"] = env.opt("endpoint_url", self.url)
             options["insecure_http"] = env.opt("insecure_http", self.boolean)
+            options["timeout"] = env.opt("timeout", self.seconds)
         options = {key: value for key, value in options.items() if value is not None}
         provision: dict[str, tuple[str, str | int | None]] = {}
         if provision_entry is not None:
