@@ -14,7 +14,14 @@ from bsecrets.cli.context import CliContext, JsonOption, command_group, obj, who
 from bsecrets.core.audit_query import EventFilter
 from bsecrets.core.errors import UsageError
 
-app = command_group("audit", "The tamper-evident audit log: read, verify, report, export, archive.")
+app = command_group(
+    "audit",
+    "The tamper-evident audit log: read, verify, report, export, archive.\n\n"
+    "Examples:\n"
+    "  bsecrets audit log --since 7d\n"
+    "  bsecrets audit verify\n"
+    "  bsecrets audit report --since 90d -o report.md",
+)
 
 Since = Annotated[
     str | None,
@@ -140,7 +147,13 @@ def log(
     limit: Limit = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Show events, newest last."""
+    """Show events, newest last.
+
+    Examples:
+      bsecrets audit log --since 7d -e prod
+      bsecrets audit log --action get --name 'db/*' --json
+      bsecrets audit log -n 20 --outcome denied
+    """
     from bsecrets.core import audit_ops
 
     cli = obj(ctx)
@@ -162,7 +175,12 @@ def search(
     limit: Limit = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Events whose fields contain QUERY (names, actors, reasons, CI run ids...)."""
+    """Events whose fields contain QUERY (names, actors, reasons, CI run ids...).
+
+    Examples:
+      bsecrets audit search ci-run-1234
+      bsecrets audit search alice --since 2026-11-01 --outcome denied
+    """
     from bsecrets.core import audit_ops
 
     cli = obj(ctx)
@@ -194,7 +212,12 @@ def tail(
     outcome: OutcomeFilter = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Show the last events, then follow new ones (Ctrl-C stops)."""
+    """Show the last events, then follow new ones (Ctrl-C stops).
+
+    Examples:
+      bsecrets audit tail
+      bsecrets audit tail -n 50 -e prod --json
+    """
     from bsecrets.core import audit_ops
 
     cli = obj(ctx)
@@ -225,7 +248,13 @@ def verify(
     ] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Check the chain, the archives and the anchor: exit 0 if intact, 5 if not."""
+    """Check the chain, the archives and the anchor: exit 0 if intact, 5 if not.
+
+    Examples:
+      bsecrets audit verify
+      bsecrets audit verify --anchor "$(cat audit-anchor.txt)"
+      bsecrets audit verify --skip-archives --json
+    """
     from bsecrets.core import audit_ops
     from bsecrets.core.audit_chain import Anchor
 
@@ -256,7 +285,12 @@ def verify(
 
 @app.command("anchor")
 def anchor(ctx: typer.Context, json_out: JsonOption = False) -> None:
-    """Print the chain head for an external witness (and keep it in the OS keyring)."""
+    """Print the chain head for an external witness (and keep it in the OS keyring).
+
+    Examples:
+      bsecrets audit anchor > audit-anchor.txt
+      bsecrets audit anchor --json
+    """
     from bsecrets.core import audit_ops
 
     cli = obj(ctx)
@@ -286,7 +320,12 @@ def export(
     actor: ActorFilter = None,
     outcome: OutcomeFilter = None,
 ) -> None:
-    """Events as JSON Lines for a SIEM, with their chain fields (seq, prev_mac, mac)."""
+    """Events as JSON Lines for a SIEM, with their chain fields (seq, prev_mac, mac).
+
+    Examples:
+      bsecrets audit export -o audit.jsonl --since 30d
+      bsecrets audit export -e prod --action put
+    """
     from bsecrets.core import audit_ops
 
     cli = obj(ctx)
@@ -323,7 +362,12 @@ def report(
 ) -> None:
     """A compliance report: access per secret and actor, denied attempts, production
     reads, unused and old secrets, and pass/fail per criterion. Exit 0 even if a
-    criterion fails (the report says so); see the JSON 'passed' field."""
+    criterion fails (the report says so); see the JSON 'passed' field.
+
+    Examples:
+      bsecrets audit report --since 90d -o report.md
+      bsecrets audit report --format json --criteria criteria.yaml
+    """
     from bsecrets.core import audit_ops
     from bsecrets.core.audit_report import FORMATS, render_report
 
@@ -362,7 +406,12 @@ def archive(
     json_out: JsonOption = False,
 ) -> None:
     """Move old events into a chained, MAC-protected archive file; 'verify' still
-    proves the log continuous."""
+    proves the log continuous.
+
+    Examples:
+      bsecrets audit archive --before 2026-01-01 --to audit-2025.jsonl
+      bsecrets audit archive --apply-retention --json
+    """
     from bsecrets.core import audit_ops
     from bsecrets.core.audit_query import parse_when
 

@@ -11,7 +11,13 @@ import typer
 from bsecrets.cli.context import EnvOption, JsonOption, command_group, obj
 from bsecrets.core.errors import UsageError
 
-app = command_group("aws", "Helpers for environments on AWS Secrets Manager.")
+app = command_group(
+    "aws",
+    "Helpers for environments on AWS Secrets Manager.\n\n"
+    "Examples:\n"
+    "  bsecrets aws policy -e prod --account 123456789012\n"
+    "  bsecrets aws policy -e prod --read-only",
+)
 
 
 def _partition(region: str) -> str:
@@ -38,7 +44,12 @@ def policy(
     json_out: JsonOption = False,  # the output is JSON either way
 ) -> None:
     """Print the IAM policy that confines a principal to one environment's
-    secrets and KMS key (JSON, for 'aws iam create-policy --policy-document')."""
+    secrets and KMS key (JSON, for 'aws iam create-policy --policy-document').
+
+    Examples:
+      bsecrets aws policy -e prod --account 123456789012 > policy.json
+      bsecrets aws policy -e prod --read-only
+    """
     import json
 
     from bsecrets.backends.aws.policy import arn_parts, build_policy

@@ -100,7 +100,13 @@ def exec_(
     ] = None,
     env: EnvOption = None,
 ) -> None:
-    """Run a command with the environment's secrets as environment variables."""
+    """Run a command with the environment's secrets as environment variables.
+
+    Examples:
+      bsecrets exec -- ./manage.py migrate
+      bsecrets exec -e prod --only DB_URL,API_KEY -- node server.js
+      bsecrets exec --prefix APP_ --pristine -- env
+    """
     from bsecrets.core.envmap import child_environment, map_names
 
     cli = obj(ctx)
@@ -185,7 +191,12 @@ def render(
         typer.Option("--output", "-o", help="Write here (atomically, mode 0600); '-': stdout."),
     ] = "-",
 ) -> None:
-    """Fill {{ bsecrets://ENV/NAME }} references (#vN: a version, #field: a field)."""
+    """Fill {{ bsecrets://ENV/NAME }} references (#vN: a version, #field: a field).
+
+    Examples:
+      bsecrets render config.ini.tmpl -o config.ini
+      bsecrets render - < app.yaml.tmpl > app.yaml
+    """
     from pathlib import Path
 
     from bsecrets.core.template import render as fill

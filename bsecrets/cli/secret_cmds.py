@@ -86,7 +86,13 @@ def put(
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Store a new version of a secret (value from stdin, a file, or a prompt)."""
+    """Store a new version of a secret (value from stdin, a file, or a prompt).
+
+    Examples:
+      bsecrets put DB_URL < db-url.txt
+      bsecrets put tls/key --from-file key.pem --tag team=api --description 'TLS key'
+      bsecrets put api/token -e prod --if-version 0 --json < token.txt
+    """
     cli = obj(ctx)
     tags = _parse_tags(tag)
     # the limits first, before a prompt or stdin is read (the manager checks tags again)
@@ -123,7 +129,13 @@ def get(
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Print a secret's value."""
+    """Print a secret's value.
+
+    Examples:
+      bsecrets get DB_URL
+      bsecrets get DB_URL -e prod --json
+      bsecrets get tls/key --version 2 --raw > key.pem
+    """
     cli = obj(ctx)
     secret = cli.manager.get(cli.env(env), name, version)
     if cli.settings.environ.get("GITHUB_ACTIONS") == "true":  # register masks first (stderr)
@@ -160,7 +172,13 @@ def ls(
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """List secrets: names, versions, times, tags; never values."""
+    """List secrets: names, versions, times, tags; never values.
+
+    Examples:
+      bsecrets ls
+      bsecrets ls db/ --tag team=api --json
+      bsecrets ls -q -e prod --deleted
+    """
     cli = obj(ctx)
     items = cli.manager.list_secrets(
         cli.env(env), prefix, tags=_parse_tags(tag), include_deleted=deleted
@@ -207,7 +225,12 @@ def rm(
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Delete a secret (recoverable with 'restore'; --purge destroys it)."""
+    """Delete a secret (recoverable with 'restore'; --purge destroys it).
+
+    Examples:
+      bsecrets rm old/token
+      bsecrets rm old/token -e prod --purge --yes
+    """
     cli = obj(ctx)
     env_name = cli.manager.env_name(cli.env(env))
     if purge and not yes:
@@ -231,7 +254,12 @@ def rm(
 def restore(
     ctx: typer.Context, name: NameArg, env: EnvOption = None, json_out: JsonOption = False
 ) -> None:
-    """Undo 'rm' (not 'rm --purge')."""
+    """Undo 'rm' (not 'rm --purge').
+
+    Examples:
+      bsecrets restore old/token
+      bsecrets restore old/token -e prod --json
+    """
     cli = obj(ctx)
     summary = cli.manager.restore(cli.env(env), name)
     if cli.want_json(json_out):
@@ -243,7 +271,12 @@ def restore(
 def history(
     ctx: typer.Context, name: NameArg, env: EnvOption = None, json_out: JsonOption = False
 ) -> None:
-    """Versions of a secret with time, author and state."""
+    """Versions of a secret with time, author and state.
+
+    Examples:
+      bsecrets history DB_URL
+      bsecrets history DB_URL -e prod --json
+    """
     cli = obj(ctx)
     versions = cli.manager.history(cli.env(env), name)
     if cli.want_json(json_out):
@@ -289,7 +322,12 @@ def rollback(
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Make a new version whose value is version N's (N the current one: nothing to do)."""
+    """Make a new version whose value is version N's (N the current one: nothing to do).
+
+    Examples:
+      bsecrets rollback DB_URL --to 3
+      bsecrets rollback DB_URL --to 3 -e prod --json
+    """
     cli = obj(ctx)
     result = cli.manager.rollback(cli.env(env), name, to, if_version=if_version)
     if cli.want_json(json_out):

@@ -41,7 +41,13 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Rewrite an existing profile.")] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Write a profile and create the encrypted local vault."""
+    """Write a profile and create the encrypted local vault.
+
+    Examples:
+      bsecrets init
+      bsecrets init --env dev --env staging --env prod
+      bsecrets -p ~/app/bsecrets.yaml init --keyring
+    """
     from bsecrets.core.bootstrap import initialize
     from bsecrets.core.timeutil import utcnow
 
@@ -87,7 +93,13 @@ def unlock(
     ttl: Annotated[str, typer.Option("--ttl", help="How long the session lasts (max 7d).")] = "8h",
     json_out: JsonOption = False,
 ) -> None:
-    """Start a session: prints 'export BSECRETS_SESSION=...' for eval."""
+    """Start a session: prints 'export BSECRETS_SESSION=...' for eval.
+
+    Examples:
+      eval "$(bsecrets unlock)"
+      bsecrets unlock --ttl 30m
+      bsecrets unlock --json
+    """
     from bsecrets.core.session import MAX_TTL
     from bsecrets.core.timeutil import iso, parse_duration
 
@@ -102,7 +114,13 @@ def unlock(
 
 
 def lock(ctx: typer.Context, json_out: JsonOption = False) -> None:
-    """End the session in BSECRETS_SESSION, or every session of this vault."""
+    """End the session in BSECRETS_SESSION, or every session of this vault.
+
+    Examples:
+      eval "$(bsecrets lock)"
+      bsecrets lock
+      bsecrets lock --json
+    """
     cli = obj(ctx)
     ended = cli.manager.lock()
     if cli.want_json(json_out):

@@ -67,7 +67,13 @@ def export(
     env: EnvOption = None,
 ) -> None:
     """Print every secret of an environment as dotenv, JSON, YAML or shell, or append
-    them to $GITHUB_ENV (--format github-env)."""
+    them to $GITHUB_ENV (--format github-env).
+
+    Examples:
+      bsecrets export > .env
+      bsecrets export --format json -e prod -o prod.json
+      bsecrets export --only 'db/*' --prefix APP_ --format shell
+    """
     from bsecrets.core import formats
     from bsecrets.core.ci import mask_in_github
     from bsecrets.core.transfer import export_env
@@ -173,7 +179,13 @@ def import_(
     env: EnvOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Import secrets from a dotenv, JSON or YAML file: all or nothing."""
+    """Import secrets from a dotenv, JSON or YAML file: all or nothing.
+
+    Examples:
+      bsecrets import .env
+      bsecrets import secrets.json -e staging --dry-run
+      bsecrets import - --format yaml < secrets.yaml
+    """
     from bsecrets.core import formats
     from bsecrets.core.transfer import apply_import, plan_import, validate_entries
 
@@ -240,7 +252,12 @@ def diff(
     json_out: JsonOption = False,
 ) -> None:
     """Names only in A, only in B, and in both with different values (compared by a
-    keyed hash, never printed)."""
+    keyed hash, never printed).
+
+    Examples:
+      bsecrets diff staging prod
+      bsecrets diff staging prod --json --exit-code
+    """
     from bsecrets.core.transfer import diff_envs
 
     cli = obj(ctx)
@@ -288,7 +305,12 @@ def provision(
     json_out: JsonOption = False,
 ) -> None:
     """Create the secrets listed under the environment's 'provision:' in the profile
-    that do not exist yet (idempotent: existing ones are never changed)."""
+    that do not exist yet (idempotent: existing ones are never changed).
+
+    Examples:
+      bsecrets provision --dry-run
+      bsecrets provision -e prod --json
+    """
     from bsecrets.core.provision import provision as run
 
     cli = obj(ctx)

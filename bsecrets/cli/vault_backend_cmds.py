@@ -10,7 +10,13 @@ import typer
 from bsecrets.cli.context import EnvOption, command_group, obj
 from bsecrets.core.errors import UsageError
 
-app = command_group("vault", "Tools for environments on HashiCorp Vault (backend: vault).")
+app = command_group(
+    "vault",
+    "Tools for environments on HashiCorp Vault (backend: vault).\n\n"
+    "Examples:\n"
+    "  bsecrets vault policy -e staging\n"
+    "  bsecrets vault policy -e staging --read-only",
+)
 
 
 @app.command("policy")
@@ -25,6 +31,10 @@ def policy(
 
     Write it with 'bsecrets vault policy -e ENV | vault policy write NAME -' and
     attach NAME to the AppRole or Kubernetes role of that environment only.
+
+    Examples:
+      bsecrets vault policy -e staging | vault policy write myapp-staging -
+      bsecrets vault policy -e staging --read-only
     """
     cli = obj(ctx)
     manager = cli.manager
