@@ -205,7 +205,8 @@ def test_health_reports_reachability_seal_ttl_latency(openbao: OpenBao) -> None:
     token = openbao.client().auth.token.create(ttl="1h", policies=["default"])["auth"]
     backend = adapter(openbao, environ={"VAULT_TOKEN": token["client_token"]})
     indicators = {i.name: i for i in backend.get_health_indicators()}
-    assert list(indicators) == ["reachable", "sealed", "token", "latency"]
+    assert list(indicators) == ["reachable", "sealed", "token", "metadata", "latency"]
+    assert indicators["metadata"].ok and "read-only" in indicators["metadata"].detail
     assert indicators["reachable"].ok and openbao.address in indicators["reachable"].detail
     assert indicators["sealed"].ok and indicators["sealed"].detail == "unsealed"
     assert indicators["token"].ok and 3000 < indicators["token"].value <= 3600

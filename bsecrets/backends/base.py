@@ -4,16 +4,24 @@ Adapters are bound to one environment. They raise only errors from
 ``bsecrets.core.errors``: SecretNotFound, VersionNotFound, VersionConflict,
 IntegrityError, BackendUnavailable, Denied, StorageError. The shared contract
 suite in ``tests/backend_contract.py`` checks every adapter the same way.
+
+An error from a write (put, delete, restore, purge) says whether the write took
+effect anyway, in ``applied`` and in its message: "yes" (e.g. the value was
+stored, only its tags were not), "no" (nothing was written: a refusal, a
+rolled-back transaction, a failure before the request left), or "unknown" (the
+request may have reached the server: check before retrying).
 """
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bsecrets.core.errors import BsecretsError
 from bsecrets.core.health import ReflectiveModule
 from bsecrets.core.models import Secret, SecretSummary, SecretVersion, WriteResult
 
@@ -37,6 +45,26 @@ def stderr_warning(text: str) -> None:
     import sys
 
     sys.stderr.write(f"warning: {text}\n")
+
+
+# Messages that already say a write left nothing behind.
+_SAYS_NOT_APPLIED = re.compile(r"not applied|nothing was (written|overwritten|stored|changed)")
+
+
+@contextmanager
+def not_applied() -> Iterator[None]:
+    """Around a write: an error from inside that does not say whether the write took
+    effect was raised before anything was written, or is the store refusing it (an
+    HTTP 4xx, a rolled-back transaction); it gets ``applied="no"`` and says so."""
+    try:
+        yield
+    except BsecretsError as exc:
+        if exc.applied is None:
+            exc.applied = "no"
+            if not _SAYS_NOT_APPLIED.search(exc.message):
+                exc.message += "; the write was not applied"
+                exc.args = (exc.message,)
+        raise
 
 
 class BackendContext(NamedTuple):
@@ -139,6 +167,18 @@ class SecretBackend(ReflectiveModule):
         diff, exec). The default reads them one by one; backends override it
         when they can read them all at once."""
         return {s.name: self.get(s.name).value for s in self.list_secrets()}
+
+    def budget(self) -> AbstractContextManager[None]:
+        """Every request to the store inside shares one deadline (a remote environment's
+        ``timeout:``); blocks nest and share the outermost one, so a caller may open it
+        around several operations. The local store has nothing to bound."""
+        return nullcontext()
+
+    @contextmanager
+    def write_operation(self) -> Iterator[None]:
+        """One write under the budget; errors without ``applied`` get "no" (not_applied)."""
+        with self.budget(), not_applied():
+            yield
 
     def transaction(self) -> AbstractContextManager[None]:
         """Group writes so they apply all together or not at all, where the store can

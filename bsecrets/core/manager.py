@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsecrets import __version__
-from bsecrets.backends.base import SecretBackend, stderr_warning
+from bsecrets.backends.base import SecretBackend, not_applied, stderr_warning
 from bsecrets.core.audit import AuditLogger, AuditSink, Note
 from bsecrets.core.credentials import Credentials
 from bsecrets.core.errors import BackendUnavailable, BsecretsError, VersionConflict
@@ -308,7 +308,9 @@ class SecretsManager(ReflectiveModule):
         that one (VersionConflict, exit 7, otherwise; also for the no-op)."""
         validate_name(name)
         env_name = self.env_name(env)
-        with self._op("rollback", env_name, name=name) as note:
+        # one time budget for the reads and the write; a failure before the put wrote nothing
+        op = self._op("rollback", env_name, name=name)
+        with op as note, not_applied(), self.backend(env_name).budget():
             note.details = {"to": to_version}
             backend = self.backend(env_name)
             current = backend.get(name)

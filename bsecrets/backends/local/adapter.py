@@ -10,12 +10,13 @@ in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bsecrets.backends.base import BackendContext, Capability, SecretBackend
+from bsecrets.backends.base import BackendContext, Capability, SecretBackend, not_applied
 from bsecrets.backends.local.manifest import BUCKETS, Manifest, bucket_digest, bucket_of
 from bsecrets.backends.local.vault import LocalVault
 from bsecrets.core.errors import (
@@ -172,7 +173,7 @@ class LocalAdapter(SecretBackend):
         description: str | None = None,
         if_version: int | None = None,
     ) -> WriteResult:
-        with self.store.write():
+        with self.write_operation(), self.store.write():  # rolled back: not applied
             keys = self.vault.env_keys(self.env, create=True)
             assert keys is not None
             found = self._head(keys, name)
@@ -332,7 +333,7 @@ class LocalAdapter(SecretBackend):
         return self._set_deleted(name, deleted=False)
 
     def _set_deleted(self, name: str, *, deleted: bool) -> SecretSummary:
-        with self.store.write():
+        with self.write_operation(), self.store.write():
             keys, found = self._existing(name)
             lookup, sid, head = found.lookup, found.secret_id, found.head
             if bool(head["deleted_at"]) == deleted:
@@ -354,14 +355,16 @@ class LocalAdapter(SecretBackend):
         )
 
     def purge(self, name: str) -> None:
-        with self.store.write():
+        with self.write_operation(), self.store.write():
             keys, found = self._existing(name)
             lookup, sid = found.lookup, found.secret_id
             self.store.delete_secret(self.env, lookup, sid)
             self._commit_bucket(keys, bucket_of(lookup))
 
-    def transaction(self) -> AbstractContextManager[None]:
-        return self.store.write()
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with not_applied(), self.store.write():  # a failed transaction is rolled back
+            yield
 
     # --- ReflectiveModule ------------------------------------------------
 

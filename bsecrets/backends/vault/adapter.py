@@ -8,21 +8,32 @@ writer makes it fail (VersionConflict, exit 7) instead of being overwritten.
 ``delete`` soft-deletes the latest version, ``restore`` undeletes it,
 ``purge`` deletes the metadata and every version. No hvac or requests import
 happens before the first request (transport.py).
+
+Each operation has one time budget (the environment's ``timeout:``). A put
+writes the value, then records tags, description and author in the metadata
+(KV v2 has no single request for both). A put with tags or a description
+first asks Vault (``sys/capabilities-self``) whether the token may patch the
+metadata, and is refused before anything is written when it may not; a plain
+put whose author cannot be recorded stores the value and warns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from bsecrets.backends.base import Capability, SecretBackend
+from bsecrets.backends.budget import Budget
 from bsecrets.backends.vault import codec
 from bsecrets.backends.vault.auth import Authenticator
 from bsecrets.backends.vault.errors import VaultHTTPError, translate
 from bsecrets.backends.vault.mount import mount_error, no_mount
 from bsecrets.core.errors import (
+    BackendUnavailable,
     BsecretsError,
+    Denied,
     SecretNotFound,
     UsageError,
     VersionConflict,
@@ -40,6 +51,13 @@ HEALTH_BUDGET_S = 3.0
 LIST_WORKERS = 8
 
 
+def _asked_for(tags: dict[str, str] | None, description: str | None) -> str:
+    """What a put asks to record besides the value: "tags", "description", both or ""."""
+    given = (("tags", tags is not None), ("description", description is not None))
+    parts = [what for what, asked in given if asked]
+    return " and ".join(parts)
+
+
 class VaultAdapter(SecretBackend):
     kind = "vault"
     capabilities = frozenset(Capability)
@@ -49,6 +67,8 @@ class VaultAdapter(SecretBackend):
         self.settings = settings
         self.clock = context.clock
         self.auth = Authenticator(settings, context)
+        self.warn = context.warn
+        self._budget = Budget(settings.timeout_s, settings.key("timeout"))
         self._client: Any = None
         self._mount_checked = False
 
@@ -60,8 +80,11 @@ class VaultAdapter(SecretBackend):
         if self._client is None:
             from bsecrets.backends.vault.transport import build_client
 
-            self._client = build_client(self.settings)
+            self._client = build_client(self.settings, self._budget)
         return self._client
+
+    def budget(self) -> AbstractContextManager[None]:
+        return self._budget.scope()
 
     def _call(self, fn: Callable[[Any], T], *, refresh: bool = True) -> T:
         """``fn(client)`` with a token, under one deadline. A cached login token
@@ -141,26 +164,64 @@ class VaultAdapter(SecretBackend):
         description: str | None = None,
         if_version: int | None = None,
     ) -> WriteResult:
-        path = self.settings.path(name)
-        codec.check_metadata(tags, description)
-        self._check_mount()  # before anything is written: a KV v1 mount would take it silently
-        meta = self._metadata(name) or {}
-        current = int(meta.get("current_version") or 0)
-        if if_version is not None and if_version != current:
-            raise VersionConflict(
-                f"secret '{name}' is at version {current}, not {if_version}"
-                if current
-                else f"secret '{name}' does not exist (expected version {if_version})"
+        with self.write_operation():
+            path = self.settings.path(name)
+            codec.check_metadata(tags, description)
+            self._check_mount()  # before anything is written: a KV v1 mount would take it
+            meta = self._metadata(name) or {}
+            current = int(meta.get("current_version") or 0)
+            if if_version is not None and if_version != current:
+                raise VersionConflict(
+                    f"secret '{name}' is at version {current}, not {if_version}"
+                    if current
+                    else f"secret '{name}' does not exist (expected version {if_version})"
+                )
+            patch = codec.metadata_patch(
+                meta.get("custom_metadata"),
+                version=current + 1,  # what a successful check-and-set makes
+                actor=actor,
+                kept_versions={int(v) for v in meta.get("versions") or {}},
+                tags=tags,
+                description=description,
             )
-        patch = codec.metadata_patch(
-            meta.get("custom_metadata"),
-            version=current + 1,  # what a successful check-and-set makes
-            actor=actor,
-            kept_versions={int(v) for v in meta.get("versions") or {}},
-            tags=tags,
-            description=description,
+            asked = _asked_for(tags, description)
+            if asked:  # refused now rather than after the value is stored
+                self._check_can_record(name, path, asked)
+            version = self._write_value(name, path, value, current)
+            self._record(name, path, version, patch, asked)
+        return WriteResult(name=name, env=self.env, version=version)
+
+    def _check_can_record(self, name: str, path: str, asked: str) -> None:
+        """Denied (nothing written) unless the token may patch the secret's metadata.
+        A token that may not ask (no ``default`` policy) is not stopped here."""
+        target = f"{self.settings.mount}/metadata/{path}"
+        try:
+            answer = self._call(
+                lambda c: c.adapter.post("/v1/sys/capabilities-self", json={"paths": [target]})
+            )
+        except VaultHTTPError:
+            return  # cannot ask: the patch itself will tell, after the value
+        data = answer.get("data") if isinstance(answer, dict) else None
+        found = data.get(target) if isinstance(data, dict) else None
+        if not isinstance(found, list) or {"patch", "root"} & set(found):
+            return
+        has = ", ".join(sorted(found)) or "none"
+        raise Denied(
+            f"the Vault token may not record the {asked} of secret '{name}' in environment "
+            f"'{self.env}': it has no 'patch' capability on {target} (it has: {has}); "
+            "nothing was written",
+            hint=f"add 'patch' on {self.settings.mount}/metadata/{self._policy_glob()} to the "
+            f"token's policy ('bsecrets vault policy -e {self.env}' prints it), or put "
+            "without --tag and --description",
         )
-        payload = {"options": {"cas": current}, "data": codec.encode_value(value)}
+
+    def _policy_glob(self) -> str:
+        return f"{self.settings.prefix}/*" if self.settings.prefix else "*"
+
+    def _write_value(self, name: str, path: str, value: bytes, current: int) -> int:
+        """The value as version ``current + 1`` (check-and-set); its version number."""
+        data = codec.encode_value(value)
+        payload = {"options": {"cas": current}, "data": data}
         try:
             answer = self._call(lambda c: c.adapter.post(self._api("data", path), json=payload))
         except VaultHTTPError as exc:
@@ -170,7 +231,43 @@ class VaultAdapter(SecretBackend):
                     f"being written (it was at version {current}); nothing was overwritten",
                 ) from exc
             raise self._fail(exc, f"writing secret '{name}'") from exc
-        version = int(answer["data"]["version"])
+        except BsecretsError as exc:
+            if exc.applied != "unknown":
+                raise
+            if self._stored(path, current + 1, data):  # it did arrive
+                return current + 1
+            raise self._maybe_applied(exc, f"writing secret '{name}'", name) from exc
+        return int(answer["data"]["version"])
+
+    def _stored(self, path: str, version: int, data: dict[str, str]) -> bool:
+        """After a write whose answer was lost: does Vault hold ``data`` as ``version``?
+        Only within what is left of the budget; a failure here is not reported (the
+        write's own error is the one that counts)."""
+        if self._budget.remaining() <= 0:
+            return False
+        try:
+            answer = self._call(
+                lambda c: c.adapter.get(self._api("data", path), params={"version": version})
+            )
+        except (VaultHTTPError, BsecretsError):
+            return False
+        found = answer.get("data") if isinstance(answer, dict) else None
+        return isinstance(found, dict) and found.get("data") == data
+
+    def _maybe_applied(self, exc: BsecretsError, what: str, name: str) -> BsecretsError:
+        return BackendUnavailable(
+            f"{what} in environment '{self.env}': {exc.message}; the write may have been "
+            f"applied: check with 'bsecrets history {name} -e {self.env}'",
+            hint="look before retrying: a retry could write it twice",
+            applied="unknown",
+        )
+
+    def _record(
+        self, name: str, path: str, version: int, patch: dict[str, str | None], asked: str
+    ) -> None:
+        """Tags, description and author after the value (a JSON merge patch of the
+        metadata). Not recorded: an error saying the value is stored when the put asked
+        for tags or a description, else a warning that the author was not recorded."""
         try:
             self._call(
                 lambda c: c.adapter.request(
@@ -180,15 +277,32 @@ class VaultAdapter(SecretBackend):
                     headers={"Content-Type": "application/merge-patch+json"},
                 )
             )
+            return
         except VaultHTTPError as exc:
-            raise self._fail(
-                exc,
-                f"recording tags, description and author of secret '{name}' "
-                f"(its value is stored as version {version})",
-            ) from exc
-        return WriteResult(name=name, env=self.env, version=version)
+            error = self._fail(exc, f"patching {self.settings.mount}/metadata/{path}")
+        except BsecretsError as exc:
+            error = exc
+        were = "may not have been" if error.applied == "unknown" else "were not"
+        if not asked:
+            was = "may not have been" if error.applied == "unknown" else "was not"
+            self.warn(
+                f"the author of version {version} of secret '{name}' {was} recorded: "
+                f"{error.message}; 'bsecrets history' shows it as {codec.UNKNOWN_AUTHOR}"
+            )
+            return
+        raise type(error)(
+            f"the value of secret '{name}' was stored as version {version}; only its "
+            f"{asked} {were} recorded: {error.message}",
+            hint=f"do not repeat the put (a retry would store version {version + 1}); "
+            + (error.hint or "check 'bsecrets history NAME'"),
+            applied="yes",
+        ) from error
 
     def get(self, name: str, version: int | None = None) -> Secret:
+        with self.budget():
+            return self._get(name, version)
+
+    def _get(self, name: str, version: int | None) -> Secret:
         base, field = codec.split_field(name)
         path = self.settings.path(base)
         if version is not None:
@@ -240,6 +354,10 @@ class VaultAdapter(SecretBackend):
     def list_secrets(
         self, prefix: str = "", *, include_deleted: bool = False
     ) -> list[SecretSummary]:
+        with self.budget():
+            return self._list(prefix, include_deleted)
+
+    def _list(self, prefix: str, include_deleted: bool) -> list[SecretSummary]:
         directory = prefix.rpartition("/")[0]
         if directory:
             self.settings.path(directory)  # no '..' walks out of the prefix
@@ -308,50 +426,55 @@ class VaultAdapter(SecretBackend):
             return list(pool.map(fn, items))
 
     def history(self, name: str) -> list[SecretVersion]:
-        meta = self._existing(name)
-        current, info = codec.latest(meta)
-        latest_deleted = self._is_deleted(info)
-        custom = meta.get("custom_metadata")
-        out = []
-        for key, entry in sorted((meta.get("versions") or {}).items(), key=lambda kv: int(kv[0])):
-            number = int(key)
-            if number == current:
-                state = VersionState.DELETED if latest_deleted else VersionState.CURRENT
-            else:
-                state = VersionState.PREVIOUS
-            out.append(
-                SecretVersion(
-                    version=number,
-                    created_at=codec.parse_time(entry.get("created_time")) or self.clock(),
-                    created_by=codec.author_of(custom, number),
-                    state=state,
+        with self.budget():
+            meta = self._existing(name)
+            current, info = codec.latest(meta)
+            latest_deleted = self._is_deleted(info)
+            custom = meta.get("custom_metadata")
+            out = []
+            for key, entry in sorted(
+                (meta.get("versions") or {}).items(), key=lambda kv: int(kv[0])
+            ):
+                number = int(key)
+                if number == current:
+                    state = VersionState.DELETED if latest_deleted else VersionState.CURRENT
+                else:
+                    state = VersionState.PREVIOUS
+                out.append(
+                    SecretVersion(
+                        version=number,
+                        created_at=codec.parse_time(entry.get("created_time")) or self.clock(),
+                        created_by=codec.author_of(custom, number),
+                        state=state,
+                    )
                 )
-            )
-        return out
+            return out
 
     def delete(self, name: str) -> None:
-        path = self.settings.path(name)
-        self._check_mount()
-        current, info = codec.latest(self._existing(name))
-        if self._is_deleted(info):
-            raise SecretNotFound(
-                f"secret '{name}' is already deleted",
-                hint=f"restore it with 'bsecrets restore {name}'",
-            )
-        self._post_versions("delete", path, current, f"deleting secret '{name}'")
+        with self.write_operation():
+            path = self.settings.path(name)
+            self._check_mount()
+            current, info = codec.latest(self._existing(name))
+            if self._is_deleted(info):
+                raise SecretNotFound(
+                    f"secret '{name}' is already deleted",
+                    hint=f"restore it with 'bsecrets restore {name}'",
+                )
+            self._post_versions("delete", name, path, current, f"deleting secret '{name}'")
 
     def restore(self, name: str) -> SecretSummary:
-        path = self.settings.path(name)
-        self._check_mount()
-        meta = self._existing(name)
-        current, info = codec.latest(meta)
-        if info.get("destroyed"):
-            raise SecretNotFound(
-                f"version {current} of secret '{name}' was destroyed; it cannot be restored"
-            )
-        if not self._is_deleted(info):
-            raise SecretNotFound(f"secret '{name}' is not deleted; nothing to restore")
-        self._post_versions("undelete", path, current, f"restoring secret '{name}'")
+        with self.write_operation():
+            path = self.settings.path(name)
+            self._check_mount()
+            meta = self._existing(name)
+            current, info = codec.latest(meta)
+            if info.get("destroyed"):
+                raise SecretNotFound(
+                    f"version {current} of secret '{name}' was destroyed; it cannot be restored"
+                )
+            if not self._is_deleted(info):
+                raise SecretNotFound(f"secret '{name}' is not deleted; nothing to restore")
+            self._post_versions("undelete", name, path, current, f"restoring secret '{name}'")
         return SecretSummary(
             name=name,
             version=current,
@@ -359,21 +482,28 @@ class VaultAdapter(SecretBackend):
             tags=codec.tags_of(meta.get("custom_metadata")),
         )
 
-    def _post_versions(self, action: str, path: str, version: int, what: str) -> None:
+    def _post_versions(self, action: str, name: str, path: str, version: int, what: str) -> None:
         body = {"versions": [version]}
-        try:
-            self._call(lambda c: c.adapter.post(self._api(action, path), json=body))
-        except VaultHTTPError as exc:
-            raise self._fail(exc, what) from exc
+        self._change(name, what, lambda c: c.adapter.post(self._api(action, path), json=body))
 
     def purge(self, name: str) -> None:
-        path = self.settings.path(name)
-        self._check_mount()
-        self._existing(name)
+        with self.write_operation():
+            path = self.settings.path(name)
+            self._check_mount()
+            self._existing(name)
+            what = f"purging secret '{name}'"
+            self._change(name, what, lambda c: c.adapter.delete(self._api("metadata", path)))
+
+    def _change(self, name: str, what: str, request: Callable[[Any], Any]) -> None:
+        """One request that changes ``name``; its errors say whether it was applied."""
         try:
-            self._call(lambda c: c.adapter.delete(self._api("metadata", path)))
+            self._call(request)
         except VaultHTTPError as exc:
-            raise self._fail(exc, f"purging secret '{name}'") from exc
+            raise self._fail(exc, what) from exc
+        except BsecretsError as exc:
+            if exc.applied == "unknown":
+                raise self._maybe_applied(exc, what, name) from exc
+            raise
 
     def close(self) -> None:
         if self._client is not None:
@@ -390,6 +520,7 @@ class VaultAdapter(SecretBackend):
             "mount": s.mount,
             "prefix": s.prefix,
             "auth": self.auth.method,
+            "timeout": f"{s.timeout_s:g}s",
         }
         if s.namespace:
             status["namespace"] = s.namespace

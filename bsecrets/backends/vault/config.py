@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bsecrets.backends.budget import DEFAULT_TIMEOUT_S, timeout_from
 from bsecrets.core.errors import InvalidName, UsageError
 from bsecrets.core.files import check_trusted_file
 
@@ -36,6 +37,7 @@ class VaultSettings:
     namespace: str | None = None
     ca_cert: str | None = None
     ca_source: str | None = None  # the profile key or variable ca_cert came from
+    timeout_s: float = DEFAULT_TIMEOUT_S  # one operation's time budget (``timeout:``)
 
     def key(self, name: str) -> str:
         """The profile key path of one of this environment's settings."""
@@ -118,4 +120,5 @@ def resolve(config: EnvironmentConfig, environ: Mapping[str, str]) -> VaultSetti
         namespace=options.get("namespace") or environ.get(ENV_NAMESPACE) or None,
         ca_cert=ca_cert or None,
         ca_source=ca_source if ca_cert else None,
+        timeout_s=timeout_from(options, env),
     )

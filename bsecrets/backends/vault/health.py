@@ -1,6 +1,7 @@
 """The Vault adapter's health indicators for ``bsecrets status``: reachability,
-seal status, the token's TTL and the latency of the last request. Each check
-has a short budget (a status page must not hang for the full retry budget)."""
+seal status, the token's TTL, whether it may record metadata (authors, tags,
+descriptions) and the latency of the last request. Each check has a short
+budget (a status page must not hang for the full retry budget)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def indicators(adapter: VaultAdapter, budget: float) -> list[HealthIndicator]:
             HealthIndicator("reachable", False, exc.message),
             HealthIndicator("sealed", False, skipped),
             HealthIndicator("token", False, skipped),
+            HealthIndicator("metadata", False, skipped),
             _latency(adapter),
         ]
     health = _json(answer)
@@ -56,6 +58,7 @@ def indicators(adapter: VaultAdapter, budget: float) -> list[HealthIndicator]:
         standby = " (standby)" if health.get("standby") else ""
         out.append(HealthIndicator("sealed", True, f"unsealed{standby}"))
     out.append(_token(adapter, budget))
+    out.append(_metadata(adapter, budget))
     out.append(_latency(adapter))
     return out
 
@@ -86,6 +89,39 @@ def _token(adapter: VaultAdapter, budget: float) -> HealthIndicator:
         return HealthIndicator("token", True, f"does not expire ({adapter.auth.method})", 0)
     detail = f"expires in {human(ttl)}{renewable} ({adapter.auth.method})"
     return HealthIndicator("token", ttl > TOKEN_TTL_WARN_S, detail, ttl)
+
+
+def _metadata(adapter: VaultAdapter, budget: float) -> HealthIndicator:
+    """May the token record what KV v2 does not keep itself (authors, tags, description)?
+    A token that may write values but not patch the metadata stores values whose author
+    is not recorded, and a put with tags or a description is refused."""
+    s = adapter.settings
+    sample = f"{s.prefix}/any" if s.prefix else "any"
+    data_path, meta_path = f"{s.mount}/data/{sample}", f"{s.mount}/metadata/{sample}"
+    glob = f"{s.mount}/metadata/{s.prefix}/*" if s.prefix else f"{s.mount}/metadata/*"
+    body = {"paths": [data_path, meta_path]}
+    client = adapter.client
+    try:
+        with client.adapter.operation(budget):
+            answer = adapter._call(lambda c: c.adapter.post("/v1/sys/capabilities-self", json=body))
+    except VaultHTTPError as exc:
+        return HealthIndicator("metadata", True, f"not checked: {exc.detail or exc}")
+    except BsecretsError as exc:
+        return HealthIndicator("metadata", False, exc.message)
+    data = answer.get("data") if isinstance(answer, dict) else None
+    caps = data if isinstance(data, dict) else {}
+    writes = {"create", "update", "root"} & set(caps.get(data_path) or [])
+    patch = {"patch", "root"} & set(caps.get(meta_path) or [])
+    if not writes:
+        return HealthIndicator("metadata", True, "read-only token: it writes nothing")
+    if patch:
+        return HealthIndicator("metadata", True, f"authors, tags, descriptions ({glob})")
+    return HealthIndicator(
+        "metadata",
+        False,
+        f"the token may write values but not patch {glob}: authors are not recorded, "
+        "a put with --tag or --description is refused",
+    )
 
 
 def _latency(adapter: VaultAdapter) -> HealthIndicator:

@@ -1,11 +1,12 @@
 """hvac's JSON adapter plus what a command line needs around every request.
 
-* A deadline per operation (``BUDGET_S``, sleeps included) and per-attempt
-  connect/read timeouts cut to what is left of it.
+* One deadline per operation (the environment's Budget, ``timeout:``, sleeps
+  included) shared by every request of it, and per-attempt connect/read
+  timeouts cut to what is left of it; no attempt starts past it.
 * Bounded retries with exponential backoff and jitter on 429, 5xx and
   connection failures. A request that changes data is retried only when Vault
   cannot have applied it (connection never made, 429, 503); otherwise the
-  caller hears that the outcome is unknown.
+  error says ``applied="unknown"`` and the adapter tells the user how to check.
 * Transport failures become BackendUnavailable here; TLS failures name the CA
   that was used. Every other 4xx becomes a VaultHTTPError for the adapter.
 * The latency of the last request, for the health indicators.
@@ -18,10 +19,9 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import hvac
@@ -30,17 +30,19 @@ import urllib3
 from hvac import exceptions as hx
 from hvac.adapters import JSONAdapter
 
+from bsecrets.backends.budget import Budget
 from bsecrets.backends.vault.config import ENV_ADDR, ENV_CACERT, VaultSettings
 from bsecrets.backends.vault.errors import VaultHTTPError
 from bsecrets.core.errors import BackendUnavailable, UsageError
 
-BUDGET_S = 10.0  # one operation, all attempts and sleeps included
-CONNECT_TIMEOUT_S = 3.0
+CONNECT_TIMEOUT_S = 3.0  # per attempt, at most what is left of the budget
 READ_TIMEOUT_S = 8.0
 FIRST_DELAY_S = 0.25
 MAX_DELAY_S = 2.0
 MAX_ATTEMPTS = 5
 _READS = frozenset({"get", "list", "head"})
+# POSTs that change no secret: asking about capabilities, logging in, renewing a token
+_HARMLESS_POSTS = ("/v1/sys/capabilities-self", "/v1/auth/")
 _RETRY_READ = frozenset({429, 500, 502, 503, 504})
 _RETRY_WRITE = frozenset({429, 503})  # Vault did not apply the request
 
@@ -48,25 +50,17 @@ _RETRY_WRITE = frozenset({429, 503})  # Vault did not apply the request
 class Transport(JSONAdapter):  # type: ignore[misc]
     """The adapter every hvac API class of one VaultAdapter sends through."""
 
-    def __init__(self, *args: Any, settings: VaultSettings, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, settings: VaultSettings, budget: Budget, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.settings = settings
+        self.budget = budget
         self.last_latency_s: float | None = None
         self.requests_sent = 0
         self.sleep: Callable[[float], None] = time.sleep
-        self._local = threading.local()  # the deadline of the operation in progress, per thread
 
-    @contextmanager
-    def operation(self, budget: float | None = None) -> Iterator[None]:
-        """Every request inside shares one deadline (nested operations keep the outer one)."""
-        if getattr(self._local, "deadline", None) is not None:
-            yield
-            return
-        self._local.deadline = time.monotonic() + (budget or BUDGET_S)
-        try:
-            yield
-        finally:
-            self._local.deadline = None
+    def operation(self, limit: float | None = None) -> AbstractContextManager[None]:
+        """Every request inside shares the operation's deadline (Budget.scope)."""
+        return self.budget.scope(limit)
 
     def _raise_for_error(self, method: str, url: str, response: requests.Response) -> None:
         try:
@@ -83,12 +77,15 @@ class Transport(JSONAdapter):  # type: ignore[misc]
         raise_exception: bool = True,
         **kwargs: Any,
     ) -> Any:
-        deadline = getattr(self._local, "deadline", None) or time.monotonic() + BUDGET_S
-        is_read = method.lower() in _READS
-        attempt = 0
+        deadline = self.budget.deadline()
+        is_read = method.lower() in _READS or url.startswith(_HARMLESS_POSTS)
+        attempt, started = 0, time.monotonic()
+        failure: Exception | None = None
         while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:  # nothing sent in this attempt: a write was not applied by it
+                raise self._unavailable(failure, attempt, started, out_of_time=True)
             attempt += 1
-            remaining = max(deadline - time.monotonic(), 0.05)
             kwargs["timeout"] = (min(CONNECT_TIMEOUT_S, remaining), min(READ_TIMEOUT_S, remaining))
             started = time.monotonic()
             self.requests_sent += 1
@@ -112,38 +109,55 @@ class Transport(JSONAdapter):  # type: ignore[misc]
                     ) from exc
                 if status >= 500 and not is_read and status not in _RETRY_WRITE:
                     raise BackendUnavailable(
-                        f"Vault at {self.settings.address} answered HTTP {status} to a write; "
-                        "it may or may not have been applied",
-                        hint="check with 'bsecrets history NAME' before retrying",
+                        f"Vault at {self.settings.address} answered HTTP {status} to a write",
+                        hint="a retry could apply it twice: check first",
+                        applied="unknown",
                     ) from exc
                 if status >= 500 and status not in _RETRY_READ:
                     raise self._unavailable(exc, attempt, started) from exc
                 if status not in _RETRY_READ:
                     raise VaultHTTPError(status, list(exc.errors or []), exc.json) from exc
-                failure: Exception = exc
+                failure = exc
             except requests.exceptions.SSLError as exc:
                 raise self._tls_error(exc) from exc
             except requests.exceptions.RequestException as exc:
                 if not is_read and _may_have_arrived(exc):
                     raise BackendUnavailable(
                         f"lost the connection to Vault at {self.settings.address} during a write "
-                        f"({_reason(exc)}); it may or may not have been applied",
-                        hint="check with 'bsecrets history NAME' before retrying",
+                        f"({_reason(exc)}{self._budget_note(deadline)})",
+                        hint="a retry could apply it twice: check first",
+                        applied="unknown",
                     ) from exc
                 if not isinstance(exc, requests.exceptions.ConnectionError | requests.Timeout):
                     raise self._unavailable(exc, attempt, started) from exc
                 failure = exc
             delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (attempt - 1))
             delay = delay / 2 + random.uniform(0, delay / 2)  # jitter, not crypto
-            if attempt >= MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
+            if attempt >= MAX_ATTEMPTS:
                 raise self._unavailable(failure, attempt, started) from failure
+            if time.monotonic() + delay >= deadline:  # no retry past the budget
+                raise self._unavailable(failure, attempt, started, out_of_time=True) from failure
             self.sleep(delay)
 
     # --- messages --------------------------------------------------------
 
-    def _unavailable(self, exc: Exception, attempts: int, started: float) -> BackendUnavailable:
+    def _budget_note(self, deadline: float) -> str:
+        """``; the time budget of 30 s (...) ran out`` once the deadline has passed."""
+        spent = time.monotonic() >= deadline - 0.05  # a timeout cut to the budget ends at it
+        return f"; {self.budget.describe()} ran out" if spent else ""
+
+    def _unavailable(
+        self, exc: Exception | None, attempts: int, started: float, *, out_of_time: bool = False
+    ) -> BackendUnavailable:
         address = self.settings.address
         tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        if out_of_time:
+            tries += f"; {self.budget.describe()} ran out"
+        if exc is None:  # the budget was spent before this request could start
+            return BackendUnavailable(
+                f"no time left to ask Vault at {address}: {self.budget.describe()} ran out",
+                hint=self.budget.hint(),
+            )
         if isinstance(exc, hx.VaultError):
             status = getattr(exc, "status_code", 0)
             text = " ".join(exc.errors or []) if exc.errors else ""
@@ -160,7 +174,8 @@ class Transport(JSONAdapter):  # type: ignore[misc]
         return BackendUnavailable(
             f"cannot reach Vault at {address}: {_reason(exc)} ({tries})",
             hint=f"check that Vault is running and that {self.settings.key('address')} "
-            f"or {ENV_ADDR} points to it",
+            f"or {ENV_ADDR} points to it"
+            + (f"; or raise {self.budget.key} if it is only slow" if out_of_time else ""),
         )
 
     def _tls_error(self, exc: Exception) -> BackendUnavailable:
@@ -205,7 +220,7 @@ def _reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def build_client(settings: VaultSettings) -> Any:
+def build_client(settings: VaultSettings, budget: Budget) -> Any:
     """An hvac Client whose requests go through :class:`Transport` (no token yet)."""
     if settings.ca_cert and not os.path.isfile(settings.ca_cert):
         raise UsageError(
@@ -222,4 +237,5 @@ def build_client(settings: VaultSettings) -> Any:
         timeout=READ_TIMEOUT_S,
         adapter=Transport,
         settings=settings,
+        budget=budget,
     )
