@@ -14,7 +14,9 @@ from conftest import invoke
 
 from bsecrets.core.profile_cache import cache_dir, load_profile_cached
 
-HEAVY = ("yaml", "rich", "keyring", "hvac", "boto3", "botocore", "pydantic", "platformdirs")
+HEAVY = (
+    "yaml", "ruamel", "rich", "keyring", "hvac", "boto3", "botocore", "pydantic", "platformdirs",
+)  # fmt: skip
 
 PROBE = """
 import sys

@@ -38,7 +38,14 @@ def init(
     use_keyring: Annotated[
         bool, typer.Option("--keyring", help="Keep the vault key in the OS keyring.")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Rewrite an existing profile.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Over an existing profile: add the --env environments it lacks "
+            "(nothing in it is dropped).",
+        ),
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Write a profile and create the encrypted local vault.
@@ -74,15 +81,28 @@ def init(
         cli.emit_json(
             {
                 "profile": str(result.profile),
+                "profile_action": result.profile_action,
                 "vault_file": str(result.vault_file),
                 "environments": result.environments,
+                "added": result.added,
                 "vault_created": result.vault_created,
                 "keyring": result.keyring,
+                "removed": [str(path) for path in result.removed],
             }
         )
         return
+    for path in result.removed:
+        cli.message(f"removed {path} (a second name of the vault left by an interrupted init)")
+    added = ", ".join(result.added)
+    cli.message(
+        {
+            "created": f"wrote {result.profile}",
+            "updated": f"added {added} to {result.profile} (everything else in it kept)",
+            "kept": f"kept {result.profile} as it is (it has every environment named)",
+            "replaced": f"replaced {result.profile}, which did not parse, with {added}",
+        }[result.profile_action]
+    )
     verb = "created" if result.vault_created else "kept the existing"
-    cli.message(f"wrote {result.profile}")
     cli.message(f"{verb} vault {result.vault_file} ({', '.join(result.environments)})")
     if result.keyring:
         cli.message("the vault key is in the OS keyring")

@@ -10,13 +10,14 @@ first (BEGIN IMMEDIATE) so two writers never deadlock upgrading a read.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bsecrets.core.errors import (
     BackendUnavailable,
@@ -26,7 +27,7 @@ from bsecrets.core.errors import (
     UnsupportedFormat,
     VaultNotFound,
 )
-from bsecrets.core.files import check_private_file, ensure_private_dir
+from bsecrets.core.files import check_private_file, ensure_private_dir, fsync_dir, storage_error
 
 FORMAT_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -87,6 +88,8 @@ def _printable(text: str) -> str:
 
 SIDECARS = ("-wal", "-shm")  # SQLite's files beside a WAL database
 PAGE_PROBLEMS = 100  # integrity_check stops after this many (bsecrets verify)
+BUILD_MARK = ".tmp-"  # vault.db.tmp-<random>: a vault being built (VaultStore.create)
+_BUILD_SIDECARS = ("-wal", "-shm", "-journal")
 
 
 def _repair_sidecars(path: Path) -> None:
@@ -247,6 +250,95 @@ def translate(exc: BaseException, path: Path) -> BsecretsError:
     return StorageError(f"vault error in {path}: {_shown(exc)}")
 
 
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _link_new(source: Path, target: Path) -> None:
+    """Give ``source`` the name ``target`` too, never replacing a file there
+    (FileExistsError). A file system without hard links gets a rename after a check
+    (a window of microseconds in which a vault made by another process could be
+    replaced: only there)."""
+    try:
+        os.link(source, target)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise storage_error(exc, target) from exc
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, "a vault exists", str(target))
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        raise storage_error(exc, target) from exc
+
+
+class Leftover(NamedTuple):
+    """A vault being built, or left by a build (``vault.db.tmp-<random>``)."""
+
+    path: Path
+    # "installed": a second name of the vault itself (a kill between link and unlink);
+    # "building": another process is building it now; "stale": left by a killed build
+    state: str
+    files: list[Path]  # the file and SQLite's files beside it (-wal, -shm, -journal)
+
+
+def leftover_builds(path: Path) -> list[Leftover]:
+    """The builds beside ``path`` that VaultStore.create made and did not remove."""
+    try:
+        names = sorted(os.listdir(path.parent))
+    except OSError:
+        return []
+    try:
+        vault = os.stat(path)
+    except OSError:
+        vault = None
+    groups: dict[str, list[Path]] = {}
+    for name in names:
+        if not name.startswith(path.name + BUILD_MARK):
+            continue
+        stem = next((name[: -len(s)] for s in _BUILD_SIDECARS if name.endswith(s)), name)
+        groups.setdefault(stem, []).append(path.parent / name)
+    found = []
+    for stem, files in groups.items():
+        main = path.parent / stem
+        try:
+            st = os.lstat(main)
+        except OSError:
+            found.append(Leftover(main, "stale", files))
+            continue
+        if vault is not None and (st.st_dev, st.st_ino) == (vault.st_dev, vault.st_ino):
+            found.append(Leftover(main, "installed", files))
+        else:
+            found.append(Leftover(main, "building" if _locked(main) else "stale", files))
+    return found
+
+
+def _locked(path: Path) -> bool:
+    """Whether a live process holds the build lock of ``path`` (VaultStore.create)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # also releases the lock, if we took it
+    return False
+
+
 def _table_of(message: str, tables: dict[str, str], pages: dict[int, str]) -> str:
     """The table one integrity_check message is about (by page or index), else "file"."""
     page = re.match(r"(?:On tree page|Page) (\d+)\b", message)
@@ -284,6 +376,7 @@ class VaultStore:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self._conn = conn
+        self._building: tuple[Path, int] | None = None  # (where it goes, lock fd): create()
         self._in_tx = False
         self._writing = False
         self.tx_serial = 0  # which transaction this is: checks done once per transaction
@@ -318,12 +411,29 @@ class VaultStore:
 
     @classmethod
     def create(cls, path: Path, vault_id: bytes, created_at: str) -> VaultStore:
-        """Create an empty vault file; FileExistsError if one is there."""
+        """A new vault, built in a temporary file beside ``path`` (``vault.db.tmp-<random>``,
+        0600, exclusive), never at ``path`` itself: fill it, then call :meth:`install`
+        to move it into place whole, or :meth:`discard` to remove it. Until then
+        ``self.path`` is the temporary file. FileExistsError if ``path`` exists.
+
+        The builder holds an flock on the temporary file, so another process can
+        tell a build in progress from a leftover (:func:`leftover_builds`)."""
         ensure_private_dir(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "a vault exists", str(path))
+        temp = path.with_name(f"{path.name}{BUILD_MARK}{os.urandom(6).hex()}")
         try:
-            conn = cls._connect(path)
+            lock_fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise storage_error(exc, temp) from exc
+        conn: sqlite3.Connection | None = None
+        try:
+            import fcntl  # POSIX only, and only when a vault is created
+
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            # The journal stays in memory while building: a kill leaves no -journal or
+            # -wal beside the temporary file, only the file, which is never used.
+            conn = cls._connect(temp, journal_mode="MEMORY")
             with contextlib.closing(conn.cursor()) as cur:
                 cur.executescript("BEGIN IMMEDIATE;" + SCHEMA)
                 cur.executemany(
@@ -335,14 +445,72 @@ class VaultStore:
                     ],
                 )
                 cur.execute("COMMIT")
-            return cls(path, conn)
-        except sqlite3.Error as exc:
+            store = cls(temp, conn)
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            os.close(lock_fd)
             with contextlib.suppress(OSError):
-                path.unlink()
-            raise translate(exc, path) from exc
+                os.unlink(temp)
+            if isinstance(exc, sqlite3.Error):
+                raise translate(exc, temp) from exc
+            raise
+        store._building = (path, lock_fd)
+        return store
+
+    def install(self) -> None:
+        """Move a vault built by :meth:`create` into place, complete: switch it to WAL
+        and close it (its -wal checkpointed and removed: the file alone is the whole
+        vault, and opening it in place needs no -journal), fsync it, give it its name with
+        ``os.link`` (which never replaces a vault that appeared meanwhile:
+        FileExistsError, and the temporary file is removed), fsync the folder, then
+        reopen it there. A kill at any point leaves either no vault or this whole one
+        (and perhaps the temporary name as a second link, which :func:`leftover_builds`
+        recognises)."""
+        if self._building is None:
+            raise RuntimeError("install() of a vault that is not being built")
+        target, lock_fd = self._building
+        temp = self.path
+        try:
+            # WAL in the header now, so that opening it in place writes no -journal
+            # there; the close checkpoints and removes the -wal this makes.
+            self._exec("PRAGMA journal_mode=WAL")
+            self._conn.close()
+            if any(os.path.exists(f"{temp}{suffix}") for suffix in SIDECARS):
+                raise StorageError(f"could not finish writing the new vault {temp}")
+            _fsync_file(temp)
+            _link_new(temp, target)
+            fsync_dir(target.parent)
+        except BaseException:
+            self._building = None
+            os.close(lock_fd)
+            for suffix in ("", *SIDECARS):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{temp}{suffix}")
+            raise
+        self._building = None
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+            fsync_dir(target.parent)
+        os.close(lock_fd)
+        self.path = target
+        self._conn = self._connect(target)
+
+    def discard(self) -> None:
+        """Close and remove a vault being built by :meth:`create` (its build failed)."""
+        if self._building is None:
+            return
+        _, lock_fd = self._building
+        self._building = None
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        for suffix in ("", *SIDECARS):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.path}{suffix}")
+        os.close(lock_fd)
 
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
+    def _connect(path: Path, journal_mode: str = "WAL") -> sqlite3.Connection:
         try:
             if _read_only_fs(path):
                 return VaultStore._connect_read_only(path)
@@ -351,7 +519,7 @@ class VaultStore:
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False,
                 factory=_ErasingConnection,
             )  # fmt: skip
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA journal_mode={journal_mode}")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA trusted_schema=OFF")
@@ -383,6 +551,9 @@ class VaultStore:
         return conn
 
     def close(self) -> None:
+        if self._building is not None:
+            self.discard()
+            return
         self._conn.close()
 
     # --- transactions ----------------------------------------------------

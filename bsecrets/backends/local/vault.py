@@ -9,8 +9,8 @@ an environment key whose value they know.
 
 from __future__ import annotations
 
-import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,8 +77,19 @@ class LocalVault:
         *,
         passphrase: str | None,
         use_keyring: bool,
+        fill: Callable[[LocalVault], None] | None = None,
     ) -> LocalVault:
-        """A new, empty vault. FileExistsError if ``path`` exists."""
+        """A new vault at ``path``, open. FileExistsError if ``path`` exists (also
+        when another process put a vault there meanwhile: it is never replaced).
+
+        The vault is built in a temporary file beside ``path`` and moved into place
+        only when complete (VaultStore.create / install): a kill leaves either no
+        vault or a whole one. ``fill`` runs on the new vault before that, so what it
+        writes (``init``: the environments' keys and the first audit event) is part
+        of the vault from its first moment. The keyring key, if any, is stored just
+        before the move: a kill after it leaves an unused keyring entry, never a
+        vault whose key is missing.
+        """
         if passphrase is None and not use_keyring:
             raise UsageError("a new vault needs a passphrase or --keyring")
         vault_id = os.urandom(16)
@@ -97,16 +108,16 @@ class LocalVault:
                 store.add_principal(OWNER, public_key_of(private_key), now)
                 for method, params, wrapped in wraps:
                     store.set_key_wrap(OWNER, method, params, wrapped)
+            vault = cls(store, creds, clock)
+            vault._private_key = private_key
+            if fill is not None:
+                fill(vault)
             if kek is not None:
-                keyring_store(vault_id, kek)  # after the file: a failure leaves no orphan key
+                keyring_store(vault_id, kek)
+            store.install()
         except BaseException:
-            store.close()
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(OSError):
-                    os.unlink(f"{path}{suffix}")
+            store.discard()
             raise
-        vault = cls(store, creds, clock)
-        vault._private_key = private_key
         return vault
 
     def close(self) -> None:
