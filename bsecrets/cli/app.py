@@ -175,6 +175,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("bsecrets.cli.audit_cmds", "app"),
     "aws": ("bsecrets.cli.aws_backend_cmds", "app"),
     "vault": ("bsecrets.cli.vault_backend_cmds", "app"),
+    "env": ("bsecrets.cli.env_cmds", "app"),
 }
 
 
