@@ -8,6 +8,7 @@ value without one; on AWS it costs nothing). Writes: writes.py.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.backends.aws.api import SM, SecretsApi
@@ -27,6 +28,7 @@ from bsecrets.backends.aws.versions import (
 )
 from bsecrets.backends.aws.writes import SecretWriter
 from bsecrets.backends.base import Capability, SecretBackend
+from bsecrets.backends.budget import Budget
 from bsecrets.core.errors import (
     BackendUnavailable,
     BsecretsError,
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from bsecrets.backends.aws.settings import AwsSettings
     from bsecrets.backends.base import BackendContext
 
+HEALTH_CHECK_S = 5.0  # each check of 'bsecrets status', at most (and at most the budget)
 RETENTION_HINT = (
     "list the versions AWS still keeps with 'bsecrets history {name}'; AWS removes "
     "unlabelled versions beyond 100 once they are 24 hours old"
@@ -64,8 +67,12 @@ class AWSAdapter(SecretBackend):
         super().__init__(settings.env)
         self.settings = settings
         self.context = context
-        self.api = SecretsApi(settings, context)
-        self.writer = SecretWriter(self.api)
+        self._budget = Budget(settings.timeout_s, f"environments.{settings.env}.timeout")
+        self.api = SecretsApi(settings, context, self._budget)
+        self.writer = SecretWriter(self.api, context.warn)
+
+    def budget(self) -> AbstractContextManager[None]:
+        return self._budget.scope()
 
     @property
     def clients(self) -> AwsClients:
@@ -81,6 +88,10 @@ class AWSAdapter(SecretBackend):
     # --- reads ----------------------------------------------------------------
 
     def get(self, name: str, version: int | None = None) -> Secret:
+        with self.budget():
+            return self._get(name, version)
+
+    def _get(self, name: str, version: int | None) -> Secret:
         sid, meta = self.api.describe(name)
         if meta.get("DeletedDate"):
             raise self._deleted(name, meta)
@@ -134,6 +145,10 @@ class AWSAdapter(SecretBackend):
     def list_secrets(
         self, prefix: str = "", *, include_deleted: bool = False
     ) -> list[SecretSummary]:
+        with self.budget():
+            return self._list(prefix, include_deleted)
+
+    def _list(self, prefix: str, include_deleted: bool) -> list[SecretSummary]:
         full = self.settings.prefix + prefix
         params: dict[str, Any] = {"IncludePlannedDeletion": include_deleted, "MaxResults": 100}
         if full:
@@ -170,6 +185,10 @@ class AWSAdapter(SecretBackend):
         )
 
     def history(self, name: str) -> list[SecretVersion]:
+        with self.budget():
+            return self._history(name)
+
+    def _history(self, name: str) -> list[SecretVersion]:
         sid, meta = self.api.describe(name)
         deleted = bool(meta.get("DeletedDate"))
         authors = parse_authors(tag_dict(meta.get("Tags")).get(AUTHORS_TAG, ""))
@@ -203,53 +222,75 @@ class AWSAdapter(SecretBackend):
         description: str | None = None,
         if_version: int | None = None,
     ) -> WriteResult:
-        return self.writer.put(
-            name, value, actor=actor, tags=tags, description=description, if_version=if_version
-        )
+        with self.write_operation():
+            return self.writer.put(
+                name, value, actor=actor, tags=tags, description=description, if_version=if_version
+            )
 
     def delete(self, name: str, *, recovery_days: int | None = None) -> None:
         """Schedule deletion after a recovery window (default 30 days, 7 to 30)."""
         days = check_recovery_days(
             self.settings.recovery_days if recovery_days is None else recovery_days
         )
-        sid, meta = self.api.describe(name)
-        if meta.get("DeletedDate"):
-            raise SecretNotFound(
-                f"secret '{name}' is already scheduled for deletion",
-                hint=f"restore it with 'bsecrets restore {name} -e {self.env}'",
-            )
-        self.api.call(
-            SM, "delete_secret", f"deleting secret '{name}'", subject=f"secret '{name}'",
-            SecretId=sid, RecoveryWindowInDays=days,
-        )  # fmt: skip
+        with self.write_operation():
+            sid, meta = self.api.describe(name)
+            if meta.get("DeletedDate"):
+                raise SecretNotFound(
+                    f"secret '{name}' is already scheduled for deletion",
+                    hint=f"restore it with 'bsecrets restore {name} -e {self.env}'",
+                )
+            self._change(
+                name, "delete_secret", f"deleting secret '{name}'",
+                SecretId=sid, RecoveryWindowInDays=days,
+            )  # fmt: skip
 
     def schedule_deletion(self, name: str, recovery_days: int) -> None:
         """``rm --recovery-days N``: delete after N days (7 to 30), else exit 2."""
         self.delete(name, recovery_days=recovery_days)
 
     def restore(self, name: str) -> SecretSummary:
-        sid, meta = self.api.describe(name)
-        if not meta.get("DeletedDate"):
-            raise SecretNotFound(f"secret '{name}' is not deleted; nothing to restore")
-        self.api.call(
-            SM, "restore_secret", f"restoring secret '{name}'", subject=f"secret '{name}'",
-            SecretId=sid,
-        )  # fmt: skip
-        current = current_of(self.api.versions(name, sid))
+        with self.write_operation():
+            sid, meta = self.api.describe(name)
+            if not meta.get("DeletedDate"):
+                raise SecretNotFound(f"secret '{name}' is not deleted; nothing to restore")
+            self._change(name, "restore_secret", f"restoring secret '{name}'", SecretId=sid)
+        try:  # restored: what follows only fills in the summary
+            current = current_of(self.api.versions(name, sid))
+            number = current.number if current else 0
+        except BsecretsError:
+            stages = meta.get("VersionIdsToStages") or {}
+            vid = next((v for v, labels in stages.items() if CURRENT in labels), "")
+            number = token_number(vid) or 0
         return SecretSummary(
             name=name,
-            version=current.number if current else 0,
+            version=number,
             updated_at=self.context.clock(),
             tags=user_tags(tag_dict(meta.get("Tags"))),
             deleted=False,
         )
 
     def purge(self, name: str) -> None:
-        sid, _meta = self.api.describe(name)
-        self.api.call(
-            SM, "delete_secret", f"purging secret '{name}'", subject=f"secret '{name}'",
-            SecretId=sid, ForceDeleteWithoutRecovery=True,
-        )  # fmt: skip
+        with self.write_operation():
+            sid, _meta = self.api.describe(name)
+            self._change(
+                name, "delete_secret", f"purging secret '{name}'",
+                SecretId=sid, ForceDeleteWithoutRecovery=True,
+            )  # fmt: skip
+
+    def _change(self, name: str, operation: str, action: str, **params: Any) -> None:
+        """One call that changes ``name``; a failure that may have reached AWS says how
+        to check (the error of a call AWS refused says that nothing was applied)."""
+        try:
+            self.api.call(SM, operation, action, subject=f"secret '{name}'", **params)
+        except BsecretsError as exc:
+            if exc.applied != "unknown":
+                raise
+            raise type(exc)(
+                f"{exc.message}; the write may have been applied: check with "
+                f"'bsecrets history {name} -e {self.env}'",
+                hint="look before retrying",
+                applied="unknown",
+            ) from exc
 
     def close(self) -> None:
         self.api.close()
@@ -268,6 +309,7 @@ class AWSAdapter(SecretBackend):
             "kms_key": s.kms_key_id or "aws/secretsmanager",
             "role": s.role_arn or "none",
             "retries": f"{s.retry_mode} x{s.max_attempts}",
+            "timeout": f"{s.timeout_s:g}s",
             "last_latency_ms": self.api.last_latency_ms,
         }
 
@@ -276,7 +318,8 @@ class AWSAdapter(SecretBackend):
         where = self.settings.endpoint(SM) or f"Secrets Manager in {self.settings.region}"
         out: list[HealthIndicator] = []
         try:
-            self.api.call(SM, "list_secrets", "checking Secrets Manager", MaxResults=1)
+            with self._budget.scope(HEALTH_CHECK_S):
+                self.api.call(SM, "list_secrets", "checking Secrets Manager", MaxResults=1)
             out.append(HealthIndicator("reachable", True, where, self.api.last_latency_ms))
             out.append(HealthIndicator("access", True, "ListSecrets allowed"))
         except BackendUnavailable as exc:
@@ -299,7 +342,8 @@ class AWSAdapter(SecretBackend):
 
     def _indicator(self, name: str, probe: Any) -> HealthIndicator:
         try:
-            return HealthIndicator(name, True, str(probe()))
+            with self._budget.scope(HEALTH_CHECK_S):
+                return HealthIndicator(name, True, str(probe()))
         except BsecretsError as exc:
             return HealthIndicator(name, False, exc.message)
 

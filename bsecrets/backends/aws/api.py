@@ -1,8 +1,11 @@
 """SecretsApi: the AWS calls the adapter is made of, each one translated.
 
-Every request goes through ``call``: botocore's client (with its own retries),
-the time it took (``last_latency_ms`` for ``bsecrets status``), and the one
-place botocore errors become bsecrets errors (errors.py).
+Every request goes through ``call``: botocore's client (with its own retries,
+held to the operation's time budget: attempts.py), the time it took
+(``last_latency_ms`` for ``bsecrets status``), and the one place botocore
+errors become bsecrets errors (errors.py). A failed write says whether AWS
+may have applied it (``applied``: "unknown" once an attempt may have reached
+AWS, else "no"); writes.py words it for the user.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from bsecrets.backends.aws.attempts import WRITES, BudgetSpent
 from bsecrets.backends.aws.clients import AwsClients
 from bsecrets.backends.aws.errors import EXPIRED, aws_code, translate
 from bsecrets.backends.aws.versions import CURRENT, AwsVersion, number_versions
@@ -18,15 +22,19 @@ from bsecrets.core.errors import Denied, SecretNotFound, UsageError
 if TYPE_CHECKING:
     from bsecrets.backends.aws.settings import AwsSettings
     from bsecrets.backends.base import BackendContext
+    from bsecrets.backends.budget import Budget
 
 SM = "secretsmanager"
 
 
 class SecretsApi:
-    def __init__(self, settings: AwsSettings, context: BackendContext) -> None:
+    def __init__(
+        self, settings: AwsSettings, context: BackendContext, budget: Budget | None = None
+    ) -> None:
         self.settings = settings
         self.env = settings.env
-        self.clients = AwsClients(settings, context)
+        self.clients = AwsClients(settings, context, budget)
+        self.budget = self.clients.budget
         self.last_latency_ms: float | None = None
 
     def call(
@@ -45,11 +53,14 @@ class SecretsApi:
         import botocore.exceptions as bx
 
         started = time.perf_counter()
+        guard = self.clients.guard
+        record = guard.begin()
         try:
-            client = self.clients.client(service)
+            client = self.clients.client(service)  # may assume the role first
+            record = guard.begin()
             started = time.perf_counter()
             return dict(getattr(client, operation)(**params))
-        except (bx.ClientError, bx.BotoCoreError) as exc:
+        except (bx.ClientError, bx.BotoCoreError, BudgetSpent) as exc:
             error = translate(
                 exc,
                 self.settings,
@@ -57,10 +68,14 @@ class SecretsApi:
                 subject=subject,
                 redact=redact,
                 not_found_hint=not_found_hint,
+                record=record,
+                budget=self.budget,
             )
             if self.settings.role_arn and aws_code(exc) in EXPIRED:
                 self.clients.drop_cached_role()
                 error.hint = "the cached role credentials were dropped; run the command again"
+            if _operation_name(operation) in WRITES:
+                error.applied = record.applied()
             raise error from exc
         finally:
             self.last_latency_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -139,3 +154,8 @@ class SecretsApi:
                 "encryption key"
             )
         return meta
+
+
+def _operation_name(method: str) -> str:
+    """botocore's method name -> the AWS operation (``put_secret_value`` -> PutSecretValue)."""
+    return "".join(part.title() for part in method.split("_"))

@@ -7,7 +7,8 @@
   before they expire, so the next commands make no STS call. When the local
   vault cannot be opened without a prompt, nothing is cached.
 * Retries: botocore's ``standard`` mode (or ``adaptive`` via AWS_RETRY_MODE),
-  with connect/read timeouts and attempts bounded in settings.py.
+  with connect/read timeouts and attempts bounded in settings.py, and every
+  attempt held to the operation's time budget (attempts.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bsecrets import __version__
+from bsecrets.backends.aws.attempts import AttemptGuard
 from bsecrets.backends.aws.settings import CONNECT_TIMEOUT, READ_TIMEOUT
+from bsecrets.backends.budget import Budget
 from bsecrets.core.errors import BsecretsError
 from bsecrets.core.timeutil import iso, parse_iso
 
@@ -33,9 +36,13 @@ REFRESH_MARGIN = timedelta(minutes=5)  # stop using cached credentials this long
 
 
 class AwsClients:
-    def __init__(self, settings: AwsSettings, context: BackendContext) -> None:
+    def __init__(
+        self, settings: AwsSettings, context: BackendContext, budget: Budget | None = None
+    ) -> None:
         self.settings = settings
         self.context = context
+        self.budget = budget or Budget(settings.timeout_s, f"environments.{settings.env}.timeout")
+        self.guard = AttemptGuard(self.budget)  # every client's attempts, under the budget
         self._session: Any = None
         self._clients: dict[str, Any] = {}
         self._role: dict[str, str] | None = None
@@ -73,14 +80,19 @@ class AwsClients:
             self._role = self._role_until = None
         if service not in self._clients:
             creds = self.role_credentials() if self.settings.role_arn else {}
-            self._clients[service] = self.session().create_client(
-                service,
-                region_name=self.settings.region,
-                endpoint_url=self.settings.endpoint(service),
-                config=self.config(),
-                **creds,
-            )
+            self._clients[service] = self._new_client(service, **creds)
         return self._clients[service]
+
+    def _new_client(self, service: str, **creds: str) -> Any:
+        client = self.session().create_client(
+            service,
+            region_name=self.settings.region,
+            endpoint_url=self.settings.endpoint(service),
+            config=self.config(),
+            **creds,
+        )
+        self.guard.attach(client)
+        return client
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -135,21 +147,25 @@ class AwsClients:
     def _assume_role(self) -> dict[str, str]:
         import botocore.exceptions
 
+        from bsecrets.backends.aws.attempts import BudgetSpent
         from bsecrets.backends.aws.errors import translate
 
         arn = str(self.settings.role_arn)
+        record = self.guard.begin()
         try:
-            sts = self.session().create_client(
-                "sts",
-                region_name=self.settings.region,
-                endpoint_url=self.settings.endpoint("sts"),
-                config=self.config(),
-            )
+            sts = self._new_client("sts")
             response = sts.assume_role(
                 RoleArn=arn, RoleSessionName=self._session_name(), DurationSeconds=ROLE_SECONDS
             )
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            error = translate(exc, self.settings, f"assuming role {arn}", subject=f"role {arn}")
+        except (
+            botocore.exceptions.ClientError,
+            botocore.exceptions.BotoCoreError,
+            BudgetSpent,
+        ) as exc:
+            error = translate(
+                exc, self.settings, f"assuming role {arn}", subject=f"role {arn}",
+                record=record, budget=self.budget,
+            )  # fmt: skip
             raise error from exc
         creds = response["Credentials"]
         return {

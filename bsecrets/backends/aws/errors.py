@@ -22,7 +22,9 @@ from bsecrets.core.errors import (
 )
 
 if TYPE_CHECKING:
+    from bsecrets.backends.aws.attempts import CallRecord
     from bsecrets.backends.aws.settings import AwsSettings
+    from bsecrets.backends.budget import Budget
 
 NOT_FOUND = frozenset({"ResourceNotFoundException", "NotFoundException"})
 DENIED = frozenset(
@@ -103,10 +105,9 @@ def aws_code(error: BaseException | None) -> str | None:
     seen = 0
     while error is not None and seen < 5:
         response = getattr(error, "response", None)
-        if isinstance(response, dict):
-            code = response.get("Error", {}).get("Code")
-            if code:
-                return str(code)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code"):
+            status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            return _code_and_message(response["Error"], status)[0]
         error, seen = error.__cause__, seen + 1
     return None
 
@@ -120,6 +121,22 @@ def _clean(message: str, redact: bytes | None) -> str:
     return text[:240]
 
 
+def _code_and_message(error: dict[str, Any], status: int) -> tuple[str, str]:
+    """AWS's error code and message. A body botocore could not read (its code is then
+    the HTTP status) may be an XML error document (moto answers IAM denials of JSON
+    services so): its <Code> and <Message> are taken, never the document itself."""
+    import re
+
+    code = str(error.get("Code") or "Unknown")
+    message = str(error.get("Message") or "")
+    if code.isdigit():
+        found = re.search(r"<Code>([A-Za-z0-9.]{1,100})</Code>", message)
+        said = re.search(r"<Message>([^<]{0,500})</Message>", message)
+        code = found.group(1) if found else f"HTTP {status or code}"
+        message = said.group(1) if said else ""
+    return code, message
+
+
 def translate(
     exc: Exception,
     settings: AwsSettings,
@@ -128,19 +145,38 @@ def translate(
     subject: str | None = None,
     redact: bytes | None = None,
     not_found_hint: str | None = None,
+    record: CallRecord | None = None,
+    budget: Budget | None = None,
 ) -> BsecretsError:
     """The bsecrets error for a botocore exception raised while doing ``action``
     (e.g. "reading secret 'db'"); ``subject`` ("secret 'db'") names what was
-    not found. The caller raises it ``from exc``."""
+    not found. ``record``: the call's attempts; ``budget``: the time budget it
+    ran under (named when it ran out). The caller raises it ``from exc``."""
     import botocore.exceptions as bx
+
+    from bsecrets.backends.aws.attempts import BudgetSpent
 
     env = settings.env
     where = f"in environment '{env}'"
+    n = record.attempts if record is not None else settings.max_attempts
+    tries = f"{n} attempt{'' if n == 1 else 's'}"
+    spent = budget is not None and (
+        (record is not None and record.out_of_time) or budget.remaining() <= 0.05
+    )
+    if spent and budget is not None:
+        tries += f"; {budget.describe()} ran out"
+    if isinstance(exc, BudgetSpent):
+        after = f" after {n} attempt{'' if n == 1 else 's'}" if n else ""
+        spent_what = budget.describe() if budget is not None else "the time budget"
+        return BackendUnavailable(
+            f"no time left for {action} {where}{after}: {spent_what} ran out",
+            hint=budget.hint() if budget is not None else None,
+        )
     if isinstance(exc, bx.ClientError):
         error: dict[str, Any] = exc.response.get("Error", {})
-        code = str(error.get("Code") or "Unknown")
-        message = _clean(str(error.get("Message") or ""), redact)
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code, raw = _code_and_message(error, status)
+        message = _clean(raw, redact)
         detail = f"({code})" + (f": {message}" if message else "")
         if code in NOT_FOUND:
             what = subject or "the resource"
@@ -149,7 +185,7 @@ def translate(
                 f"{what} not found {where} ({code})",
                 hint=not_found_hint or f"list what exists with 'bsecrets ls -e {env}'",
             )
-        if code in DENIED:
+        if code in DENIED or (code not in NOT_FOUND and status in (401, 403)):
             hint = _POLICY_HINT.format(env=env)
             if code in EXPIRED:
                 hint = (
@@ -159,9 +195,10 @@ def translate(
             return Denied(f"AWS denied {action} {where} {detail}", hint=hint)
         if code in UNAVAILABLE or status >= 500:
             return BackendUnavailable(
-                f"AWS was unavailable for {action} {where} after "
-                f"{settings.max_attempts} attempts {detail}",
-                hint="try again later; AWS_MAX_ATTEMPTS and AWS_RETRY_MODE=adaptive "
+                f"AWS was unavailable for {action} {where} after {tries} {detail}",
+                hint=budget.hint()
+                if spent and budget is not None
+                else "try again later; AWS_MAX_ATTEMPTS and AWS_RETRY_MODE=adaptive "
                 "allow more retries",
             )
         if code in CONFLICT:
@@ -202,10 +239,15 @@ def translate(
         )
     if isinstance(exc, bx.HTTPClientError | bx.EndpointConnectionError | bx.ConnectionError):
         target = settings.endpoint("secretsmanager") or f"AWS in {settings.region}"
+        hint = "check the network, the region and endpoint_url (or AWS_ENDPOINT_URL)"
+        if spent and budget is not None:
+            hint += f"; or raise {budget.key} if AWS is only slow"
+        if isinstance(exc, bx.ReadTimeoutError):
+            return BackendUnavailable(
+                f"no answer from {target} for {action} {where} after {tries} ({name})", hint=hint
+            )
         return BackendUnavailable(
-            f"cannot reach {target} for {action} {where} after "
-            f"{settings.max_attempts} attempts ({name})",
-            hint="check the network, the region and endpoint_url (or AWS_ENDPOINT_URL)",
+            f"cannot reach {target} for {action} {where} after {tries} ({name})", hint=hint
         )
     return BsecretsError(
         f"AWS SDK error while {action} {where} ({name})",

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bsecrets.backends.budget import DEFAULT_TIMEOUT_S, timeout_from
 from bsecrets.core.errors import UsageError, ValueTooLarge
 
 if TYPE_CHECKING:
@@ -22,9 +23,10 @@ MAX_TAGS = 50  # per secret, of which bsecrets keeps two (bsecrets:env, bsecrets
 RECOVERY_DAYS_MIN, RECOVERY_DAYS_MAX = 7, 30  # DeleteSecret RecoveryWindowInDays
 DEFAULT_RECOVERY_DAYS = 30
 
-# Retries and timeouts: botocore's own retry modes, bounded so that an
-# unreachable or silent endpoint fails in about 15 s at worst:
-# 3 attempts x (3 s connect or 4 s read) + at most 3 s of backoff.
+# Retries and timeouts: botocore's own retry modes, and over them the
+# operation's time budget (``timeout:``, default 30 s; backends/budget.py):
+# each attempt's timeouts are at most these and at most what is left of it,
+# and no retry starts or sleeps past it (clients.py).
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 4.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -77,6 +79,7 @@ class AwsSettings:
     # Non-secret identifiers of the source credentials (AWS_PROFILE, access key
     # id): part of the key under which assumed-role credentials are cached.
     source_identity: str = ""
+    timeout_s: float = DEFAULT_TIMEOUT_S  # one operation's time budget (``timeout:``)
 
     @classmethod
     def resolve(cls, config: EnvironmentConfig, environ: Mapping[str, str]) -> AwsSettings:
@@ -121,6 +124,7 @@ class AwsSettings:
             if attempts.isdigit() and int(attempts) > 0
             else DEFAULT_MAX_ATTEMPTS,
             source_identity=f"{profile_name or ''}:{environ.get('AWS_ACCESS_KEY_ID', '')}",
+            timeout_s=timeout_from(options, env),
         )
 
     def endpoint(self, service: str) -> str | None:
