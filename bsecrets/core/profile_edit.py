@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.core.errors import AlreadyExists, Conflict, UsageError
-from bsecrets.core.files import ensure_private_dir, write_private_file
+from bsecrets.core.files import ensure_private_dir, storage_error, write_private_file
 from bsecrets.core.profile import (
     _AUTH_METHODS,
     _BACKEND_KEYS,
@@ -85,7 +85,10 @@ def profile_lock(path: Path) -> Iterator[None]:
     import fcntl
 
     ensure_private_dir(path.parent)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise storage_error(exc, path.parent) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -97,8 +100,9 @@ def read_profile(path: Path) -> tuple[str, Profile]:
     """The profile's text and its validated form (the usual errors of load_profile)."""
     from bsecrets.core.profile import load_profile
 
-    profile = load_profile(path)  # trust check, ProfileNotFound, ProfileError with lines
-    return Path(path).read_bytes().decode("utf-8"), profile
+    load_profile(path)  # trust check, ProfileNotFound, ProfileError with lines, UTF-8
+    text = Path(path).read_bytes().decode("utf-8")
+    return text, validate(text, path)  # this very text: another editor may have written
 
 
 def validate(text: str, path: Path) -> Profile:
