@@ -51,6 +51,11 @@ JsonOption = Annotated[
         help=f"Machine-readable output: one JSON document; errors as JSON (also {ENV_JSON}=1).",
     ),
 ]
+# Which secrets a bulk command takes (exec, export): envmap.select_names.
+OnlyOption = Annotated[
+    list[str] | None,
+    typer.Option("--only", help="Only these secrets: names or globs (NAME,db/*,...; repeatable)."),
+]
 
 # Versions, counts and sequence numbers are SQLite INTEGERs (64-bit signed): a
 # number past this cannot name anything, and would overflow on its way to SQL.

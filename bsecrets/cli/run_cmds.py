@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from bsecrets.cli.context import CliContext, EnvOption, obj
+from bsecrets.cli.context import CliContext, EnvOption, OnlyOption, obj
 from bsecrets.core.errors import UsageError
 from bsecrets.core.settings import ENV_MASK
 
@@ -63,12 +63,7 @@ def exec_(
             show_default=False,
         ),
     ] = None,
-    only: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--only", help="Only these secrets: names or globs (NAME,db/*,...; repeatable)."
-        ),
-    ] = None,
+    only: OnlyOption = None,
     prefix: Annotated[
         str, typer.Option("--prefix", help="Put P in front of every variable name.")
     ] = "",

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bsecrets.cli.context import CliContext, EnvOption, JsonOption, obj
+from bsecrets.cli.context import CliContext, EnvOption, JsonOption, OnlyOption, obj
 from bsecrets.core.errors import UsageError
 
 FormatOption = Annotated[
@@ -46,12 +46,7 @@ def export(
             "dotenv, shell and github-env formats; repeatable, or VAR,VAR.",
         ),
     ] = None,
-    only: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--only", help="Only these secrets: names or globs (NAME,db/*,...; repeatable)."
-        ),
-    ] = None,
+    only: OnlyOption = None,
     prefix: Annotated[
         str,
         typer.Option(

@@ -121,9 +121,7 @@ def provision(
     existing = {s.name for s in manager.list_secrets(env_name)}
     missing = sorted(n for n in wanted if n not in existing)
     present = sorted(n for n in wanted if n in existing)
-    values = {
-        n: generate(n, wanted[n], manager.environ, allow_empty=allow_empty) for n in missing
-    }
+    values = {n: generate(n, wanted[n], manager.environ, allow_empty=allow_empty) for n in missing}
     if not dry_run and values:
         with manager.transaction(env_name, action="provision", names=sorted(values)):
             for name, value in values.items():

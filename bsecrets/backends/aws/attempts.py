@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bsecrets.backends.aws.errors import THROTTLED
 from bsecrets.backends.aws.settings import CONNECT_TIMEOUT, READ_TIMEOUT
 
 if TYPE_CHECKING:
@@ -44,14 +45,8 @@ WRITES = frozenset(
 )
 NOT_IDEMPOTENT = frozenset({"CreateSecret", "UpdateSecretVersionStage", "DeleteSecret"})
 # Answers that mean AWS did not act on the request (it is safe to send again).
-NOT_ACTED_ON = frozenset(
+NOT_ACTED_ON = THROTTLED | frozenset(
     {
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
         "ServiceUnavailable",
         "ServiceUnavailableException",
     }

@@ -61,7 +61,8 @@ EXPIRED = frozenset(
         "UnrecognizedClientException",
     }
 )
-UNAVAILABLE = frozenset(
+# AWS's names for "slow down": the request was not acted on.
+THROTTLED = frozenset(
     {
         "ThrottlingException",
         "Throttling",
@@ -69,6 +70,10 @@ UNAVAILABLE = frozenset(
         "RequestThrottledException",
         "TooManyRequestsException",
         "RequestLimitExceeded",
+    }
+)
+UNAVAILABLE = THROTTLED | frozenset(
+    {
         "ProvisionedThroughputExceededException",
         "InternalServiceError",
         "InternalServiceErrorException",
