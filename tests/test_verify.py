@@ -137,8 +137,10 @@ def test_damaged_pages_of_a_table_are_exit_5_named_by_table(filled: Path) -> Non
     code, report = verified()
     assert code == 5
     pages = [p for p in report["problems"] if p["check"] == "pages"]
-    assert [p["where"] for p in pages] == ["table versions"]  # once, by table
-    assert f"page {page}" in pages[0]["problem"]
+    assert [p["where"] for p in pages] == ["table versions"], pages  # once, by table
+    # SQLite names the page, unless its check stops at the damage instead of reporting it;
+    # then bsecrets checks table by table, and the table is still named
+    assert f"page {page}" in pages[0]["problem"] or "malformed" in pages[0]["problem"]
     assert len(report["problems"]) == len({(p["check"], p["problem"]) for p in report["problems"]})
     assert db.read_bytes() == before  # a damaged file is not written to, not even an event
     text = invoke(["verify"])

@@ -781,12 +781,21 @@ class VaultStore:
         (table, problem) pairs, the table being where the damaged page or index
         belongs ("file" when SQLite's message or the file does not say); [] when
         intact. Reads every page: about as long as copying the file."""
-        messages: list[str] = []
+        messages = self._check_messages(f"({int(limit)})")
+        if messages is None:  # the whole-file check gave up: check table by table
+            return self._table_problems(limit)
+        if messages == ["ok"]:
+            return []
+        owners = self._page_owners()
+        return [(_table_of(text, *owners), _printable(text)) for text in messages]
+
+    def _check_messages(self, argument: str) -> list[str] | None:
+        """integrity_check's lines (quick_check's when it cannot run); None when both
+        stop with an error instead of a report (SQLite does that for some damage)."""
         for pragma in ("integrity_check", "quick_check"):
             try:
-                rows = self._conn.execute(f"PRAGMA {pragma}({int(limit)})").fetchall()
-            except (sqlite3.Error, UnicodeDecodeError) as exc:
-                messages = [_shown(exc)]
+                rows = self._conn.execute(f"PRAGMA {pragma}{argument}").fetchall()
+            except (sqlite3.Error, UnicodeDecodeError):
                 continue
             messages = [
                 line.strip()
@@ -794,13 +803,34 @@ class VaultStore:
                 for line in str(text).splitlines()
                 if line.strip() and not line.startswith("*** in database")
             ]
-            break
-        if messages == ["ok"]:
-            return []
-        if len(messages) > 1 and messages[-1] == "database disk image is malformed":
-            messages.pop()  # said after the problems it sums up
-        owners = self._page_owners()
-        return [(_table_of(text, *owners), _printable(text)) for text in messages]
+            if len(messages) > 1 and messages[-1] == "database disk image is malformed":
+                messages.pop()  # said after the problems it sums up
+            return messages
+        return None
+
+    def _table_problems(self, limit: int) -> list[tuple[str, str]]:
+        """Each table's own check (``PRAGMA integrity_check(TABLE)``), to say which
+        table is damaged when the whole-file check stops at the first bad page."""
+        try:
+            tables = [
+                str(name)
+                for (name,) in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            ]
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            return [("file", _shown(exc))]
+        problems: list[tuple[str, str]] = []
+        for table in tables:
+            if not re.fullmatch(r"\w+", table):
+                problems.append(("file", "a table with an unexpected name"))
+                continue
+            messages = self._check_messages(f"('{table}')")
+            if messages is None:
+                problems.append((table, "database disk image is malformed"))
+            elif messages != ["ok"]:
+                problems += [(table, _printable(text)) for text in messages[:limit]]
+        return problems or [("file", "database disk image is malformed")]
 
     def _page_owners(self) -> tuple[dict[str, str], dict[int, str]]:
         """(object -> its table, page -> object) for naming where damage is. The page
