@@ -152,9 +152,7 @@ class ChainWitness:
         cached = self._head
         if cached is not None and cached.seq == seq and cached.mac == stored:
             return cached
-        from bsecrets.backends.local.audit_log import AUDIT_ENV
-
-        keys = self.log.vault.env_keys(AUDIT_ENV)
+        keys = self.log.reading_keys()
         if keys is None:
             raise IntegrityError("the audit log's key was removed from the vault", hint=VERIFY_HINT)
         if type(seq) is not int or type(stored) is not bytes or type(time) is not str:
