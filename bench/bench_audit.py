@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks of the local vault's audit log (core/audit.py, backends/local/audit_log.py).
+"""Benchmarks of the local vault's audit log (audit/logger.py, audit/local_log.py).
 
 1. verify throughput: a vault whose audit log holds N events (default
    1,000,000), written in-process through LocalAuditLog's keyed append path in
@@ -90,7 +90,7 @@ class EventMaker:
         self.names = [f"app/service_{i:03d}/API_KEY" for i in range(400)]
 
     def __call__(self, i: int) -> dict[str, Any]:
-        from bsecrets.core.timeutil import iso
+        from bsecrets.timeutil import iso
 
         rng = self.rng
         self.time += timedelta(milliseconds=rng.randint(20, 80))
@@ -123,7 +123,7 @@ class EventMaker:
 
 def fill_log(vault: Any, log: Any, events: int) -> dict[str, Any]:
     """``events`` events through the keyed append path, BATCH per write transaction."""
-    from bsecrets.backends.local.audit_log import AUDIT_ENV
+    from bsecrets.audit.local_log import AUDIT_ENV
 
     make = EventMaker(seed=7)
     batches: list[tuple[int, float]] = []
@@ -160,10 +160,10 @@ def fill_log(vault: Any, log: Any, events: int) -> dict[str, Any]:
 
 
 def bench_verify(args: argparse.Namespace, work: Path) -> tuple[bool, list[str]]:
-    from bsecrets.backends.local.audit_log import LocalAuditLog
-    from bsecrets.backends.local.vault import LocalVault
-    from bsecrets.core.credentials import Credentials
-    from bsecrets.core.timeutil import utcnow
+    from bsecrets.audit.local_log import LocalAuditLog
+    from bsecrets.timeutil import utcnow
+    from bsecrets.vaultfile.credentials import Credentials
+    from bsecrets.vaultfile.vault import LocalVault
 
     passphrase = "bench-" + secrets.token_urlsafe(18)
     creds = Credentials(passphrase=passphrase)
@@ -241,9 +241,9 @@ def bench_verify(args: argparse.Namespace, work: Path) -> tuple[bool, list[str]]
 def tamper_control(path: Path, creds: Any, last: int) -> tuple[bool, str]:
     """Change one byte of the last event's MAC and verify: the walk must get to the
     end of the log and name that event. Undone afterwards."""
-    from bsecrets.backends.local.audit_log import LocalAuditLog
-    from bsecrets.backends.local.vault import LocalVault
-    from bsecrets.core.timeutil import utcnow
+    from bsecrets.audit.local_log import LocalAuditLog
+    from bsecrets.timeutil import utcnow
+    from bsecrets.vaultfile.vault import LocalVault
 
     print("verify: control run with a changed MAC", file=sys.stderr, flush=True)
     vault = LocalVault.open(path, creds, utcnow)
@@ -275,9 +275,9 @@ def profile_verify(path: Path, creds: Any) -> None:
     import io
     import pstats
 
-    from bsecrets.backends.local.audit_log import LocalAuditLog
-    from bsecrets.backends.local.vault import LocalVault
-    from bsecrets.core.timeutil import utcnow
+    from bsecrets.audit.local_log import LocalAuditLog
+    from bsecrets.timeutil import utcnow
+    from bsecrets.vaultfile.vault import LocalVault
 
     vault = LocalVault.open(path, creds, utcnow)
     try:
@@ -324,10 +324,10 @@ def compile_tree(env: dict[str, str]) -> None:
 def in_process(folder: Path, passphrase: str, env: dict[str, str], ops: int, seed: int) -> dict:
     """manager.put / manager.get in a loop: the real LocalAuditLog against NullAuditSink,
     alternating op by op (random order within each pair), per-op wall time."""
-    from bsecrets.core.audit import NullAuditSink
-    from bsecrets.core.credentials import Credentials
-    from bsecrets.core.manager import SecretsManager
-    from bsecrets.core.profile import load_profile
+    from bsecrets.audit.logger import NullAuditSink
+    from bsecrets.config.profile import load_profile
+    from bsecrets.services.manager import SecretsManager
+    from bsecrets.vaultfile.credentials import Credentials
 
     saved = {k: os.environ.get(k) for k in ("HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME")}
     os.environ.update({k: env[k] for k in saved})
@@ -505,11 +505,11 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
 
 def audit_count(folder: Path, passphrase: str) -> int:
     """Events in the CLI vault's audit log (read in-process; no key needed to count)."""
-    from bsecrets.backends.local.audit_log import LocalAuditLog
-    from bsecrets.backends.local.vault import LocalVault
-    from bsecrets.core.credentials import Credentials
-    from bsecrets.core.profile import load_profile
-    from bsecrets.core.timeutil import utcnow
+    from bsecrets.audit.local_log import LocalAuditLog
+    from bsecrets.config.profile import load_profile
+    from bsecrets.timeutil import utcnow
+    from bsecrets.vaultfile.credentials import Credentials
+    from bsecrets.vaultfile.vault import LocalVault
 
     vault_file = load_profile(folder / "bsecrets.yaml").vault_file
     vault = LocalVault.open(Path(vault_file), Credentials(passphrase=passphrase), utcnow)

@@ -290,9 +290,9 @@ def build_vault(
     call([script, "init"], {**env, "BSECRETS_PASSPHRASE": passphrase}, folder)
     init_s = time.perf_counter() - start
 
-    from bsecrets.core.manager import SecretsManager
-    from bsecrets.core.profile import load_profile
-    from bsecrets.core.unlock import Credentials
+    from bsecrets.config.profile import load_profile
+    from bsecrets.services.manager import SecretsManager
+    from bsecrets.vaultfile.unlock import Credentials
 
     chunk = 1000
     chunks: list[tuple[int, float]] = []  # (puts, seconds) per chunk of names

@@ -18,8 +18,8 @@ import functools
 import sys
 from typing import Any
 
-from bsecrets.core.audit import NullAuditSink
-from bsecrets.core.manager import SecretsManager
+from bsecrets.audit.logger import NullAuditSink
+from bsecrets.services.manager import SecretsManager
 
 
 def patch_null_sink() -> None:

@@ -18,10 +18,10 @@ from moto_server import REGION
 
 from bsecrets.backends.aws import from_config
 from bsecrets.backends.aws.adapter import AWSAdapter
-from bsecrets.backends.base import BackendContext
-from bsecrets.core.errors import VaultNotFound
-from bsecrets.core.profile import EnvironmentConfig
-from bsecrets.core.timeutil import Clock, utcnow
+from bsecrets.config.profile import EnvironmentConfig
+from bsecrets.errors import VaultNotFound
+from bsecrets.ports import BackendContext
+from bsecrets.timeutil import Clock, utcnow
 
 ROLE_ACCOUNT = "111111111111"
 ROLE_ARN = f"arn:aws:iam::{ROLE_ACCOUNT}:role/bsecrets-prod"

@@ -134,7 +134,7 @@ def test_the_anchor_moves_forward(anchored: FileKeyring, vault: Path) -> None:
 
 
 def _archive_all(work: Path) -> Path:
-    from bsecrets.core.timeutil import utcnow
+    from bsecrets.timeutil import utcnow
 
     assert invoke(["get", "k0"]).exit_code == 0  # so the anchored event is inside it
     target = work / "archive.jsonl"

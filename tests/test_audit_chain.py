@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from conftest import PASSPHRASE, invoke
 
-from bsecrets.backends.local.audit_log import LocalAuditLog
-from bsecrets.backends.local.vault import LocalVault
-from bsecrets.core.audit import AuditLogger
-from bsecrets.core.audit_chain import Anchor, Row, check_anchor, walk
-from bsecrets.core.credentials import Credentials
-from bsecrets.core.models import AccessContext
-from bsecrets.core.timeutil import utcnow
+from bsecrets.audit.chain import Anchor, Row, check_anchor, walk
+from bsecrets.audit.local_log import LocalAuditLog
+from bsecrets.audit.logger import AuditLogger
+from bsecrets.models import AccessContext
+from bsecrets.timeutil import utcnow
+from bsecrets.vaultfile.credentials import Credentials
+from bsecrets.vaultfile.vault import LocalVault
 
 EVENTS = 1000
 

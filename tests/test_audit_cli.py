@@ -21,11 +21,11 @@ from aws_helpers import write_profile
 from conftest import CANARY, PASSPHRASE, invoke, run_cli
 from moto_server import REGION, MotoServer
 
-from bsecrets.backends.local.audit_log import LocalAuditLog
-from bsecrets.backends.local.vault import LocalVault
-from bsecrets.core.audit_chain import canonical
-from bsecrets.core.credentials import Credentials
-from bsecrets.core.timeutil import utcnow
+from bsecrets.audit.chain import canonical
+from bsecrets.audit.local_log import LocalAuditLog
+from bsecrets.timeutil import utcnow
+from bsecrets.vaultfile.credentials import Credentials
+from bsecrets.vaultfile.vault import LocalVault
 
 
 def ok(args: list[str], input: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""The compliance report of ``bsecrets audit report`` (bsecrets/core/audit_report.py):
+"""The compliance report of ``bsecrets audit report`` (bsecrets/audit/report.py):
 the criteria file, the report built from events and inventory, and its renderings."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bsecrets.core.audit_report import (
+from bsecrets.audit.report import (
     CSV_HEADER,
     FORMATS,
     LIST_LIMIT,
@@ -25,8 +25,8 @@ from bsecrets.core.audit_report import (
     load_criteria,
     render_report,
 )
-from bsecrets.core.errors import ExitCode, UsageError
-from bsecrets.core.models import SecretSummary
+from bsecrets.errors import ExitCode, UsageError
+from bsecrets.models import SecretSummary
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(days=30)
@@ -215,7 +215,7 @@ def test_missing_unreadable_and_not_utf8(tmp_path: Path) -> None:
 
 def test_module_import_is_light() -> None:
     code = (
-        "import sys, bsecrets.core.audit_report; "
+        "import sys, bsecrets.audit.report; "
         "print(sorted(m for m in ('yaml', 'rich', 'typer') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from aws_helpers import ROLE_ACCOUNT, ROLE_ARN, frozen, make_adapter
-from backend_contract import ACTOR, BackendContract
 from moto_server import (
     DEFAULT_ACCOUNT,
     REGION,
@@ -22,7 +21,7 @@ from moto_server import (
 
 from bsecrets.backends.aws.adapter import AWSAdapter
 from bsecrets.backends.aws.versions import PENDING, version_token
-from bsecrets.core.errors import (
+from bsecrets.errors import (
     Denied,
     ExitCode,
     NotFound,
@@ -31,8 +30,9 @@ from bsecrets.core.errors import (
     VersionConflict,
     VersionNotFound,
 )
-from bsecrets.core.models import VersionState
-from bsecrets.core.timeutil import utcnow
+from bsecrets.models import VersionState
+from bsecrets.testing.backend import ACTOR, BackendContract
+from bsecrets.timeutil import utcnow
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from bsecrets.backends.aws.versions import (
     value_params,
     version_token,
 )
-from bsecrets.core.errors import ExitCode
+from bsecrets.errors import ExitCode
 
 SETTINGS = AwsSettings(env="prod", region="eu-west-1", endpoint_url="http://127.0.0.1:1")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -181,7 +181,7 @@ def test_authors_tag_stays_within_256_characters() -> None:
 def test_importing_the_backend_and_its_commands_is_cheap() -> None:
     code = (
         "import sys, bsecrets.backends.aws, bsecrets.backends.aws.policy, "
-        "bsecrets.backends.aws.settings, bsecrets.cli.aws_backend_cmds;"
+        "bsecrets.backends.aws.settings, bsecrets.cli.commands.aws;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
     )
     result = subprocess.run(

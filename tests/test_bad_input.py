@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import CANARY, PASSPHRASE, invoke, run_cli
 
-from bsecrets.core.models import MAX_VALUE_BYTES
+from bsecrets.models import MAX_VALUE_BYTES
 
 
 def assert_error(result: object, code: int, *needles: str) -> None:

@@ -12,8 +12,8 @@ from conftest import CANARY, invoke, run_cli
 from test_bad_input import assert_error
 from test_export_import import HOSTILE, put_all
 
-from bsecrets.core.ci import add_mask_lines, detect, escape_data, mask_in_github
-from bsecrets.core.formats import github_env_block
+from bsecrets.config.ci import add_mask_lines, detect, escape_data, mask_in_github
+from bsecrets.formats.codecs import github_env_block
 
 GHA = {"GITHUB_ACTIONS": "true"}
 
@@ -148,7 +148,7 @@ def test_github_env_delimiter_never_in_value() -> None:
 
 @pytest.mark.parametrize("name", ["A\nB", "A=B", "A\0B", ""])
 def test_github_env_refuses_bad_names(name: str) -> None:
-    from bsecrets.core.errors import UsageError
+    from bsecrets.errors import UsageError
 
     with pytest.raises(UsageError):
         github_env_block(name, "v", lambda: "D")

@@ -235,7 +235,7 @@ OWN_MEANING = {
 
 
 def test_no_command_gives_a_global_option_another_meaning() -> None:
-    from bsecrets.core.settings import GLOBAL_OPTIONS
+    from bsecrets.config.settings import GLOBAL_OPTIONS
 
     shared = global_option_help()
     short = {"-p": "--profile", "-e": "--env", "-q": "--quiet"}
@@ -374,7 +374,7 @@ def test_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     module = tmp_path / "contract_test_commands.py"
     module.write_text(
-        "from bsecrets.core.errors import StorageError\n"
+        "from bsecrets.errors import StorageError\n"
         "def boom() -> None:\n"
         f"    raise RuntimeError({CANARY!r})\n"
         "def half_write() -> None:\n"

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from conftest import PASSPHRASE, invoke
 
-from bsecrets.core.credentials import Credentials
-from bsecrets.core.manager import SecretsManager
-from bsecrets.core.profile import load_profile
+from bsecrets.config.profile import load_profile
+from bsecrets.services.manager import SecretsManager
+from bsecrets.vaultfile.credentials import Credentials
 
 pytestmark = pytest.mark.slow
 

@@ -35,10 +35,10 @@ from pathlib import Path
 import pytest
 from conftest import PASSPHRASE
 
-from bsecrets.backends.local.store import VaultStore
-from bsecrets.core.credentials import Credentials
-from bsecrets.core.manager import SecretsManager
-from bsecrets.core.profile import load_profile
+from bsecrets.config.profile import load_profile
+from bsecrets.services.manager import SecretsManager
+from bsecrets.vaultfile.credentials import Credentials
+from bsecrets.vaultfile.store import VaultStore
 
 pytestmark = pytest.mark.slow
 
@@ -367,8 +367,8 @@ def check_after_kill(
 
 
 def _fresh_vault(root: Path) -> None:
-    from bsecrets.backends.local.vault import LocalVault
-    from bsecrets.core.timeutil import utcnow
+    from bsecrets.timeutil import utcnow
+    from bsecrets.vaultfile.vault import LocalVault
 
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):

@@ -11,7 +11,7 @@ from conftest import CANARY, invoke, run_cli
 from test_bad_input import assert_error
 from test_export_import import put_all
 
-from bsecrets.core.transfer import compare, keyed_digests
+from bsecrets.services.transfer import compare, keyed_digests
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from conftest import CANARY, PASSPHRASE, invoke, put_secret, run_cli
 
-from bsecrets.core.envmap import (
+from bsecrets.config.envmap import (
     child_environment,
     is_protected,
     map_names,
     variable_name,
 )
-from bsecrets.core.errors import UsageError
+from bsecrets.errors import UsageError
 
 PY = sys.executable
 

@@ -264,7 +264,7 @@ def test_import_large_file_shows_progress(vault: Path) -> None:
 def test_import_is_all_or_nothing_on_write_failure(
     vault: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bsecrets.core.manager import SecretsManager
+    from bsecrets.services.manager import SecretsManager
 
     calls = {"n": 0}
     original = SecretsManager.put

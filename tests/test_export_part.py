@@ -1,7 +1,7 @@
 """Issue #11 item 11: exporting a part of an environment.
 
 `export --only NAME/GLOB` (repeatable, comma lists) and `--prefix P` have exec's
-meaning (bsecrets/core/envmap.py), `-o FILE` writes the file atomically with mode
+meaning (bsecrets/config/envmap.py), `-o FILE` writes the file atomically with mode
 0600 through render's writer (a symbolic link is replaced, never followed), and
 the audit event of the export names exactly the secrets exported.
 """

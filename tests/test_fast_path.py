@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import invoke
 
-from bsecrets.core.profile_cache import cache_dir, load_profile_cached
+from bsecrets.config.cache import cache_dir, load_profile_cached
 
 HEAVY = (
     "yaml", "ruamel", "rich", "keyring", "hvac", "boto3", "botocore", "pydantic", "platformdirs",
@@ -53,8 +53,8 @@ def test_get_imports_nothing_heavy(vault: Path) -> None:
     assert code == 0
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert heavy == []
-    assert "bsecrets.cli.setup_cmds" not in modules  # commands are built on demand
-    assert "bsecrets.core.profile_parser" not in modules
+    assert "bsecrets.cli.commands.setup" not in modules  # commands are built on demand
+    assert "bsecrets.config.parser" not in modules
     # the session carries the environment keys: no X25519 (and its OpenSSL backend) on get
     assert "cryptography.hazmat.primitives.asymmetric.x25519" not in modules
 

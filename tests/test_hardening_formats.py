@@ -26,7 +26,7 @@ from test_bad_input import assert_error
 from test_ci_steps import parse_github_env
 from test_export_import import put_all, values_of
 
-from bsecrets.core.formats import github_env_block
+from bsecrets.formats.codecs import github_env_block
 
 SHELLS = ("dash", "bash", "zsh")
 

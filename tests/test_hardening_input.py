@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from conftest import PASSPHRASE, Result, invoke, run_cli
 
-from bsecrets.core.models import MAX_DESCRIPTION, MAX_TAGS
+from bsecrets.models import MAX_DESCRIPTION, MAX_TAGS
 
 HUGE = "99999999999999999999"  # > 2**64
 HUGER = "9" * 5000  # > Python's 4300-digit int() limit

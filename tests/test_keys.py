@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import PASSPHRASE, invoke
 
-from bsecrets.core.errors import IntegrityError, WrongPassphrase
-from bsecrets.core.keys import (
+from bsecrets.crypto.keys import (
     KdfParams,
     encode_aad,
     generate_private_key,
@@ -20,6 +19,7 @@ from bsecrets.core.keys import (
     seal_to,
     unseal,
 )
+from bsecrets.errors import IntegrityError, WrongPassphrase
 
 
 def vault_db(root: Path) -> sqlite3.Connection:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from backend_contract import ACTOR, BackendContract
 from conftest import PASSPHRASE
 
 from bsecrets.backends.local.adapter import LocalAdapter
-from bsecrets.backends.local.vault import LocalVault
-from bsecrets.core.credentials import Credentials
-from bsecrets.core.timeutil import utcnow
+from bsecrets.testing.backend import ACTOR, BackendContract
+from bsecrets.timeutil import utcnow
+from bsecrets.vaultfile.credentials import Credentials
+from bsecrets.vaultfile.vault import LocalVault
 
 
 def make_vault(path: Path) -> LocalVault:
@@ -68,7 +68,7 @@ def test_nonces_do_not_repeat(tmp_path: Path) -> None:
 def test_failed_first_write_leaves_no_half_created_environment(tmp_path: Path) -> None:
     """The first write to an environment creates its key; if that write fails,
     the key is rolled back with it, and the next write works."""
-    from bsecrets.core.errors import VersionConflict
+    from bsecrets.errors import VersionConflict
 
     vault = make_vault(tmp_path / "v" / "vault.db")
     backend = LocalAdapter(vault, "fresh", utcnow)
@@ -80,7 +80,7 @@ def test_failed_first_write_leaves_no_half_created_environment(tmp_path: Path) -
 
 
 def test_transaction_is_all_or_nothing(tmp_path: Path) -> None:
-    from bsecrets.core.errors import VersionConflict
+    from bsecrets.errors import VersionConflict
 
     vault = make_vault(tmp_path / "v" / "vault.db")
     backend = LocalAdapter(vault, "dev", utcnow)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import CANARY, put_secret, run_cli
 
-from bsecrets.cli.run_cmds import want_mask
-from bsecrets.core.errors import UsageError
-from bsecrets.core.masking import REDACTED, Redactor, patterns
+from bsecrets.cli.commands.run import want_mask
+from bsecrets.errors import UsageError
+from bsecrets.run.masking import REDACTED, Redactor, patterns
 
 PY = sys.executable
 SECRET = "s3cr3t-VALUE-éü✓-tail"

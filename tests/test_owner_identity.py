@@ -27,17 +27,17 @@ from conftest import PASSPHRASE, invoke, run_cli
 from file_keyring import FileKeyring, file_keyring  # noqa: F401
 
 from bsecrets.backends.local.adapter import LocalAdapter
-from bsecrets.backends.local.manifest import Manifest
-from bsecrets.backends.local.vault import LocalVault, _env_key_context
-from bsecrets.core.credentials import Credentials
-from bsecrets.core.errors import IntegrityError
-from bsecrets.core.keys import (
+from bsecrets.crypto.keys import (
     EnvironmentKeys,
     generate_private_key,
     public_key_of,
     seal_to,
 )
-from bsecrets.core.timeutil import utcnow
+from bsecrets.errors import IntegrityError
+from bsecrets.timeutil import utcnow
+from bsecrets.vaultfile.credentials import Credentials
+from bsecrets.vaultfile.manifest import Manifest
+from bsecrets.vaultfile.vault import LocalVault, _env_key_context
 
 PLANTED = "attacker-chosen-value"
 

@@ -1,4 +1,4 @@
-"""Tests for bsecrets.core.profile: loading, validation errors, rendering, finding."""
+"""Tests for bsecrets.config.profile: loading, validation errors, rendering, finding."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from bsecrets.core.errors import (
-    EnvironmentNotFound,
-    ExitCode,
-    ProfileError,
-    ProfileNotFound,
-    UsageError,
-)
-from bsecrets.core.profile import (
+from bsecrets.config.profile import (
     K8S_JWT_PATH,
     PROFILE_FILENAME,
     Profile,
     find_profile,
     load_profile,
     render_profile,
+)
+from bsecrets.errors import (
+    EnvironmentNotFound,
+    ExitCode,
+    ProfileError,
+    ProfileNotFound,
+    UsageError,
 )
 
 # The example from CLI.md, verbatim (line numbers matter below).
@@ -222,7 +222,7 @@ def test_unknown_environment_is_exit_3_with_known_names(tmp_path: Path) -> None:
 
 def test_importing_the_module_does_not_import_yaml() -> None:
     code = (
-        "import sys, bsecrets.core.profile; "
+        "import sys, bsecrets.config.profile; "
         "assert 'yaml' not in sys.modules and 'platformdirs' not in sys.modules"
     )
     root = Path(__file__).resolve().parents[1]

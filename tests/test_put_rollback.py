@@ -18,10 +18,10 @@ import pytest
 from conftest import PASSPHRASE, invoke, run_cli
 from test_terminal import run_on_tty
 
-from bsecrets.core.credentials import Credentials
-from bsecrets.core.errors import UsageError
-from bsecrets.core.manager import SecretsManager
-from bsecrets.core.profile import load_profile
+from bsecrets.config.profile import load_profile
+from bsecrets.errors import UsageError
+from bsecrets.services.manager import SecretsManager
+from bsecrets.vaultfile.credentials import Credentials
 
 
 def refused(result: Any, code: int, *needles: str) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from conftest import CANARY, invoke, put_secret, run_cli
 
-from bsecrets.core.errors import UsageError
-from bsecrets.core.template import parse
+from bsecrets.errors import UsageError
+from bsecrets.run.template import parse
 
 put = put_secret
 

@@ -3,7 +3,7 @@
 The attacker can write the vault file and kept an older copy of it (a backup, a
 synced folder). After a rotation they put back any subset of the older rows:
 one environment's manifest, a secret's head and versions, other secrets, other
-environments, the audit log. Goal (backends/local/witness.py): every read
+environments, the audit log. Goal (audit/witness.py): every read
 detects it (exit 5, never the old value) unless the audit log was rolled back
 with the rows; then ``audit verify --anchor`` detects it. Wiping the whole
 audit log, or a whole environment, is detected without an anchor.

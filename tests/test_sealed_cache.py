@@ -9,9 +9,9 @@ from pathlib import Path
 from conftest import PASSPHRASE
 from test_local_backend import make_vault
 
-from bsecrets.backends.local.cache import SealedCache
-from bsecrets.backends.local.vault import LocalVault
-from bsecrets.core.credentials import Credentials
+from bsecrets.vaultfile.cache import SealedCache
+from bsecrets.vaultfile.credentials import Credentials
+from bsecrets.vaultfile.vault import LocalVault
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -31,10 +31,10 @@ from typing import Any
 import pytest
 from conftest import PASSPHRASE, invoke
 
-from bsecrets.core.credentials import Credentials
-from bsecrets.core.errors import BsecretsError, NotFound
-from bsecrets.core.manager import SecretsManager
-from bsecrets.core.profile import load_profile
+from bsecrets.config.profile import load_profile
+from bsecrets.errors import BsecretsError, NotFound
+from bsecrets.services.manager import SecretsManager
+from bsecrets.vaultfile.credentials import Credentials
 
 pytestmark = pytest.mark.slow
 

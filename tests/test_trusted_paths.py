@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 from conftest import PASSPHRASE, Result, invoke
 
-from bsecrets.core import profile_cache
-from bsecrets.core.cleartext import cleartext_endpoint, cleartext_warning, is_loopback
-from bsecrets.core.errors import InsecureFile
-from bsecrets.core.files import check_trusted_dirs, check_trusted_file
-from bsecrets.core.profile_cache import load_profile_cached
+from bsecrets.backends.cleartext import cleartext_endpoint, cleartext_warning, is_loopback
+from bsecrets.config import cache as profile_cache
+from bsecrets.config.cache import load_profile_cached
+from bsecrets.errors import InsecureFile
+from bsecrets.files import check_trusted_dirs, check_trusted_file
 
 NOBODY = 65534
 STRANGER = 12345  # another user without a passwd entry

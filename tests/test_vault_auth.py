@@ -21,7 +21,7 @@ from test_local_backend import make_vault
 from vault_env import assert_error, make_adapter, unique_prefix, vault_env, write_profile
 
 from bsecrets.backends.vault.policy import render_policy
-from bsecrets.core.timeutil import utcnow
+from bsecrets.timeutil import utcnow
 
 APPROLE_AUTH = {"method": "approle", "role_id_env": "APP_ROLE_ID", "secret_id_env": "APP_SECRET_ID"}
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import hvac
 import pytest
-from backend_contract import ACTOR, BackendContract
 from openbao_server import OpenBao
 from vault_env import make_adapter, unique_prefix
 
 from bsecrets.backends.vault.adapter import VaultAdapter
-from bsecrets.core.errors import InvalidName, SecretNotFound, UsageError, VersionNotFound
+from bsecrets.errors import InvalidName, SecretNotFound, UsageError, VersionNotFound
+from bsecrets.testing.backend import ACTOR, BackendContract
 
 
 def adapter(server: OpenBao, prefix: str | None = None, **options: Any) -> VaultAdapter:
@@ -229,10 +229,10 @@ def test_building_the_adapter_imports_nothing_heavy() -> None:
     code = textwrap.dedent(
         """
         import sys
-        from bsecrets.core.profile import EnvironmentConfig
-        from bsecrets.backends.base import BackendContext
+        from bsecrets.config.profile import EnvironmentConfig
+        from bsecrets.ports import BackendContext
         from bsecrets.backends.vault import from_config
-        from bsecrets.core.timeutil import utcnow
+        from bsecrets.timeutil import utcnow
         config = EnvironmentConfig("s", "vault", {"address": "http://127.0.0.1:1", "prefix": "p",
                                                   "mount": "secret", "auth": {"method": "token"}})
         backend = from_config(config, BackendContext({}, utcnow, lambda: None))

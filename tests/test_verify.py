@@ -211,7 +211,7 @@ def test_deleted_rows_are_named_by_environment(filled: Path) -> None:
 
 
 def test_an_owner_key_that_does_not_unlock_is_exit_5(filled: Path) -> None:
-    from bsecrets.core.keys import generate_private_key, public_key_of
+    from bsecrets.crypto.keys import generate_private_key, public_key_of
 
     with sqlite3.connect(vault_file(filled)) as db:
         db.execute("UPDATE principals SET public_key = ?", (public_key_of(generate_private_key()),))

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from conftest import PASSPHRASE, invoke
 
-from bsecrets.backends.base import BackendContext
 from bsecrets.backends.vault import from_config
 from bsecrets.backends.vault.adapter import VaultAdapter
-from bsecrets.core.profile import EnvironmentConfig
-from bsecrets.core.timeutil import utcnow
+from bsecrets.config.profile import EnvironmentConfig
+from bsecrets.ports import BackendContext
+from bsecrets.timeutil import utcnow
 
 
 def unique_prefix(label: str = "t") -> str:

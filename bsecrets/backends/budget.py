@@ -75,8 +75,8 @@ class Budget:
 def timeout_from(options: Mapping[str, Any], env: str) -> float:
     """The ``timeout:`` of an environment's options in seconds (the profile parser has
     checked it; adapters built from code get the same check), else the default."""
-    from bsecrets.core.errors import UsageError
-    from bsecrets.core.profile import TIMEOUT_MAX_S, TIMEOUT_MIN_S
+    from bsecrets.config.profile import TIMEOUT_MAX_S, TIMEOUT_MIN_S
+    from bsecrets.errors import UsageError
 
     raw = options.get("timeout")
     if raw is None:

@@ -12,8 +12,7 @@ import typer
 
 from bsecrets import __version__
 from bsecrets.cli.context import BsecretsCommand, BsecretsGroupHelp, CliContext, given_after_command
-from bsecrets.core.errors import BsecretsError, ExitCode
-from bsecrets.core.settings import (
+from bsecrets.config.settings import (
     ENV_DEBUG,
     ENV_ENV,
     ENV_INSECURE_HTTP,
@@ -23,6 +22,7 @@ from bsecrets.core.settings import (
     GLOBAL_OPTIONS,
     Settings,
 )
+from bsecrets.errors import BsecretsError, ExitCode
 
 
 def render_error(
@@ -154,28 +154,28 @@ def _usage_text(exc: Exception) -> str:
 # Command name -> (module, function). Commands are built on demand, so a run
 # pays for parsing one command's signature and importing one module, not all.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("bsecrets.cli.setup_cmds", "init"),
-    "unlock": ("bsecrets.cli.setup_cmds", "unlock"),
-    "lock": ("bsecrets.cli.setup_cmds", "lock"),
-    "put": ("bsecrets.cli.secret_cmds", "put"),
-    "get": ("bsecrets.cli.secret_cmds", "get"),
-    "ls": ("bsecrets.cli.secret_cmds", "ls"),
-    "rm": ("bsecrets.cli.secret_cmds", "rm"),
-    "restore": ("bsecrets.cli.secret_cmds", "restore"),
-    "history": ("bsecrets.cli.secret_cmds", "history"),
-    "rollback": ("bsecrets.cli.secret_cmds", "rollback"),
-    "export": ("bsecrets.cli.transfer_cmds", "export"),
-    "import": ("bsecrets.cli.transfer_cmds", "import_"),
-    "diff": ("bsecrets.cli.transfer_cmds", "diff"),
-    "provision": ("bsecrets.cli.transfer_cmds", "provision"),
-    "status": ("bsecrets.cli.status_cmds", "status"),
-    "verify": ("bsecrets.cli.verify_cmds", "verify"),
-    "exec": ("bsecrets.cli.run_cmds", "exec_"),
-    "render": ("bsecrets.cli.run_cmds", "render"),
-    "audit": ("bsecrets.cli.audit_cmds", "app"),
-    "aws": ("bsecrets.cli.aws_backend_cmds", "app"),
-    "vault": ("bsecrets.cli.vault_backend_cmds", "app"),
-    "env": ("bsecrets.cli.env_cmds", "app"),
+    "init": ("bsecrets.cli.commands.setup", "init"),
+    "unlock": ("bsecrets.cli.commands.setup", "unlock"),
+    "lock": ("bsecrets.cli.commands.setup", "lock"),
+    "put": ("bsecrets.cli.commands.secrets", "put"),
+    "get": ("bsecrets.cli.commands.secrets", "get"),
+    "ls": ("bsecrets.cli.commands.secrets", "ls"),
+    "rm": ("bsecrets.cli.commands.secrets", "rm"),
+    "restore": ("bsecrets.cli.commands.secrets", "restore"),
+    "history": ("bsecrets.cli.commands.secrets", "history"),
+    "rollback": ("bsecrets.cli.commands.secrets", "rollback"),
+    "export": ("bsecrets.cli.commands.transfer", "export"),
+    "import": ("bsecrets.cli.commands.transfer", "import_"),
+    "diff": ("bsecrets.cli.commands.transfer", "diff"),
+    "provision": ("bsecrets.cli.commands.transfer", "provision"),
+    "status": ("bsecrets.cli.commands.status", "status"),
+    "verify": ("bsecrets.cli.commands.verify", "verify"),
+    "exec": ("bsecrets.cli.commands.run", "exec_"),
+    "render": ("bsecrets.cli.commands.run", "render"),
+    "audit": ("bsecrets.cli.commands.audit", "app"),
+    "aws": ("bsecrets.cli.commands.aws", "app"),
+    "vault": ("bsecrets.cli.commands.vault", "app"),
+    "env": ("bsecrets.cli.commands.env", "app"),
 }
 
 
@@ -338,7 +338,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    from bsecrets.core.files import harden_process
+    from bsecrets.files import harden_process
 
     harden_process()
     settings = Settings.resolve(

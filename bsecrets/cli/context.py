@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from bsecrets.core.settings import ENV_ENV, ENV_JSON, Settings
+from bsecrets.config.settings import ENV_ENV, ENV_JSON, Settings
 
 if TYPE_CHECKING:
-    from bsecrets.core.credentials import Credentials
-    from bsecrets.core.manager import SecretsManager
+    from bsecrets.services.manager import SecretsManager
+    from bsecrets.vaultfile.credentials import Credentials
 
 
 def given_after_command(ctx: typer.Context, option: str, value: Any) -> None:
@@ -201,7 +201,7 @@ class CliContext:
     # --- core ------------------------------------------------------------
 
     def credentials(self) -> Credentials:
-        from bsecrets.core.credentials import Credentials
+        from bsecrets.vaultfile.credentials import Credentials
 
         prompt = _prompt if sys.stdin.isatty() else None
         return Credentials(
@@ -211,15 +211,15 @@ class CliContext:
         )
 
     def profile_path(self) -> Path:
-        from bsecrets.core.profile import find_profile
+        from bsecrets.config.profile import find_profile
 
         return find_profile(self.settings.profile, self.settings.environ, Path.cwd())
 
     @property
     def manager(self) -> SecretsManager:
         if self._manager is None:
-            from bsecrets.core.manager import SecretsManager
-            from bsecrets.core.profile_cache import load_profile_cached
+            from bsecrets.config.cache import load_profile_cached
+            from bsecrets.services.manager import SecretsManager
 
             profile = load_profile_cached(self.profile_path())
             self._manager = SecretsManager(

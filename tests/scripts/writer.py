@@ -40,7 +40,7 @@ def wait_for_start(ready: Path, writer_id: int, go: Path) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     from bsecrets.cli.app import app
 
-    for module in ("bsecrets.core.manager", "bsecrets.backends.local.adapter"):
+    for module in ("bsecrets.services.manager", "bsecrets.backends.local.adapter"):
         importlib.import_module(module)  # before the start line, not during the race
 
     value_file = Path(args.ready) / f"value-{args.id}"
@@ -76,10 +76,10 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def run_cas(args: argparse.Namespace) -> int:
-    from bsecrets.core.credentials import Credentials
-    from bsecrets.core.errors import BsecretsError, SecretNotFound
-    from bsecrets.core.manager import SecretsManager
-    from bsecrets.core.profile import load_profile
+    from bsecrets.config.profile import load_profile
+    from bsecrets.errors import BsecretsError, SecretNotFound
+    from bsecrets.services.manager import SecretsManager
+    from bsecrets.vaultfile.credentials import Credentials
 
     creds = Credentials(
         session_token=os.environ.get("BSECRETS_SESSION"),

@@ -27,17 +27,16 @@ from bsecrets.backends.aws.versions import (
     version_token,
 )
 from bsecrets.backends.aws.writes import SecretWriter
-from bsecrets.backends.base import Capability, SecretBackend
 from bsecrets.backends.budget import Budget
-from bsecrets.core.errors import (
+from bsecrets.errors import (
     BackendUnavailable,
     BsecretsError,
     InvalidName,
     SecretNotFound,
     VersionNotFound,
 )
-from bsecrets.core.health import HealthIndicator
-from bsecrets.core.models import (
+from bsecrets.health import HealthIndicator
+from bsecrets.models import (
     Secret,
     SecretSummary,
     SecretVersion,
@@ -45,12 +44,13 @@ from bsecrets.core.models import (
     WriteResult,
     validate_name,
 )
-from bsecrets.core.timeutil import iso
+from bsecrets.ports import Capability, SecretBackend
+from bsecrets.timeutil import iso
 
 if TYPE_CHECKING:
     from bsecrets.backends.aws.clients import AwsClients
     from bsecrets.backends.aws.settings import AwsSettings
-    from bsecrets.backends.base import BackendContext
+    from bsecrets.ports import BackendContext
 
 HEALTH_CHECK_S = 5.0  # each check of 'bsecrets status', at most (and at most the budget)
 RETENTION_HINT = (

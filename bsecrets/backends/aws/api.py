@@ -17,12 +17,12 @@ from bsecrets.backends.aws.attempts import WRITES, BudgetSpent
 from bsecrets.backends.aws.clients import AwsClients
 from bsecrets.backends.aws.errors import EXPIRED, aws_code, translate
 from bsecrets.backends.aws.versions import CURRENT, AwsVersion, number_versions
-from bsecrets.core.errors import Denied, SecretNotFound, UsageError
+from bsecrets.errors import Denied, SecretNotFound, UsageError
 
 if TYPE_CHECKING:
     from bsecrets.backends.aws.settings import AwsSettings
-    from bsecrets.backends.base import BackendContext
     from bsecrets.backends.budget import Budget
+    from bsecrets.ports import BackendContext
 
 SM = "secretsmanager"
 

@@ -22,13 +22,13 @@ from bsecrets import __version__
 from bsecrets.backends.aws.attempts import AttemptGuard
 from bsecrets.backends.aws.settings import CONNECT_TIMEOUT, READ_TIMEOUT
 from bsecrets.backends.budget import Budget
-from bsecrets.core.errors import BsecretsError
-from bsecrets.core.timeutil import iso, parse_iso
+from bsecrets.errors import BsecretsError
+from bsecrets.timeutil import iso, parse_iso
 
 if TYPE_CHECKING:
     from bsecrets.backends.aws.settings import AwsSettings
-    from bsecrets.backends.base import BackendContext
-    from bsecrets.backends.local.cache import SealedCache
+    from bsecrets.ports import BackendContext
+    from bsecrets.vaultfile.cache import SealedCache
 
 CACHE_NS = "aws-sts"
 ROLE_SECONDS = 3600  # the default maximum session duration of an IAM role
@@ -177,20 +177,20 @@ class AwsClients:
 
     def _session_name(self) -> str:
         """Shows in CloudTrail as the role session: bsecrets, environment, OS user."""
-        from bsecrets.core.models import AccessContext
+        from bsecrets.models import AccessContext
 
         raw = f"bsecrets-{self.settings.env}-{AccessContext.current().os_user}"
         return re.sub(r"[^\w+=,.@-]", "-", raw)[:64]
 
     def _cache(self) -> SealedCache | None:
-        from bsecrets.backends.local.cache import SealedCache
+        from bsecrets.vaultfile.cache import SealedCache
 
         return SealedCache.open_quietly(self.context.local_vault, self.context.clock)
 
     def _cache_key(self) -> str:
         """A digest of what the credentials depend on: the role, where STS is, and
         who assumed it (AWS_PROFILE and access key id, never a secret key)."""
-        from bsecrets.core.keys import sha256_hex
+        from bsecrets.crypto.keys import sha256_hex
 
         s = self.settings
         parts = (s.env, str(s.role_arn), s.region, s.endpoint("sts") or "", s.source_identity)

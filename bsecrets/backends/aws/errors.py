@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bsecrets.core.errors import (
+from bsecrets.errors import (
     AlreadyExists,
     BackendUnavailable,
     BsecretsError,

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bsecrets.backends.budget import DEFAULT_TIMEOUT_S, timeout_from
-from bsecrets.core.errors import UsageError, ValueTooLarge
+from bsecrets.errors import UsageError, ValueTooLarge
 
 if TYPE_CHECKING:
-    from bsecrets.core.profile import EnvironmentConfig
+    from bsecrets.config.profile import EnvironmentConfig
 
 # AWS limits (docs.aws.amazon.com/secretsmanager/latest/apireference, service model).
 MAX_SECRET_NAME = 512  # CreateSecret Name: 1..512 characters

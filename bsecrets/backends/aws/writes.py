@@ -55,8 +55,7 @@ from bsecrets.backends.aws.versions import (
     value_params,
     version_token,
 )
-from bsecrets.backends.base import stderr_warning
-from bsecrets.core.errors import (
+from bsecrets.errors import (
     AlreadyExists,
     BsecretsError,
     Conflict,
@@ -64,7 +63,8 @@ from bsecrets.core.errors import (
     UsageError,
     VersionConflict,
 )
-from bsecrets.core.models import WriteResult
+from bsecrets.models import WriteResult
+from bsecrets.ports import stderr_warning
 
 if TYPE_CHECKING:
     from bsecrets.backends.aws.api import SecretsApi

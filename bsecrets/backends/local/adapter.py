@@ -16,22 +16,22 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bsecrets.backends.base import BackendContext, Capability, SecretBackend, not_applied
-from bsecrets.backends.local.manifest import BUCKETS, Manifest, bucket_digest, bucket_of
-from bsecrets.backends.local.vault import LocalVault
-from bsecrets.core.errors import (
+from bsecrets.crypto.keys import EnvironmentKeys, aead_open, aead_seal, encode_aad
+from bsecrets.errors import (
     IntegrityError,
     SecretNotFound,
     VersionConflict,
     VersionNotFound,
 )
-from bsecrets.core.health import HealthIndicator
-from bsecrets.core.keys import EnvironmentKeys, aead_open, aead_seal, encode_aad
-from bsecrets.core.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
-from bsecrets.core.timeutil import Clock, iso, parse_iso
+from bsecrets.health import HealthIndicator
+from bsecrets.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
+from bsecrets.ports import BackendContext, Capability, SecretBackend, not_applied
+from bsecrets.timeutil import Clock, iso, parse_iso
+from bsecrets.vaultfile.manifest import BUCKETS, Manifest, bucket_digest, bucket_of
+from bsecrets.vaultfile.vault import LocalVault
 
 if TYPE_CHECKING:
-    from bsecrets.core.profile import EnvironmentConfig
+    from bsecrets.config.profile import EnvironmentConfig
 
 
 def from_config(config: EnvironmentConfig, context: BackendContext) -> LocalAdapter:

@@ -24,13 +24,12 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from bsecrets.backends.base import Capability, SecretBackend
 from bsecrets.backends.budget import Budget
 from bsecrets.backends.vault import codec
 from bsecrets.backends.vault.auth import Authenticator
 from bsecrets.backends.vault.errors import VaultHTTPError, translate
 from bsecrets.backends.vault.mount import mount_error, no_mount
-from bsecrets.core.errors import (
+from bsecrets.errors import (
     BackendUnavailable,
     BsecretsError,
     Denied,
@@ -39,12 +38,13 @@ from bsecrets.core.errors import (
     VersionConflict,
     VersionNotFound,
 )
-from bsecrets.core.health import HealthIndicator
-from bsecrets.core.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
+from bsecrets.health import HealthIndicator
+from bsecrets.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
+from bsecrets.ports import Capability, SecretBackend
 
 if TYPE_CHECKING:
-    from bsecrets.backends.base import BackendContext
     from bsecrets.backends.vault.config import VaultSettings
+    from bsecrets.ports import BackendContext
 
 T = TypeVar("T")
 HEALTH_BUDGET_S = 3.0

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from bsecrets.backends.vault.config import ENV_TOKEN, VaultSettings
 from bsecrets.backends.vault.errors import VaultHTTPError, translate
-from bsecrets.core.errors import BsecretsError, Denied, UsageError
-from bsecrets.core.keys import sha256_hex
-from bsecrets.core.timeutil import iso, parse_iso
+from bsecrets.crypto.keys import sha256_hex
+from bsecrets.errors import BsecretsError, Denied, UsageError
+from bsecrets.timeutil import iso, parse_iso
 
 if TYPE_CHECKING:
-    from bsecrets.backends.base import BackendContext
-    from bsecrets.backends.local.cache import SealedCache
+    from bsecrets.ports import BackendContext
+    from bsecrets.vaultfile.cache import SealedCache
 
 CACHE_NS = "vault"
 RENEW_AFTER = 2 / 3  # of the TTL
@@ -165,7 +165,7 @@ class Authenticator:
 
     def _open_cache(self) -> SealedCache | None:
         if self._cache is _UNSET:
-            from bsecrets.backends.local.cache import SealedCache
+            from bsecrets.vaultfile.cache import SealedCache
 
             self._cache = SealedCache.open_quietly(self._open_vault, self.clock)
         return self._cache

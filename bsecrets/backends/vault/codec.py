@@ -17,7 +17,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bsecrets.core.errors import SecretNotFound, UsageError
+from bsecrets.errors import SecretNotFound, UsageError
 
 RESERVED = "bsecrets:"
 DESCRIPTION_KEY = "bsecrets:description"

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bsecrets.backends.budget import DEFAULT_TIMEOUT_S, timeout_from
-from bsecrets.core.errors import InvalidName, UsageError
-from bsecrets.core.files import check_trusted_file
+from bsecrets.errors import InvalidName, UsageError
+from bsecrets.files import check_trusted_file
 
 if TYPE_CHECKING:
-    from bsecrets.core.profile import EnvironmentConfig
+    from bsecrets.config.profile import EnvironmentConfig
 
 ENV_ADDR = "VAULT_ADDR"
 ENV_TOKEN = "VAULT_TOKEN"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bsecrets.core.errors import BsecretsError, Denied, VersionConflict
+from bsecrets.errors import BsecretsError, Denied, VersionConflict
 
 _MAX_DETAIL = 200
 

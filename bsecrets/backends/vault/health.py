@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.backends.vault.errors import VaultHTTPError, translate
-from bsecrets.core.errors import BsecretsError
-from bsecrets.core.health import HealthIndicator
+from bsecrets.errors import BsecretsError
+from bsecrets.health import HealthIndicator
 
 if TYPE_CHECKING:
     from bsecrets.backends.vault.adapter import VaultAdapter

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bsecrets.backends.vault.config import VaultSettings
-from bsecrets.core.errors import UsageError
+from bsecrets.errors import UsageError
 
 
 def mount_error(settings: VaultSettings, answer: Any) -> UsageError | None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bsecrets.backends.vault.config import check_segments
-from bsecrets.core.errors import UsageError
+from bsecrets.errors import UsageError
 
 # (KV v2 path kind, read-write: (capabilities, used by), read-only: (capabilities, used by))
 _RULES = (

@@ -33,7 +33,7 @@ from hvac.adapters import JSONAdapter
 from bsecrets.backends.budget import Budget
 from bsecrets.backends.vault.config import ENV_ADDR, ENV_CACERT, VaultSettings
 from bsecrets.backends.vault.errors import VaultHTTPError
-from bsecrets.core.errors import BackendUnavailable, UsageError
+from bsecrets.errors import BackendUnavailable, UsageError
 
 CONNECT_TIMEOUT_S = 3.0  # per attempt, at most what is left of the budget
 READ_TIMEOUT_S = 8.0

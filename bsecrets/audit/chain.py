@@ -1,0 +1,198 @@
+"""The audit chain's arithmetic, with no storage: canonical events, links,
+anchors, and the verification walk that names the first bad sequence number.
+
+``mac(n) = HMAC-SHA256(chain key, mac(n-1) || canonical JSON of event n)``,
+with ``mac(0)`` a genesis value bound to the vault. Events are stored sealed
+(AES-256-GCM); the walk is given an ``opener`` that returns the plaintext of
+a stored record or None when it does not authenticate.
+
+The fast path parses no JSON (1,000,000 events must verify in seconds): the
+MAC already covers each event's sequence number, so a record moved, copied or
+renumbered breaks the chain at that row. Only at the first bad row are the
+events parsed, to say what happened there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
+
+from bsecrets.crypto.keys import mac
+from bsecrets.errors import IntegrityError, UsageError
+
+FORMAT = 1
+_GENESIS = b"bsecrets/v1/audit-genesis"
+
+Row = tuple[int, str, bytes, bytes]  # seq, time, sealed record, mac (as stored: any type)
+Opener = Callable[[str, bytes], "bytes | None"]  # (time, record) -> plaintext or None
+
+
+def canonical(event: dict[str, Any]) -> bytes:
+    """Sorted keys, no spaces, ASCII only: the bytes the MAC covers."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def genesis(chain_key: bytes, vault_id: bytes) -> bytes:
+    return mac(chain_key, _GENESIS + vault_id)
+
+
+def link(chain_key: bytes, prev: bytes, event: bytes) -> bytes:
+    return mac(chain_key, prev + event)
+
+
+class Anchor(NamedTuple):
+    """A chain head witnessed outside the vault: ``SEQ:MAC-HEX``."""
+
+    seq: int
+    mac: bytes
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.mac.hex()}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        seq, sep, digest = text.strip().partition(":")
+        try:
+            if not sep or not seq.isdigit() or len(seq) > 19 or len(digest) != 64:
+                raise ValueError
+            if int(seq) >= 2**63:  # SQLite's integers: no event can have it
+                raise ValueError
+            return cls(int(seq), bytes.fromhex(digest))
+        except ValueError:
+            raise UsageError(
+                f"invalid anchor {text.strip()[:80]!r}",
+                hint="give it as printed by 'bsecrets audit anchor': SEQ:64-HEX-DIGITS",
+            ) from None
+
+
+class Problem(NamedTuple):
+    seq: int
+    kind: str  # edited | missing | reordered | inserted | truncated | anchor | archive
+    detail: str
+
+
+class Walk(NamedTuple):
+    """What a verification walk saw: the events it checked and the first problem."""
+
+    checked: int
+    last_seq: int  # the start's seq - 1 when there were no events
+    head: bytes
+    problem: Problem | None
+    macs_at: dict[int, bytes]  # the MACs at the sequence numbers asked for
+
+
+def walk(
+    rows: Iterable[Row],
+    chain_key: bytes,
+    opener: Opener,
+    *,
+    first_seq: int,
+    prev: bytes,
+    watch: Iterable[int] = (),
+) -> Walk:
+    """Check ``rows`` (in seq order) as the continuation of a chain at ``first_seq``
+    after ``prev``. Stops at the first problem."""
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import hmac as keyed
+
+    keyed_base = keyed.HMAC(chain_key, hashes.SHA256())  # copied per event: 2.5x faster
+    watched = set(watch)
+    seen: dict[int, bytes] = {}
+    expected = first_seq
+    count = 0
+    iterator = iter(rows)
+    for row in iterator:
+        seq, time, record, stored = row
+        if seq != expected:
+            return Walk(count, expected - 1, prev, _gap(expected, seq), seen)
+        plain = opener(time, record)
+        if plain is None:
+            return Walk(count, expected - 1, prev, _unreadable(seq), seen)
+        one = keyed_base.copy()
+        one.update(prev)
+        one.update(plain)
+        digest = one.finalize()
+        if type(stored) is not bytes or not hmac.compare_digest(digest, stored):
+            problem = _classify(seq, plain, digest, stored, iterator, opener)
+            return Walk(count, expected - 1, prev, problem, seen)
+        if seq in watched:
+            seen[seq] = digest
+        prev = digest
+        expected += 1
+        count += 1
+    return Walk(count, expected - 1, prev, None, seen)
+
+
+def _gap(expected: int, found: object) -> Problem:
+    if type(found) is not int:
+        return Problem(expected, "edited", f"the row after event {expected - 1} is damaged")
+    if found < expected:  # only a non-ordered source can do this
+        return Problem(found, "reordered", f"event {found} appears after event {expected - 1}")
+    missing = f"event {expected}" if found == expected + 1 else f"events {expected}-{found - 1}"
+    return Problem(expected, "missing", f"{missing} missing: the log jumps to {found}")
+
+
+def _unreadable(seq: int) -> Problem:
+    return Problem(seq, "edited", f"event {seq} does not authenticate (edited or forged)")
+
+
+def _event_seq(plain: bytes) -> int | None:
+    try:
+        seq = json.loads(plain).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) else None
+
+
+def _classify(
+    seq: int,
+    plain: bytes,
+    digest: bytes,
+    stored: bytes,
+    later: Iterator[Row],
+    opener: Opener,
+) -> Problem:
+    """Why the chain broke at row ``seq``: the row holds another event, or was edited."""
+    held = _event_seq(plain)
+    if held is None or held == seq:
+        return Problem(seq, "edited", f"event {seq} was changed (its MAC does not match)")
+    if held < seq:
+        return Problem(seq, "inserted", f"row {seq} holds a copy of event {held}")
+    for other_seq, time, record, _ in later:  # held > seq: moved here, or seq was deleted
+        other = opener(time, record)
+        if other is not None and _event_seq(other) == seq:
+            return Problem(
+                seq, "reordered", f"events {seq} and {held} are out of order (row {other_seq})"
+            )
+    return Problem(seq, "missing", f"event {seq} was removed and later events renumbered")
+
+
+def check_anchor(result: Walk, anchor: Anchor) -> Problem | None:
+    """Whether the walked chain reaches the anchor and has the anchored MAC there."""
+    if anchor.seq > result.last_seq:
+        return Problem(
+            result.last_seq + 1,
+            "truncated",
+            f"the log ends at event {result.last_seq}; the anchor is at event {anchor.seq}",
+        )
+    found = result.macs_at.get(anchor.seq)
+    if found is None:
+        return None  # before the part walked: checked against archives by the caller
+    import hmac
+
+    if not hmac.compare_digest(found, anchor.mac):
+        return Problem(anchor.seq, "anchor", f"event {anchor.seq} is not the one anchored")
+    return None
+
+
+def parse_event(plain: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(plain)
+    except ValueError:
+        raise IntegrityError("an audit event is not valid JSON") from None
+    if not isinstance(event, dict):
+        raise IntegrityError("an audit event is not a JSON object")
+    return event

@@ -1,0 +1,646 @@
+"""The audit log in the local vault file: sealed, chained events.
+
+Tables (created on first use):
+- ``audit_events(seq, time, record, mac)``: ``record`` is the event's canonical
+  JSON under AES-256-GCM with the key of the internal environment
+  ``__audit__`` (its master is sealed to the owner and carried by sessions),
+  with the vault id and the ``time`` column as associated data; ``mac`` is the
+  chain link (audit/chain.py) under that environment's MAC key. A stolen
+  file shows how many events there are and when; not who, what or which name.
+- ``audit_state``: where the live log starts after archiving (first seq, the
+  MAC before it, the archive files), under one HMAC.
+- ``audit_intake``: events written without the audit key (a wrong passphrase,
+  a locked vault while using a remote backend), sealed to the owner's public
+  key. They are folded into the chain, marked ``late``, by the next event
+  written with the key. Until then they are not chained: someone with write
+  access to the file can delete or add intake rows unnoticed.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import struct
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from bsecrets.audit.chain import (
+    Anchor,
+    Opener,
+    Problem,
+    Row,
+    Walk,
+    canonical,
+    check_anchor,
+    genesis,
+    link,
+    parse_event,
+    walk,
+)
+from bsecrets.audit.logger import AuditSink
+from bsecrets.audit.witness import ChainWitness, state_of
+from bsecrets.crypto.keys import EnvironmentKeys, aead_seal, encode_aad, mac, mac_verify
+from bsecrets.errors import (
+    AlreadyExists,
+    BsecretsError,
+    IntegrityError,
+    KeyringUnavailable,
+    UsageError,
+)
+from bsecrets.health import HealthIndicator
+from bsecrets.timeutil import iso, utcnow
+from bsecrets.vaultfile.vault import LocalVault
+
+AUDIT_ENV = "__audit__"
+ARCHIVE_FORMAT = "bsecrets-audit-archive"
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS audit_events (seq INTEGER PRIMARY KEY, time TEXT NOT NULL,"
+    " record BLOB NOT NULL, mac BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS audit_intake (id INTEGER PRIMARY KEY, sealed BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS audit_state (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " state BLOB NOT NULL, mac BLOB NOT NULL)",
+)
+_SELECT_ROWS = "SELECT seq, time, record, mac FROM audit_events"
+
+
+class LogState(NamedTuple):
+    """Where the live log starts: after the archived events, or at 1."""
+
+    first_seq: int
+    prev: bytes
+    archives: list[dict[str, Any]]
+
+
+class Verification(NamedTuple):
+    events: int  # live events checked
+    archived: int  # events checked in archive files
+    first_seq: int
+    last_seq: int
+    head: Anchor
+    anchor: str  # how the anchor was checked
+    problem: Problem | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.problem is None,
+            "events": self.events,
+            "archived_events": self.archived,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "head": str(self.head),
+            "anchor": self.anchor,
+            "problem": self.problem._asdict() if self.problem else None,
+        }
+
+
+class LocalAuditLog(AuditSink):
+    name = "local vault"
+
+    def __init__(self, vault: LocalVault) -> None:
+        self.vault = vault
+        self.store = vault.store
+        self._aad_prefix = encode_aad(vault.vault_id, AUDIT_ENV, "audit-event")
+        self._aad_heads: dict[int, bytes] = {}  # by the time's length (always 24 in practice)
+        # Every read and write of an environment checks its manifest against the chain.
+        self.witness = ChainWitness(self)
+        vault.witness = self.witness
+
+    # --- keys ------------------------------------------------------------
+
+    def _aad(self, time: str) -> bytes:
+        """encode_aad(vault id, AUDIT_ENV, "audit-event", time), its prefix computed once."""
+        raw = time.encode()
+        head = self._aad_heads.get(len(raw))
+        if head is None:
+            head = self._aad_heads[len(raw)] = self._aad_prefix + b"s" + struct.pack(">I", len(raw))
+        return head + raw
+
+    def _writing_keys(self) -> EnvironmentKeys | None:
+        """The audit keys if the vault opens without a prompt; None otherwise (intake)."""
+        if not self.vault.can_unlock_quietly():
+            return None
+        return self.vault.env_keys(AUDIT_ENV, create=True)
+
+    def reading_keys(self) -> EnvironmentKeys | None:
+        """The audit keys (unlocking as any command does); None if no event was ever chained."""
+        with self.store.read():
+            return self.vault.env_keys(AUDIT_ENV)
+
+    def opener(self, keys: EnvironmentKeys) -> Opener:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        decrypt = AESGCM(keys.value_key).decrypt
+        heads = self._aad_heads
+        aad = self._aad
+
+        def open_record(time: str, record: bytes) -> bytes | None:
+            """Hot (a million calls per verify): self._aad inlined for the usual length.
+            A column of another SQLite type fails here like a changed one."""
+            try:
+                raw = time.encode()
+                head = heads.get(len(raw))
+                data = head + raw if head is not None else aad(time)
+                return decrypt(record[:12], record[12:], data)
+            except (InvalidTag, ValueError, TypeError, AttributeError):
+                return None
+
+        return open_record
+
+    # --- writing ---------------------------------------------------------
+
+    def prepare(self) -> None:
+        self.vault.private_key()
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        return self.store.write()
+
+    def _ensure_tables(self) -> None:
+        """Every time, not once per process: the transaction that created them may
+        have rolled back (CREATE ... IF NOT EXISTS costs microseconds)."""
+        for sql in _TABLES:
+            self.store.execute_write(sql)
+
+    def append(self, fields: dict[str, Any]) -> None:
+        with self.store.write():
+            self._ensure_tables()
+            keys = self._writing_keys()
+            if keys is None:
+                self._intake(fields)
+                return
+            self._fold_intake(keys)
+            self._append_keyed(keys, fields)
+
+    def _head(self, keys: EnvironmentKeys) -> tuple[int, bytes]:
+        rows = self.store.query_optional_table(
+            "audit_events", "SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1"
+        )
+        if rows:
+            seq, digest = rows[0]
+            if type(seq) is not int or type(digest) is not bytes:
+                raise IntegrityError("the audit log's last event is damaged")
+            return seq, digest
+        state = self.state(keys)
+        return state.first_seq - 1, state.prev
+
+    def _append_keyed(self, keys: EnvironmentKeys, fields: dict[str, Any]) -> None:
+        """Chain one event recording every environment's manifest as this transaction
+        leaves it (witness.py), after checking the ones it did not change itself."""
+        state = state_of(self.witness.check_all())
+        seq, prev = self._head(keys)
+        event = {**fields, "seq": seq + 1, "state": state}
+        plain = canonical(event)
+        time = str(event.get("time", ""))
+        record = aead_seal(keys.value_key, plain, self._aad(time))
+        digest = link(keys.manifest_key, prev, plain)
+        self.store.execute_write(
+            "INSERT INTO audit_events (seq, time, record, mac) VALUES (?, ?, ?, ?)",
+            (seq + 1, time, record, digest),
+        )
+        self.witness.appended(seq + 1, digest, state)
+
+    def _intake_context(self) -> bytes:
+        return encode_aad(self.vault.vault_id, AUDIT_ENV, "audit-intake")
+
+    def _intake(self, fields: dict[str, Any]) -> None:
+        from bsecrets.crypto.keys import generate_private_key, public_key_of, seal_to
+        from bsecrets.vaultfile.unlock import OWNER
+
+        sender = generate_private_key()
+        blob = public_key_of(sender) + seal_to(
+            sender, self.store.public_key(OWNER), canonical(fields), self._intake_context()
+        )
+        self.store.execute_write("INSERT INTO audit_intake (sealed) VALUES (?)", (blob,))
+
+    def _fold_intake(self, keys: EnvironmentKeys) -> None:
+        rows = self.store.query_optional_table(
+            "audit_intake", "SELECT id, sealed FROM audit_intake ORDER BY id"
+        )
+        if not rows:
+            return
+        from bsecrets.crypto.keys import unseal
+
+        private_key = self.vault.private_key()
+        for _, blob in rows:
+            try:
+                if type(blob) is not bytes:
+                    raise IntegrityError("an audit intake entry is damaged")
+                plain = unseal(
+                    private_key, blob[:32], blob[32:], self._intake_context(), "an intake entry"
+                )
+                fields = parse_event(plain)
+            except IntegrityError as exc:
+                fields = {
+                    "v": 1,
+                    "time": iso(utcnow()),
+                    "action": "audit.intake",
+                    "outcome": "failed",
+                    "reason": exc.message,
+                }
+            self._append_keyed(keys, {**fields, "late": True})
+        self.store.execute_write("DELETE FROM audit_intake")
+
+    # --- state (after archiving) ----------------------------------------
+
+    def state(self, keys: EnvironmentKeys) -> LogState:
+        rows = self.store.query_optional_table(
+            "audit_state", "SELECT state, mac FROM audit_state WHERE id = 1"
+        )
+        if not rows:
+            return LogState(1, genesis(keys.manifest_key, self.vault.vault_id), [])
+        raw, digest = rows[0]
+        if (
+            type(raw) is not bytes
+            or type(digest) is not bytes
+            or not mac_verify(keys.manifest_key, b"audit-state" + raw, digest)
+        ):
+            raise IntegrityError("the audit log's archive record failed authentication")
+        data = json.loads(raw)
+        return LogState(int(data["first_seq"]), bytes.fromhex(data["prev"]), data["archives"])
+
+    def _set_state(self, keys: EnvironmentKeys, state: LogState) -> None:
+        raw = canonical(
+            {"first_seq": state.first_seq, "prev": state.prev.hex(), "archives": state.archives}
+        )
+        self.store.execute_write(
+            "INSERT OR REPLACE INTO audit_state (id, state, mac) VALUES (1, ?, ?)",
+            (raw, mac(keys.manifest_key, b"audit-state" + raw)),
+        )
+
+    # --- reading ---------------------------------------------------------
+
+    def rows(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        after: int | None = None,
+        through: int | None = None,
+    ) -> Iterator[Row]:
+        bounds = (
+            ("time >= ?", since),
+            ("time < ?", until),
+            ("seq > ?", after),
+            ("seq <= ?", through),
+        )
+        given = [(clause, value) for clause, value in bounds if value is not None]
+        sql = _SELECT_ROWS
+        if given:
+            sql += " WHERE " + " AND ".join(clause for clause, _ in given)
+        sql += " ORDER BY seq"
+        params = tuple(value for _, value in given)
+        return self.store.iter_optional_table("audit_events", sql, params)
+
+    def events(
+        self,
+        keys: EnvironmentKeys,
+        since: str | None = None,
+        until: str | None = None,
+        after: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Decrypted events (with their ``mac`` in hex), oldest first. Not a verification:
+        a record that does not authenticate raises IntegrityError."""
+        open_record = self.opener(keys)
+        for seq, time, record, digest in self.rows(since, until, after):
+            plain = open_record(time, record)
+            if plain is None:
+                raise IntegrityError(
+                    f"audit event {seq} does not authenticate",
+                    hint="run 'bsecrets audit verify' to see what was changed",
+                )
+            event = parse_event(plain)
+            event["mac"] = digest.hex() if isinstance(digest, bytes) else ""
+            yield event
+
+    def head(self, keys: EnvironmentKeys) -> Anchor:
+        with self.store.read():
+            seq, digest = self._head(keys)
+        return Anchor(seq, digest)
+
+    def count(self) -> int:
+        rows = self.store.query_optional_table("audit_events", "SELECT count(*) FROM audit_events")
+        return int(rows[0][0]) if rows else 0
+
+    # --- verification ----------------------------------------------------
+
+    def verify(
+        self, keys: EnvironmentKeys, anchor: Anchor | None, *, archives: bool = True
+    ) -> Verification:
+        """The chain, the archives, the anchor, and every environment's manifest against
+        the newest event's record of it (witness.py), in that order of reporting."""
+        watch = [anchor.seq] if anchor else []
+        with self.store.read():
+            state = self.state(keys)
+            result = walk(
+                self.rows(),
+                keys.manifest_key,
+                self.opener(keys),
+                first_seq=state.first_seq,
+                prev=state.prev,
+                watch=watch,
+            )
+            stale = None
+            if result.problem is None:
+                try:
+                    stale = self.witness.first_mismatch(self.store.manifest_macs())
+                except IntegrityError as exc:
+                    stale = exc.message
+        problem = result.problem
+        archived = 0
+        anchor_note = "none given and none in the OS keyring: a truncated tail is not detected"
+        if problem is None and archives and state.archives:
+            archived, problem, archived_macs = self._verify_archives(keys, state, watch)
+            result = result._replace(macs_at={**archived_macs, **result.macs_at})
+        elif not archives and state.archives:
+            anchor_note = "archives skipped"
+        if problem is None and anchor is not None:
+            problem = check_anchor(result, anchor)
+            anchor_note = (
+                "matches" if anchor.seq in result.macs_at else "in an archive that was not checked"
+            )
+        if problem is None and stale is not None:
+            problem = Problem(result.last_seq, "rollback", stale)
+        return Verification(
+            result.checked,
+            archived,
+            state.first_seq,
+            result.last_seq,
+            Anchor(result.last_seq, result.head),
+            anchor_note if anchor is None or problem is None else "does not match",
+            problem,
+        )
+
+    def _verify_archives(
+        self, keys: EnvironmentKeys, state: LogState, watch: list[int]
+    ) -> tuple[int, Problem | None, dict[int, bytes]]:
+        prev = genesis(keys.manifest_key, self.vault.vault_id)
+        first = 1
+        total = 0
+        macs: dict[int, bytes] = {}
+        for entry in state.archives:
+            path = Path(entry["path"])
+            try:
+                header, result = self._walk_archive(keys, path, first, prev, watch)
+            except BsecretsError as exc:
+                return total, Problem(first, "archive", f"{path}: {exc.message}"), macs
+            if result.problem is not None:
+                return (
+                    total,
+                    result.problem._replace(detail=f"{path}: {result.problem.detail}"),
+                    macs,
+                )
+            if result.last_seq != header["last_seq"] or result.head.hex() != header["head"]:
+                return (
+                    total,
+                    Problem(
+                        result.last_seq + 1, "truncated", f"{path} ends before its recorded end"
+                    ),
+                    macs,
+                )
+            if header["head"] != entry["head"]:
+                return total, Problem(first, "archive", f"{path} is not the archive recorded"), macs
+            total += result.checked
+            macs.update(result.macs_at)
+            prev, first = result.head, result.last_seq + 1
+        if first != state.first_seq or prev != state.prev:
+            return total, Problem(first, "archive", "the archives do not join the live log"), macs
+        return total, None, macs
+
+    def _walk_archive(
+        self, keys: EnvironmentKeys, path: Path, first: int, prev: bytes, watch: list[int]
+    ) -> tuple[dict[str, Any], Walk]:
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise IntegrityError(f"cannot read the archive ({exc.strerror})") from None
+        with handle:
+            header = self._archive_header(keys, handle.readline())
+            if header["first_seq"] != first or header["prev"] != prev.hex():
+                raise IntegrityError("the archive does not continue the one before it")
+            return header, walk(
+                _archive_rows(handle),
+                keys.manifest_key,
+                self.opener(keys),
+                first_seq=first,
+                prev=prev,
+                watch=watch,
+            )
+
+    def _archive_header(self, keys: EnvironmentKeys, line: bytes) -> dict[str, Any]:
+        try:
+            header = json.loads(line)
+            claimed = bytes.fromhex(header.pop("mac"))
+        except (ValueError, KeyError, AttributeError, TypeError):
+            raise IntegrityError("its header is damaged") from None
+        if not mac_verify(keys.manifest_key, b"audit-archive" + canonical(header), claimed):
+            raise IntegrityError("its header failed authentication")
+        if header.get("vault_id") != self.vault.vault_id.hex():
+            raise IntegrityError("it belongs to another vault")
+        return dict(header)
+
+    # --- archiving -------------------------------------------------------
+
+    def archive(self, keys: EnvironmentKeys, before: datetime, target: Path) -> dict[str, Any]:
+        """Move the events before ``before`` into ``target`` (which must not exist)."""
+        from bsecrets.files import ensure_private_dir, fsync_dir
+
+        target = target.absolute()
+        if target.exists():
+            raise AlreadyExists(
+                f"{target} already exists", hint="choose a new file; archives are never overwritten"
+            )
+        store = self.store
+        with store.write():
+            self._ensure_tables()
+            state = self.state(keys)
+            # The longest run of oldest events all before the cutoff: a late event (an
+            # old time at a new seq) must not pull newer ones into the archive.
+            rows = store.query_optional_table(
+                "audit_events",
+                "SELECT (SELECT min(seq) FROM audit_events WHERE time >= ?),"
+                " (SELECT max(seq) FROM audit_events)",
+                (iso(before),),
+            )
+            first_kept, newest = rows[0] if rows else (None, None)
+            last = newest if first_kept is None else first_kept - 1
+            if last is None or last < state.first_seq:
+                return {"archived": 0, "path": None}
+            checked = walk(
+                self.rows(through=last),
+                keys.manifest_key,
+                self.opener(keys),
+                first_seq=state.first_seq,
+                prev=state.prev,
+            )
+            if checked.problem is not None:
+                raise IntegrityError(
+                    f"audit event {checked.problem.seq}: {checked.problem.detail}",
+                    hint="run 'bsecrets audit verify'; a damaged log is not archived",
+                )
+            header = {
+                "format": ARCHIVE_FORMAT,
+                "version": 1,
+                "vault_id": self.vault.vault_id.hex(),
+                "first_seq": state.first_seq,
+                "last_seq": last,
+                "prev": state.prev.hex(),
+                "head": checked.head.hex(),
+                "count": checked.checked,
+                "created_at": iso(utcnow()),
+            }
+            header["mac"] = mac(keys.manifest_key, b"audit-archive" + canonical(header)).hex()
+            ensure_private_dir(target.parent)
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                raise AlreadyExists(f"{target} already exists") from None
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(json.dumps(header, sort_keys=True).encode() + b"\n")
+                    for seq, time, record, digest in self.rows(through=last):
+                        line = {
+                            "seq": seq,
+                            "time": time,
+                            "record": base64.b64encode(record).decode(),
+                            "mac": digest.hex(),
+                        }
+                        out.write(json.dumps(line, sort_keys=True).encode() + b"\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                fsync_dir(target.parent)
+                entry = {
+                    "first_seq": state.first_seq,
+                    "last_seq": last,
+                    "path": str(target),
+                    "head": checked.head.hex(),
+                }
+                store.execute_write("DELETE FROM audit_events WHERE seq <= ?", (last,))
+                self._set_state(keys, LogState(last + 1, checked.head, [*state.archives, entry]))
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+                raise
+        return {"archived": checked.checked, "path": str(target), **entry}
+
+    # --- anchors in the OS keyring ---------------------------------------
+
+    def _anchor_account(self) -> str:
+        return f"audit-{self.vault.vault_id.hex()}"
+
+    def stored_anchor(self) -> Anchor | None:
+        """The anchor kept in the OS keyring; None if there is none or no keyring."""
+        from bsecrets.vaultfile.unlock import keyring_get_text
+
+        account = self._anchor_account()
+        try:
+            text = keyring_get_text(account, "read the audit anchor")
+        except KeyringUnavailable:
+            return None
+        if not text:
+            return None
+        try:
+            return Anchor.parse(text)
+        except UsageError:
+            raise IntegrityError(
+                "the audit anchor kept in the OS keyring is malformed",
+                hint=f"it was changed outside bsecrets: check the keyring entry "
+                f"bsecrets/{account}, then run 'bsecrets audit verify --anchor SEQ:HEX' "
+                "with an anchor you trust",
+            ) from None
+
+    def store_anchor(self, keys: EnvironmentKeys, head: Anchor) -> bool:
+        """Keep ``head`` in the OS keyring as the anchor; False when there is no usable
+        keyring. Never backwards or sideways: the anchor kept there must be an event of
+        the chain that leads to ``head`` (same MAC), else IntegrityError and the kept
+        anchor is left as it is."""
+        from bsecrets.vaultfile.unlock import keyring_set_text
+
+        kept = self.stored_anchor()
+        if kept is not None:
+            problem = self._leads_to(keys, kept, head)
+            if problem is not None:
+                raise IntegrityError(
+                    f"the audit log no longer leads from the anchored event {kept.seq} "
+                    f"to its head: {problem}",
+                    hint="events were removed or the log was replaced after it was anchored; "
+                    "the anchor in the OS keyring was left as it was: run 'bsecrets audit verify'",
+                )
+        try:
+            keyring_set_text(self._anchor_account(), str(head), "store the audit anchor")
+        except KeyringUnavailable:
+            return False
+        return True
+
+    def _leads_to(self, keys: EnvironmentKeys, kept: Anchor, head: Anchor) -> str | None:
+        """Why the chain does not lead from ``kept`` to ``head``; None if it does."""
+        import hmac
+
+        if kept.seq > head.seq:
+            return f"the log ends at event {head.seq}, the anchor is at event {kept.seq}"
+        if kept.seq == head.seq:
+            return None if hmac.compare_digest(kept.mac, head.mac) else "the head was replaced"
+        with self.store.read():
+            state = self.state(keys)
+            if kept.seq < state.first_seq - 1:  # anchored in an archive: the whole walk
+                checked = self.verify(keys, kept)
+                if checked.problem is not None:
+                    return checked.problem.detail
+                return None if checked.head == head else "the head moved while checking"
+            if kept.seq == state.first_seq - 1 and not hmac.compare_digest(kept.mac, state.prev):
+                return f"event {kept.seq} is not the one anchored"
+            result = walk(
+                self.rows(after=kept.seq, through=head.seq),
+                keys.manifest_key,
+                self.opener(keys),
+                first_seq=kept.seq + 1,
+                prev=kept.mac,
+            )
+        if result.problem is not None:
+            return f"event {result.problem.seq} does not follow the anchored event"
+        if Anchor(result.last_seq, result.head) != head:
+            return f"the log ends at event {result.last_seq}"
+        return None
+
+    def anchor(self) -> tuple[Anchor, bool]:
+        """The chain head, kept in the OS keyring when there is one (the bool says so)."""
+        keys = self.reading_keys()
+        if keys is None:
+            from bsecrets.errors import NotFound
+
+            raise NotFound("the audit log has no events yet")
+        head = self.head(keys)
+        return head, self.store_anchor(keys, head)
+
+    # --- ReflectiveModule ------------------------------------------------
+
+    def indicators(self) -> list[HealthIndicator]:
+        try:
+            with self.store.read():
+                count = self.count()
+                pending = self.store.query_optional_table(
+                    "audit_intake", "SELECT count(*) FROM audit_intake"
+                )
+        except BsecretsError as exc:
+            return [HealthIndicator("audit", False, exc.message)]
+        waiting = int(pending[0][0]) if pending else 0
+        detail = f"{count} events in the vault"
+        if waiting:
+            detail += f", {waiting} waiting to be chained (written without the key)"
+        return [HealthIndicator("audit", True, detail, count)]
+
+
+def _archive_rows(handle: Any) -> Iterator[Row]:
+    for line in handle:
+        try:
+            row = json.loads(line)
+            yield (
+                int(row["seq"]),
+                str(row["time"]),
+                base64.b64decode(row["record"]),
+                bytes.fromhex(row["mac"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            yield (-1, "", b"", b"")

@@ -1,0 +1,250 @@
+"""AuditLogger: one event for every operation through SecretsManager.
+
+An event says who (OS user, principal, host, pid; in CI the provider,
+pipeline, run, job, commit and repository), did what (action, environment,
+secret name or names, version), with what outcome (ok, denied, not_found,
+failed; ``started`` before a call to a remote backend) and why. Never a value,
+nor anything derived from one.
+
+Fail-closed: for the local vault the event is written in the same transaction
+as the change it records (a read writes its event right after its snapshot),
+and the operation's result is returned only after the event commits. For a
+remote backend an intent event is written before the call and the outcome
+after it; the result is returned only after the outcome is written. If an
+event cannot be written, the operation fails.
+
+The storage of events is a sink (``AuditSink``); the local vault's chained,
+sealed log is ``audit/local_log.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from bsecrets import __version__
+from bsecrets.errors import BsecretsError, Denied, NotFound
+from bsecrets.health import HealthIndicator, ReflectiveModule
+from bsecrets.models import AccessContext
+from bsecrets.timeutil import Clock, iso
+
+OK = "ok"
+STARTED = "started"
+DENIED = "denied"
+NOT_FOUND = "not_found"
+FAILED = "failed"
+OUTCOMES = (OK, STARTED, DENIED, NOT_FOUND, FAILED)
+
+# CI provider -> (event field, environment variable)
+_CI_FIELDS = {
+    "github": (
+        ("pipeline", "GITHUB_WORKFLOW"),
+        ("run", "GITHUB_RUN_ID"),
+        ("attempt", "GITHUB_RUN_ATTEMPT"),
+        ("job", "GITHUB_JOB"),
+        ("commit", "GITHUB_SHA"),
+        ("repository", "GITHUB_REPOSITORY"),
+        ("ref", "GITHUB_REF"),
+        ("triggered_by", "GITHUB_ACTOR"),
+    ),
+    "gitlab": (
+        ("pipeline", "CI_PIPELINE_ID"),
+        ("run", "CI_PIPELINE_IID"),
+        ("job", "CI_JOB_NAME"),
+        ("job_id", "CI_JOB_ID"),
+        ("commit", "CI_COMMIT_SHA"),
+        ("repository", "CI_PROJECT_PATH"),
+        ("ref", "CI_COMMIT_REF_NAME"),
+        ("triggered_by", "GITLAB_USER_LOGIN"),
+    ),
+}
+
+
+def ci_fields(environ: Mapping[str, str]) -> dict[str, str] | None:
+    """The CI run this process belongs to (GitHub Actions, GitLab CI), or None."""
+    from bsecrets.config.ci import detect
+
+    provider = detect(environ)
+    if provider is None:
+        return None
+    fields = {"provider": provider}
+    for field, variable in _CI_FIELDS[provider]:
+        value = environ.get(variable, "")
+        if value:
+            fields[field] = value[:200]
+    return fields
+
+
+def outcome_of(exc: BaseException) -> str:
+    if isinstance(exc, NotFound):
+        return NOT_FOUND
+    if isinstance(exc, Denied):
+        return DENIED
+    return FAILED
+
+
+def reason_of(exc: BaseException) -> str:
+    """Error messages never hold a value (errors.py); other exceptions give their type only."""
+    if isinstance(exc, BsecretsError):
+        return exc.message[:500]
+    return type(exc).__name__
+
+
+class AuditSink:
+    """Where events go. ``transaction()`` is the store's write transaction for the
+    local vault (the event commits with the change), a no-op elsewhere."""
+
+    name = "none"
+
+    def prepare(self) -> None:
+        """Called before a local operation's transaction: unlock here, so that a
+        passphrase prompt never runs while the write lock is held."""
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def append(self, fields: dict[str, Any]) -> None:
+        """Write one event (``seq`` is the sink's to assign); raise if it cannot."""
+
+    def indicators(self) -> list[HealthIndicator]:
+        return [HealthIndicator("audit", True, "no local vault: events are not kept")]
+
+
+class NullAuditSink(AuditSink):
+    """Keeps nothing: a profile with no local vault file, and the benchmark's baseline."""
+
+
+class Note:
+    """What an operation learns while it runs and its event should say."""
+
+    __slots__ = ("details", "name", "names", "version")
+
+    def __init__(self, name: str | None, names: list[str] | None) -> None:
+        self.name = name
+        self.names = names
+        self.version: int | None = None
+        self.details: dict[str, Any] = {}
+
+
+class AuditLogger(ReflectiveModule):
+    def __init__(
+        self,
+        sink: AuditSink,
+        context: AccessContext,
+        clock: Clock,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.sink = sink
+        self.context = context
+        self.clock = clock
+        self.request_id = os.urandom(8).hex()  # one per process (one CLI command)
+        self._ci = ci_fields(environ)
+        self.written = 0
+
+    def _fields(
+        self, action: str, env: str | None, note: Note, outcome: str, reason: str
+    ) -> dict[str, Any]:
+        ctx = self.context
+        fields: dict[str, Any] = {
+            "v": 1,
+            "time": iso(self.clock()),
+            "actor": {
+                "user": ctx.os_user,
+                "principal": ctx.principal,
+                "host": ctx.host,
+                "pid": ctx.pid,
+            },
+            "action": action,
+            "env": env,
+            "outcome": outcome,
+            "request_id": self.request_id,
+        }
+        if note.name is not None:
+            fields["name"] = note.name
+        if note.names is not None:
+            fields["names"] = sorted(note.names)
+        if note.version is not None:
+            fields["version"] = note.version
+        if reason:
+            fields["reason"] = reason
+        if note.details:
+            fields["details"] = note.details
+        if self._ci is not None:
+            fields["ci"] = self._ci
+        return fields
+
+    def record(
+        self,
+        action: str,
+        env: str | None = None,
+        *,
+        name: str | None = None,
+        names: list[str] | None = None,
+        outcome: str = OK,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+        sink: AuditSink | None = None,
+    ) -> None:
+        """One event outside an operation (init, unlock, lock, the audit commands);
+        ``sink`` overrides where it goes (a vault handle that is already unlocked)."""
+        note = Note(name, names)
+        note.details = details or {}
+        self._append(self._fields(action, env, note, outcome, reason), sink)
+
+    def _append(self, fields: dict[str, Any], sink: AuditSink | None = None) -> None:
+        (sink or self.sink).append(fields)
+        self.written += 1
+
+    @contextlib.contextmanager
+    def operation(
+        self,
+        action: str,
+        env: str | None,
+        *,
+        name: str | None = None,
+        names: list[str] | None = None,
+        remote: bool = False,
+        changes: bool = True,
+    ) -> Iterator[Note]:
+        """``with audit.operation("get", env, name=n) as note: ...`` records the outcome.
+
+        Local (``remote=False``) and ``changes``: the body and its event are one
+        transaction of the sink. Local reads: the body reads its own snapshot and
+        the event is written right after it (holding the write lock only for the
+        event); the caller returns the value only after that. Remote: an intent
+        event first, then the body, then the outcome.
+        """
+        note = Note(name, names)
+        try:
+            if remote:
+                self._append(self._fields(action, env, note, STARTED, ""))
+                yield note
+            elif not changes:
+                self.sink.prepare()
+                yield note
+            else:
+                self.sink.prepare()
+                with self.sink.transaction():
+                    yield note
+                    self._append(self._fields(action, env, note, OK, ""))
+                    return
+        except (Exception, KeyboardInterrupt) as exc:
+            with contextlib.suppress(Exception):  # the operation failed either way
+                self._append(self._fields(action, env, note, outcome_of(exc), reason_of(exc)))
+            raise
+        self._append(self._fields(action, env, note, OK, ""))
+
+    # --- ReflectiveModule ------------------------------------------------
+
+    def get_module_status(self) -> dict[str, Any]:
+        return {
+            "name": "AuditLogger",
+            "version": __version__,
+            "sink": self.sink.name,
+            "events_written": self.written,
+        }
+
+    def get_health_indicators(self) -> list[HealthIndicator]:
+        return self.sink.indicators()

@@ -1,0 +1,226 @@
+"""The audit chain as the witness of every environment's manifest.
+
+Per-row AES-GCM and each environment's manifest catch edits, deletions and
+replays of rows, but not a subset of rows put back from an older copy of the
+file together with the manifest they had then: that copy is self-consistent,
+and a rotation would be silently undone. So every event chained with the
+audit key records ``state``: each environment's manifest generation and the
+first 16 bytes of its MAC, as they are when the event commits. A write's event
+is written in the same transaction as its rows, so it records the new
+manifest.
+
+Checks (``ChainWitness``):
+- before a read or a write uses an environment's manifest, once per
+  transaction, the manifest must be the one the newest event recorded (the
+  last row of the chain, its MAC recomputed from the row before it, so a copy
+  of an older event put at the end does not pass);
+- before an event is appended, every environment that the transaction did not
+  check itself is compared too, so no other command (an unlock, an audit
+  command, a remote operation) can re-bind a rolled-back manifest;
+- an environment the chain records must still exist, and a vault whose
+  environments hold rows must have a chain (a wiped audit log is caught
+  without any anchor).
+
+What it cannot see: the audit log rolled back together with the rows (the
+whole file, or every table, from one older copy). That is a truncated chain,
+caught by ``audit verify`` against an anchor kept outside the file.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from bsecrets.audit.chain import link, parse_event
+from bsecrets.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from bsecrets.audit.local_log import LocalAuditLog
+
+MAC_PREFIX = 16  # bytes of each manifest MAC kept in an event
+VERIFY_HINT = (
+    "the vault file was changed outside bsecrets (rows put back from an older copy, or "
+    "removed): restore it from a backup; 'bsecrets audit verify' shows what else changed"
+)
+
+Manifests = dict[str, tuple[int, bytes]]  # env -> (generation, MAC), as stored
+
+
+def is_internal(env: str) -> bool:
+    """``__audit__``, ``__cache__``: no profile environment name starts with '_'."""
+    return env.startswith("__")
+
+
+def state_of(manifests: Manifests) -> dict[str, list[Any]]:
+    """What an event records: env -> [generation, MAC prefix in hex]."""
+    return {
+        env: [generation, tag[:MAC_PREFIX].hex()]
+        for env, (generation, tag) in sorted(manifests.items())
+        if not is_internal(env)
+    }
+
+
+class Head(NamedTuple):
+    """The newest event of the chain, authenticated."""
+
+    seq: int
+    mac: bytes
+    state: dict[str, Any] | None  # None: an event from before the chain recorded state
+
+
+def _state_field(event: dict[str, Any]) -> dict[str, Any] | None:
+    state = event.get("state")
+    if state is None:
+        return None
+    if not isinstance(state, dict) or not all(
+        isinstance(v, list) and len(v) == 2 and type(v[0]) is int and isinstance(v[1], str)
+        for v in state.values()
+    ):
+        raise IntegrityError("the newest audit event holds a malformed state")
+    return state
+
+
+def mismatch(env: str, current: tuple[int, bytes] | None, head: Head | None) -> str | None:
+    """Why ``env``'s manifest (None: the environment is absent) disagrees with the chain."""
+    if head is None:
+        if current is not None and current[0] > 0:
+            return (
+                f"environment '{env}' holds secrets but the vault's audit log is empty: "
+                "the audit log was removed from the vault file"
+            )
+        return None
+    if head.state is None:  # written before events recorded state: bound from the next one
+        return None
+    recorded = head.state.get(env)
+    if current is None:
+        if recorded is not None:
+            return (
+                f"environment '{env}' was removed from the vault file "
+                f"(the audit log records it at generation {recorded[0]})"
+            )
+        return None
+    generation, tag = current
+    if recorded is None:
+        if generation == 0:
+            return None  # created in this transaction, not recorded yet
+        return f"environment '{env}' is at generation {generation}, which the audit log never saw"
+    if [generation, tag[:MAC_PREFIX].hex()] == recorded:
+        return None
+    if generation < recorded[0]:
+        return (
+            f"environment '{env}' was rolled back: it is at generation {generation}, "
+            f"the audit log recorded generation {recorded[0]}"
+        )
+    if generation > recorded[0]:
+        return (
+            f"the audit log ends before the last change to environment '{env}' "
+            f"(generation {generation}; its newest event records {recorded[0]}): "
+            "events were removed from its end, or it was put back from an older copy"
+        )
+    return (
+        f"environment '{env}' does not match the audit log "
+        f"(generation {generation}, recorded {recorded[0]} with another digest)"
+    )
+
+
+class ChainWitness:
+    """Checks manifests against the newest event of the local audit log."""
+
+    def __init__(self, log: LocalAuditLog) -> None:
+        self.log = log
+        self.store = log.store
+        self._serial = -1
+        self._checked: set[str] = set()  # environments checked in this transaction
+        self._head: Head | None = None  # the last head authenticated
+
+    def _this_transaction(self) -> set[str]:
+        if self._serial != self.store.tx_serial:
+            self._serial = self.store.tx_serial
+            self._checked = set()
+        return self._checked
+
+    def head(self) -> Head | None:
+        """The newest event, its record and MAC authenticated; None if there is none."""
+        rows = self.store.query_optional_table(
+            "audit_events",
+            "SELECT seq, time, record, mac FROM audit_events ORDER BY seq DESC LIMIT 2",
+        )
+        if not rows:
+            return None
+        seq, time, record, stored = rows[0]
+        cached = self._head
+        if cached is not None and cached.seq == seq and cached.mac == stored:
+            return cached
+        keys = self.log.reading_keys()
+        if keys is None:
+            raise IntegrityError("the audit log's key was removed from the vault", hint=VERIFY_HINT)
+        if type(seq) is not int or type(stored) is not bytes or type(time) is not str:
+            raise IntegrityError("the audit log's newest event is damaged", hint=VERIFY_HINT)
+        if len(rows) == 2 and rows[1][0] == seq - 1:
+            prev = rows[1][3]
+        else:
+            start = self.log.state(keys)
+            if seq != start.first_seq:
+                raise IntegrityError(
+                    f"audit event {seq - 1} was removed from the vault file", hint=VERIFY_HINT
+                )
+            prev = start.prev
+        plain = self.log.opener(keys)(time, record)
+        if (
+            plain is None
+            or type(prev) is not bytes
+            or not hmac.compare_digest(link(keys.manifest_key, prev, plain), stored)
+        ):
+            raise IntegrityError(
+                f"the newest audit event ({seq}) does not authenticate", hint=VERIFY_HINT
+            )
+        event = parse_event(plain)
+        if event.get("seq") != seq:
+            raise IntegrityError(f"audit event {seq} holds another event", hint=VERIFY_HINT)
+        self._head = Head(seq, stored, _state_field(event))
+        return self._head
+
+    def appended(self, seq: int, mac: bytes, state: dict[str, Any]) -> None:
+        """The event just written in this transaction is the head (no need to re-read it)."""
+        self._head = Head(seq, mac, state)
+
+    def check(self, env: str, current: tuple[int, bytes] | None) -> None:
+        """Before ``env``'s manifest (None: absent) is used; once per transaction."""
+        checked = self._this_transaction()
+        if env in checked:
+            return
+        problem = mismatch(env, current, self.head())
+        if problem:
+            raise IntegrityError(problem, hint=VERIFY_HINT)
+        checked.add(env)
+
+    def check_all(self) -> Manifests:
+        """Before an event is appended: every environment this transaction did not check
+        itself (and so may not have changed) must match the chain. Returns the manifests."""
+        checked = self._this_transaction()
+        manifests = self.store.manifest_macs()
+        problem = self.first_mismatch(manifests, skip=checked)
+        if problem:
+            raise IntegrityError(problem, hint=VERIFY_HINT)
+        return manifests
+
+    def first_mismatch(
+        self, manifests: Manifests, skip: set[str] | frozenset[str] = frozenset()
+    ) -> str | None:
+        """The first environment (by name) whose manifest disagrees with the chain."""
+        return next((problem for _, problem in self.mismatches(manifests, skip)), None)
+
+    def mismatches(
+        self, manifests: Manifests, skip: set[str] | frozenset[str] = frozenset()
+    ) -> Iterator[tuple[str, str]]:
+        """(environment, why) for each environment, by name, whose manifest disagrees
+        with the chain (``bsecrets verify`` lists them all)."""
+        head = self.head()
+        recorded = set(head.state or {}) if head is not None else set()
+        for env in sorted(set(manifests) | recorded):
+            if is_internal(env) or env in skip:
+                continue
+            problem = mismatch(env, manifests.get(env), head)
+            if problem:
+                yield env, problem

@@ -1,0 +1,350 @@
+"""put, get, ls, rm, restore, history, rollback: thin commands over SecretsManager."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bsecrets.cli.context import CliContext, EnvOption, JsonOption, obj, whole_number
+from bsecrets.errors import UsageError
+from bsecrets.models import MAX_VALUE_BYTES, validate_description, validate_tags
+from bsecrets.timeutil import iso
+
+NameArg = Annotated[
+    str, typer.Argument(help="Secret name: A-Z a-z 0-9 _ . / -", show_default=False)
+]
+
+
+def _parse_tags(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            # not the text itself: a bare word given to --tag may be a pasted value
+            raise UsageError("invalid --tag: it has no '='", hint="write tags as KEY=VALUE")
+        tags[key] = value
+    return tags
+
+
+def _read_value(cli: CliContext, from_file: Path | None, value: str | None) -> bytes:
+    """--from-file (exact bytes), else --value (warned), else stdin, else a prompt."""
+    if from_file is not None and value is not None:
+        raise UsageError("give either --from-file or --value, not both")
+    if from_file is not None:
+        try:
+            with open(from_file, "rb") as fh:
+                data = fh.read(MAX_VALUE_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {from_file}: {exc.strerror}") from None
+        return data
+    if value is not None:
+        cli.warn(
+            "--value puts the secret in argv, where other users can read it; "
+            "prefer stdin or --from-file"
+        )
+        return value.encode()
+    if not sys.stdin.isatty():
+        data = sys.stdin.buffer.read(MAX_VALUE_BYTES + 2)
+        return data[:-1] if data.endswith(b"\n") else data
+    import getpass
+
+    return getpass.getpass("Value (hidden): ").encode()
+
+
+def put(
+    ctx: typer.Context,
+    name: NameArg,
+    from_file: Annotated[
+        Path | None, typer.Option("--from-file", help="Read the exact bytes of a file.")
+    ] = None,
+    value: Annotated[
+        str | None, typer.Option("--value", help="The value (visible in argv: avoid).")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE, repeatable.")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    if_version: Annotated[
+        int | None,
+        typer.Option(
+            "--if-version",
+            parser=whole_number(0),
+            metavar="N",
+            help="Write only if the current version is N (0: only if new).",
+        ),
+    ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Store an empty value (refused otherwise: usually a failed command before '|').",
+        ),
+    ] = False,
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Store a new version of a secret (value from stdin, a file, or a prompt).
+
+    Examples:
+      bsecrets put DB_URL < db-url.txt
+      bsecrets put tls/key --from-file key.pem --tag team=api --description 'TLS key'
+      bsecrets put api/token -e prod --if-version 0 --json < token.txt
+    """
+    cli = obj(ctx)
+    tags = _parse_tags(tag)
+    # the limits first, before a prompt or stdin is read (the manager checks tags again)
+    if tags is not None:
+        validate_tags(tags)
+    if description is not None:
+        validate_description(description)
+    data = _read_value(cli, from_file, value)
+    result = cli.manager.put(
+        cli.env(env),
+        name,
+        data,
+        tags=tags,
+        description=description,
+        if_version=if_version,
+        allow_empty=allow_empty,
+    )
+    if cli.want_json(json_out):
+        cli.emit_json({"name": result.name, "env": result.env, "version": result.version})
+    elif not cli.settings.quiet:
+        sys.stdout.write(f"{result.name} v{result.version} ({result.env})\n")
+
+
+def get(
+    ctx: typer.Context,
+    name: NameArg,
+    version: Annotated[
+        int | None,
+        typer.Option("--version", parser=whole_number(1), metavar="N", help="A given version."),
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Exactly the stored bytes, no newline.")
+    ] = False,
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Print a secret's value.
+
+    Examples:
+      bsecrets get DB_URL
+      bsecrets get DB_URL -e prod --json
+      bsecrets get tls/key --version 2 --raw > key.pem
+    """
+    cli = obj(ctx)
+    secret = cli.manager.get(cli.env(env), name, version)
+    if cli.settings.environ.get("GITHUB_ACTIONS") == "true":  # register masks first (stderr)
+        from bsecrets.config.ci import mask_in_github
+
+        mask_in_github([secret.value], cli.settings.environ)
+    if cli.want_json(json_out):
+        cli.emit_json(
+            {
+                "name": secret.name,
+                "env": secret.env,
+                "version": secret.version,
+                "value": secret.text,
+                "created_at": iso(secret.created_at),
+                "tags": secret.tags,
+                "description": secret.description,
+            }
+        )
+        return
+    out = sys.stdout.buffer
+    out.write(secret.value if raw else secret.value + b"\n")
+    out.flush()
+
+
+def ls(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only names starting with this.")] = "",
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="KEY=VALUE filter, repeatable.")
+    ] = None,
+    deleted: Annotated[
+        bool, typer.Option("--deleted", help="Include soft-deleted secrets.")
+    ] = False,
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List secrets: names, versions, times, tags; never values.
+
+    Examples:
+      bsecrets ls
+      bsecrets ls db/ --tag team=api --json
+      bsecrets ls -q -e prod --deleted
+    """
+    cli = obj(ctx)
+    items = cli.manager.list_secrets(
+        cli.env(env), prefix, tags=_parse_tags(tag), include_deleted=deleted
+    )
+    if cli.want_json(json_out):
+        cli.emit_json(
+            [
+                {
+                    "name": s.name,
+                    "version": s.version,
+                    "updated_at": iso(s.updated_at),
+                    "tags": s.tags,
+                    **({"deleted": True} if s.deleted else {}),
+                }
+                for s in items
+            ]
+        )
+        return
+    rows = [
+        [
+            s.name + (" (deleted)" if s.deleted else ""),
+            f"v{s.version}",
+            iso(s.updated_at),
+            ",".join(f"{k}={v}" for k, v in sorted(s.tags.items())),
+        ]
+        for s in items
+    ]
+    cli.table(["NAME", "VERSION", "UPDATED", "TAGS"], rows)
+
+
+def rm(
+    ctx: typer.Context,
+    name: NameArg,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Destroy every version (not recoverable).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
+    recovery_days: Annotated[
+        int | None,
+        typer.Option(
+            "--recovery-days", help="AWS: days the secret stays recoverable (7-30; default 30)."
+        ),
+    ] = None,
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Delete a secret (recoverable with 'restore'; --purge destroys it).
+
+    Examples:
+      bsecrets rm old/token
+      bsecrets rm old/token -e prod --purge --yes
+    """
+    cli = obj(ctx)
+    env_name = cli.manager.env_name(cli.env(env))
+    if purge and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "--purge destroys every version; confirm with --yes",
+                hint=f"bsecrets rm {name} --purge --yes",
+            )
+        if not typer.confirm(f"Destroy every version of '{name}' in '{env_name}'?", err=True):
+            raise typer.Abort()
+    cli.manager.delete(env_name, name, purge=purge, recovery_days=recovery_days)
+    if cli.want_json(json_out):
+        cli.emit_json({"name": name, "env": env_name, "purged": purge})
+    else:
+        cli.message(
+            f"{'purged' if purge else 'deleted'} {name} ({env_name})"
+            + ("" if purge else f"; undo with 'bsecrets restore {name}'")
+        )
+
+
+def restore(
+    ctx: typer.Context, name: NameArg, env: EnvOption = None, json_out: JsonOption = False
+) -> None:
+    """Undo 'rm' (not 'rm --purge').
+
+    Examples:
+      bsecrets restore old/token
+      bsecrets restore old/token -e prod --json
+    """
+    cli = obj(ctx)
+    summary = cli.manager.restore(cli.env(env), name)
+    if cli.want_json(json_out):
+        cli.emit_json({"name": summary.name, "version": summary.version})
+    else:
+        cli.message(f"restored {summary.name} v{summary.version}")
+
+
+def history(
+    ctx: typer.Context, name: NameArg, env: EnvOption = None, json_out: JsonOption = False
+) -> None:
+    """Versions of a secret with time, author and state.
+
+    Examples:
+      bsecrets history DB_URL
+      bsecrets history DB_URL -e prod --json
+    """
+    cli = obj(ctx)
+    versions = cli.manager.history(cli.env(env), name)
+    if cli.want_json(json_out):
+        cli.emit_json(
+            [
+                {
+                    "version": v.version,
+                    "created_at": iso(v.created_at),
+                    "created_by": v.created_by,
+                    "state": v.state.value,
+                }
+                for v in versions
+            ]
+        )
+        return
+    cli.table(
+        ["VERSION", "CREATED", "BY", "STATE"],
+        [[f"v{v.version}", iso(v.created_at), v.created_by, v.state.value] for v in versions],
+    )
+
+
+def rollback(
+    ctx: typer.Context,
+    name: NameArg,
+    to: Annotated[
+        int,
+        typer.Option(
+            "--to",
+            parser=whole_number(1),
+            metavar="N",
+            help="The version whose value to bring back.",
+        ),
+    ],
+    if_version: Annotated[
+        int | None,
+        typer.Option(
+            "--if-version",
+            parser=whole_number(1),
+            metavar="N",
+            help="Roll back only if the current version is N.",
+        ),
+    ] = None,
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Make a new version whose value is version N's (N the current one: nothing to do).
+
+    Examples:
+      bsecrets rollback DB_URL --to 3
+      bsecrets rollback DB_URL --to 3 -e prod --json
+    """
+    cli = obj(ctx)
+    result = cli.manager.rollback(cli.env(env), name, to, if_version=if_version)
+    if cli.want_json(json_out):
+        cli.emit_json(
+            {
+                "name": result.name,
+                "env": result.env,
+                "version": result.version,
+                "rolled_back_to": to,
+                "changed": result.changed,
+            }
+        )
+    elif cli.settings.quiet:
+        pass
+    elif not result.changed:
+        sys.stdout.write(
+            f"{result.name} v{result.version} ({result.env}) already at v{to}; nothing written\n"
+        )
+    else:
+        sys.stdout.write(f"{result.name} v{result.version} ({result.env}) = v{to}\n")

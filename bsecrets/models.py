@@ -1,0 +1,168 @@
+"""Domain types shared by the core, the backends, the CLI and (later) the SDK.
+
+Immutable NamedTuples (a frozen dataclass costs ~0.5 ms to define on every
+start; these are on the path of every command): no I/O, no heavy imports.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import NamedTuple
+
+from bsecrets.errors import EmptyValue, InvalidName, ValueTooLarge
+
+MAX_NAME_LENGTH = 255
+MAX_VALUE_BYTES = 1024 * 1024  # 1 MiB
+MAX_TAGS = 50
+MAX_DESCRIPTION = 1024  # characters
+MAX_TAG_VALUE = 256  # characters
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
+_TAG_KEY_RE = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid secret name, else raise InvalidName (exit 2)."""
+    if not _NAME_RE.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise InvalidName(f"invalid secret name {shown!r}")
+    return name
+
+
+def validate_value(value: bytes, *, allow_empty: bool = False, name: str = "") -> bytes:
+    """Return ``value`` if it may be stored: at most MAX_VALUE_BYTES, and not empty
+    unless ``allow_empty`` (an empty value is usually an accident: a failed command
+    before ``| bsecrets put``, an empty file, a prompt answered with Enter).
+    ``name``, when given, is named in the message."""
+    if not value and not allow_empty:
+        raise EmptyValue(
+            f"the value of '{name}' is empty" if name else "the value is empty",
+            hint="nothing was stored; if an empty value is what you mean, pass --allow-empty",
+        )
+    if len(value) > MAX_VALUE_BYTES:
+        raise ValueTooLarge(
+            f"the value is {len(value):,} bytes; the limit is {MAX_VALUE_BYTES:,} bytes (1 MiB)",
+            hint="store large files elsewhere and keep their key or path in bsecrets",
+        )
+    return value
+
+
+def validate_tags(tags: dict[str, str]) -> dict[str, str]:
+    from bsecrets.errors import UsageError
+
+    if len(tags) > MAX_TAGS:
+        raise UsageError(
+            f"{len(tags)} tags; a secret has at most {MAX_TAGS}",
+            hint="keep long lists in the description or the value",
+        )
+    for key, val in tags.items():
+        if not _TAG_KEY_RE.fullmatch(key):
+            shown = key if len(key) <= 40 else key[:37] + "..."
+            raise UsageError(
+                f"invalid tag key {shown!r}",
+                hint="tag keys are 1 to 128 characters of A-Z a-z 0-9 _ . : / -",
+            )
+        if len(val) > MAX_TAG_VALUE:
+            raise UsageError(
+                f"tag {key!r}: the value is {len(val):,} characters; the limit is {MAX_TAG_VALUE}",
+                hint="keep long text in the description or the value",
+            )
+    return tags
+
+
+def validate_description(description: str) -> str:
+    """Return ``description`` if it is within MAX_DESCRIPTION characters, else UsageError."""
+    from bsecrets.errors import UsageError
+
+    if len(description) > MAX_DESCRIPTION:
+        raise UsageError(
+            f"the description is {len(description):,} characters; the limit is {MAX_DESCRIPTION:,}",
+            hint="shorten it, or keep long notes elsewhere and link to them",
+        )
+    return description
+
+
+class VersionState(StrEnum):
+    CURRENT = "current"
+    PREVIOUS = "previous"
+    DELETED = "deleted"  # the latest version of a soft-deleted secret
+
+
+class SecretVersion(NamedTuple):
+    """One version of a secret, without its value."""
+
+    version: int
+    created_at: datetime
+    created_by: str
+    state: VersionState = VersionState.CURRENT
+
+
+class SecretSummary(NamedTuple):
+    """What ``ls`` shows: never a value."""
+
+    name: str
+    version: int
+    updated_at: datetime
+    tags: dict[str, str] = {}  # noqa: RUF012 - a shared default, never mutated
+    deleted: bool = False
+
+
+class Secret(NamedTuple):
+    """A secret value with its metadata, as ``get`` returns it."""
+
+    name: str
+    env: str
+    version: int
+    value: bytes
+    created_at: datetime
+    created_by: str
+    tags: dict[str, str] = {}  # noqa: RUF012 - a shared default, never mutated
+    description: str = ""
+
+    def __repr__(self) -> str:  # never show the value in a traceback or log
+        return f"Secret(name={self.name!r}, env={self.env!r}, version={self.version})"
+
+    @property
+    def text(self) -> str:
+        return self.value.decode("utf-8", errors="surrogateescape")
+
+
+class WriteResult(NamedTuple):
+    name: str
+    env: str
+    version: int
+    changed: bool = True  # False: nothing written (a rollback to the current version)
+
+
+class AccessContext(NamedTuple):
+    """Who is asking. Filled once per process by the caller (CLI, SDK, server)."""
+
+    os_user: str
+    host: str
+    pid: int
+    principal: str = "owner"
+
+    @property
+    def actor(self) -> str:
+        return f"{self.os_user}@{self.host}"
+
+    @classmethod
+    def current(cls) -> AccessContext:
+        import getpass
+        import os
+        import socket
+
+        try:
+            user = getpass.getuser()
+        except Exception:  # no passwd entry in some containers
+            user = str(os.getuid())
+        return cls(os_user=user, host=socket.gethostname(), pid=os.getpid())
+
+
+class RotationPolicy(NamedTuple):
+    """How often a secret should change; enforced by the rotation issue, declared now."""
+
+    max_age_days: int | None = None
+    strategy: str = "immediate"  # immediate | graceful | blue-green

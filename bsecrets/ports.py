@@ -1,0 +1,189 @@
+"""The one interface every secret store implements.
+
+Adapters are bound to one environment. They raise only errors from
+``bsecrets.errors``: SecretNotFound, VersionNotFound, VersionConflict,
+IntegrityError, BackendUnavailable, Denied, StorageError. The shared contract
+suite in ``bsecrets/testing/backend.py`` checks every adapter the same way.
+
+An error from a write (put, delete, restore, purge) says whether the write took
+effect anyway, in ``applied`` and in its message: "yes" (e.g. the value was
+stored, only its tags were not), "no" (nothing was written: a refusal, a
+rolled-back transaction, a failure before the request left), or "unknown" (the
+request may have reached the server: check before retrying).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from bsecrets.errors import BsecretsError
+from bsecrets.health import ReflectiveModule
+from bsecrets.models import Secret, SecretSummary, SecretVersion, WriteResult
+
+if TYPE_CHECKING:
+    from bsecrets.config.profile import EnvironmentConfig
+    from bsecrets.timeutil import Clock
+
+# backend name (the profile's `backend:`) -> "module:factory". A factory is
+# ``(EnvironmentConfig, BackendContext) -> SecretBackend``; the module is
+# imported only when an environment uses it, so hvac and boto3 stay off the
+# path of local commands.
+FACTORIES: dict[str, str] = {
+    "local": "bsecrets.backends.local.adapter:from_config",
+    "vault": "bsecrets.backends.vault:from_config",
+    "aws": "bsecrets.backends.aws:from_config",
+}
+
+
+def stderr_warning(text: str) -> None:
+    """Where a warning goes when the caller gives no other place: a ``warning:`` line."""
+    import sys
+
+    sys.stderr.write(f"warning: {text}\n")
+
+
+# Messages that already say a write left nothing behind.
+_SAYS_NOT_APPLIED = re.compile(r"not applied|nothing was (written|overwritten|stored|changed)")
+
+
+@contextmanager
+def not_applied() -> Iterator[None]:
+    """Around a write: an error from inside that does not say whether the write took
+    effect was raised before anything was written, or is the store refusing it (an
+    HTTP 4xx, a rolled-back transaction); it gets ``applied="no"`` and says so."""
+    try:
+        yield
+    except BsecretsError as exc:
+        if exc.applied is None:
+            exc.applied = "no"
+            if not _SAYS_NOT_APPLIED.search(exc.message):
+                exc.message += "; the write was not applied"
+                exc.args = (exc.message,)
+        raise
+
+
+class BackendContext(NamedTuple):
+    """What the manager gives an adapter factory: settled configuration and shared services."""
+
+    environ: Mapping[str, str]  # the process environment, settled once (VAULT_ADDR, AWS_*...)
+    clock: Clock
+    # The LocalVault of the profile, opened on demand: remote adapters keep
+    # their caches (login tokens, assumed-role credentials) sealed in it.
+    local_vault: Callable[[], Any]
+    warn: Callable[[str], None] = stderr_warning  # one line, without "warning: "
+    insecure_http: bool = False  # --insecure-http / BSECRETS_INSECURE_HTTP=1: no cleartext warning
+
+    def check_cleartext(self, config: EnvironmentConfig, endpoints: list[tuple[str, str]]) -> None:
+        """Warn once when ``endpoints`` ((URL, source) pairs) include plain http:// to a host
+        that is not loopback, unless --insecure-http or the environment's ``insecure_http``."""
+        if self.insecure_http or config.options.get("insecure_http"):
+            return
+        from bsecrets.backends.cleartext import cleartext_warning
+
+        text = cleartext_warning(config.name, endpoints)
+        if text is not None:
+            self.warn(text)
+
+
+class Capability(StrEnum):
+    VERSIONS = "versions"  # get --version, history, rollback
+    SOFT_DELETE = "soft_delete"  # rm then restore
+    PURGE = "purge"  # rm --purge destroys every version
+    CAS = "cas"  # put --if-version
+    TAGS = "tags"
+    BINARY = "binary"  # any bytes, not only UTF-8
+    FIELDS = "fields"  # get NAME#field selects one field of a structured value (Vault)
+
+
+class SecretBackend(ReflectiveModule):
+    """A store of versioned secrets for one environment."""
+
+    kind: str = "abstract"
+    capabilities: frozenset[Capability] = frozenset()
+
+    def __init__(self, env: str) -> None:
+        self.env = env
+
+    @abstractmethod
+    def put(
+        self,
+        name: str,
+        value: bytes,
+        *,
+        actor: str,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        if_version: int | None = None,
+    ) -> WriteResult:
+        """Store a new version. ``if_version``: the current version must be this
+        (0: the secret must not exist), else VersionConflict. ``tags`` and
+        ``description`` of None keep the current ones."""
+
+    @abstractmethod
+    def get(self, name: str, version: int | None = None) -> Secret:
+        """The latest (or given) version; SecretNotFound / VersionNotFound otherwise.
+        A soft-deleted secret is not found."""
+
+    @abstractmethod
+    def list_secrets(
+        self, prefix: str = "", *, include_deleted: bool = False
+    ) -> list[SecretSummary]:
+        """Summaries sorted by name; never values."""
+
+    @abstractmethod
+    def history(self, name: str) -> list[SecretVersion]:
+        """Every version still kept, oldest first (soft-deleted secrets included)."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Soft delete: hidden from get and ls, recoverable with restore."""
+
+    @abstractmethod
+    def restore(self, name: str) -> SecretSummary:
+        """Undo a soft delete; SecretNotFound if there is nothing to restore."""
+
+    @abstractmethod
+    def purge(self, name: str) -> None:
+        """Destroy every version and the metadata. Not recoverable."""
+
+    def schedule_deletion(self, name: str, recovery_days: int) -> None:
+        """A soft delete that the backend makes permanent after ``recovery_days``
+        (AWS: 7 to 30). Backends without such a window refuse it (exit 2)."""
+        from bsecrets.errors import UsageError
+
+        raise UsageError(
+            f"the {self.kind} backend has no recovery window",
+            hint="--recovery-days applies to aws environments; elsewhere 'rm' keeps "
+            "the secret until 'rm --purge'",
+        )
+
+    def current_values(self) -> dict[str, bytes]:
+        """Name -> current value of every secret that is not deleted (for export,
+        diff, exec). The default reads them one by one; backends override it
+        when they can read them all at once."""
+        return {s.name: self.get(s.name).value for s in self.list_secrets()}
+
+    def budget(self) -> AbstractContextManager[None]:
+        """Every request to the store inside shares one deadline (a remote environment's
+        ``timeout:``); blocks nest and share the outermost one, so a caller may open it
+        around several operations. The local store has nothing to bound."""
+        return nullcontext()
+
+    @contextmanager
+    def write_operation(self) -> Iterator[None]:
+        """One write under the budget; errors without ``applied`` get "no" (not_applied)."""
+        with self.budget(), not_applied():
+            yield
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes so they apply all together or not at all, where the store can
+        (the local vault: one SQLite transaction). Elsewhere writes apply one by one."""
+        return nullcontext()
+
+    def close(self) -> None:
+        """Release connections; the default has nothing to release."""

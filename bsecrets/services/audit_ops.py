@@ -1,0 +1,160 @@
+"""What the ``bsecrets audit`` commands do, on the local vault's audit log.
+
+Each reading command is itself recorded (``audit.log``, ``audit.verify``, ...)
+before it reads: who looked at the audit trail is part of the trail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bsecrets.audit.chain import Anchor
+from bsecrets.audit.query import EventFilter, jsonl_lines, select
+from bsecrets.errors import BsecretsError, IntegrityError, UsageError
+from bsecrets.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from bsecrets.audit.local_log import LocalAuditLog, Verification
+    from bsecrets.crypto.keys import EnvironmentKeys
+    from bsecrets.services.manager import SecretsManager
+
+
+class AuditIntegrityError(IntegrityError):
+    """``audit verify`` found a problem (exit 5)."""
+
+
+def _open(
+    manager: SecretsManager, action: str, details: dict[str, Any] | None = None
+) -> tuple[LocalAuditLog, EnvironmentKeys | None]:
+    log = manager.audit_log()
+    manager.audit.record(action, details=details)
+    return log, log.reading_keys()
+
+
+def query(
+    manager: SecretsManager, where: EventFilter, limit: int | None, action: str = "audit.log"
+) -> list[dict[str, Any]]:
+    log, keys = _open(manager, action)
+    if keys is None:
+        return []
+    since, until = where.time_bounds()
+    with log.store.read():
+        return select(log.events(keys, since, until), where, limit)
+
+
+def follow(
+    manager: SecretsManager, where: EventFilter, last: int, interval: float
+) -> Iterator[dict[str, Any]]:
+    """The last ``last`` matching events, then every new one as it is written."""
+    log, keys = _open(manager, "audit.tail")
+    if keys is None:
+        return
+    with log.store.read():
+        events = select(log.events(keys), where, last)
+        head = log.head(keys).seq
+    yield from events
+    while True:
+        time.sleep(interval)
+        with log.store.read():
+            fresh = [e for e in log.events(keys, after=head) if where.matches(e)]
+            head = log.head(keys).seq
+        yield from fresh
+
+
+def verify(
+    manager: SecretsManager,
+    anchor: Anchor | None,
+    *,
+    archives: bool = True,
+    action: str | None = "audit.verify",
+) -> Verification:
+    """Check the chain, the archives and the anchor (given, else the OS keyring's).
+    On success the head is kept in the OS keyring as the next anchor. The check is
+    recorded first as ``action`` (``bsecrets verify``: ``verify``, or None on a file
+    with damaged pages, which is not written to)."""
+    log = manager.audit_log()
+    if action is not None:
+        # If the chain cannot take an event (it disagrees with the vault), say why below.
+        with contextlib.suppress(IntegrityError):
+            manager.audit.record(action)
+    keys = log.reading_keys()
+    if keys is None:
+        raise IntegrityError("the vault has no audit log key: its audit log was removed")
+    witnessed = anchor if anchor is not None else log.stored_anchor()
+    result = log.verify(keys, witnessed, archives=archives)
+    if anchor is None and witnessed is not None:
+        result = result._replace(anchor=f"OS keyring ({result.anchor})")
+    if result.problem is None:
+        log.store_anchor(keys, result.head)  # only forwards from the anchor kept there
+    return result
+
+
+def anchor(manager: SecretsManager) -> tuple[Anchor, bool]:
+    log = manager.audit_log()
+    manager.audit.record("audit.anchor")
+    return log.anchor()
+
+
+def export_jsonl(manager: SecretsManager, where: EventFilter, write: Callable[[str], Any]) -> int:
+    log, keys = _open(manager, "audit.export")
+    if keys is None:
+        return 0
+    count = 0
+    with log.store.read():
+        prev = log.state(keys).prev.hex()
+        for line in jsonl_lines(log.events(keys), prev, where):
+            write(line)
+            count += 1
+    return count
+
+
+def retention_cutoff(manager: SecretsManager, now: datetime) -> datetime:
+    retention = manager.profile.audit_retention
+    if retention is None:
+        raise UsageError(
+            "the profile sets no audit retention",
+            hint="add 'audit: {retention: 365d}' to the profile, or give --before DATE",
+        )
+    return now - parse_duration(retention)
+
+
+def archive(manager: SecretsManager, before: datetime, target: Path) -> dict[str, Any]:
+    log, keys = _open(manager, "audit.archive", {"before": before.isoformat(), "to": str(target)})
+    if keys is None:
+        return {"archived": 0, "path": None}
+    return log.archive(keys, before, target)
+
+
+def report(
+    manager: SecretsManager,
+    where: EventFilter,
+    criteria_path: Path | None,
+    now: datetime,
+) -> dict[str, Any]:
+    from bsecrets.audit.report import build_report, load_criteria
+
+    criteria = load_criteria(criteria_path)  # a bad file fails before anything is read
+    log, keys = _open(manager, "audit.report")
+    inventory: dict[str, Any] = {}
+    for env in manager.profile.environments:
+        try:
+            inventory[env] = manager.list_secrets(env)
+        except BsecretsError:
+            inventory[env] = None  # reported as not inventoried
+    chain = None
+    if keys is not None:
+        checked = log.verify(keys, log.stored_anchor())
+        chain = checked.to_dict()
+        since, until = where.time_bounds()
+        with log.store.read():
+            events = select(log.events(keys, since, until), where)
+    else:
+        events = []
+    return build_report(
+        events, inventory, criteria, since=where.since, until=where.until, now=now, chain=chain
+    )

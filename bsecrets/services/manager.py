@@ -1,0 +1,468 @@
+"""SecretsManager: the one façade every caller (CLI, SDK, server) goes through.
+
+It resolves the environment from the profile (an unknown environment is an
+error, never a silent default), validates names and values, builds the
+environment's backend, and calls it inside an audited operation (audit/logger.py:
+the event commits with a local change, or brackets a remote call), so no
+caller can skip the audit log. Access control plugs in here too (a later issue).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bsecrets import __version__
+from bsecrets.audit.logger import AuditLogger, AuditSink, Note
+from bsecrets.config.profile import Profile
+from bsecrets.errors import BackendUnavailable, BsecretsError, VersionConflict
+from bsecrets.health import HealthIndicator, ReflectiveModule
+from bsecrets.models import (
+    AccessContext,
+    Secret,
+    SecretSummary,
+    SecretVersion,
+    WriteResult,
+    validate_description,
+    validate_name,
+    validate_tags,
+    validate_value,
+)
+from bsecrets.ports import SecretBackend, not_applied, stderr_warning
+from bsecrets.timeutil import Clock, utcnow
+from bsecrets.vaultfile.credentials import Credentials
+
+if TYPE_CHECKING:
+    from bsecrets.audit.local_log import LocalAuditLog
+
+
+class SecretsManager(ReflectiveModule):
+    def __init__(
+        self,
+        profile: Profile,
+        creds: Credentials,
+        *,
+        clock: Clock = utcnow,
+        context: AccessContext | None = None,
+        environ: Mapping[str, str] | None = None,
+        audit_sink: AuditSink | None = None,
+        warn: Callable[[str], None] | None = None,
+        insecure_http: bool = False,
+    ) -> None:
+        self.profile = profile
+        self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
+        self.creds = creds
+        self.clock = clock
+        self._context = context
+        self._backends: dict[str, SecretBackend] = {}
+        self._local: Any = None  # LocalVault, opened on first use
+        self._audit_sink = audit_sink
+        self.warn = warn or stderr_warning  # one line, without "warning: "
+        self.insecure_http = insecure_http  # no warning for plain http:// endpoints
+        self._audit: AuditLogger | None = None
+
+    # --- plumbing --------------------------------------------------------
+
+    @property
+    def context(self) -> AccessContext:
+        if self._context is None:
+            self._context = AccessContext.current()
+        return self._context
+
+    def env_name(self, env: str | None) -> str:
+        name = env or self.profile.default_env
+        self.profile.environment(name)  # EnvironmentNotFound lists the known ones
+        return name
+
+    def local_vault(self) -> Any:
+        """The LocalVault of this profile (opened once)."""
+        if self._local is None:
+            from bsecrets.vaultfile.vault import LocalVault
+
+            self._local = LocalVault.open(self.profile.vault_file, self.creds, self.clock)
+        return self._local
+
+    @property
+    def audit(self) -> AuditLogger:
+        """The audit logger: the local vault's chained log, or (no vault file) a null sink."""
+        if self._audit is None:
+            sink = self._audit_sink
+            if sink is None:
+                from bsecrets.audit.logger import NullAuditSink
+
+                if Path(self.profile.vault_file).exists():
+                    from bsecrets.audit.local_log import LocalAuditLog
+
+                    sink = LocalAuditLog(self.local_vault())
+                else:
+                    sink = NullAuditSink()
+            self._audit = AuditLogger(sink, self.context, self.clock, self.environ)
+        return self._audit
+
+    def _op(
+        self,
+        action: str,
+        env: str,
+        *,
+        name: str | None = None,
+        names: list[str] | None = None,
+        changes: bool = True,
+    ) -> AbstractContextManager[Note]:
+        """An audited operation on ``env`` (see AuditLogger.operation)."""
+        remote = self.profile.environment(env).backend != "local"
+        return self.audit.operation(
+            action, env, name=name, names=names, remote=remote, changes=changes
+        )
+
+    def backend(self, env: str | None) -> SecretBackend:
+        """The backend of ``env`` (built once per process, module imported on first use)."""
+        name = self.env_name(env)
+        if name not in self._backends:
+            import importlib
+
+            from bsecrets.ports import FACTORIES, BackendContext
+
+            config = self.profile.environment(name)
+            module_name, factory = FACTORIES[config.backend].split(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                raise BackendUnavailable(
+                    f"environment '{name}' uses the {config.backend} backend, "
+                    "which this version of bsecrets does not support yet",
+                    hint="use a local environment for now",
+                ) from None
+            context = BackendContext(
+                self.environ, self.clock, self.local_vault, self.warn, self.insecure_http
+            )
+            self._backends[name] = getattr(module, factory)(config, context)
+        return self._backends[name]
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            backend.close()
+        if self._local is not None:
+            self._local.close()
+
+    # --- secrets ---------------------------------------------------------
+
+    def put(
+        self,
+        env: str | None,
+        name: str,
+        value: bytes,
+        *,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        if_version: int | None = None,
+        allow_empty: bool = False,
+    ) -> WriteResult:
+        """A new version of ``name``. An empty ``value`` is refused (EmptyValue, exit 2,
+        nothing written) unless ``allow_empty``: it is usually a failed producer."""
+        validate_name(name)
+        validate_value(value, allow_empty=allow_empty, name=name)
+        if tags is not None:
+            validate_tags(tags)
+        if description is not None:
+            validate_description(description)
+        env_name = self.env_name(env)
+        with self._op("put", env_name, name=name) as note:
+            result = self.backend(env_name).put(
+                name,
+                value,
+                actor=self.context.actor,
+                tags=tags,
+                description=description,
+                if_version=if_version,
+            )
+            note.version = result.version
+        return result
+
+    def get(self, env: str | None, name: str, version: int | None = None) -> Secret:
+        """``NAME#field`` selects one field where the backend stores structured values."""
+        from bsecrets.errors import UsageError
+        from bsecrets.ports import Capability
+
+        base, sep, field = name.partition("#")
+        validate_name(base)
+        if sep and (not field or "#" in field):
+            raise UsageError(f"invalid field in {name!r}", hint="write NAME#field")
+        env_name = self.env_name(env)
+        with self._op("get", env_name, name=name, changes=False) as note:
+            note.version = version
+            backend = self.backend(env_name)
+            if sep and Capability.FIELDS not in backend.capabilities:
+                raise UsageError(
+                    f"the {backend.kind} backend has no fields: '{name}'",
+                    hint="NAME#field selects a field of a Vault secret",
+                )
+            secret = backend.get(name, version)
+            note.version = secret.version
+        return secret
+
+    @contextlib.contextmanager
+    def reading(
+        self, env: str | None, names: list[str], *, action: str
+    ) -> Iterator[tuple[dict[str, bytes], Note]]:
+        """``with manager.reading(env, names, action="exec") as (values, note):`` the
+        current values of ``names`` in one audited operation. The caller may narrow
+        ``note.names`` to what it used (exec: the names it injects); the event is
+        written when the block ends, before the caller can hand a value on."""
+        for name in names:
+            validate_name(name)
+        env_name = self.env_name(env)
+        with self._op(action, env_name, names=names, changes=False) as note:
+            backend = self.backend(env_name)
+            yield {name: backend.get(name).value for name in names}, note
+
+    def list_secrets(
+        self,
+        env: str | None,
+        prefix: str = "",
+        *,
+        tags: dict[str, str] | None = None,
+        include_deleted: bool = False,
+    ) -> list[SecretSummary]:
+        env_name = self.env_name(env)
+        with self._op("ls", env_name, changes=False) as note:
+            items = self.backend(env_name).list_secrets(prefix, include_deleted=include_deleted)
+            if tags:
+                items = [s for s in items if all(s.tags.get(k) == v for k, v in tags.items())]
+            note.details = {"prefix": prefix, "count": len(items)} if prefix else {}
+        return items
+
+    def current_values(self, env: str | None, *, action: str = "read") -> dict[str, bytes]:
+        """Name -> current value of every (not deleted) secret of ``env``, by name;
+        one audited operation whose event names them all."""
+        env_name = self.env_name(env)
+        with self._op(action, env_name, changes=False) as note:
+            values = self.backend(env_name).current_values()
+            note.names = sorted(values)
+        return values
+
+    def history(self, env: str | None, name: str) -> list[SecretVersion]:
+        validate_name(name)
+        env_name = self.env_name(env)
+        with self._op("history", env_name, name=name, changes=False):
+            return self.backend(env_name).history(name)
+
+    def delete(
+        self,
+        env: str | None,
+        name: str,
+        *,
+        purge: bool = False,
+        recovery_days: int | None = None,
+    ) -> None:
+        validate_name(name)
+        if purge and recovery_days is not None:
+            from bsecrets.errors import UsageError
+
+            raise UsageError(
+                "--recovery-days does not apply to --purge", hint="give one or the other"
+            )
+        env_name = self.env_name(env)
+        with self._op("rm", env_name, name=name) as note:
+            backend = self.backend(env_name)
+            if purge:
+                note.details = {"purge": True}
+                backend.purge(name)
+            elif recovery_days is not None:
+                note.details = {"recovery_days": recovery_days}
+                backend.schedule_deletion(name, recovery_days)
+            else:
+                backend.delete(name)
+
+    def restore(self, env: str | None, name: str) -> SecretSummary:
+        validate_name(name)
+        env_name = self.env_name(env)
+        with self._op("restore", env_name, name=name) as note:
+            summary = self.backend(env_name).restore(name)
+            note.version = summary.version
+        return summary
+
+    @contextlib.contextmanager
+    def transaction(self, env: str | None, *, action: str, names: list[str]) -> Iterator[None]:
+        """``with manager.transaction(env, action="import", names=...): ...puts...``:
+        all or nothing where the backend can do it (the local vault; see
+        SecretBackend.transaction), audited as one operation (its event names
+        every secret; each put inside also records its own)."""
+        env_name = self.env_name(env)
+        with self._op(action, env_name, names=names), self.backend(env_name).transaction():
+            yield
+
+    def rollback(
+        self, env: str | None, name: str, to_version: int, *, if_version: int | None = None
+    ) -> WriteResult:
+        """A new version whose value is ``to_version``'s (as Vault's kv rollback).
+
+        Rolling back to the current version is a no-op: nothing is written and the
+        result has ``changed=False`` (still an audited ``rollback`` event, ok, with
+        ``details.changed`` false). ``if_version``: only if the current version is
+        that one (VersionConflict, exit 7, otherwise; also for the no-op)."""
+        validate_name(name)
+        env_name = self.env_name(env)
+        # one time budget for the reads and the write; a failure before the put wrote nothing
+        op = self._op("rollback", env_name, name=name)
+        with op as note, not_applied(), self.backend(env_name).budget():
+            note.details = {"to": to_version}
+            backend = self.backend(env_name)
+            current = backend.get(name)
+            if if_version is not None and if_version != current.version:
+                raise VersionConflict(
+                    f"secret '{name}' is at version {current.version}, not {if_version}"
+                )
+            if to_version == current.version:
+                note.version = current.version
+                note.details["changed"] = False
+                return WriteResult(name, env_name, current.version, changed=False)
+            old = backend.get(name, to_version)
+            result = backend.put(
+                name, old.value, actor=self.context.actor, if_version=current.version
+            )
+            note.version = result.version
+        return result
+
+    # --- sessions --------------------------------------------------------
+
+    def unlock(self, ttl: Any) -> Any:
+        """Start a session for the local vault; returns a core.session.Session."""
+        from bsecrets.vaultfile import session
+        from bsecrets.vaultfile.vault import LocalVault
+
+        # A fresh handle that ignores any BSECRETS_SESSION already set (it may have expired).
+        vault = LocalVault.open(
+            self.profile.vault_file, self.creds._replace(session_token=None), self.clock
+        )
+        from bsecrets.audit.local_log import LocalAuditLog
+        from bsecrets.audit.logger import outcome_of, reason_of
+
+        log = LocalAuditLog(vault)
+        details = {"ttl_seconds": int(ttl.total_seconds())}
+        try:
+            try:
+                private_key = vault.private_key()
+            except BsecretsError as exc:
+                with contextlib.suppress(BsecretsError):  # kept for the next unlock (intake)
+                    self.audit.record(
+                        "unlock", outcome=outcome_of(exc), reason=reason_of(exc), sink=log
+                    )
+                raise
+            with vault.store.write():
+                self.audit.record("unlock", details=details, sink=log)
+                masters = vault.env_masters()  # after the event: includes the audit key
+            return session.start(
+                vault.vault_id, private_key, vault.owner_public_key(), ttl, self.clock(), masters
+            )
+        finally:
+            vault.close()
+
+    def lock(self) -> int:
+        """End sessions; the audit log's head is anchored in the OS keyring when there is one."""
+        from bsecrets.errors import IntegrityError
+        from bsecrets.vaultfile import session
+
+        vault = self.local_vault()
+        # Recorded and anchored while the session still opens the audit key.
+        scope = "this session" if self.creds.session_token else "all sessions"
+        self.audit.record("lock", details={"scope": scope})
+        refused: IntegrityError | None = None
+        try:
+            self.audit_log().anchor()
+        except IntegrityError as exc:  # the kept anchor is not in the chain: say so, after
+            refused = exc
+        except BsecretsError:
+            pass  # no keyring: nothing to anchor in
+        ended = session.end(self.creds.session_token, vault.vault_id)
+        if refused is not None:
+            raise refused
+        return ended
+
+    def audit_log(self) -> LocalAuditLog:
+        """The local vault's audit log (audit/local_log.py), for the audit commands."""
+        from bsecrets.audit.local_log import LocalAuditLog
+
+        sink = self.audit.sink
+        if not isinstance(sink, LocalAuditLog):
+            from bsecrets.errors import VaultNotFound
+
+            raise VaultNotFound(
+                f"no audit log: there is no local vault at {self.profile.vault_file}",
+                hint="run 'bsecrets init': the audit log lives in the local vault",
+            )
+        return sink
+
+    # --- ReflectiveModule ------------------------------------------------
+
+    def get_module_status(self) -> dict[str, Any]:
+        return {
+            "name": "SecretsManager",
+            "version": __version__,
+            "profile": str(self.profile.path),
+            "default_env": self.profile.default_env,
+            "vault_file": str(self.profile.vault_file),
+            "environments": {name: self._env_status(name) for name in self.profile.environments},
+            "audit": self.audit.get_module_status(),
+        }
+
+    def _env_status(self, name: str) -> dict[str, Any]:
+        from bsecrets.errors import BsecretsError
+
+        config = self.profile.environment(name)
+        if config.backend == "local" and not Path(self.profile.vault_file).exists():
+            return {"backend": "local", "initialized": False, "secrets": 0}
+        try:
+            return self.backend(name).get_module_status()
+        except BsecretsError as exc:
+            return {"backend": config.backend, "error": exc.message}
+
+    def get_health_indicators(self) -> list[HealthIndicator]:
+        """The profile, the local vault (once) and each remote environment's indicators."""
+        from bsecrets.errors import BsecretsError
+
+        indicators = [HealthIndicator("profile", True, str(self.profile.path))]
+        vault_file = Path(self.profile.vault_file)
+        local_done = False
+        for name, config in self.profile.environments.items():
+            if config.backend == "local":
+                if local_done:
+                    continue
+                local_done = True
+                if not vault_file.exists():
+                    indicators.append(
+                        HealthIndicator("vault_file", False, f"no vault at {vault_file}")
+                    )
+                    continue
+                indicators += self.backend(name).get_health_indicators()
+                indicators.append(self._session_indicator())
+                indicators += self.audit.get_health_indicators()
+                continue
+            try:
+                remote = self.backend(name).get_health_indicators()
+            except BsecretsError as exc:
+                remote = [HealthIndicator("backend", False, exc.message)]
+            indicators += [
+                HealthIndicator(f"{name}.{i.name}", i.ok, i.detail, i.value) for i in remote
+            ]
+        return indicators
+
+    def _session_indicator(self) -> HealthIndicator:
+        """Whether BSECRETS_SESSION (if set) still opens this vault; never unlocks otherwise."""
+        from bsecrets.errors import BsecretsError
+        from bsecrets.vaultfile import session
+
+        if not self.creds.session_token:
+            return HealthIndicator("session", True, "none (BSECRETS_SESSION is not set)")
+        try:
+            session.open_session(
+                self.creds.session_token, self.local_vault().vault_id, self.clock()
+            )
+        except BsecretsError as exc:
+            return HealthIndicator("session", False, exc.message)
+        return HealthIndicator("session", True, "unlocked")

@@ -1,0 +1,244 @@
+"""export, import and diff on top of SecretsManager (every backend).
+
+Values stay in memory: nothing here writes them to a temp file, a log or an
+error message. ``diff`` compares values by HMAC-SHA256 under a random key made
+for the run and forgotten with it, so neither values nor their hashes leave
+the process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, NamedTuple
+
+from bsecrets.config.envmap import WITHHELD, check_prefix, is_protected, select_names
+from bsecrets.errors import BsecretsError, EmptyValue, SecretNotFound, UsageError
+from bsecrets.formats.codecs import VARIABLE_FORMATS, Entry, FormatError, variables
+from bsecrets.models import validate_name, validate_value
+
+if TYPE_CHECKING:
+    from bsecrets.services.manager import SecretsManager
+
+
+def _text(name: str, value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BsecretsError(
+            f"secret '{name}' is not UTF-8 text and cannot be exported",
+            hint="read it with 'bsecrets get NAME --raw'",
+        ) from None
+
+
+class Export(NamedTuple):
+    env: str
+    items: list[tuple[str, str]]  # (key, text) in the format's order
+    values: dict[str, bytes]  # name -> value of every secret exported
+
+
+def export_env(
+    manager: SecretsManager,
+    env: str | None,
+    fmt: str,
+    *,
+    only: Iterable[str] = (),
+    prefix: str = "",
+    allow_override: Iterable[str] = (),
+) -> Export:
+    """The secrets of ``env`` to export as ``fmt``, read in one audited ``export``
+    operation whose event names exactly the secrets exported.
+
+    ``only`` and ``prefix`` are ``exec``'s (envmap): names or globs, every live
+    secret without them; ``prefix`` goes in front of every variable, so it applies
+    to the variable formats only (json and yaml are keyed by secret name: exit 2).
+    Names, the prefix, collisions and protected variables are checked before any
+    value is read where the names are known first (``only``)."""
+    env_name = manager.env_name(env)
+    check_prefix(prefix)
+    if prefix and fmt not in VARIABLE_FORMATS:
+        raise UsageError(
+            f"--prefix names variables, and --format {fmt} is keyed by secret name",
+            hint="drop --prefix, or use --format dotenv, shell or github-env",
+        )
+    wanted = list(only)
+    if not wanted:  # the whole environment: one snapshot, each bucket read once
+        values = manager.current_values(env_name, action="export")
+        return Export(env_name, export_items(values, fmt, allow_override, prefix), values)
+    names = select_names(wanted, lambda: [s.name for s in manager.list_secrets(env_name)], env_name)
+    if fmt in VARIABLE_FORMATS:
+        check_settable(variables(names, prefix), allow_override)
+    with manager.reading(env_name, names, action="export") as (values, _note):
+        items = export_items(values, fmt, allow_override, prefix)
+    return Export(env_name, items, values)
+
+
+def export_items(
+    values: dict[str, bytes], fmt: str, allow_override: Iterable[str] = (), prefix: str = ""
+) -> list[tuple[str, str]]:
+    """(key, text) pairs for ``fmt``: variables for dotenv/shell/github-env (with
+    ``prefix`` in front), names otherwise.
+
+    The variable formats set variables in whatever reads them (a shell sourcing
+    the file, every later GitHub Actions step), so they get ``exec``'s rules: a
+    secret may set a protected variable (PATH, LD_*, ...) only when
+    ``allow_override`` names it, and never bsecrets' own unlock variables.
+    """
+    if fmt not in VARIABLE_FORMATS:
+        return [(name, _text(name, value)) for name, value in values.items()]
+    mapping = variables(values, prefix)
+    check_settable(mapping, allow_override)
+    return [(var, _text(name, values[name])) for var, name in mapping.items()]
+
+
+def check_settable(mapping: dict[str, str], allow_override: Iterable[str] = ()) -> None:
+    """UsageError (exit 2, as ``exec``) naming the first secret whose variable
+    (``mapping``: variable -> secret name) is withheld, or protected and not allowed."""
+    allowed = {v.strip() for v in allow_override if v.strip()}
+    for variable, name in sorted(mapping.items()):
+        if variable in WITHHELD:
+            raise UsageError(
+                f"secret '{name}' maps to {variable}, which bsecrets never sets as a variable",
+                hint="rename the secret, or export with --format json or yaml (keyed by name)",
+            )
+        if is_protected(variable) and variable not in allowed:
+            raise UsageError(
+                f"secret '{name}' would override the protected variable {variable}",
+                hint=f"allow it with --allow-override {variable}, rename the secret, "
+                "or export with --format json or yaml (keyed by name)",
+            )
+
+
+# --- import -----------------------------------------------------------------
+
+
+class ImportPlan(NamedTuple):
+    new: list[str]
+    changed: list[str]
+    unchanged: list[str]
+    values: dict[str, bytes]  # name -> value, for new and changed only
+
+
+def validate_entries(
+    entries: list[Entry], shown: str, *, allow_empty: bool = False
+) -> dict[str, bytes]:
+    """Name -> value after checking every entry; FormatError (exit 2) names the file
+    and line, never a key or a value (a bad key may be a pasted token). An empty
+    value is refused unless ``allow_empty`` (as ``put``: a blank ``KEY=`` is more
+    often a placeholder than a value)."""
+    seen: dict[str, int] = {}
+    out: dict[str, bytes] = {}
+    for entry in entries:
+        where = f"{shown}:{entry.line}"
+        if entry.key in seen:
+            raise FormatError(
+                f"{where}: duplicate key (first on line {seen[entry.key]})",
+                hint="keep one of them; nothing was imported",
+            )
+        seen[entry.key] = entry.line
+        try:
+            validate_name(entry.key)
+        except UsageError as exc:
+            raise FormatError(
+                f"{where}: the key is not a valid secret name",
+                hint=(exc.hint + "; " if exc.hint else "") + "nothing was imported",
+            ) from None
+        try:
+            data = entry.value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FormatError(
+                f"{where}: the value is not valid Unicode text (it holds a lone surrogate)"
+            ) from None
+        try:
+            out[entry.key] = validate_value(data, allow_empty=allow_empty)
+        except UsageError as exc:  # empty or too large: never the value
+            raise FormatError(
+                f"{where}: {exc.message}",
+                hint="pass --allow-empty to import empty values; nothing was imported"
+                if isinstance(exc, EmptyValue)
+                else (exc.hint + "; " if exc.hint else "") + "nothing was imported",
+            ) from None
+    return out
+
+
+def plan_import(manager: SecretsManager, env: str | None, incoming: dict[str, bytes]) -> ImportPlan:
+    existing = {s.name for s in manager.list_secrets(env)}
+    new, changed, unchanged = [], [], []
+    values: dict[str, bytes] = {}
+    for name, value in incoming.items():
+        if name not in existing:
+            new.append(name)
+            values[name] = value
+            continue
+        try:
+            current = manager.get(env, name).value
+        except SecretNotFound:
+            new.append(name)
+            values[name] = value
+            continue
+        if current == value:
+            unchanged.append(name)
+        else:
+            changed.append(name)
+            values[name] = value
+    return ImportPlan(sorted(new), sorted(changed), sorted(unchanged), values)
+
+
+def apply_import(
+    manager: SecretsManager,
+    env: str | None,
+    plan: ImportPlan,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    allow_empty: bool = False,
+) -> None:
+    """Write every new and changed value in one transaction (all or nothing where
+    the backend can: the local vault)."""
+    total = len(plan.values)
+    with manager.transaction(env, action="import", names=sorted(plan.values)):
+        for done, (name, value) in enumerate(sorted(plan.values.items()), 1):
+            manager.put(env, name, value, allow_empty=allow_empty)
+            if progress is not None:
+                progress(done, total)
+
+
+# --- diff -------------------------------------------------------------------
+
+
+class Diff(NamedTuple):
+    only_a: list[str]
+    only_b: list[str]
+    different: list[str]
+    same: list[str]
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.only_a or self.only_b or self.different)
+
+
+def keyed_digests(values: dict[str, bytes], key: bytes) -> dict[str, bytes]:
+    from cryptography.hazmat.primitives import hashes, hmac
+
+    out = {}
+    for name, value in values.items():
+        mac = hmac.HMAC(key, hashes.SHA256())
+        mac.update(value)
+        out[name] = mac.finalize()
+    return out
+
+
+def diff_envs(manager: SecretsManager, env_a: str, env_b: str) -> Diff:
+    key = os.urandom(32)  # for this run only; never printed or stored
+    a = keyed_digests(manager.current_values(env_a, action="diff"), key)
+    b = keyed_digests(manager.current_values(env_b, action="diff"), key)
+    return compare(a, b)
+
+
+def compare(a: dict[str, bytes], b: dict[str, bytes]) -> Diff:
+    both = sorted(set(a) & set(b))
+    return Diff(
+        only_a=sorted(set(a) - set(b)),
+        only_b=sorted(set(b) - set(a)),
+        different=[n for n in both if a[n] != b[n]],
+        same=[n for n in both if a[n] == b[n]],
+    )

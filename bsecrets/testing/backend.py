@@ -1,0 +1,130 @@
+"""The contract every SecretBackend keeps. Each adapter's tests inherit
+``BackendContract`` and provide a ``backend`` fixture bound to an empty
+environment; the tests below must pass unchanged for local, Vault and AWS."""
+
+from __future__ import annotations
+
+import pytest
+
+from bsecrets.errors import ExitCode, SecretNotFound, VersionConflict, VersionNotFound
+from bsecrets.models import VersionState
+from bsecrets.ports import Capability, SecretBackend
+
+ACTOR = "tester@host"
+
+
+class BackendContract:
+    @pytest.fixture
+    def backend(self) -> SecretBackend:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def test_round_trip_unicode(self, backend: SecretBackend) -> None:
+        value = "pässwörd ✓ 秘密 🔑".encode()
+        backend.put("app/unicode", value, actor=ACTOR)
+        assert backend.get("app/unicode").value == value
+
+    def test_empty_value(self, backend: SecretBackend) -> None:
+        backend.put("empty", b"", actor=ACTOR)
+        secret = backend.get("empty")
+        assert secret.value == b""
+        assert secret.version == 1
+
+    def test_binary_value(self, backend: SecretBackend) -> None:
+        if Capability.BINARY not in backend.capabilities:
+            pytest.skip("backend stores text only")
+        value = bytes(range(256)) * 4 + b"\xff\xfe\x00"
+        backend.put("bin", value, actor=ACTOR)
+        assert backend.get("bin").value == value
+
+    def test_missing_is_not_found(self, backend: SecretBackend) -> None:
+        with pytest.raises(SecretNotFound) as exc:
+            backend.get("does-not-exist")
+        assert exc.value.exit_code == ExitCode.NOT_FOUND
+        with pytest.raises(SecretNotFound):
+            backend.history("does-not-exist")
+        with pytest.raises(SecretNotFound):
+            backend.delete("does-not-exist")
+
+    def test_versions(self, backend: SecretBackend) -> None:
+        for i in range(1, 4):
+            result = backend.put("versioned", f"value-{i}".encode(), actor=ACTOR)
+            assert result.version == i
+        assert backend.get("versioned").value == b"value-3"
+        assert backend.get("versioned").version == 3
+        assert backend.get("versioned", 1).value == b"value-1"
+        assert backend.get("versioned", 2).value == b"value-2"
+        with pytest.raises(VersionNotFound):
+            backend.get("versioned", 4)
+
+    def test_history(self, backend: SecretBackend) -> None:
+        backend.put("hist", b"a", actor=ACTOR)
+        backend.put("hist", b"b", actor=ACTOR)
+        history = backend.history("hist")
+        assert [v.version for v in history] == [1, 2]
+        assert [v.state for v in history] == [VersionState.PREVIOUS, VersionState.CURRENT]
+        assert all(v.created_by == ACTOR for v in history)
+        assert history[0].created_at <= history[1].created_at
+
+    def test_delete_and_restore(self, backend: SecretBackend) -> None:
+        backend.put("gone", b"v1", actor=ACTOR)
+        backend.delete("gone")
+        with pytest.raises(SecretNotFound):
+            backend.get("gone")
+        assert "gone" not in [s.name for s in backend.list_secrets()]
+        assert "gone" in [s.name for s in backend.list_secrets(include_deleted=True)]
+        assert backend.history("gone")[-1].state == VersionState.DELETED
+        backend.restore("gone")
+        assert backend.get("gone").value == b"v1"
+
+    def test_restore_needs_a_deleted_secret(self, backend: SecretBackend) -> None:
+        backend.put("alive", b"x", actor=ACTOR)
+        with pytest.raises(SecretNotFound):
+            backend.restore("alive")
+
+    def test_put_after_delete_revives(self, backend: SecretBackend) -> None:
+        backend.put("phoenix", b"a", actor=ACTOR)
+        backend.delete("phoenix")
+        assert backend.put("phoenix", b"b", actor=ACTOR).version == 2
+        assert backend.get("phoenix").value == b"b"
+
+    def test_purge(self, backend: SecretBackend) -> None:
+        backend.put("purged", b"a", actor=ACTOR)
+        backend.put("purged", b"b", actor=ACTOR)
+        backend.purge("purged")
+        with pytest.raises(SecretNotFound):
+            backend.get("purged")
+        with pytest.raises(SecretNotFound):
+            backend.history("purged")
+        assert backend.put("purged", b"new", actor=ACTOR).version == 1
+
+    def test_cas_conflict(self, backend: SecretBackend) -> None:
+        backend.put("cas", b"a", actor=ACTOR, if_version=0)
+        with pytest.raises(VersionConflict) as exc:
+            backend.put("cas", b"b", actor=ACTOR, if_version=0)
+        assert exc.value.exit_code == ExitCode.CONFLICT
+        with pytest.raises(VersionConflict):
+            backend.put("cas", b"b", actor=ACTOR, if_version=2)
+        assert backend.put("cas", b"b", actor=ACTOR, if_version=1).version == 2
+        assert backend.get("cas").value == b"b"
+
+    def test_list_prefix_and_tags(self, backend: SecretBackend) -> None:
+        backend.put("app/db", b"1", actor=ACTOR, tags={"team": "core"})
+        backend.put("app/api", b"2", actor=ACTOR)
+        backend.put("other", b"3", actor=ACTOR)
+        assert [s.name for s in backend.list_secrets("app/")] == ["app/api", "app/db"]
+        summary = {s.name: s for s in backend.list_secrets()}
+        assert summary["app/db"].tags == {"team": "core"}
+        assert summary["app/db"].version == 1
+
+    def test_tags_and_description_kept_unless_given(self, backend: SecretBackend) -> None:
+        backend.put("meta", b"1", actor=ACTOR, tags={"a": "b"}, description="the db")
+        backend.put("meta", b"2", actor=ACTOR)
+        secret = backend.get("meta")
+        assert secret.tags == {"a": "b"}
+        assert secret.description == "the db"
+        backend.put("meta", b"3", actor=ACTOR, tags={})
+        assert backend.get("meta").tags == {}
+
+    def test_health(self, backend: SecretBackend) -> None:
+        assert backend.is_healthy()
+        assert backend.get_module_status()["backend"] == backend.kind

@@ -1,0 +1,27 @@
+"""What a caller offers to unlock the local vault, settled once per process.
+
+Kept apart from vaultfile/unlock.py so that building a manager (for a Vault or AWS
+environment, say) loads none of the cryptography the unlock chain needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+Prompt = Callable[[str], str]
+
+
+class Credentials(NamedTuple):
+    """What the caller can offer to unlock a vault, settled once per process."""
+
+    session_token: str | None = None
+    passphrase: str | None = None
+    prompt: Prompt | None = None  # None when there is no terminal
+    use_keyring: bool = True
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(session={'yes' if self.session_token else 'no'}, "
+            f"passphrase={'yes' if self.passphrase else 'no'})"
+        )

@@ -1,0 +1,203 @@
+"""Sessions: ``unlock`` decrypts the owner key once and seals it in a session
+file under a random key that only the printed token carries.
+
+Token: ``bss1.<session id>.<key>``. The file (user runtime folder, 0600) holds
+the vault id, the expiry, the owner's public key and the owner key sealed with
+AES-256-GCM under the token's key, with the id, vault, owner public key and
+expiry as associated data: the file alone reveals nothing, the token alone
+opens nothing, a changed expiry or public key fails authentication, and
+``lock`` deletes the file.
+
+The session is bound to the owner public key that the unlock proved: the
+vault compares it with the vault file's principal row (a file whose owner key
+was replaced is refused, exit 5) and seals and unseals environment keys with
+it, never with a public key read from the file alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad
+from bsecrets.errors import IntegrityError, SessionInvalid
+from bsecrets.files import (
+    check_private_file,
+    check_trusted_dirs,
+    ensure_private_dir,
+    write_private_file,
+)
+from bsecrets.timeutil import iso, parse_iso
+
+TOKEN_PREFIX = "bss1"
+MAX_TTL = timedelta(days=7)
+
+
+def session_dir() -> Path:
+    """The folder of session files: ``$XDG_RUNTIME_DIR``, else ``/run/user/UID``,
+    else ``bsecrets-UID`` in the temp folder, then ``bsecrets/sessions``.
+
+    Raises InsecureFile (exit 4) when a folder on that path that exists could
+    be changed by someone else (bsecrets.files.check_trusted_dirs): a
+    ``/tmp/bsecrets-UID`` made beforehand by another user, or left 0777, is
+    refused, while ``/tmp`` itself (root's, sticky) is fine.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        base = Path(runtime)
+    elif os.path.isdir(f"/run/user/{os.getuid()}"):
+        base = Path(f"/run/user/{os.getuid()}")
+    else:
+        base = Path(tempfile.gettempdir()) / f"bsecrets-{os.getuid()}"
+    directory = base / "bsecrets" / "sessions"
+    check_trusted_dirs(directory, what="session folder")
+    return directory
+
+
+class Session(NamedTuple):
+    token: str
+    session_id: str
+    expires_at: datetime
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _aad(
+    session_id: str, vault_id: bytes, owner_public: bytes, principal: str, expires_at: str
+) -> bytes:
+    return encode_aad("session/v2", session_id, vault_id, owner_public, principal, expires_at)
+
+
+class SessionContents(NamedTuple):
+    private_key: bytes
+    # The owner public key the unlock checked the private key against; the vault
+    # compares it with its principal row, so no X25519 is needed to check it.
+    owner_public: bytes
+    # Environment master keys unsealed at unlock time, so that a command in the
+    # session needs no X25519 (whose OpenSSL backend import alone costs ~6 ms).
+    env_masters: dict[str, bytes]
+
+    def __repr__(self) -> str:
+        return f"SessionContents(envs={sorted(self.env_masters)})"
+
+
+def start(
+    vault_id: bytes,
+    private_key: bytes,
+    owner_public: bytes,
+    ttl: timedelta,
+    now: datetime,
+    env_masters: dict[str, bytes] | None = None,
+) -> Session:
+    if ttl > MAX_TTL:
+        from bsecrets.errors import UsageError
+
+        raise UsageError("a session lasts at most 7 days", hint="use --ttl 7d or less")
+    session_id = os.urandom(12).hex()
+    key = os.urandom(32)
+    expires = iso(now + ttl)
+
+    def aad(role: str) -> bytes:
+        return _aad(session_id, vault_id, owner_public, role, expires)
+
+    body = {
+        "vault_id": vault_id.hex(),
+        "principal": "owner",
+        "owner_public": owner_public.hex(),
+        "expires_at": expires,
+        "sealed": _b64(aead_seal(key, private_key, aad("owner"))),
+        "envs": {
+            env: _b64(aead_seal(key, master, aad(f"env:{env}")))
+            for env, master in (env_masters or {}).items()
+        },
+    }
+    directory = session_dir()
+    ensure_private_dir(directory)
+    write_private_file(directory / f"{session_id}.json", json.dumps(body).encode(), exclusive=True)
+    return Session(f"{TOKEN_PREFIX}.{session_id}.{_b64(key)}", session_id, parse_iso(expires))
+
+
+def _parse_token(token: str) -> tuple[str, bytes]:
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or len(parts[1]) != 24:
+        raise SessionInvalid("BSECRETS_SESSION is not a bsecrets session token")
+    try:
+        int(parts[1], 16)
+        key = _unb64(parts[2])
+    except ValueError:
+        raise SessionInvalid("BSECRETS_SESSION is not a bsecrets session token") from None
+    if len(key) != 32:
+        raise SessionInvalid("BSECRETS_SESSION is not a bsecrets session token")
+    return parts[1], key
+
+
+def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
+    """The keys the session holds, or SessionInvalid (exit 4)."""
+    session_id, key = _parse_token(token)
+    path = session_dir() / f"{session_id}.json"
+    check_private_file(path)
+    try:
+        body = json.loads(path.read_bytes())
+        expires = str(body["expires_at"])
+        sealed = _unb64(str(body["sealed"]))
+        file_vault = bytes.fromhex(str(body["vault_id"]))
+        owner_public = bytes.fromhex(str(body["owner_public"]))
+        sealed_envs = {str(env): _unb64(str(blob)) for env, blob in body.get("envs", {}).items()}
+    except FileNotFoundError:
+        raise SessionInvalid("the session has ended (locked, expired or never started)") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SessionInvalid("the session file is unreadable") from None
+    if file_vault != vault_id:
+        raise SessionInvalid("the session belongs to another vault")
+    try:
+        private_key = aead_open(
+            key, sealed, _aad(session_id, vault_id, owner_public, "owner", expires), "session"
+        )
+        masters = {
+            env: aead_open(
+                key,
+                blob,
+                _aad(session_id, vault_id, owner_public, f"env:{env}", expires),
+                "session",
+            )
+            for env, blob in sealed_envs.items()
+        }
+    except IntegrityError:
+        raise SessionInvalid("the session token is not valid for this session") from None
+    if now >= parse_iso(expires):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise SessionInvalid(f"the session expired at {expires}")
+    return SessionContents(private_key, owner_public, masters)
+
+
+def end(token: str | None, vault_id: bytes) -> int:
+    """Delete the token's session, or (no token) every session of this vault. Returns the count."""
+    directory = session_dir()
+    if token:
+        session_id, _ = _parse_token(token)
+        paths = [directory / f"{session_id}.json"]
+    else:
+        paths = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    ended = 0
+    for path in paths:
+        try:
+            if not token and json.loads(path.read_bytes()).get("vault_id") != vault_id.hex():
+                continue
+            path.unlink()
+            ended += 1
+        except (OSError, ValueError):
+            continue
+    return ended

@@ -1,0 +1,194 @@
+"""Getting the owner's private key: the unlock chain of CLI.md.
+
+First present wins: BSECRETS_SESSION, then a passphrase (BSECRETS_PASSPHRASE
+or BSECRETS_PASSPHRASE_FILE), then the OS keyring where ``init --keyring``
+stored a key, then a prompt when there is a terminal. Otherwise: locked.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bsecrets.crypto.keys import (
+    KdfParams,
+    aead_open,
+    aead_seal,
+    encode_aad,
+    public_key_of,
+)
+from bsecrets.errors import (
+    IntegrityError,
+    KeyringUnavailable,
+    VaultLocked,
+    WrongPassphrase,
+)
+from bsecrets.vaultfile import session
+from bsecrets.vaultfile.credentials import Credentials
+
+OWNER = "owner"
+KEYRING_SERVICE = "bsecrets"
+
+if TYPE_CHECKING:  # a Protocol costs real import time; only the type checker needs it
+    from typing import Protocol
+
+    class KeyWrapSource(Protocol):
+        vault_id: bytes
+
+        def key_wraps(self, principal: str) -> dict[str, tuple[str, bytes]]: ...
+
+        def public_key(self, principal: str) -> bytes: ...
+
+
+def _wrap_aad(vault_id: bytes, method: str, params: str) -> bytes:
+    return encode_aad("owner-key", vault_id, OWNER, method, params)
+
+
+def wrap_with_passphrase(vault_id: bytes, private_key: bytes, passphrase: str) -> tuple[str, bytes]:
+    params = KdfParams.new()
+    params_json = json.dumps(params.to_dict(), sort_keys=True)
+    kek = params.derive(passphrase)
+    return params_json, aead_seal(kek, private_key, _wrap_aad(vault_id, "passphrase", params_json))
+
+
+def wrap_with_random_key(vault_id: bytes, private_key: bytes, kek: bytes) -> tuple[str, bytes]:
+    params_json = json.dumps({"keyring_service": KEYRING_SERVICE}, sort_keys=True)
+    return params_json, aead_seal(kek, private_key, _wrap_aad(vault_id, "keyring", params_json))
+
+
+def keyring_account(vault_id: bytes) -> str:
+    return f"vault-{vault_id.hex()}"
+
+
+def _keyring_call(what: str, fn: Callable[[], object]) -> object:
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:  # pragma: no cover - keyring is a dependency
+        raise KeyringUnavailable("the 'keyring' package is not installed") from None
+    try:
+        return fn()
+    except keyring.errors.NoKeyringError:
+        raise KeyringUnavailable(f"no usable OS keyring to {what}") from None
+    except keyring.errors.KeyringError as exc:
+        raise KeyringUnavailable(
+            f"the OS keyring refused to {what}: {type(exc).__name__}"
+        ) from None
+
+
+def keyring_set_text(account: str, value: str, what: str) -> None:
+    """Store ``value`` under bsecrets/``account`` (KeyringUnavailable if there is no keyring)."""
+    import keyring
+
+    _keyring_call(what, lambda: keyring.set_password(KEYRING_SERVICE, account, value))
+
+
+def keyring_get_text(account: str, what: str) -> str | None:
+    import keyring
+
+    value = _keyring_call(what, lambda: keyring.get_password(KEYRING_SERVICE, account))
+    return str(value) if value else None
+
+
+def keyring_store(vault_id: bytes, kek: bytes) -> None:
+    text = base64.b64encode(kek).decode()
+    keyring_set_text(keyring_account(vault_id), text, "store the vault key")
+
+
+def keyring_load(vault_id: bytes) -> bytes | None:
+    """The vault's key from the OS keyring; None if there is no entry."""
+    import binascii
+
+    value = keyring_get_text(keyring_account(vault_id), "read the vault key")
+    if not value:
+        return None
+    try:
+        key = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise WrongPassphrase(
+            "the OS keyring holds a malformed key for this vault",
+            hint=f"the entry {KEYRING_SERVICE}/{keyring_account(vault_id)} was changed; "
+            "put the original back, or unlock with the passphrase if the vault has one",
+        )
+    return key
+
+
+def unlock_owner(
+    store: KeyWrapSource, creds: Credentials, now: datetime, *, allow_session: bool = True
+) -> bytes:
+    """Return the owner's X25519 private key, checked against the stored public key."""
+    private_key = _unlock(store, creds, now, allow_session)
+    if public_key_of(private_key) != store.public_key(OWNER):
+        raise IntegrityError("the vault's owner public key does not match its private key")
+    return private_key
+
+
+def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_session: bool) -> bytes:
+    if allow_session and creds.session_token:
+        return session.open_session(creds.session_token, store.vault_id, now).private_key
+    wraps = store.key_wraps(OWNER)
+    if not {"passphrase", "keyring"} & set(wraps):
+        raise IntegrityError("the vault has no owner key (its key wraps were removed or damaged)")
+    if creds.passphrase is not None and "passphrase" in wraps:
+        return _open_passphrase_wrap(store.vault_id, wraps["passphrase"], creds.passphrase)
+    if creds.use_keyring and "keyring" in wraps:
+        try:
+            return _open_keyring_wrap(store.vault_id, wraps["keyring"])
+        except KeyringUnavailable as exc:
+            if "passphrase" not in wraps:
+                raise KeyringUnavailable(
+                    exc.message,
+                    hint="this vault opens only with the OS keyring that 'init --keyring' used: "
+                    "run where it is available, or pass a session from there (BSECRETS_SESSION)",
+                ) from None
+            if creds.prompt is None:
+                raise KeyringUnavailable(
+                    exc.message, hint="or unlock with the vault's passphrase: BSECRETS_PASSPHRASE"
+                ) from None
+            # a terminal: fall back to asking for the passphrase
+    if "passphrase" not in wraps:
+        raise VaultLocked(
+            "the vault is locked (it opens with the OS keyring, which is not in use)",
+            hint="run where the OS keyring is available, or use BSECRETS_SESSION",
+        )
+    if creds.prompt is None:
+        raise VaultLocked("the vault is locked")
+    return _open_passphrase_wrap(
+        store.vault_id, wraps["passphrase"], creds.prompt("Vault passphrase: ")
+    )
+
+
+def _open_keyring_wrap(vault_id: bytes, wrap: tuple[str, bytes]) -> bytes:
+    params, wrapped = wrap
+    kek = keyring_load(vault_id)
+    if kek is None:
+        raise KeyringUnavailable("the OS keyring has no key for this vault")
+    try:
+        return aead_open(kek, wrapped, _wrap_aad(vault_id, "keyring", params), "key")
+    except IntegrityError:
+        raise WrongPassphrase(
+            "the key in the OS keyring does not open this vault",
+            hint=f"the entry {KEYRING_SERVICE}/{keyring_account(vault_id)} was changed; "
+            "put the original back, or unlock with the passphrase if the vault has one",
+        ) from None
+
+
+def _open_passphrase_wrap(vault_id: bytes, wrap: tuple[str, bytes], passphrase: str) -> bytes:
+    params_json, wrapped = wrap
+    try:
+        data = json.loads(params_json)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        params = KdfParams.from_dict(data)
+    except ValueError:
+        raise IntegrityError("the vault's key derivation parameters are malformed") from None
+    kek = params.derive(passphrase)
+    try:
+        return aead_open(kek, wrapped, _wrap_aad(vault_id, "passphrase", params_json), "key")
+    except IntegrityError:
+        raise WrongPassphrase("wrong passphrase") from None
