@@ -10,14 +10,8 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from bsecrets.config.profile import (
-    K8S_JWT_PATH,
-    PROFILE_FILENAME,
-    Profile,
-    find_profile,
-    load_profile,
-    render_profile,
-)
+from bsecrets.config.loader import find_profile, load_profile, render_profile
+from bsecrets.config.profile import K8S_JWT_PATH, PROFILE_FILENAME, Profile
 from bsecrets.errors import (
     EnvironmentNotFound,
     ExitCode,

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from conftest import PASSPHRASE, invoke
 
-from bsecrets.config.profile import load_profile
+from bsecrets.config.loader import load_profile
 from bsecrets.errors import BsecretsError, NotFound
 from bsecrets.services.manager import SecretsManager
 from bsecrets.vaultfile.credentials import Credentials
