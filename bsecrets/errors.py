@@ -1,37 +1,40 @@
-"""One exception tree for the whole project.
+"""The exception tree of bsecrets: what went wrong, as a class with a stable
+``kind`` and, where one helps, a hint that says what to do next.
 
-Every class carries the exit code from CLI.md and, where one helps, a hint that
-says what to do next. Backends translate their own errors into these at their
-boundary (``raise SecretNotFound(...) from exc``); nothing from sqlite3, hvac or
-botocore reaches ``core`` callers or the CLI.
+This module is a leaf: it imports nothing from bsecrets, so every layer may
+raise and catch these. It knows nothing of a front end either: the exit code of
+each class, and the hints that name a bsecrets command or option, belong to the
+command line (``bsecrets.cli.exit_codes``, ``bsecrets.cli.hints``), so an SDK or
+a server can give the same errors its own meaning.
+
+Backends translate their own errors into these at their boundary
+(``raise SecretNotFound(...) from exc``); nothing from sqlite3, hvac or botocore
+reaches the services or the CLI.
 
 Messages never contain a secret value.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    NOT_FOUND = 3
-    DENIED = 4
-    INTEGRITY = 5
-    UNAVAILABLE = 6
-    CONFLICT = 7
-    # exec, as shells do, when the command cannot be run
-    NOT_EXECUTABLE = 126
-    COMMAND_NOT_FOUND = 127
+from typing import Any, ClassVar
 
 
 class BsecretsError(Exception):
-    """Base of every error bsecrets reports to a user."""
+    """Base of every error bsecrets reports to a user.
 
-    exit_code: ExitCode = ExitCode.ERROR
-    default_hint: str | None = None
+    ``kind`` is part of the output contract (``"kind"`` in JSON errors): every
+    subclass must name its own, so renaming a class cannot change it silently.
+    ``hint`` is the hint given where the error was raised, else the class's
+    ``default_hint``, else None (a front end may then add its own).
+    """
+
+    kind: ClassVar[str] = "bsecrets_error"
+    default_hint: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" not in cls.__dict__:
+            raise TypeError(f"{cls.__qualname__} must set its own kind (a stable snake_case name)")
 
     def __init__(
         self, message: str, *, hint: str | None = None, applied: str | None = None
@@ -43,40 +46,38 @@ class BsecretsError(Exception):
         # (None: not a write), so a script knows whether to retry.
         self.applied = applied
 
-    @property
-    def kind(self) -> str:
-        """A stable, machine-readable name of the error class (``secret_not_found``)."""
-        import re
-
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
-
     def __str__(self) -> str:
         return self.message
 
 
-# --- exit 2: usage ---------------------------------------------------------
+# --- usage: the request itself is wrong ---------------------------------------
 
 
 class UsageError(BsecretsError):
-    exit_code = ExitCode.USAGE
+    kind = "usage_error"
 
 
 class InvalidName(UsageError):
+    kind = "invalid_name"
     default_hint = (
         "names are 1 to 255 characters of A-Z a-z 0-9 _ . / -, not starting with '/' or '.'"
     )
 
 
 class ValueTooLarge(UsageError):
-    pass
+    kind = "value_too_large"
 
 
 class EmptyValue(UsageError):
-    """An empty value without ``allow_empty`` (``--allow-empty``): refused, nothing stored."""
+    """An empty value without ``allow_empty``: refused, nothing stored."""
+
+    kind = "empty_value"
 
 
 class ProfileError(UsageError):
     """A profile that cannot be used; the message names file, line and key path."""
+
+    kind = "profile_error"
 
     def __init__(
         self,
@@ -96,120 +97,120 @@ class ProfileError(UsageError):
         self.problem = problem
 
 
-# --- exit 3: not found -----------------------------------------------------
+# --- not found ----------------------------------------------------------------
 
 
 class NotFound(BsecretsError):
-    exit_code = ExitCode.NOT_FOUND
+    kind = "not_found"
 
 
 class SecretNotFound(NotFound):
-    default_hint = "list what exists with 'bsecrets ls'"
+    kind = "secret_not_found"
 
 
 class VersionNotFound(NotFound):
-    default_hint = "list the versions with 'bsecrets history NAME'"
+    kind = "version_not_found"
 
 
 class EnvironmentNotFound(NotFound):
-    pass
+    kind = "environment_not_found"
 
 
 class ProfileNotFound(NotFound):
-    default_hint = (
-        "create one with 'bsecrets init', or point to it with --profile / BSECRETS_PROFILE"
-    )
+    kind = "profile_not_found"
 
 
 class VaultNotFound(NotFound):
-    default_hint = "create it with 'bsecrets init'"
+    kind = "vault_not_found"
 
 
-# --- exit 4: denied --------------------------------------------------------
+# --- denied -------------------------------------------------------------------
 
 
 class Denied(BsecretsError):
-    exit_code = ExitCode.DENIED
+    kind = "denied"
 
 
 class VaultLocked(Denied):
-    default_hint = (
-        "run 'eval \"$(bsecrets unlock)\"', or set BSECRETS_SESSION, "
-        "BSECRETS_PASSPHRASE or BSECRETS_PASSPHRASE_FILE"
-    )
+    kind = "vault_locked"
 
 
 class WrongPassphrase(Denied):
+    kind = "wrong_passphrase"
     default_hint = "check the passphrase (BSECRETS_PASSPHRASE / BSECRETS_PASSPHRASE_FILE)"
 
 
 class SessionInvalid(Denied):
-    default_hint = (
-        "start a new session with 'eval \"$(bsecrets unlock)\"', or unset BSECRETS_SESSION"
-    )
+    kind = "session_invalid"
 
 
 class KeyringUnavailable(Denied):
+    kind = "keyring_unavailable"
     default_hint = (
         "use a passphrase instead (BSECRETS_PASSPHRASE), or make an OS keyring "
         "available (Secret Service, macOS Keychain, Windows Credential Locker)"
     )
 
 
-# --- exit 5: integrity -----------------------------------------------------
+class InsecureFile(Denied):
+    """A vault or session file others can read, or owned by someone else."""
+
+    kind = "insecure_file"
+
+
+# --- integrity ----------------------------------------------------------------
 
 
 class IntegrityError(BsecretsError):
-    exit_code = ExitCode.INTEGRITY
+    kind = "integrity_error"
     default_hint = (
         "the vault file was changed outside bsecrets or is damaged; "
         "restore it from a backup and do not trust values read from this copy"
     )
 
 
-# --- exit 6: unavailable ---------------------------------------------------
+# --- unavailable --------------------------------------------------------------
 
 
 class BackendUnavailable(BsecretsError):
-    exit_code = ExitCode.UNAVAILABLE
+    kind = "backend_unavailable"
 
 
-# --- exit 7: conflict ------------------------------------------------------
+# --- conflict -----------------------------------------------------------------
 
 
 class Conflict(BsecretsError):
-    exit_code = ExitCode.CONFLICT
+    kind = "conflict"
 
 
 class VersionConflict(Conflict):
-    default_hint = "read the current version with 'bsecrets history NAME' and retry"
+    kind = "version_conflict"
 
 
 class AlreadyExists(Conflict):
-    pass
+    kind = "already_exists"
 
 
-# --- exit 1: everything else -----------------------------------------------
+# --- everything else ----------------------------------------------------------
 
 
 class StorageError(BsecretsError):
     """The vault file could not be read or written (disk full, read-only, I/O)."""
 
+    kind = "storage_error"
+
 
 class UnsupportedFormat(BsecretsError):
+    kind = "unsupported_format"
     default_hint = "upgrade bsecrets: 'pip install --upgrade bsecrets'"
 
 
-class InsecureFile(Denied):
-    """A vault or session file others can read, or owned by someone else."""
-
-
-# --- exec: the command could not be started (126, 127 as in a shell) ----------
+# --- exec: the command could not be started -----------------------------------
 
 
 class CommandNotFound(BsecretsError):
-    exit_code = ExitCode.COMMAND_NOT_FOUND
+    kind = "command_not_found"
 
 
 class CommandNotExecutable(BsecretsError):
-    exit_code = ExitCode.NOT_EXECUTABLE
+    kind = "command_not_executable"

@@ -25,7 +25,8 @@ from bsecrets.audit.report import (
     load_criteria,
     render_report,
 )
-from bsecrets.errors import ExitCode, UsageError
+from bsecrets.cli.exit_codes import ExitCode, exit_code_of
+from bsecrets.errors import UsageError
 from bsecrets.models import SecretSummary
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -186,7 +187,7 @@ def test_bad_criteria_file(tmp_path: Path, text: str, line: int, key: str) -> No
         load_criteria(path)
     exc = caught.value
     assert isinstance(exc, CriteriaError)
-    assert exc.exit_code == ExitCode.USAGE == 2
+    assert exit_code_of(exc) == ExitCode.USAGE == 2
     assert f"{path}:{line}:" in str(exc)
     assert key in str(exc)
     assert exc.hint
@@ -204,7 +205,7 @@ def test_missing_unreadable_and_not_utf8(tmp_path: Path) -> None:
     for path in (tmp_path / "missing.yaml", tmp_path):  # no such file; a folder
         with pytest.raises(UsageError) as caught:
             load_criteria(path)
-        assert caught.value.exit_code == 2
+        assert exit_code_of(caught.value) == 2
         assert str(caught.value).startswith(f"{path}:")
         assert caught.value.hint
     path = write(tmp_path, b"max_denied: 1\n\xff\n")
@@ -588,7 +589,7 @@ def test_html_is_standalone_and_escaped(rendered: dict[str, str]) -> None:
 def test_unknown_format() -> None:
     with pytest.raises(UsageError) as caught:
         render_report(report([]), "pdf")
-    assert caught.value.exit_code == 2
+    assert exit_code_of(caught.value) == 2
 
 
 def test_one_pass_over_many_events() -> None:

@@ -21,9 +21,9 @@ from moto_server import (
 
 from bsecrets.backends.aws.adapter import AWSAdapter
 from bsecrets.backends.aws.versions import PENDING, version_token
+from bsecrets.cli.exit_codes import ExitCode, exit_code_of
 from bsecrets.errors import (
     Denied,
-    ExitCode,
     NotFound,
     SecretNotFound,
     UsageError,
@@ -168,7 +168,7 @@ def test_a_plain_put_does_not_clobber_another_clients_write(
     _before_put(adapter, lambda: sm.put_secret_value(SecretId="myapp/prod/db", SecretString="x"))
     with pytest.raises(VersionConflict) as exc:
         adapter.put("db", b"mine", actor=ACTOR)
-    assert exc.value.exit_code == ExitCode.CONFLICT
+    assert exit_code_of(exc.value) == ExitCode.CONFLICT
     assert "InvalidParameterException" in exc.value.message
     assert adapter.get("db").value == b"x"  # the other writer's value stays current
     assert "mine" not in exc.value.message
@@ -224,7 +224,7 @@ def test_recovery_window_outside_7_to_30(adapter: AWSAdapter, aws: MotoServer, d
     adapter.put("a", b"1", actor=ACTOR)
     with pytest.raises(UsageError) as exc:
         adapter.delete("a", recovery_days=days)
-    assert exc.value.exit_code == ExitCode.USAGE
+    assert exit_code_of(exc.value) == ExitCode.USAGE
     assert "7 to 30" in exc.value.message
     assert "DeletedDate" not in aws.client("secretsmanager").describe_secret(
         SecretId="myapp/prod/a"
@@ -245,7 +245,7 @@ def test_name_longer_than_aws_allows_after_the_prefix(aws: MotoServer) -> None:
     backend = make_adapter(aws.endpoint, prefix="p/" * 150)  # 300 characters
     with pytest.raises(UsageError) as exc:
         backend.put("n" * 213, b"x", actor=ACTOR)  # 513 with the prefix
-    assert exc.value.exit_code == ExitCode.USAGE
+    assert exit_code_of(exc.value) == ExitCode.USAGE
     assert "512" in exc.value.message
     assert backend.put("n" * 212, b"x", actor=ACTOR).version == 1
 
@@ -266,7 +266,7 @@ def test_reserved_and_invalid_tags(adapter: AWSAdapter) -> None:
 def test_missing_region() -> None:
     with pytest.raises(UsageError) as exc:
         make_adapter("http://127.0.0.1:9", region=None, environ={})
-    assert exc.value.exit_code == ExitCode.USAGE
+    assert exit_code_of(exc.value) == ExitCode.USAGE
     assert "AWS_REGION" in (exc.value.hint or "") and "region:" in (exc.value.hint or "")
     backend = make_adapter("http://127.0.0.1:9", region=None, environ={"AWS_REGION": "eu-west-1"})
     assert backend.settings.region == "eu-west-1"
@@ -302,7 +302,7 @@ def test_a_kms_alias_that_does_not_exist(aws: MotoServer) -> None:
     backend = make_adapter(aws.endpoint, env="prod", kms_key_id="alias/nope")
     with pytest.raises(NotFound) as exc:
         backend.put("a", b"secret-value", actor=ACTOR)
-    assert exc.value.exit_code == ExitCode.NOT_FOUND
+    assert exit_code_of(exc.value) == ExitCode.NOT_FOUND
     assert "KMS key 'alias/nope' not found" in exc.value.message
     assert "NotFoundException" in exc.value.message
     assert "environments.prod.kms_key_id" in (exc.value.hint or "")

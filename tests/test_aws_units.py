@@ -21,7 +21,7 @@ from bsecrets.backends.aws.versions import (
     value_params,
     version_token,
 )
-from bsecrets.errors import ExitCode
+from bsecrets.cli.exit_codes import ExitCode, exit_code_of
 
 SETTINGS = AwsSettings(env="prod", region="eu-west-1", endpoint_url="http://127.0.0.1:1")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,7 +56,7 @@ def client_error(code: str, message: str = "boom", status: int = 400) -> bx.Clie
 def test_client_errors(code: str, status: int, exit_code: ExitCode) -> None:
     exc = client_error(code, status=status)
     error = translate(exc, SETTINGS, "reading secret 'db'", subject="secret 'db'")
-    assert error.exit_code == exit_code
+    assert exit_code_of(error) == exit_code
     assert f"({code})" in error.message
     assert "'prod'" in error.message
     assert error.hint
@@ -76,7 +76,7 @@ def test_aws_message_never_carries_the_value() -> None:
 def test_parameter_errors_do_not_quote_parameters() -> None:
     exc = bx.ParamValidationError(report="Invalid length for parameter SecretString, value: 0")
     error = translate(exc, SETTINGS, "writing secret 'db'")
-    assert error.exit_code == ExitCode.USAGE
+    assert exit_code_of(error) == ExitCode.USAGE
     assert "value" not in error.message and "(ParamValidationError)" in error.message
 
 
@@ -92,7 +92,7 @@ def test_parameter_errors_do_not_quote_parameters() -> None:
 )
 def test_sdk_errors(exc: Exception, exit_code: ExitCode) -> None:
     error = translate(exc, SETTINGS, "reading secret 'db'")
-    assert error.exit_code == exit_code
+    assert exit_code_of(error) == exit_code
     assert f"({type(exc).__name__})" in error.message
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import PASSPHRASE, invoke
 
+from bsecrets.cli.exit_codes import exit_code_of
 from bsecrets.crypto.keys import (
     KdfParams,
     encode_aad,
@@ -98,7 +99,7 @@ def test_wrapped_key_edited_is_wrong_passphrase_not_garbage(vault: Path) -> None
         flipped = bytes(wrapped[:-1]) + bytes([wrapped[-1] ^ 1])
         db.execute("UPDATE key_wraps SET wrapped = ?", (flipped,))
     result = invoke(["ls"])
-    assert result.exit_code == WrongPassphrase.exit_code
+    assert result.exit_code == exit_code_of(WrongPassphrase)
 
 
 def test_aad_encoding_known_answer() -> None:

@@ -10,11 +10,18 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from bsecrets.config.loader import find_profile, load_profile, render_profile
-from bsecrets.config.profile import K8S_JWT_PATH, PROFILE_FILENAME, Profile
+from bsecrets.cli.exit_codes import ExitCode, exit_code_of
+from bsecrets.cli.hints import hint_for
+from bsecrets.config.profile import (
+    K8S_JWT_PATH,
+    PROFILE_FILENAME,
+    Profile,
+    find_profile,
+    load_profile,
+    render_profile,
+)
 from bsecrets.errors import (
     EnvironmentNotFound,
-    ExitCode,
     ProfileError,
     ProfileNotFound,
     UsageError,
@@ -68,7 +75,7 @@ def profile_error(tmp_path: Path, text: str) -> ProfileError:
     with pytest.raises(ProfileError) as info:
         load_profile(path)
     exc = info.value
-    assert exc.exit_code == ExitCode.USAGE
+    assert exit_code_of(exc) == ExitCode.USAGE
     assert str(exc).startswith(f"{path}:")  # always names the file
     return exc
 
@@ -209,7 +216,7 @@ def test_unknown_environment_is_exit_3_with_known_names(tmp_path: Path) -> None:
     profile = load_text(tmp_path, EXAMPLE)
     with pytest.raises(EnvironmentNotFound) as info:
         profile.environment("nope")
-    assert info.value.exit_code == ExitCode.NOT_FOUND
+    assert exit_code_of(info.value) == ExitCode.NOT_FOUND
     assert str(info.value) == "unknown environment 'nope'"
     assert info.value.hint == "known environments: dev, staging, prod"
 
@@ -257,7 +264,7 @@ def test_render_profile_quotes_what_yaml_would_misread(tmp_path: Path) -> None:
 def test_render_profile_refuses_bad_input(envs: list[str], default: str, message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
         render_profile(envs, default)
-    assert info.value.exit_code == ExitCode.USAGE
+    assert exit_code_of(info.value) == ExitCode.USAGE
 
 
 # --- errors --------------------------------------------------------------------
@@ -416,7 +423,7 @@ def test_missing_file_is_profile_not_found(tmp_path: Path) -> None:
     path = tmp_path / "nope.yaml"
     with pytest.raises(ProfileNotFound) as info:
         load_profile(path)
-    assert info.value.exit_code == ExitCode.NOT_FOUND
+    assert exit_code_of(info.value) == ExitCode.NOT_FOUND
     assert str(path) in str(info.value)
 
 
@@ -429,14 +436,14 @@ def test_unreadable_file_is_profile_error(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(Path, "read_bytes", denied)  # chmod 000 does not stop root
     with pytest.raises(ProfileError) as info:
         load_profile(path)
-    assert info.value.exit_code == ExitCode.USAGE
+    assert exit_code_of(info.value) == ExitCode.USAGE
     assert str(info.value) == f"{path}: cannot read the file: permission denied"
 
 
 def test_directory_is_profile_error(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="cannot read the file") as info:
         load_profile(tmp_path)
-    assert info.value.exit_code == ExitCode.USAGE
+    assert exit_code_of(info.value) == ExitCode.USAGE
 
 
 def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
@@ -485,7 +492,7 @@ def test_find_explicit_missing(tmp_path: Path, deep: Path, config_home: Path) ->
     write(tmp_path / "project", EXAMPLE)  # would be found by the search: must not be used
     with pytest.raises(ProfileNotFound) as info:
         find_profile("missing.yaml", {}, deep)
-    assert info.value.exit_code == ExitCode.NOT_FOUND
+    assert exit_code_of(info.value) == ExitCode.NOT_FOUND
     assert "missing.yaml" in str(info.value)
     assert "--profile" in str(info.value)
 
@@ -531,8 +538,8 @@ def test_find_falls_back_to_user_config_dir(deep: Path, config_home: Path) -> No
 def test_find_nothing(deep: Path, config_home: Path) -> None:
     with pytest.raises(ProfileNotFound) as info:
         find_profile(None, {}, deep)
-    assert info.value.exit_code == ExitCode.NOT_FOUND
+    assert exit_code_of(info.value) == ExitCode.NOT_FOUND
     assert str(info.value) == (
         f"no profile found (looked for bsecrets.yaml from {deep} upward and {config_home})"
     )
-    assert info.value.hint is not None and "bsecrets init" in info.value.hint
+    assert "bsecrets init" in (hint_for(info.value) or "")

@@ -31,7 +31,8 @@ from typing import Any
 import pytest
 from conftest import PASSPHRASE, invoke
 
-from bsecrets.config.loader import load_profile
+from bsecrets.cli.exit_codes import exit_code_of
+from bsecrets.config.profile import load_profile
 from bsecrets.errors import BsecretsError, NotFound
 from bsecrets.services.manager import SecretsManager
 from bsecrets.vaultfile.credentials import Credentials
@@ -378,7 +379,7 @@ def _run_trial(trial: Trial) -> Outcome:
 
     def error(exc: BsecretsError) -> None:
         out["errors"].append(
-            (int(exc.exit_code), type(exc).__name__, exc.message.replace(_W["folder"], "<dir>"))
+            (int(exit_code_of(exc)), type(exc).__name__, exc.message.replace(_W["folder"], "<dir>"))
         )
 
     m = SecretsManager(_W["profile"], Credentials(passphrase=PASSPHRASE))
@@ -392,10 +393,12 @@ def _run_trial(trial: Trial) -> Outcome:
                 if isinstance(exc, NotFound) and read.expect is MISSING:
                     out["answers"][key] = "right"
                 elif isinstance(exc, NotFound):
-                    out["wrong"].append(f"{what}: exit {int(exc.exit_code)} ({exc}), but it exists")
+                    out["wrong"].append(
+                        f"{what}: exit {int(exit_code_of(exc))} ({exc}), but it exists"
+                    )
                 else:
                     error(exc)
-                    out["answers"][key] = int(exc.exit_code)
+                    out["answers"][key] = int(exit_code_of(exc))
             except Exception as exc:
                 out["unexpected"].append(f"{what}: {_where(exc)}")
             else:

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bsecrets.audit.chain import LogState, Opener, link, parse_event
-from bsecrets.crypto.keys import EnvironmentKeys
+from bsecrets.audit.chain import link, parse_event
 from bsecrets.errors import IntegrityError
-from bsecrets.vaultfile.store import VaultStore
+
+if TYPE_CHECKING:
+    from bsecrets.audit.local_log import LocalAuditLog
 
 MAC_PREFIX = 16  # bytes of each manifest MAC kept in an event
 VERIFY_HINT = (
@@ -123,23 +124,10 @@ def mismatch(env: str, current: tuple[int, bytes] | None, head: Head | None) -> 
     )
 
 
-class ChainLog(Protocol):
-    """What the witness reads of the local audit log (audit/local_log.py)."""
-
-    store: VaultStore
-
-    def reading_keys(self) -> EnvironmentKeys | None: ...
-
-    def state(self, keys: EnvironmentKeys) -> LogState: ...
-
-    def opener(self, keys: EnvironmentKeys) -> Opener: ...
-
-
 class ChainWitness:
-    """Checks manifests against the newest event of the local audit log; the vault
-    file calls ``check`` (vaultfile.vault.ManifestWitness) before it uses a manifest."""
+    """Checks manifests against the newest event of the local audit log."""
 
-    def __init__(self, log: ChainLog) -> None:
+    def __init__(self, log: LocalAuditLog) -> None:
         self.log = log
         self.store = log.store
         self._serial = -1

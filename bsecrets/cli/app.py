@@ -12,6 +12,8 @@ import typer
 
 from bsecrets import __version__
 from bsecrets.cli.context import BsecretsCommand, BsecretsGroupHelp, CliContext, given_after_command
+from bsecrets.cli.exit_codes import ExitCode, exit_code_of
+from bsecrets.cli.hints import hint_for
 from bsecrets.config.settings import (
     ENV_DEBUG,
     ENV_ENV,
@@ -22,7 +24,7 @@ from bsecrets.config.settings import (
     GLOBAL_OPTIONS,
     Settings,
 )
-from bsecrets.errors import BsecretsError, ExitCode
+from bsecrets.errors import BsecretsError
 
 
 def render_error(
@@ -68,22 +70,24 @@ def json_requested(args: Sequence[str], environ: Any = os.environ) -> bool:
 
 
 def _exit_code_for(exc: BaseException, as_json: bool = False) -> int:
-    """Render ``exc`` on stderr and return the exit code (CLI.md)."""
+    """Render ``exc`` on stderr and return the exit code (docs/cli.md; a bsecrets error's
+    from the table in bsecrets.cli.exit_codes)."""
     debug = os.environ.get(ENV_DEBUG) == "1"
     if debug:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, BsecretsError):
-        code = int(exc.exit_code)
+        code = exit_code_of(exc)
         render_error(
-            exc.message, exc.hint, as_json=as_json, kind=exc.kind, exit_code=code,
+            exc.message, hint_for(exc), as_json=as_json, kind=exc.kind, exit_code=code,
             applied=exc.applied,
         )  # fmt: skip
-        return code
+        return int(code)
     if isinstance(exc, typer.Abort | KeyboardInterrupt):
-        render_error("interrupted", as_json=as_json, kind="interrupted", exit_code=130)
-        return 130
+        code = ExitCode.INTERRUPTED
+        render_error("interrupted", as_json=as_json, kind="interrupted", exit_code=code)
+        return int(code)
     if type(exc).__name__ == "NoArgsIsHelpError":  # 'bsecrets' or a group alone: its help
         help_ctx = getattr(exc, "ctx", None)
         command = help_ctx.command_path if help_ctx is not None else "bsecrets"
@@ -98,14 +102,14 @@ def _exit_code_for(exc: BaseException, as_json: bool = False) -> int:
     if isinstance(exc, typer.TyperException):  # click usage errors: unknown option, bad value
         ctx = getattr(exc, "ctx", None)
         command = ctx.command_path if ctx is not None else "bsecrets"
-        code = int(getattr(exc, "exit_code", ExitCode.USAGE))
+        status = int(getattr(exc, "exit_code", ExitCode.USAGE))
         render_error(
             _usage_text(exc), f"see '{command} --help'", as_json=as_json, kind="usage",
-            exit_code=code,
+            exit_code=status,
         )  # fmt: skip
-        return code
+        return status
     if isinstance(exc, BrokenPipeError):
-        return 141
+        return int(ExitCode.BROKEN_PIPE)
     # Never print the text of an unexpected exception: it might hold data.
     render_error(
         f"internal error ({type(exc).__name__})",

@@ -45,14 +45,17 @@ class Entry(NamedTuple):
 
 
 class FormatError(UsageError):
-    """An import file that cannot be read (exit 2): the message names the file and
-    line and what is wrong, never the file's text."""
+    """An import file that cannot be read: the message names the file and line and
+    what is wrong, never the file's text."""
 
+    kind = "format_error"
     default_hint = "fix the file and import it again; nothing was imported"
 
 
 class ExportError(BsecretsError):
-    """A value the chosen export format cannot carry exactly (exit 1)."""
+    """A value the chosen export format cannot carry exactly."""
+
+    kind = "export_error"
 
 
 def variables(names: Iterable[str], prefix: str = "") -> dict[str, str]:

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 
 class AuditIntegrityError(IntegrityError):
-    """``audit verify`` found a problem (exit 5)."""
+    """``audit verify`` found a problem."""
+
+    kind = "audit_integrity_error"
 
 
 def _open(

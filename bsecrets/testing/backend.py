@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bsecrets.errors import ExitCode, SecretNotFound, VersionConflict, VersionNotFound
+from bsecrets.errors import SecretNotFound, VersionConflict, VersionNotFound
 from bsecrets.models import VersionState
 from bsecrets.ports import Capability, SecretBackend
 
@@ -39,7 +39,7 @@ class BackendContract:
     def test_missing_is_not_found(self, backend: SecretBackend) -> None:
         with pytest.raises(SecretNotFound) as exc:
             backend.get("does-not-exist")
-        assert exc.value.exit_code == ExitCode.NOT_FOUND
+        assert exc.value.kind == "secret_not_found"
         with pytest.raises(SecretNotFound):
             backend.history("does-not-exist")
         with pytest.raises(SecretNotFound):
@@ -101,7 +101,7 @@ class BackendContract:
         backend.put("cas", b"a", actor=ACTOR, if_version=0)
         with pytest.raises(VersionConflict) as exc:
             backend.put("cas", b"b", actor=ACTOR, if_version=0)
-        assert exc.value.exit_code == ExitCode.CONFLICT
+        assert exc.value.kind == "version_conflict"
         with pytest.raises(VersionConflict):
             backend.put("cas", b"b", actor=ACTOR, if_version=2)
         assert backend.put("cas", b"b", actor=ACTOR, if_version=1).version == 2

@@ -76,7 +76,8 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def run_cas(args: argparse.Namespace) -> int:
-    from bsecrets.config.loader import load_profile
+    from bsecrets.cli.exit_codes import exit_code_of
+    from bsecrets.config.profile import load_profile
     from bsecrets.errors import BsecretsError, SecretNotFound
     from bsecrets.services.manager import SecretsManager
     from bsecrets.vaultfile.credentials import Credentials
@@ -100,15 +101,15 @@ def run_cas(args: argparse.Namespace) -> int:
             try:
                 result = manager.put(args.env, "race", value.encode(), if_version=current)
             except BsecretsError as exc:
-                if int(exc.exit_code) != 7:
+                if int(exit_code_of(exc)) != 7:
                     raise
-                print(f"C {current} {int(exc.exit_code)}", flush=True)
+                print(f"C {current} {int(exit_code_of(exc))}", flush=True)
             else:
                 print(f"W {result.version} {value}", flush=True)
         return 0
     except BsecretsError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
-        return int(exc.exit_code)
+        return int(exit_code_of(exc))
     finally:
         manager.close()
 

@@ -22,7 +22,7 @@ from bsecrets.errors import Denied, SecretNotFound, UsageError
 if TYPE_CHECKING:
     from bsecrets.backends.aws.settings import AwsSettings
     from bsecrets.backends.budget import Budget
-    from bsecrets.backends.registry import BackendContext
+    from bsecrets.ports import BackendContext
 
 SM = "secretsmanager"
 

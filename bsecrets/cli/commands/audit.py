@@ -12,6 +12,7 @@ import typer
 
 from bsecrets.audit.query import EventFilter
 from bsecrets.cli.context import CliContext, JsonOption, command_group, obj, whole_number
+from bsecrets.cli.exit_codes import exit_code_of
 from bsecrets.errors import UsageError
 
 app = command_group(
@@ -264,7 +265,7 @@ def verify(
     if cli.want_json(json_out):
         cli.emit_json(result.to_dict())
         if result.problem is not None:
-            raise typer.Exit(5)
+            raise typer.Exit(int(exit_code_of(audit_ops.AuditIntegrityError)))
         return
     if result.problem is not None:
         problem = result.problem

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from bsecrets.cli.context import JsonOption, obj
+from bsecrets.cli.exit_codes import exit_code_of
 from bsecrets.errors import IntegrityError
 
 
@@ -41,7 +42,7 @@ def verify(
     if cli.want_json(json_out):
         cli.emit_json(result.to_dict())
         if not result.ok:
-            raise typer.Exit(5)
+            raise typer.Exit(int(exit_code_of(IntegrityError)))
         return
     out = sys.stdout.write
     for problem in result.problems:

@@ -1,0 +1,52 @@
+"""The command line's hints for errors raised without one: those that name a
+bsecrets command, option or session variable, which the error classes
+(``bsecrets.errors``) must not know about.
+
+A hint given where the error was raised always wins; else the hint of the
+most specific class of the error in :data:`HINTS`; else the class's own
+``default_hint`` (already in ``error.hint``), if any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from bsecrets.errors import (
+    BsecretsError,
+    ProfileNotFound,
+    SecretNotFound,
+    SessionInvalid,
+    VaultLocked,
+    VaultNotFound,
+    VersionConflict,
+    VersionNotFound,
+)
+
+HINTS: Final[Mapping[type[BsecretsError], str]] = {
+    SecretNotFound: "list what exists with 'bsecrets ls'",
+    VersionNotFound: "list the versions with 'bsecrets history NAME'",
+    ProfileNotFound: (
+        "create one with 'bsecrets init', or point to it with --profile / BSECRETS_PROFILE"
+    ),
+    VaultNotFound: "create it with 'bsecrets init'",
+    VaultLocked: (
+        "run 'eval \"$(bsecrets unlock)\"', or set BSECRETS_SESSION, "
+        "BSECRETS_PASSPHRASE or BSECRETS_PASSPHRASE_FILE"
+    ),
+    SessionInvalid: (
+        "start a new session with 'eval \"$(bsecrets unlock)\"', or unset BSECRETS_SESSION"
+    ),
+    VersionConflict: "read the current version with 'bsecrets history NAME' and retry",
+}
+
+
+def hint_for(error: BsecretsError) -> str | None:
+    """The hint to show with ``error`` on the command line (see the module docstring)."""
+    if error.hint is not None:
+        return error.hint
+    for base in type(error).__mro__:
+        hint = HINTS.get(base)
+        if hint is not None:
+            return hint
+    return None
