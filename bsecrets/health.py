@@ -1,7 +1,7 @@
 """ReflectiveModule: every long-lived component can say how it is doing.
 
-``bsecrets status`` prints the indicators of the manager and of each backend;
-later issues add the audit log, access manager and rotation manager.
+``bsecrets status`` prints the indicators of the manager, of each backend and
+of the local audit log; access control and rotation add theirs when they land.
 """
 
 from __future__ import annotations

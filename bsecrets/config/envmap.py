@@ -4,7 +4,7 @@ Pure functions over plain data: no I/O, no manager (``select_names`` is handed
 the listing to call). ``exec`` loads the secrets, then ``child_environment``
 decides what the child sees; ``export`` shares the selection and the naming.
 
-Rules (CLI.md, issue 4):
+Rules (docs/exec.md):
 
 - ``--only`` takes names and globs (``select_names``); a glob matching nothing
   is exit 3, as a missing name is;

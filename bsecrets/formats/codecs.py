@@ -5,7 +5,7 @@ Pure functions over plain data (no manager, no I/O). Heavy parsers (PyYAML,
 python-dotenv) are imported inside the functions that use them.
 
 Keys: the variable formats (dotenv, shell, github-env) are keyed by the
-variable a name maps to (CLI.md: ``db/password`` -> ``DB_PASSWORD``); JSON and
+variable a name maps to (docs/exec.md: ``db/password`` -> ``DB_PASSWORD``); JSON and
 YAML are keyed by the secret names themselves, so they round-trip exactly.
 
 Export errors name the variable, never the value; import errors name the file

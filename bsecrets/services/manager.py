@@ -4,7 +4,7 @@ It resolves the environment from the profile (an unknown environment is an
 error, never a silent default), validates names and values, builds the
 environment's backend, and calls it inside an audited operation (audit/logger.py:
 the event commits with a local change, or brackets a remote call), so no
-caller can skip the audit log. Access control plugs in here too (a later issue).
+caller can skip the audit log. Access control (#13) plugs in here too.
 """
 
 from __future__ import annotations

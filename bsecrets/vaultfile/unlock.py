@@ -1,4 +1,4 @@
-"""Getting the owner's private key: the unlock chain of CLI.md.
+"""Getting the owner's private key: the unlock chain of docs/cli.md.
 
 First present wins: BSECRETS_SESSION, then a passphrase (BSECRETS_PASSPHRASE
 or BSECRETS_PASSPHRASE_FILE), then the OS keyring where ``init --keyring``

@@ -1,5 +1,5 @@
 """What an AWS environment is configured with, settled once: the profile's keys
-first, then the AWS SDK's own variables (CLI.md). No boto3 here, except to read
+first, then the AWS SDK's own variables (docs/cli.md). No boto3 here, except to read
 the region from ~/.aws/config when neither the profile nor the environment
 names one."""
 

@@ -1,5 +1,5 @@
 """One Vault environment's settings, settled once: the profile's keys win over
-VAULT_ADDR, VAULT_NAMESPACE and VAULT_CACERT (CLI.md). Cheap to import."""
+VAULT_ADDR, VAULT_NAMESPACE and VAULT_CACERT (docs/cli.md). Cheap to import."""
 
 from __future__ import annotations
 

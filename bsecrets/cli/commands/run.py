@@ -38,7 +38,7 @@ def _restore_child_signals() -> None:
 
 
 def _exec_failed(command: str, exc: OSError) -> NoReturn:
-    """127 when the command is not found, 126 when it cannot be run (CLI.md)."""
+    """127 when the command is not found, 126 when it cannot be run (docs/cli.md, exit codes)."""
     from bsecrets.errors import CommandNotExecutable, CommandNotFound
 
     if isinstance(exc, FileNotFoundError):
