@@ -325,7 +325,7 @@ def in_process(folder: Path, passphrase: str, env: dict[str, str], ops: int, see
     """manager.put / manager.get in a loop: the real LocalAuditLog against NullAuditSink,
     alternating op by op (random order within each pair), per-op wall time."""
     from bsecrets.audit.logger import NullAuditSink
-    from bsecrets.config.profile import load_profile
+    from bsecrets.config.loader import load_profile
     from bsecrets.services.manager import SecretsManager
     from bsecrets.vaultfile.credentials import Credentials
 
@@ -506,7 +506,7 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
 def audit_count(folder: Path, passphrase: str) -> int:
     """Events in the CLI vault's audit log (read in-process; no key needed to count)."""
     from bsecrets.audit.local_log import LocalAuditLog
-    from bsecrets.config.profile import load_profile
+    from bsecrets.config.loader import load_profile
     from bsecrets.timeutil import utcnow
     from bsecrets.vaultfile.credentials import Credentials
     from bsecrets.vaultfile.vault import LocalVault

@@ -63,7 +63,7 @@ def setup(work: Path, count: int) -> dict[str, str]:
         "from pathlib import Path\n"
         "from bsecrets.vaultfile.credentials import Credentials\n"
         "from bsecrets.services.manager import SecretsManager\n"
-        "from bsecrets.config.profile import load_profile\n"
+        "from bsecrets.config.loader import load_profile\n"
         "profile = load_profile(Path('bsecrets.yaml'))\n"
         "m = SecretsManager(profile, Credentials(passphrase=sys.argv[1]))\n"
         "for i, line in enumerate(sys.stdin.read().split()):\n"

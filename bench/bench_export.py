@@ -59,7 +59,7 @@ def setup(work: Path, count: int) -> dict[str, str]:
         "from pathlib import Path\n"
         "from bsecrets.vaultfile.credentials import Credentials\n"
         "from bsecrets.services.manager import SecretsManager\n"
-        "from bsecrets.config.profile import load_profile\n"
+        "from bsecrets.config.loader import load_profile\n"
         "m = SecretsManager(load_profile(Path('bsecrets.yaml')),"
         " Credentials(passphrase=os.environ['BSECRETS_PASSPHRASE']))\n"
         f"names = [f'app/key-{{i:04d}}' for i in range({count})]\n"

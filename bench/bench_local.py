@@ -290,7 +290,7 @@ def build_vault(
     call([script, "init"], {**env, "BSECRETS_PASSPHRASE": passphrase}, folder)
     init_s = time.perf_counter() - start
 
-    from bsecrets.config.profile import load_profile
+    from bsecrets.config.loader import load_profile
     from bsecrets.services.manager import SecretsManager
     from bsecrets.vaultfile.unlock import Credentials
 

@@ -16,28 +16,13 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bsecrets.errors import BsecretsError
 from bsecrets.health import ReflectiveModule
 from bsecrets.models import Secret, SecretSummary, SecretVersion, WriteResult
-
-if TYPE_CHECKING:
-    from bsecrets.config.profile import EnvironmentConfig
-    from bsecrets.timeutil import Clock
-
-# backend name (the profile's `backend:`) -> "module:factory". A factory is
-# ``(EnvironmentConfig, BackendContext) -> SecretBackend``; the module is
-# imported only when an environment uses it, so hvac and boto3 stay off the
-# path of local commands.
-FACTORIES: dict[str, str] = {
-    "local": "bsecrets.backends.local.adapter:from_config",
-    "vault": "bsecrets.backends.vault:from_config",
-    "aws": "bsecrets.backends.aws:from_config",
-}
 
 
 def stderr_warning(text: str) -> None:
@@ -65,29 +50,6 @@ def not_applied() -> Iterator[None]:
                 exc.message += "; the write was not applied"
                 exc.args = (exc.message,)
         raise
-
-
-class BackendContext(NamedTuple):
-    """What the manager gives an adapter factory: settled configuration and shared services."""
-
-    environ: Mapping[str, str]  # the process environment, settled once (VAULT_ADDR, AWS_*...)
-    clock: Clock
-    # The LocalVault of the profile, opened on demand: remote adapters keep
-    # their caches (login tokens, assumed-role credentials) sealed in it.
-    local_vault: Callable[[], Any]
-    warn: Callable[[str], None] = stderr_warning  # one line, without "warning: "
-    insecure_http: bool = False  # --insecure-http / BSECRETS_INSECURE_HTTP=1: no cleartext warning
-
-    def check_cleartext(self, config: EnvironmentConfig, endpoints: list[tuple[str, str]]) -> None:
-        """Warn once when ``endpoints`` ((URL, source) pairs) include plain http:// to a host
-        that is not loopback, unless --insecure-http or the environment's ``insecure_http``."""
-        if self.insecure_http or config.options.get("insecure_http"):
-            return
-        from bsecrets.backends.cleartext import cleartext_warning
-
-        text = cleartext_warning(config.name, endpoints)
-        if text is not None:
-            self.warn(text)
 
 
 class Capability(StrEnum):

@@ -18,9 +18,9 @@ from moto_server import REGION
 
 from bsecrets.backends.aws import from_config
 from bsecrets.backends.aws.adapter import AWSAdapter
+from bsecrets.backends.registry import BackendContext
 from bsecrets.config.profile import EnvironmentConfig
 from bsecrets.errors import VaultNotFound
-from bsecrets.ports import BackendContext
 from bsecrets.timeutil import Clock, utcnow
 
 ROLE_ACCOUNT = "111111111111"

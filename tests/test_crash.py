@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 from conftest import PASSPHRASE
 
-from bsecrets.config.profile import load_profile
+from bsecrets.config.loader import load_profile
 from bsecrets.services.manager import SecretsManager
 from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.store import VaultStore

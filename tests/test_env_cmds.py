@@ -17,7 +17,7 @@ from conftest import PASSPHRASE, invoke, put_secret
 from openbao_server import OpenBao
 from vault_env import unique_prefix
 
-from bsecrets.config.profile import load_profile
+from bsecrets.config.loader import load_profile
 
 # A hand-written profile: comments everywhere, a provision section, remote
 # environments, an audit section, keys in an unusual order.

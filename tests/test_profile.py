@@ -12,14 +12,8 @@ import pytest
 
 from bsecrets.cli.exit_codes import ExitCode, exit_code_of
 from bsecrets.cli.hints import hint_for
-from bsecrets.config.profile import (
-    K8S_JWT_PATH,
-    PROFILE_FILENAME,
-    Profile,
-    find_profile,
-    load_profile,
-    render_profile,
-)
+from bsecrets.config.loader import find_profile, load_profile, render_profile
+from bsecrets.config.profile import K8S_JWT_PATH, PROFILE_FILENAME, Profile
 from bsecrets.errors import (
     EnvironmentNotFound,
     ProfileError,

@@ -14,7 +14,7 @@ from conftest import invoke
 from test_bad_input import assert_error
 from test_export_import import values_of
 
-from bsecrets.services.provision import PASSWORD_ALPHABET, generate, parse_generator
+from bsecrets.config.generators import PASSWORD_ALPHABET, generate, parse_generator
 
 PROVISION = """\
     provision:
@@ -102,7 +102,7 @@ def test_parse_generator() -> None:
 
 
 def test_generators_do_not_use_random() -> None:
-    source = Path(__import__("bsecrets.services.provision").core.provision.__file__).read_text()
+    source = Path(generate.__code__.co_filename).read_text()
     assert not re.search(r"^\s*(import random|from random)", source, re.M)
 
 

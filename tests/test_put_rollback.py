@@ -18,7 +18,7 @@ import pytest
 from conftest import PASSPHRASE, invoke, run_cli
 from test_terminal import run_on_tty
 
-from bsecrets.config.profile import load_profile
+from bsecrets.config.loader import load_profile
 from bsecrets.errors import UsageError
 from bsecrets.services.manager import SecretsManager
 from bsecrets.vaultfile.credentials import Credentials

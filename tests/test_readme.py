@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bsecrets.config.profile import load_profile
+from bsecrets.config.loader import load_profile
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 INSTALL = "pip install . && "

@@ -32,7 +32,7 @@ import pytest
 from conftest import PASSPHRASE, invoke
 
 from bsecrets.cli.exit_codes import exit_code_of
-from bsecrets.config.profile import load_profile
+from bsecrets.config.loader import load_profile
 from bsecrets.errors import BsecretsError, NotFound
 from bsecrets.services.manager import SecretsManager
 from bsecrets.vaultfile.credentials import Credentials

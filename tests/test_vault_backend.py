@@ -230,7 +230,7 @@ def test_building_the_adapter_imports_nothing_heavy() -> None:
         """
         import sys
         from bsecrets.config.profile import EnvironmentConfig
-        from bsecrets.ports import BackendContext
+        from bsecrets.backends.registry import BackendContext
         from bsecrets.backends.vault import from_config
         from bsecrets.timeutil import utcnow
         config = EnvironmentConfig("s", "vault", {"address": "http://127.0.0.1:1", "prefix": "p",

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from conftest import PASSPHRASE, invoke
 
+from bsecrets.backends.registry import BackendContext
 from bsecrets.backends.vault import from_config
 from bsecrets.backends.vault.adapter import VaultAdapter
 from bsecrets.config.profile import EnvironmentConfig
-from bsecrets.ports import BackendContext
 from bsecrets.timeutil import utcnow
 
 

@@ -41,6 +41,14 @@ def link(chain_key: bytes, prev: bytes, event: bytes) -> bytes:
     return mac(chain_key, prev + event)
 
 
+class LogState(NamedTuple):
+    """Where the live log starts: after the archived events, or at 1."""
+
+    first_seq: int
+    prev: bytes
+    archives: list[dict[str, Any]]
+
+
 class Anchor(NamedTuple):
     """A chain head witnessed outside the vault: ``SEQ:MAC-HEX``."""
 

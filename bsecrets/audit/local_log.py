@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 from bsecrets.audit.chain import (
     Anchor,
+    LogState,
     Opener,
     Problem,
     Row,
@@ -65,14 +66,6 @@ _TABLES = (
     " state BLOB NOT NULL, mac BLOB NOT NULL)",
 )
 _SELECT_ROWS = "SELECT seq, time, record, mac FROM audit_events"
-
-
-class LogState(NamedTuple):
-    """Where the live log starts: after the archived events, or at 1."""
-
-    first_seq: int
-    prev: bytes
-    archives: list[dict[str, Any]]
 
 
 class Verification(NamedTuple):

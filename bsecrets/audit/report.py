@@ -217,9 +217,9 @@ class _Reader:
     def _is(self, node: Node, tag: str) -> bool:
         from yaml.nodes import ScalarNode
 
-        from bsecrets.config.profile import _TAG
+        from bsecrets.config.profile import YAML_TAG
 
-        return isinstance(node, ScalarNode) and node.tag == _TAG + tag
+        return isinstance(node, ScalarNode) and node.tag == YAML_TAG + tag
 
     def _wrong(self, node: Node, key_path: str, what: str) -> ProfileError:
         from bsecrets.config.parser import _got

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from bsecrets.audit.chain import link, parse_event
+from bsecrets.audit.chain import LogState, Opener, link, parse_event
+from bsecrets.crypto.keys import EnvironmentKeys
 from bsecrets.errors import IntegrityError
-
-if TYPE_CHECKING:
-    from bsecrets.audit.local_log import LocalAuditLog
+from bsecrets.vaultfile.store import VaultStore
 
 MAC_PREFIX = 16  # bytes of each manifest MAC kept in an event
 VERIFY_HINT = (
@@ -124,10 +123,23 @@ def mismatch(env: str, current: tuple[int, bytes] | None, head: Head | None) -> 
     )
 
 
-class ChainWitness:
-    """Checks manifests against the newest event of the local audit log."""
+class ChainLog(Protocol):
+    """What the witness reads of the local audit log (audit/local_log.py)."""
 
-    def __init__(self, log: LocalAuditLog) -> None:
+    store: VaultStore
+
+    def reading_keys(self) -> EnvironmentKeys | None: ...
+
+    def state(self, keys: EnvironmentKeys) -> LogState: ...
+
+    def opener(self, keys: EnvironmentKeys) -> Opener: ...
+
+
+class ChainWitness:
+    """Checks manifests against the newest event of the local audit log; the vault
+    file calls ``check`` (vaultfile.vault.ManifestWitness) before it uses a manifest."""
+
+    def __init__(self, log: ChainLog) -> None:
         self.log = log
         self.store = log.store
         self._serial = -1

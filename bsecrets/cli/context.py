@@ -211,7 +211,7 @@ class CliContext:
         )
 
     def profile_path(self) -> Path:
-        from bsecrets.config.profile import find_profile
+        from bsecrets.config.loader import find_profile
 
         return find_profile(self.settings.profile, self.settings.environ, Path.cwd())
 

@@ -25,7 +25,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from bsecrets.config.profile import EnvironmentConfig, Profile, check_profile_file, load_profile
+from bsecrets.config.loader import check_profile_file, load_profile
+from bsecrets.config.profile import EnvironmentConfig, Profile
 from bsecrets.errors import InsecureFile
 from bsecrets.files import check_trusted_dirs, write_private_file
 

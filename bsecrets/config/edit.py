@@ -31,15 +31,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bsecrets.config.loader import check_profile_file
 from bsecrets.config.profile import (
-    _AUTH_METHODS,
-    _BACKEND_KEYS,
+    AUTH_METHODS,
+    BACKEND_KEYS,
     BACKENDS,
     ENV_NAME_HINT,
     ENV_NAME_RE,
     EnvironmentConfig,
     Profile,
-    check_profile_file,
 )
 from bsecrets.errors import AlreadyExists, Conflict, UsageError
 from bsecrets.files import ensure_private_dir, storage_error, write_private_file
@@ -53,17 +53,17 @@ def backend_keys(backend: str) -> tuple[str, ...]:
     """The profile keys an environment on ``backend`` takes besides ``backend`` and
     ``protected`` (UsageError, exit 2, for an unknown backend)."""
     check_backend(backend)
-    return _BACKEND_KEYS[backend]
+    return BACKEND_KEYS[backend]
 
 
 def auth_keys(method: str) -> tuple[str, ...]:
     """The keys of a Vault ``auth:`` mapping with this method, besides ``method``."""
-    if method not in _AUTH_METHODS:
+    if method not in AUTH_METHODS:
         raise UsageError(
             f"unknown Vault auth method '{method}'",
-            hint=f"one of: {', '.join(_AUTH_METHODS)}",
+            hint=f"one of: {', '.join(AUTH_METHODS)}",
         )
-    required, optional = _AUTH_METHODS[method]
+    required, optional = AUTH_METHODS[method]
     return (*required, *optional)
 
 
@@ -98,7 +98,7 @@ def profile_lock(path: Path) -> Iterator[None]:
 
 def read_profile(path: Path) -> tuple[str, Profile]:
     """The profile's text and its validated form (the usual errors of load_profile)."""
-    from bsecrets.config.profile import load_profile
+    from bsecrets.config.loader import load_profile
 
     load_profile(path)  # trust check, ProfileNotFound, ProfileError with lines, UTF-8
     text = Path(path).read_bytes().decode("utf-8")
@@ -262,7 +262,7 @@ def add_environment(
     """
     check_env_name(name)
     check_backend(backend)
-    allowed = _BACKEND_KEYS[backend]
+    allowed = BACKEND_KEYS[backend]
     for key in options:
         if key not in allowed:
             raise UsageError(

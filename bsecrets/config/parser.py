@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bsecrets.config.profile import (
-    _AUTH_METHODS,
-    _BACKEND_KEYS,
-    _COMMON_KEYS,
-    _ENV_VAR_RE,
-    _TAG,
+    AUTH_METHODS,
+    BACKEND_KEYS,
     BACKENDS,
+    COMMON_KEYS,
     DEFAULT_VAULT_FILE,
     ENV_NAME_HINT,
     ENV_NAME_RE,
+    ENV_VAR_RE,
     PROFILE_VERSION,
     TIMEOUT_MAX_S,
     TIMEOUT_MIN_S,
+    YAML_TAG,
     EnvironmentConfig,
     Profile,
 )
@@ -129,7 +129,7 @@ def _got(node: Node) -> str:
     """`` (got a list)`` and the like, to make a type error concrete."""
     if _shape(node) != "scalar":
         return f" (got a {'list' if _shape(node) == 'sequence' else 'mapping'})"
-    return " (got nothing)" if node.tag == _TAG + "null" else f" (got {json.dumps(node.value)})"
+    return " (got nothing)" if node.tag == YAML_TAG + "null" else f" (got {json.dumps(node.value)})"
 
 
 class _Checker:
@@ -147,10 +147,10 @@ class _Checker:
 
     def typed(self, node: Node, key_path: str, tag: str, what: str) -> str:
         """The scalar text of ``node`` if YAML resolved it to ``tag``, else a type error."""
-        if _shape(node) == "scalar" and node.tag == _TAG + tag:
+        if _shape(node) == "scalar" and node.tag == YAML_TAG + tag:
             return str(node.value)
         hint = None
-        if tag == "str" and _shape(node) == "scalar" and node.tag != _TAG + "null":
+        if tag == "str" and _shape(node) == "scalar" and node.tag != YAML_TAG + "null":
             hint = f"quote it to keep it as text: {json.dumps(node.value)}"
         raise self.error(node, key_path, f"must be {what}{_got(node)}", hint)
 
@@ -174,7 +174,7 @@ class _Checker:
 
     def env_var(self, node: Node, key_path: str) -> str:
         value = self.string(node, key_path)
-        if not _ENV_VAR_RE.fullmatch(value):
+        if not ENV_VAR_RE.fullmatch(value):
             raise self.error(node, key_path, "must be an environment variable name")
         return value
 
@@ -190,7 +190,7 @@ class _Checker:
 
         what = f"{TIMEOUT_MIN_S:g} to {TIMEOUT_MAX_S:g} seconds"
         hint = "give seconds (30, 2.5) or a duration (45s, 2m)"
-        if _shape(node) == "scalar" and node.tag in (_TAG + "int", _TAG + "float"):
+        if _shape(node) == "scalar" and node.tag in (YAML_TAG + "int", YAML_TAG + "float"):
             text = str(node.value).replace("_", "")
             try:
                 value = float(text) if len(text) <= 20 else float("inf")
@@ -279,9 +279,9 @@ class _Checker:
         if backend not in BACKENDS:
             where = env.items["backend"][1]
             raise self.error(where, f"{key_path}.backend", f"must be one of {', '.join(BACKENDS)}")
-        others = [key for keys in _BACKEND_KEYS.values() for key in keys]
+        others = [key for keys in BACKEND_KEYS.values() for key in keys]
         provision_entry = env.items.pop("provision", None)  # any backend; read below
-        env.only(_COMMON_KEYS + _BACKEND_KEYS[backend], f"backend {backend}", others)
+        env.only(COMMON_KEYS + BACKEND_KEYS[backend], f"backend {backend}", others)
         protected = env.get("protected", self.boolean, False)
         options: dict[str, Any] = {}
         if backend == "vault":
@@ -308,10 +308,10 @@ class _Checker:
         return EnvironmentConfig(name, backend, options, protected, line, provision)
 
     def provision(self, node: Node, key_path: str) -> dict[str, tuple[str, str | int | None]]:
-        """``provision:`` name -> generator (see bsecrets.services.provision)."""
+        """``provision:`` name -> generator (see bsecrets.config.generators)."""
+        from bsecrets.config.generators import GENERATOR_HINT, parse_generator
         from bsecrets.errors import InvalidName
         from bsecrets.models import validate_name
-        from bsecrets.services.provision import GENERATOR_HINT, parse_generator
 
         table = self.mapping(node, key_path, _line(node))
         out: dict[str, tuple[str, str | int | None]] = {}
@@ -343,12 +343,12 @@ class _Checker:
     def auth(self, node: Node, key_path: str) -> dict[str, str]:
         auth = self.mapping(node, key_path, _line(node))
         method = auth.get("method", self.string, "token")
-        if method not in _AUTH_METHODS:
+        if method not in AUTH_METHODS:
             where = auth.items["method"][1]
-            problem = f"must be one of {', '.join(_AUTH_METHODS)}"
+            problem = f"must be one of {', '.join(AUTH_METHODS)}"
             raise self.error(where, f"{key_path}.method", problem)
-        required, optional = _AUTH_METHODS[method]
-        others = [key for req, opt in _AUTH_METHODS.values() for key in (*req, *opt)]
+        required, optional = AUTH_METHODS[method]
+        others = [key for req, opt in AUTH_METHODS.values() for key in (*req, *opt)]
         auth.only(("method", *required, *optional), f"method {method}", others)
         result = {"method": method}
         for key in required:
@@ -374,7 +374,7 @@ class _Map:
             raise checker.error(node, key_path, f"must be a mapping{_got(node)}")
         self.items: dict[str, tuple[Node, Node]] = {}
         for key_node, value_node in node.value:
-            if _shape(key_node) != "scalar" or key_node.tag == _TAG + "merge":
+            if _shape(key_node) != "scalar" or key_node.tag == YAML_TAG + "merge":
                 problem = "keys must be plain strings (no '<<' merges)"
                 raise checker.error(key_node, key_path, problem)
             key = str(key_node.value)

@@ -1,45 +1,29 @@
-"""The profile (``bsecrets.yaml``): finding it, loading it, writing a new one.
+"""The profile model (``bsecrets.yaml``): a frozen :class:`Profile` of
+:class:`EnvironmentConfig`, and the schema's names and limits.
 
 What callers may rely on:
 
-* :func:`load_profile` returns a fully validated, frozen :class:`Profile`, or
-  raises :class:`ProfileError` (exit 2) whose message names the file, the
-  1-based line and the key path
-  (``bsecrets.yaml:12: environments.prod.backend: must be one of local, vault, aws``).
-  A missing file raises :class:`ProfileNotFound` (exit 3).
-* Unknown keys and duplicate keys are errors, at every level.
 * Defaults are filled into ``EnvironmentConfig.options``: vault always has
   ``mount``, ``prefix`` (without leading/trailing ``/``) and ``auth`` (a dict
   with ``method`` and, for approle/kubernetes/jwt, ``mount``; kubernetes also
   ``jwt_path``); aws always has ``prefix``; local has no options. Optional keys
   without a default are absent when not set. Paths (``vault_file``, ``ca_cert``)
   are absolute, ``~`` expanded, relative ones taken from the profile's folder.
-* A profile that someone else could have written (another user's file, one
-  group or others can write, or one under a folder they can write) is refused
-  with InsecureFile (exit 4) by :func:`find_profile` and :func:`load_profile`:
-  it names the Vault address and AWS endpoint that tokens and values go to.
 * The mappings are plain dicts; treat them as read-only.
-* Importing this module is cheap: PyYAML and platformdirs load on first use.
+
+Finding and loading a profile is bsecrets.config.loader; parsing, bsecrets.config.parser.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from bsecrets.errors import (
     EnvironmentNotFound,
-    InsecureFile,
-    ProfileError,
-    ProfileNotFound,
 )
-from bsecrets.files import check_trusted_file
-
-if TYPE_CHECKING:
-    pass
 
 PROFILE_FILENAME = "bsecrets.yaml"
 PROFILE_VERSION = 1
@@ -49,8 +33,8 @@ ENV_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 ENV_NAME_HINT = "environment names are 1 to 63 characters of a-z 0-9 _ -, starting with a-z or 0-9"
 K8S_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
-_COMMON_KEYS = ("backend", "protected")
-_BACKEND_KEYS = {
+COMMON_KEYS = ("backend", "protected")
+BACKEND_KEYS = {
     "local": (),
     "vault": (
         "address", "mount", "prefix", "namespace", "ca_cert", "auth", "insecure_http", "timeout",
@@ -62,15 +46,14 @@ _BACKEND_KEYS = {
 # ``timeout:`` of a remote environment: one operation's time budget, in seconds
 TIMEOUT_MIN_S, TIMEOUT_MAX_S = 1.0, 3600.0
 # method -> (required keys, {optional key: default, None when there is none})
-_AUTH_METHODS: dict[str, tuple[tuple[str, ...], dict[str, str | None]]] = {
+AUTH_METHODS: dict[str, tuple[tuple[str, ...], dict[str, str | None]]] = {
     "token": ((), {"token_env": None}),
     "approle": (("role_id_env", "secret_id_env"), {"mount": "approle"}),
     "kubernetes": (("role",), {"jwt_path": K8S_JWT_PATH, "mount": "kubernetes"}),
     "jwt": (("role", "token_env"), {"mount": "jwt"}),
 }
-_OWN_PROFILE = "use a profile you own: -p PATH or BSECRETS_PROFILE=PATH"
-_ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_TAG = "tag:yaml.org,2002:"
+ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+YAML_TAG = "tag:yaml.org,2002:"
 
 
 class EnvironmentConfig(NamedTuple):
@@ -82,7 +65,7 @@ class EnvironmentConfig(NamedTuple):
     protected: bool = False
     line: int | None = None  # 1-based line of the environment's key in the file
     # secret name -> (generator, argument): ("password"|"hex"|"base64", N),
-    # ("uuid", None), ("value", literal), ("from_env", VAR); see services/provision.py
+    # ("uuid", None), ("value", literal), ("from_env", VAR); see config/generators.py
     provision: Mapping[str, tuple[str, str | int | None]] = {}  # never mutated
 
 
@@ -105,101 +88,3 @@ class Profile(NamedTuple):
             raise EnvironmentNotFound(
                 f"unknown environment '{name}'", hint=f"known environments: {known}"
             ) from None
-
-
-def find_profile(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path:
-    """Return the absolute path of the profile to use.
-
-    Precedence: ``explicit`` (``--profile``), then ``BSECRETS_PROFILE``, then
-    ``bsecrets.yaml`` in ``cwd`` or any parent, then
-    ``<user config dir>/bsecrets/profile.yaml``. Empty values count as unset.
-    Symlinks are not resolved. Raises ProfileNotFound (exit 3), and
-    InsecureFile (exit 4) when the profile found could have been written by
-    someone else (:func:`check_profile_file`): the search refuses it rather
-    than looking further.
-    """
-    cwd = Path(os.path.abspath(cwd))
-    from_env = environ.get("BSECRETS_PROFILE")
-    for given, source in ((explicit, "--profile"), (from_env, "BSECRETS_PROFILE")):
-        if given:
-            path = Path(given).expanduser()
-            path = path if path.is_absolute() else cwd / path
-            if not path.exists():
-                raise ProfileNotFound(f"profile not found: {given} (from {source})")
-            return check_profile_file(path, f"from {source}")
-    for folder in (cwd, *cwd.parents):
-        if _is_file(folder / PROFILE_FILENAME):
-            return check_profile_file(folder / PROFILE_FILENAME, f"found upward from {cwd}")
-    import platformdirs
-
-    config = Path(platformdirs.user_config_dir("bsecrets")) / "profile.yaml"
-    if _is_file(config):
-        return check_profile_file(config, "the user config file")
-    raise ProfileNotFound(
-        f"no profile found (looked for {PROFILE_FILENAME} from {cwd} upward and {config})"
-    )
-
-
-def check_profile_file(path: Path, source: str | None = None) -> Path:
-    """``path``, after refusing (InsecureFile, exit 4) a profile that someone
-    else could have written: it must belong to you or root, group and others
-    must not be able to write it, and neither any folder above it
-    (bsecrets.files.check_trusted_file). ``source`` says where it came from."""
-    try:
-        check_trusted_file(path, private=False, what="profile", instead=_OWN_PROFILE)
-    except InsecureFile as exc:
-        if not source:
-            raise
-        message = exc.message.replace(f"profile {path}", f"profile {path} ({source})", 1)
-        raise InsecureFile(message, hint=exc.hint) from None
-    return path
-
-
-def load_profile(path: Path) -> Profile:
-    """Read and validate the profile at ``path``.
-
-    Raises ProfileNotFound (exit 3) when the file does not exist, InsecureFile
-    (exit 4) when someone else could have written it (:func:`check_profile_file`)
-    and ProfileError (exit 2) for anything else: unreadable, not UTF-8, bad
-    YAML, bad schema.
-    Messages show ``str(path)`` as given.
-    """
-    shown = str(path)
-    check_profile_file(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ProfileNotFound(f"profile not found: {shown}") from None
-    except PermissionError:
-        raise ProfileError(shown, None, "", "cannot read the file: permission denied") from None
-    except OSError as exc:
-        problem = f"cannot read the file: {exc.strerror or exc}"
-        raise ProfileError(shown, None, "", problem) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ProfileError(shown, line, "", "the file is not valid UTF-8") from None
-    from bsecrets.config.parser import parse_profile
-
-    return parse_profile(text, shown, Path(os.path.abspath(path)))
-
-
-def render_profile(
-    environments: list[str], default_env: str, vault_file: str = DEFAULT_VAULT_FILE
-) -> str:
-    """The YAML text ``bsecrets init`` writes: every environment on the local backend.
-
-    Raises UsageError (exit 2) for an invalid or missing environment name.
-    :func:`load_profile` accepts the result.
-    """
-    from bsecrets.config.parser import render
-
-    return render(environments, default_env, vault_file)
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:  # e.g. a parent folder we may not search
-        return False

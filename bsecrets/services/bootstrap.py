@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bsecrets.config.profile import DEFAULT_VAULT_FILE, Profile, render_profile
+from bsecrets.config.loader import render_profile
+from bsecrets.config.profile import DEFAULT_VAULT_FILE, Profile
 from bsecrets.errors import (
     AlreadyExists,
     Conflict,

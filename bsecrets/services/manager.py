@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ from bsecrets.vaultfile.credentials import Credentials
 
 if TYPE_CHECKING:
     from bsecrets.audit.local_log import LocalAuditLog
+    from bsecrets.vaultfile.session import Session
+    from bsecrets.vaultfile.vault import LocalVault
 
 
 class SecretsManager(ReflectiveModule):
@@ -59,7 +62,7 @@ class SecretsManager(ReflectiveModule):
         self.clock = clock
         self._context = context
         self._backends: dict[str, SecretBackend] = {}
-        self._local: Any = None  # LocalVault, opened on first use
+        self._local: LocalVault | None = None  # opened on first use
         self._audit_sink = audit_sink
         self.warn = warn or stderr_warning  # one line, without "warning: "
         self.insecure_http = insecure_http  # no warning for plain http:// endpoints
@@ -78,7 +81,7 @@ class SecretsManager(ReflectiveModule):
         self.profile.environment(name)  # EnvironmentNotFound lists the known ones
         return name
 
-    def local_vault(self) -> Any:
+    def local_vault(self) -> LocalVault:
         """The LocalVault of this profile (opened once)."""
         if self._local is None:
             from bsecrets.vaultfile.vault import LocalVault
@@ -124,7 +127,7 @@ class SecretsManager(ReflectiveModule):
         if name not in self._backends:
             import importlib
 
-            from bsecrets.ports import FACTORIES, BackendContext
+            from bsecrets.backends.registry import FACTORIES, BackendContext
 
             config = self.profile.environment(name)
             module_name, factory = FACTORIES[config.backend].split(":")
@@ -331,8 +334,8 @@ class SecretsManager(ReflectiveModule):
 
     # --- sessions --------------------------------------------------------
 
-    def unlock(self, ttl: Any) -> Any:
-        """Start a session for the local vault; returns a core.session.Session."""
+    def unlock(self, ttl: timedelta) -> Session:
+        """Start a session for the local vault."""
         from bsecrets.vaultfile import session
         from bsecrets.vaultfile.vault import LocalVault
 

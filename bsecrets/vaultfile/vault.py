@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bsecrets.crypto.keys import (
     EnvironmentKeys,
@@ -35,12 +35,18 @@ from bsecrets.vaultfile.unlock import (
     wrap_with_random_key,
 )
 
-if TYPE_CHECKING:
-    from bsecrets.audit.witness import ChainWitness
-
 
 def _env_key_context(vault_id: bytes, env: str, recipient: str, sender: str) -> bytes:
     return encode_aad("env-key", vault_id, env, recipient, sender)
+
+
+class ManifestWitness(Protocol):
+    """Checks an environment's manifest against a record kept apart from it (the audit
+    chain: audit/witness.py) before a read or a write uses it."""
+
+    def check(self, env: str, current: tuple[int, bytes] | None) -> None:
+        """``current``: (generation, MAC) as stored; None if the environment is absent.
+        Raises IntegrityError when they disagree."""
 
 
 class LocalVault:
@@ -58,7 +64,7 @@ class LocalVault:
         self._unsealed: dict[str, bytes] = {}
         self._env_keys: dict[str, EnvironmentKeys] = {}
         # Set by the audit log: checks each manifest against the audit chain.
-        self.witness: ChainWitness | None = None
+        self.witness: ManifestWitness | None = None
 
     @property
     def vault_id(self) -> bytes:

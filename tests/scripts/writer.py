@@ -77,7 +77,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
 def run_cas(args: argparse.Namespace) -> int:
     from bsecrets.cli.exit_codes import exit_code_of
-    from bsecrets.config.profile import load_profile
+    from bsecrets.config.loader import load_profile
     from bsecrets.errors import BsecretsError, SecretNotFound
     from bsecrets.services.manager import SecretsManager
     from bsecrets.vaultfile.credentials import Credentials

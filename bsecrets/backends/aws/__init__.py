@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bsecrets.backends.aws.adapter import AWSAdapter
+    from bsecrets.backends.registry import BackendContext
     from bsecrets.config.profile import EnvironmentConfig
-    from bsecrets.ports import BackendContext
 
 
 def from_config(config: EnvironmentConfig, context: BackendContext) -> AWSAdapter:

@@ -50,7 +50,7 @@ from bsecrets.timeutil import iso
 if TYPE_CHECKING:
     from bsecrets.backends.aws.clients import AwsClients
     from bsecrets.backends.aws.settings import AwsSettings
-    from bsecrets.ports import BackendContext
+    from bsecrets.backends.registry import BackendContext
 
 HEALTH_CHECK_S = 5.0  # each check of 'bsecrets status', at most (and at most the budget)
 RETENTION_HINT = (

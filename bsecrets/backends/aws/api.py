@@ -22,7 +22,7 @@ from bsecrets.errors import Denied, SecretNotFound, UsageError
 if TYPE_CHECKING:
     from bsecrets.backends.aws.settings import AwsSettings
     from bsecrets.backends.budget import Budget
-    from bsecrets.ports import BackendContext
+    from bsecrets.backends.registry import BackendContext
 
 SM = "secretsmanager"
 

@@ -27,7 +27,7 @@ from bsecrets.timeutil import iso, parse_iso
 
 if TYPE_CHECKING:
     from bsecrets.backends.aws.settings import AwsSettings
-    from bsecrets.ports import BackendContext
+    from bsecrets.backends.registry import BackendContext
     from bsecrets.vaultfile.cache import SealedCache
 
 CACHE_NS = "aws-sts"

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bsecrets.backends.registry import BackendContext
 from bsecrets.crypto.keys import EnvironmentKeys, aead_open, aead_seal, encode_aad
 from bsecrets.errors import (
     IntegrityError,
@@ -25,7 +26,7 @@ from bsecrets.errors import (
 )
 from bsecrets.health import HealthIndicator
 from bsecrets.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
-from bsecrets.ports import BackendContext, Capability, SecretBackend, not_applied
+from bsecrets.ports import Capability, SecretBackend, not_applied
 from bsecrets.timeutil import Clock, iso, parse_iso
 from bsecrets.vaultfile.manifest import BUCKETS, Manifest, bucket_digest, bucket_of
 from bsecrets.vaultfile.vault import LocalVault

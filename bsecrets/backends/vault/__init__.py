@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bsecrets.backends.registry import BackendContext
     from bsecrets.backends.vault.adapter import VaultAdapter
     from bsecrets.config.profile import EnvironmentConfig
-    from bsecrets.ports import BackendContext
 
 
 def from_config(config: EnvironmentConfig, context: BackendContext) -> VaultAdapter:

@@ -43,8 +43,8 @@ from bsecrets.models import Secret, SecretSummary, SecretVersion, VersionState, 
 from bsecrets.ports import Capability, SecretBackend
 
 if TYPE_CHECKING:
+    from bsecrets.backends.registry import BackendContext
     from bsecrets.backends.vault.config import VaultSettings
-    from bsecrets.ports import BackendContext
 
 T = TypeVar("T")
 HEALTH_BUDGET_S = 3.0

@@ -33,7 +33,7 @@ from bsecrets.errors import BsecretsError, Denied, UsageError
 from bsecrets.timeutil import iso, parse_iso
 
 if TYPE_CHECKING:
-    from bsecrets.ports import BackendContext
+    from bsecrets.backends.registry import BackendContext
     from bsecrets.vaultfile.cache import SealedCache
 
 CACHE_NS = "vault"

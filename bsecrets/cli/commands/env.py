@@ -291,7 +291,7 @@ def rm(
       bsecrets env rm scratch --purge --yes
     """
     from bsecrets.config import edit as profile_edit
-    from bsecrets.config.profile import load_profile
+    from bsecrets.config.loader import load_profile
     from bsecrets.services.environments import purge_environment, stored_counts
 
     cli = obj(ctx)
