@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from bsecrets.config.profile import (
     AUTH_METHODS,
@@ -23,9 +22,17 @@ from bsecrets.config.profile import (
     PROFILE_VERSION,
     TIMEOUT_MAX_S,
     TIMEOUT_MIN_S,
-    YAML_TAG,
     EnvironmentConfig,
     Profile,
+)
+from bsecrets.config.yamlreader import (
+    ValueReader,
+    YamlReader,
+    compose,
+    is_scalar,
+    line_of,
+    shape,
+    yaml_int,
 )
 from bsecrets.errors import ProfileError, UsageError
 
@@ -34,8 +41,11 @@ if TYPE_CHECKING:
 
 
 def parse_profile(text: str, shown: str, absolute: Path) -> Profile:
-    root = _compose(text, shown)
-    return _Checker(shown, absolute.parent).profile(root, absolute)
+    root = compose(text, shown)
+    if root is None:
+        hint = "a profile needs at least 'version: 1' and 'environments:'"
+        raise ProfileError(shown, None, "", "the profile is empty", hint=hint)
+    return _ProfileReader(shown, absolute.parent).profile(root, absolute)
 
 
 def render(environments: list[str], default_env: str, vault_file: str = DEFAULT_VAULT_FILE) -> str:
@@ -78,10 +88,6 @@ def render(environments: list[str], default_env: str, vault_file: str = DEFAULT_
     return "\n".join(lines) + "\n"
 
 
-T = TypeVar("T")
-_Reader = Callable[["Node", str], T]
-
-
 def _yaml_str(value: str) -> str:
     """``value`` as a YAML scalar: plain when it reads back as the same string."""
     import yaml
@@ -91,74 +97,12 @@ def _yaml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid YAML double-quoted scalar
 
 
-def _compose(text: str, shown: str) -> Node:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        root = yaml.compose(text, Loader=loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = f"invalid YAML: {exc.problem or 'syntax error'}"
-        if exc.context and exc.context_mark:  # e.g. where an unclosed quote started
-            problem += f" ({exc.context}, line {exc.context_mark.line + 1})"
-        raise ProfileError(shown, line, "", problem) from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(shown, None, "", f"invalid YAML: {exc}") from None
-    if root is None:
-        hint = "a profile needs at least 'version: 1' and 'environments:'"
-        raise ProfileError(shown, None, "", "the profile is empty", hint=hint)
-    return root
-
-
-def _line(node: Node) -> int:
-    return int(node.start_mark.line) + 1
-
-
-def _shape(node: Node) -> str:
-    """One of "scalar", "mapping", "sequence"."""
-    from yaml.nodes import MappingNode, ScalarNode
-
-    if isinstance(node, ScalarNode):
-        return "scalar"
-    return "mapping" if isinstance(node, MappingNode) else "sequence"
-
-
-def _got(node: Node) -> str:
-    """`` (got a list)`` and the like, to make a type error concrete."""
-    if _shape(node) != "scalar":
-        return f" (got a {'list' if _shape(node) == 'sequence' else 'mapping'})"
-    return " (got nothing)" if node.tag == YAML_TAG + "null" else f" (got {json.dumps(node.value)})"
-
-
-class _Checker:
-    """Reads typed values off the node tree; every error carries a line and a key path."""
+class _ProfileReader(YamlReader):
+    """The profile's schema, read off the node tree (see bsecrets.config.yamlreader)."""
 
     def __init__(self, shown: str, base: Path) -> None:
-        self.shown = shown
+        super().__init__(shown)
         self.base = base  # the profile's folder, for relative paths
-
-    def error(
-        self, where: Node | int, key_path: str, problem: str, hint: str | None = None
-    ) -> ProfileError:
-        line = where if isinstance(where, int) else _line(where)
-        return ProfileError(self.shown, line, key_path, problem, hint=hint)
-
-    def typed(self, node: Node, key_path: str, tag: str, what: str) -> str:
-        """The scalar text of ``node`` if YAML resolved it to ``tag``, else a type error."""
-        if _shape(node) == "scalar" and node.tag == YAML_TAG + tag:
-            return str(node.value)
-        hint = None
-        if tag == "str" and _shape(node) == "scalar" and node.tag != YAML_TAG + "null":
-            hint = f"quote it to keep it as text: {json.dumps(node.value)}"
-        raise self.error(node, key_path, f"must be {what}{_got(node)}", hint)
-
-    def string(self, node: Node, key_path: str) -> str:
-        return self.typed(node, key_path, "str", "a string")
-
-    def boolean(self, node: Node, key_path: str) -> bool:
-        return self.typed(node, key_path, "bool", "true or false").lower() in ("true", "yes", "on")
 
     def url(self, node: Node, key_path: str) -> str:
         value = self.string(node, key_path)
@@ -190,7 +134,7 @@ class _Checker:
 
         what = f"{TIMEOUT_MIN_S:g} to {TIMEOUT_MAX_S:g} seconds"
         hint = "give seconds (30, 2.5) or a duration (45s, 2m)"
-        if _shape(node) == "scalar" and node.tag in (YAML_TAG + "int", YAML_TAG + "float"):
+        if is_scalar(node, "int") or is_scalar(node, "float"):
             text = str(node.value).replace("_", "")
             try:
                 value = float(text) if len(text) <= 20 else float("inf")
@@ -211,16 +155,13 @@ class _Checker:
             raise self.error(node, key_path, "must not be empty")
         return value
 
-    def mapping(self, node: Node, key_path: str, line: int) -> _Map:
-        return _Map(self, node, key_path, line)
-
     # -- the schema
 
     def profile(self, root: Node, path: Path) -> Profile:
-        top = self.mapping(root, "", _line(root))
+        top = self.mapping(root, "")
         top.only(("version", "default_env", "vault_file", "environments", "audit"))
         version = top.require("version", self.version)
-        envs = top.require("environments", lambda n, kp: self.mapping(n, kp, _line(n)))
+        envs = top.require("environments", self.mapping)
         if not envs.items:
             hint = "add at least one environment, e.g. 'dev: {backend: local}'"
             raise self.error(envs.line, "environments", "must not be empty", hint)
@@ -237,7 +178,7 @@ class _Checker:
 
     def audit(self, node: Node, key_path: str) -> str | None:
         """``audit: {retention: 365d}``: how long events stay in the live log."""
-        section = self.mapping(node, key_path, _line(node))
+        section = self.mapping(node, key_path)
         section.only(("retention",))
         return section.opt("retention", self.duration)
 
@@ -252,12 +193,10 @@ class _Checker:
         return text
 
     def version(self, node: Node, key_path: str) -> int:
-        from yaml.constructor import SafeConstructor
-
         self.typed(node, key_path, "int", "an integer")
-        if len(str(node.value)) > 18:  # past 64 bits (and Python's int digit limit)
+        version = yaml_int(node)
+        if version is None:  # past 18 digits
             raise self.error(node, key_path, f"must be {PROFILE_VERSION}")
-        version = int(SafeConstructor().construct_yaml_int(node))  # type: ignore[arg-type]
         if version > PROFILE_VERSION:
             raise self.error(
                 node,
@@ -271,7 +210,7 @@ class _Checker:
         return version
 
     def environment(self, name: str, key_node: Node, node: Node) -> EnvironmentConfig:
-        key_path, line = f"environments.{name}", _line(key_node)
+        key_path, line = f"environments.{name}", line_of(key_node)
         if not ENV_NAME_RE.fullmatch(name):
             raise self.error(line, key_path, "invalid environment name", ENV_NAME_HINT)
         env = self.mapping(node, key_path, line)
@@ -313,7 +252,7 @@ class _Checker:
         from bsecrets.errors import InvalidName
         from bsecrets.models import validate_name
 
-        table = self.mapping(node, key_path, _line(node))
+        table = self.mapping(node, key_path)
         out: dict[str, tuple[str, str | int | None]] = {}
         for name, (key_node, value_node) in table.items.items():
             sub = table.sub(name)
@@ -321,8 +260,8 @@ class _Checker:
                 validate_name(name)
             except InvalidName as exc:
                 raise self.error(key_node, sub, "invalid secret name", exc.hint) from None
-            if _shape(value_node) == "mapping":
-                spec = self.mapping(value_node, sub, _line(value_node))
+            if shape(value_node) == "mapping":
+                spec = self.mapping(value_node, sub)
                 spec.only(("value", "from_env"))
                 if len(spec.items) != 1:
                     raise self.error(
@@ -341,7 +280,7 @@ class _Checker:
         return out
 
     def auth(self, node: Node, key_path: str) -> dict[str, str]:
-        auth = self.mapping(node, key_path, _line(node))
+        auth = self.mapping(node, key_path)
         method = auth.get("method", self.string, "token")
         if method not in AUTH_METHODS:
             where = auth.items["method"][1]
@@ -359,50 +298,7 @@ class _Checker:
                 result[key] = value
         return result
 
-    def auth_reader(self, key: str) -> _Reader[str]:
+    def auth_reader(self, key: str) -> ValueReader[str]:
         if key.endswith("_env"):
             return self.env_var
         return self.stripped if key == "mount" else self.string
-
-
-class _Map:
-    """A YAML mapping with unique plain-scalar keys (in file order), read key by key."""
-
-    def __init__(self, checker: _Checker, node: Node, key_path: str, line: int) -> None:
-        self.checker, self.key_path, self.line = checker, key_path, line
-        if _shape(node) != "mapping":
-            raise checker.error(node, key_path, f"must be a mapping{_got(node)}")
-        self.items: dict[str, tuple[Node, Node]] = {}
-        for key_node, value_node in node.value:
-            if _shape(key_node) != "scalar" or key_node.tag == YAML_TAG + "merge":
-                problem = "keys must be plain strings (no '<<' merges)"
-                raise checker.error(key_node, key_path, problem)
-            key = str(key_node.value)
-            if key in self.items:
-                first = _line(self.items[key][0])
-                problem = f"duplicate key (first on line {first})"
-                raise checker.error(key_node, self.sub(key), problem)
-            self.items[key] = (key_node, value_node)
-
-    def sub(self, key: str) -> str:
-        return f"{self.key_path}.{key}" if self.key_path else key
-
-    def only(self, allowed: Iterable[str], owner: str = "", others: Iterable[str] = ()) -> None:
-        """Refuse keys outside ``allowed``; keys in ``others`` are "not used by <owner>"."""
-        allowed, others = tuple(allowed), set(others)
-        for key, (key_node, _) in self.items.items():
-            if key not in allowed:
-                problem = f"not used by {owner}" if key in others else "unknown key"
-                hint = f"allowed here: {', '.join(allowed)}"
-                raise self.checker.error(key_node, self.sub(key), problem, hint)
-
-    def get(self, key: str, read: _Reader[T], default: T) -> T:
-        return default if key not in self.items else read(self.items[key][1], self.sub(key))
-
-    def opt(self, key: str, read: _Reader[T]) -> T | None:
-        return None if key not in self.items else read(self.items[key][1], self.sub(key))
-
-    def require(self, key: str, read: _Reader[T]) -> T:
-        if key not in self.items:
-            raise self.checker.error(self.line, self.sub(key), "required key is missing")
-        return read(self.items[key][1], self.sub(key))

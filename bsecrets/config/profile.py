@@ -53,7 +53,6 @@ AUTH_METHODS: dict[str, tuple[tuple[str, ...], dict[str, str | None]]] = {
     "jwt": (("role", "token_env"), {"mount": "jwt"}),
 }
 ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-YAML_TAG = "tag:yaml.org,2002:"
 
 
 class EnvironmentConfig(NamedTuple):
