@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import PASSPHRASE, invoke
 
-from bsecrets.vaultfile.store import SCHEMA
+from bsecrets.vaultfile.schema import SCHEMA
 
 pytestmark = pytest.mark.slow
 

@@ -211,7 +211,7 @@ def _create_vault(
 def _check_leftovers(vault_file: Path) -> list[Path]:
     """Refuse to go on beside a vault being built, or a leftover of one (exit 7);
     remove a leftover that is only a second name of the vault, and return it."""
-    from bsecrets.vaultfile.store import leftover_builds
+    from bsecrets.vaultfile.build import leftover_builds
 
     removed, stale = [], []
     for leftover in leftover_builds(vault_file):

@@ -1,0 +1,95 @@
+"""What a vault file holds: its tables, its header, and the type of each column.
+
+A vault file is a SQLite database with the tables below and a ``meta`` header
+(format version, vault id, creation time). Every value read back is checked for
+its type here: SQLite keeps whatever was written, so a value of the wrong type
+means the file was changed outside bsecrets (IntegrityError).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from bsecrets.errors import IntegrityError, UnsupportedFormat
+
+FORMAT_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE principals (
+    id TEXT PRIMARY KEY, public_key BLOB NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE key_wraps (
+    principal_id TEXT NOT NULL, method TEXT NOT NULL, params TEXT NOT NULL,
+    wrapped BLOB NOT NULL, PRIMARY KEY (principal_id, method));
+CREATE TABLE env_keys (
+    env TEXT NOT NULL, principal_id TEXT NOT NULL, sealed_by TEXT NOT NULL,
+    sealed BLOB NOT NULL, PRIMARY KEY (env, principal_id));
+CREATE TABLE manifests (
+    env TEXT PRIMARY KEY, generation INTEGER NOT NULL, buckets BLOB NOT NULL,
+    mac BLOB NOT NULL);
+CREATE TABLE secrets (
+    env TEXT NOT NULL, lookup BLOB NOT NULL, secret_id BLOB NOT NULL,
+    bucket INTEGER NOT NULL, record BLOB NOT NULL, PRIMARY KEY (env, lookup));
+CREATE TABLE versions (
+    env TEXT NOT NULL, secret_id BLOB NOT NULL, version INTEGER NOT NULL,
+    bucket INTEGER NOT NULL, record BLOB NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (env, secret_id, version));
+CREATE INDEX secrets_by_bucket ON secrets (env, bucket);
+CREATE INDEX versions_by_bucket ON versions (env, bucket);
+"""
+
+
+class Header(NamedTuple):
+    """The ``meta`` rows every vault file starts with."""
+
+    vault_id: bytes  # 16 bytes
+    created_at: str
+
+
+def header_rows(vault_id: bytes, created_at: str) -> list[tuple[str, bytes]]:
+    """The ``meta`` (key, value) rows of a new vault, in this version's format."""
+    return [
+        ("format_version", str(FORMAT_VERSION).encode()),
+        ("vault_id", vault_id),
+        ("created_at", created_at.encode()),
+    ]
+
+
+def read_header(rows: list[tuple[Any, ...]], path: Path) -> Header:
+    """The header from the ``meta`` rows of the file at ``path``: IntegrityError when it
+    is missing or damaged, UnsupportedFormat when a newer bsecrets wrote the file."""
+    meta = {text(k): blob(v) for k, v in rows}
+    raw_version = meta.get("format_version", b"0")
+    if not raw_version.isdigit() or len(raw_version) > 6:
+        raise IntegrityError(f"{path} has a damaged header (format version)")
+    version = int(raw_version)
+    if version > FORMAT_VERSION:
+        raise UnsupportedFormat(
+            f"{path} was written by a newer bsecrets (vault format {version}; "
+            f"this version reads format {FORMAT_VERSION})"
+        )
+    if version < 1 or len(meta.get("vault_id", b"")) != 16:
+        raise IntegrityError(f"{path} is not a bsecrets vault (no header)")
+    return Header(meta["vault_id"], meta.get("created_at", b"").decode("utf-8", errors="replace"))
+
+
+def blob(value: Any) -> bytes:
+    """A column that must hold bytes; anything else means the file was changed."""
+    if not isinstance(value, bytes):
+        raise IntegrityError("the vault file holds a value of the wrong type")
+    return value
+
+
+def integer(value: Any) -> int:
+    """A column that must hold an integer (not a bool, not a float)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise IntegrityError("the vault file holds a value of the wrong type")
+    return value
+
+
+def text(value: Any) -> str:
+    """A column that must hold text."""
+    if not isinstance(value, str):
+        raise IntegrityError("the vault file holds a value of the wrong type")
+    return value
