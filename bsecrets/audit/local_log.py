@@ -14,27 +14,27 @@ Tables (created on first use):
   key. They are folded into the chain, marked ``late``, by the next event
   written with the key. Until then they are not chained: someone with write
   access to the file can delete or add intake rows unnoticed.
+
+Archive files are audit/archive.py's; the anchor in the OS keyring, audit/keyring_anchor.py's.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import os
 import struct
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bsecrets.audit.archive import verify_archives, write_archive
 from bsecrets.audit.chain import (
     Anchor,
     LogState,
     Opener,
     Problem,
     Row,
-    Walk,
     canonical,
     check_anchor,
     genesis,
@@ -42,22 +42,16 @@ from bsecrets.audit.chain import (
     parse_event,
     walk,
 )
+from bsecrets.audit.keyring_anchor import read_anchor, write_anchor
 from bsecrets.audit.logger import AuditSink
 from bsecrets.audit.witness import ChainWitness, state_of
 from bsecrets.crypto.keys import EnvironmentKeys, aead_seal, encode_aad, mac, mac_verify
-from bsecrets.errors import (
-    AlreadyExists,
-    BsecretsError,
-    IntegrityError,
-    KeyringUnavailable,
-    UsageError,
-)
+from bsecrets.errors import AlreadyExists, BsecretsError, IntegrityError
 from bsecrets.health import HealthIndicator
 from bsecrets.timeutil import iso, utcnow
 from bsecrets.vaultfile.vault import LocalVault
 
 AUDIT_ENV = "__audit__"
-ARCHIVE_FORMAT = "bsecrets-audit-archive"
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS audit_events (seq INTEGER PRIMARY KEY, time TEXT NOT NULL,"
     " record BLOB NOT NULL, mac BLOB NOT NULL)",
@@ -345,8 +339,9 @@ class LocalAuditLog(AuditSink):
         archived = 0
         anchor_note = "none given and none in the OS keyring: a truncated tail is not detected"
         if problem is None and archives and state.archives:
-            archived, problem, archived_macs = self._verify_archives(keys, state, watch)
-            result = result._replace(macs_at={**archived_macs, **result.macs_at})
+            check = verify_archives(keys, self.vault.vault_id, self.opener(keys), state, watch)
+            archived, problem = check.events, check.problem
+            result = result._replace(macs_at={**check.macs_at, **result.macs_at})
         elif not archives and state.archives:
             anchor_note = "archives skipped"
         if problem is None and anchor is not None:
@@ -366,80 +361,11 @@ class LocalAuditLog(AuditSink):
             problem,
         )
 
-    def _verify_archives(
-        self, keys: EnvironmentKeys, state: LogState, watch: list[int]
-    ) -> tuple[int, Problem | None, dict[int, bytes]]:
-        prev = genesis(keys.manifest_key, self.vault.vault_id)
-        first = 1
-        total = 0
-        macs: dict[int, bytes] = {}
-        for entry in state.archives:
-            path = Path(entry["path"])
-            try:
-                header, result = self._walk_archive(keys, path, first, prev, watch)
-            except BsecretsError as exc:
-                return total, Problem(first, "archive", f"{path}: {exc.message}"), macs
-            if result.problem is not None:
-                return (
-                    total,
-                    result.problem._replace(detail=f"{path}: {result.problem.detail}"),
-                    macs,
-                )
-            if result.last_seq != header["last_seq"] or result.head.hex() != header["head"]:
-                return (
-                    total,
-                    Problem(
-                        result.last_seq + 1, "truncated", f"{path} ends before its recorded end"
-                    ),
-                    macs,
-                )
-            if header["head"] != entry["head"]:
-                return total, Problem(first, "archive", f"{path} is not the archive recorded"), macs
-            total += result.checked
-            macs.update(result.macs_at)
-            prev, first = result.head, result.last_seq + 1
-        if first != state.first_seq or prev != state.prev:
-            return total, Problem(first, "archive", "the archives do not join the live log"), macs
-        return total, None, macs
-
-    def _walk_archive(
-        self, keys: EnvironmentKeys, path: Path, first: int, prev: bytes, watch: list[int]
-    ) -> tuple[dict[str, Any], Walk]:
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise IntegrityError(f"cannot read the archive ({exc.strerror})") from None
-        with handle:
-            header = self._archive_header(keys, handle.readline())
-            if header["first_seq"] != first or header["prev"] != prev.hex():
-                raise IntegrityError("the archive does not continue the one before it")
-            return header, walk(
-                _archive_rows(handle),
-                keys.manifest_key,
-                self.opener(keys),
-                first_seq=first,
-                prev=prev,
-                watch=watch,
-            )
-
-    def _archive_header(self, keys: EnvironmentKeys, line: bytes) -> dict[str, Any]:
-        try:
-            header = json.loads(line)
-            claimed = bytes.fromhex(header.pop("mac"))
-        except (ValueError, KeyError, AttributeError, TypeError):
-            raise IntegrityError("its header is damaged") from None
-        if not mac_verify(keys.manifest_key, b"audit-archive" + canonical(header), claimed):
-            raise IntegrityError("its header failed authentication")
-        if header.get("vault_id") != self.vault.vault_id.hex():
-            raise IntegrityError("it belongs to another vault")
-        return dict(header)
-
     # --- archiving -------------------------------------------------------
 
     def archive(self, keys: EnvironmentKeys, before: datetime, target: Path) -> dict[str, Any]:
-        """Move the events before ``before`` into ``target`` (which must not exist)."""
-        from bsecrets.files import ensure_private_dir, fsync_dir
-
+        """Move the events before ``before`` into ``target`` (which must not exist;
+        audit/archive.py writes it)."""
         target = target.absolute()
         if target.exists():
             raise AlreadyExists(
@@ -473,43 +399,10 @@ class LocalAuditLog(AuditSink):
                     f"audit event {checked.problem.seq}: {checked.problem.detail}",
                     hint="run 'bsecrets audit verify'; a damaged log is not archived",
                 )
-            header = {
-                "format": ARCHIVE_FORMAT,
-                "version": 1,
-                "vault_id": self.vault.vault_id.hex(),
-                "first_seq": state.first_seq,
-                "last_seq": last,
-                "prev": state.prev.hex(),
-                "head": checked.head.hex(),
-                "count": checked.checked,
-                "created_at": iso(utcnow()),
-            }
-            header["mac"] = mac(keys.manifest_key, b"audit-archive" + canonical(header)).hex()
-            ensure_private_dir(target.parent)
+            entry = write_archive(
+                target, keys, self.vault.vault_id, state, last, checked, self.rows(through=last)
+            )
             try:
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                raise AlreadyExists(f"{target} already exists") from None
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(json.dumps(header, sort_keys=True).encode() + b"\n")
-                    for seq, time, record, digest in self.rows(through=last):
-                        line = {
-                            "seq": seq,
-                            "time": time,
-                            "record": base64.b64encode(record).decode(),
-                            "mac": digest.hex(),
-                        }
-                        out.write(json.dumps(line, sort_keys=True).encode() + b"\n")
-                    out.flush()
-                    os.fsync(out.fileno())
-                fsync_dir(target.parent)
-                entry = {
-                    "first_seq": state.first_seq,
-                    "last_seq": last,
-                    "path": str(target),
-                    "head": checked.head.hex(),
-                }
                 store.execute_write("DELETE FROM audit_events WHERE seq <= ?", (last,))
                 self._set_state(keys, LogState(last + 1, checked.head, [*state.archives, entry]))
             except BaseException:
@@ -520,37 +413,16 @@ class LocalAuditLog(AuditSink):
 
     # --- anchors in the OS keyring ---------------------------------------
 
-    def _anchor_account(self) -> str:
-        return f"audit-{self.vault.vault_id.hex()}"
-
     def stored_anchor(self) -> Anchor | None:
-        """The anchor kept in the OS keyring; None if there is none or no keyring."""
-        from bsecrets.vaultfile.unlock import keyring_get_text
-
-        account = self._anchor_account()
-        try:
-            text = keyring_get_text(account, "read the audit anchor")
-        except KeyringUnavailable:
-            return None
-        if not text:
-            return None
-        try:
-            return Anchor.parse(text)
-        except UsageError:
-            raise IntegrityError(
-                "the audit anchor kept in the OS keyring is malformed",
-                hint=f"it was changed outside bsecrets: check the keyring entry "
-                f"bsecrets/{account}, then run 'bsecrets audit verify --anchor SEQ:HEX' "
-                "with an anchor you trust",
-            ) from None
+        """The anchor kept in the OS keyring (audit/keyring_anchor.py); None if there is
+        none or no keyring."""
+        return read_anchor(self.vault.vault_id)
 
     def store_anchor(self, keys: EnvironmentKeys, head: Anchor) -> bool:
         """Keep ``head`` in the OS keyring as the anchor; False when there is no usable
         keyring. Never backwards or sideways: the anchor kept there must be an event of
         the chain that leads to ``head`` (same MAC), else IntegrityError and the kept
         anchor is left as it is."""
-        from bsecrets.vaultfile.unlock import keyring_set_text
-
         kept = self.stored_anchor()
         if kept is not None:
             problem = self._leads_to(keys, kept, head)
@@ -561,11 +433,7 @@ class LocalAuditLog(AuditSink):
                     hint="events were removed or the log was replaced after it was anchored; "
                     "the anchor in the OS keyring was left as it was: run 'bsecrets audit verify'",
                 )
-        try:
-            keyring_set_text(self._anchor_account(), str(head), "store the audit anchor")
-        except KeyringUnavailable:
-            return False
-        return True
+        return write_anchor(self.vault.vault_id, head)
 
     def _leads_to(self, keys: EnvironmentKeys, kept: Anchor, head: Anchor) -> str | None:
         """Why the chain does not lead from ``kept`` to ``head``; None if it does."""
@@ -623,17 +491,3 @@ class LocalAuditLog(AuditSink):
         if waiting:
             detail += f", {waiting} waiting to be chained (written without the key)"
         return [HealthIndicator("audit", True, detail, count)]
-
-
-def _archive_rows(handle: Any) -> Iterator[Row]:
-    for line in handle:
-        try:
-            row = json.loads(line)
-            yield (
-                int(row["seq"]),
-                str(row["time"]),
-                base64.b64decode(row["record"]),
-                bytes.fromhex(row["mac"]),
-            )
-        except (ValueError, KeyError, TypeError):
-            yield (-1, "", b"", b"")
