@@ -10,8 +10,9 @@ so ``bsecrets status`` and the CLI's command table never pay for them.
     auth.py       token, AppRole, Kubernetes and JWT logins; the sealed token cache
     codec.py      values, custom_metadata (tags, description, authors), versions
     mount.py      is the mount KV v2?
+    connection.py VaultConnection: client, login, budget, mount check, a secret's metadata
     adapter.py    VaultAdapter, the SecretBackend
-    health.py     its health indicators
+    health.py     its health indicators (through the VaultConnection)
     policy.py     the HCL policy that confines a role to one environment
 """
 

@@ -22,13 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
 
-from bsecrets.backends.budget import Budget
 from bsecrets.backends.vault import codec
-from bsecrets.backends.vault.auth import Authenticator
-from bsecrets.backends.vault.errors import VaultHTTPError, translate
-from bsecrets.backends.vault.mount import mount_error, no_mount
+from bsecrets.backends.vault.connection import VaultConnection
+from bsecrets.backends.vault.errors import VaultHTTPError
+from bsecrets.backends.vault.health import indicators
 from bsecrets.errors import (
     BackendUnavailable,
     BsecretsError,
@@ -44,6 +42,7 @@ from bsecrets.ports import Capability, SecretBackend
 
 if TYPE_CHECKING:
     from bsecrets.backends.registry import BackendContext
+    from bsecrets.backends.vault.auth import Authenticator
     from bsecrets.backends.vault.config import VaultSettings
 
 T = TypeVar("T")
@@ -66,88 +65,18 @@ class VaultAdapter(SecretBackend):
         super().__init__(settings.env)
         self.settings = settings
         self.clock = context.clock
-        self.auth = Authenticator(settings, context)
         self.warn = context.warn
-        self._budget = Budget(settings.timeout_s, settings.key("timeout"))
-        self._client: Any = None
-        self._mount_checked = False
+        self.vault = VaultConnection(settings, context)
 
     # --- plumbing --------------------------------------------------------
 
     @property
-    def client(self) -> Any:
-        """The hvac Client (built, and hvac imported, on first use)."""
-        if self._client is None:
-            from bsecrets.backends.vault.transport import build_client
-
-            self._client = build_client(self.settings, self._budget)
-        return self._client
+    def auth(self) -> Authenticator:
+        """The environment's login (its connection's)."""
+        return self.vault.auth
 
     def budget(self) -> AbstractContextManager[None]:
-        return self._budget.scope()
-
-    def _call(self, fn: Callable[[Any], T], *, refresh: bool = True) -> T:
-        """``fn(client)`` with a token, under one deadline. A cached login token
-        that Vault refuses is replaced by a fresh login, once."""
-        client = self.client
-        with client.adapter.operation():
-            client.token = self.auth.token(client)
-            try:
-                return fn(client)
-            except VaultHTTPError as exc:
-                if not (refresh and exc.is_denied and self.auth.refresh(client)):
-                    raise
-            client.token = self.auth.token(client)
-            return fn(client)
-
-    def _api(self, kind: str, path: str) -> str:
-        return f"/v1/{quote(self.settings.mount)}/{kind}/{quote(path)}"
-
-    def _fail(self, exc: VaultHTTPError, what: str) -> BsecretsError:
-        if "no handler for route" in exc.detail:
-            return no_mount(self.settings)
-        hint = None
-        if exc.is_denied:
-            hint = (
-                f"check the token ({self.auth.source}) and its policies; "
-                f"'bsecrets vault policy -e {self.env}' prints the policy bsecrets needs"
-            )
-        return translate(exc, what=what, env=self.env, hint=hint)
-
-    def _check_mount(self) -> None:
-        """UsageError unless the mount is KV version 2; asked once per process, before
-        the first write and after a 'not found' (a KV v1 mount would answer 404 to
-        every KV v2 read and silently store writes under 'data/')."""
-        if self._mount_checked:
-            return
-        url = f"/v1/sys/internal/ui/mounts/{quote(self.settings.mount)}"
-        try:
-            answer = self._call(lambda c: c.adapter.get(url))
-        except VaultHTTPError:
-            return  # this token may not ask; the operation itself will tell
-        error = mount_error(self.settings, answer)
-        if error is not None:
-            raise error
-        self._mount_checked = True
-
-    def _metadata(self, name: str) -> dict[str, Any] | None:
-        """The secret's KV metadata; None if Vault has no version of it."""
-        path = self.settings.path(name)
-        try:
-            answer = self._call(lambda c: c.adapter.get(self._api("metadata", path)))
-        except VaultHTTPError as exc:
-            if exc.status != 404 or "no handler for route" in exc.detail:
-                raise self._fail(exc, f"reading the metadata of secret '{name}'") from exc
-            self._check_mount()
-            return None
-        meta: dict[str, Any] = answer["data"]
-        return meta if int(meta.get("current_version") or 0) > 0 else None
-
-    def _existing(self, name: str) -> dict[str, Any]:
-        meta = self._metadata(name)
-        if meta is None:
-            raise SecretNotFound(f"secret '{name}' not found in environment '{self.env}'")
-        return meta
+        return self.vault.budget.scope()
 
     def _is_deleted(self, info: dict[str, Any]) -> bool:
         return codec.is_deleted(info, self.clock())
@@ -167,8 +96,8 @@ class VaultAdapter(SecretBackend):
         with self.write_operation():
             path = self.settings.path(name)
             codec.check_metadata(tags, description)
-            self._check_mount()  # before anything is written: a KV v1 mount would take it
-            meta = self._metadata(name) or {}
+            self.vault.check_mount()  # before anything is written: a KV v1 mount would take it
+            meta = self.vault.metadata(name) or {}
             current = int(meta.get("current_version") or 0)
             if if_version is not None and if_version != current:
                 raise VersionConflict(
@@ -196,7 +125,7 @@ class VaultAdapter(SecretBackend):
         A token that may not ask (no ``default`` policy) is not stopped here."""
         target = f"{self.settings.mount}/metadata/{path}"
         try:
-            answer = self._call(
+            answer = self.vault.call(
                 lambda c: c.adapter.post("/v1/sys/capabilities-self", json={"paths": [target]})
             )
         except VaultHTTPError:
@@ -223,14 +152,16 @@ class VaultAdapter(SecretBackend):
         data = codec.encode_value(value)
         payload = {"options": {"cas": current}, "data": data}
         try:
-            answer = self._call(lambda c: c.adapter.post(self._api("data", path), json=payload))
+            answer = self.vault.call(
+                lambda c: c.adapter.post(self.vault.api("data", path), json=payload)
+            )
         except VaultHTTPError as exc:
             if exc.is_cas_mismatch:
                 raise VersionConflict(
                     f"secret '{name}' in environment '{self.env}' changed in Vault while it was "
                     f"being written (it was at version {current}); nothing was overwritten",
                 ) from exc
-            raise self._fail(exc, f"writing secret '{name}'") from exc
+            raise self.vault.fail(exc, f"writing secret '{name}'") from exc
         except BsecretsError as exc:
             if exc.applied != "unknown":
                 raise
@@ -243,11 +174,11 @@ class VaultAdapter(SecretBackend):
         """After a write whose answer was lost: does Vault hold ``data`` as ``version``?
         Only within what is left of the budget; a failure here is not reported (the
         write's own error is the one that counts)."""
-        if self._budget.remaining() <= 0:
+        if self.vault.budget.remaining() <= 0:
             return False
         try:
-            answer = self._call(
-                lambda c: c.adapter.get(self._api("data", path), params={"version": version})
+            answer = self.vault.call(
+                lambda c: c.adapter.get(self.vault.api("data", path), params={"version": version})
             )
         except (VaultHTTPError, BsecretsError):
             return False
@@ -269,17 +200,17 @@ class VaultAdapter(SecretBackend):
         metadata). Not recorded: an error saying the value is stored when the put asked
         for tags or a description, else a warning that the author was not recorded."""
         try:
-            self._call(
+            self.vault.call(
                 lambda c: c.adapter.request(
                     "patch",
-                    self._api("metadata", path),
+                    self.vault.api("metadata", path),
                     json={"custom_metadata": patch},
                     headers={"Content-Type": "application/merge-patch+json"},
                 )
             )
             return
         except VaultHTTPError as exc:
-            error = self._fail(exc, f"patching {self.settings.mount}/metadata/{path}")
+            error = self.vault.fail(exc, f"patching {self.settings.mount}/metadata/{path}")
         except BsecretsError as exc:
             error = exc
         were = "may not have been" if error.applied == "unknown" else "were not"
@@ -306,17 +237,19 @@ class VaultAdapter(SecretBackend):
         base, field = codec.split_field(name)
         path = self.settings.path(base)
         if version is not None:
-            current, info = codec.latest(self._existing(base))
+            current, info = codec.latest(self.vault.existing(base))
             if self._is_deleted(info):
                 raise codec.deleted_error(base, self.env, info)
             if not 1 <= version <= current:
                 raise VersionNotFound(f"secret '{base}' has no version {version}")
         params = {"version": version} if version is not None else {}
         try:
-            answer = self._call(lambda c: c.adapter.get(self._api("data", path), params=params))
+            answer = self.vault.call(
+                lambda c: c.adapter.get(self.vault.api("data", path), params=params)
+            )
         except VaultHTTPError as exc:
             if exc.status != 404 or "no handler for route" in exc.detail:
-                raise self._fail(exc, f"reading secret '{base}'") from exc
+                raise self.vault.fail(exc, f"reading secret '{base}'") from exc
             body = exc.body if isinstance(exc.body, dict) else {}
             found = (body.get("data") or {}).get("metadata")
             if version is not None:
@@ -324,13 +257,12 @@ class VaultAdapter(SecretBackend):
                 raise VersionNotFound(f"version {version} of secret '{base}' {why}") from None
             if isinstance(found, dict):
                 raise codec.deleted_error(base, self.env, found) from None
-            self._check_mount()
+            self.vault.check_mount()
             raise SecretNotFound(f"secret '{base}' not found in environment '{self.env}'") from None
         data = answer.get("data") if isinstance(answer, dict) else None
         meta = data.get("metadata") if isinstance(data, dict) else None
         if not isinstance(data, dict) or not isinstance(meta, dict) or "data" not in data:
-            self._mount_checked = False
-            self._check_mount()
+            self.vault.check_mount(again=True)
             raise BsecretsError(f"Vault's answer for secret '{base}' is not KV v2 data")
         stored = data["data"]
         value = (
@@ -388,18 +320,18 @@ class VaultAdapter(SecretBackend):
         while pending:
             folder = pending.pop()
             full = "/".join(p for p in (root, folder) if p) + "/"
-            url = self._api("metadata", full)
+            url = self.vault.api("metadata", full)
 
             def listing(client: Any, url: str = url) -> Any:
                 return client.adapter.list(url)
 
             try:
-                answer = self._call(listing)
+                answer = self.vault.call(listing)
             except VaultHTTPError as exc:
                 if exc.status != 404 or "no handler for route" in exc.detail:
-                    raise self._fail(exc, f"listing '{folder or '/'}'") from exc
+                    raise self.vault.fail(exc, f"listing '{folder or '/'}'") from exc
                 if folder == directory:
-                    self._check_mount()
+                    self.vault.check_mount()
                 continue
             for key in answer["data"]["keys"]:
                 child = f"{folder}/{key}" if folder else str(key)
@@ -411,7 +343,7 @@ class VaultAdapter(SecretBackend):
 
     def _metadata_quietly(self, name: str) -> dict[str, Any] | None:
         try:
-            return self._metadata(name)
+            return self.vault.metadata(name)
         except UsageError:  # a foreign name with '..' or '//' in it: not ours to show
             return None
 
@@ -421,13 +353,13 @@ class VaultAdapter(SecretBackend):
             return [fn(item) for item in items]
         from concurrent.futures import ThreadPoolExecutor
 
-        self.client.token = self.auth.token(self.client)  # log in once, before the threads
+        self.vault.log_in()  # once, before the threads
         with ThreadPoolExecutor(max_workers=min(LIST_WORKERS, len(items))) as pool:
             return list(pool.map(fn, items))
 
     def history(self, name: str) -> list[SecretVersion]:
         with self.budget():
-            meta = self._existing(name)
+            meta = self.vault.existing(name)
             current, info = codec.latest(meta)
             latest_deleted = self._is_deleted(info)
             custom = meta.get("custom_metadata")
@@ -453,8 +385,8 @@ class VaultAdapter(SecretBackend):
     def delete(self, name: str) -> None:
         with self.write_operation():
             path = self.settings.path(name)
-            self._check_mount()
-            current, info = codec.latest(self._existing(name))
+            self.vault.check_mount()
+            current, info = codec.latest(self.vault.existing(name))
             if self._is_deleted(info):
                 raise SecretNotFound(
                     f"secret '{name}' is already deleted",
@@ -465,8 +397,8 @@ class VaultAdapter(SecretBackend):
     def restore(self, name: str) -> SecretSummary:
         with self.write_operation():
             path = self.settings.path(name)
-            self._check_mount()
-            meta = self._existing(name)
+            self.vault.check_mount()
+            meta = self.vault.existing(name)
             current, info = codec.latest(meta)
             if info.get("destroyed"):
                 raise SecretNotFound(
@@ -484,30 +416,29 @@ class VaultAdapter(SecretBackend):
 
     def _post_versions(self, action: str, name: str, path: str, version: int, what: str) -> None:
         body = {"versions": [version]}
-        self._change(name, what, lambda c: c.adapter.post(self._api(action, path), json=body))
+        self._change(name, what, lambda c: c.adapter.post(self.vault.api(action, path), json=body))
 
     def purge(self, name: str) -> None:
         with self.write_operation():
             path = self.settings.path(name)
-            self._check_mount()
-            self._existing(name)
+            self.vault.check_mount()
+            self.vault.existing(name)
             what = f"purging secret '{name}'"
-            self._change(name, what, lambda c: c.adapter.delete(self._api("metadata", path)))
+            self._change(name, what, lambda c: c.adapter.delete(self.vault.api("metadata", path)))
 
     def _change(self, name: str, what: str, request: Callable[[Any], Any]) -> None:
         """One request that changes ``name``; its errors say whether it was applied."""
         try:
-            self._call(request)
+            self.vault.call(request)
         except VaultHTTPError as exc:
-            raise self._fail(exc, what) from exc
+            raise self.vault.fail(exc, what) from exc
         except BsecretsError as exc:
             if exc.applied == "unknown":
                 raise self._maybe_applied(exc, what, name) from exc
             raise
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.adapter.close()
+        self.vault.close()
 
     # --- ReflectiveModule ------------------------------------------------
 
@@ -530,6 +461,4 @@ class VaultAdapter(SecretBackend):
 
     def get_health_indicators(self) -> list[HealthIndicator]:
         """Reachability and seal status (sys/health), the token's TTL, the last latency."""
-        from bsecrets.backends.vault.health import indicators
-
-        return indicators(self, HEALTH_BUDGET_S)
+        return indicators(self.vault, HEALTH_BUDGET_S)

@@ -1,7 +1,8 @@
 """The Vault adapter's health indicators for ``bsecrets status``: reachability,
 seal status, the token's TTL, whether it may record metadata (authors, tags,
 descriptions) and the latency of the last request. Each check has a short
-budget (a status page must not hang for the full retry budget)."""
+budget (a status page must not hang for the full retry budget). They ask through
+the environment's VaultConnection, as the adapter does."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from bsecrets.errors import BsecretsError
 from bsecrets.health import HealthIndicator
 
 if TYPE_CHECKING:
-    from bsecrets.backends.vault.adapter import VaultAdapter
+    from bsecrets.backends.vault.connection import VaultConnection
 
 TOKEN_TTL_WARN_S = 60
 
@@ -28,10 +29,11 @@ def human(seconds: int) -> str:
     return "".join(parts[:2])
 
 
-def indicators(adapter: VaultAdapter, budget: float) -> list[HealthIndicator]:
-    address = adapter.settings.address
+def indicators(vault: VaultConnection, budget: float) -> list[HealthIndicator]:
+    """Every indicator, each check within ``budget`` seconds."""
+    address = vault.settings.address
     try:
-        client = adapter.client
+        client = vault.client
         with client.adapter.operation(budget):
             answer = client.adapter.get(
                 "/v1/sys/health",
@@ -45,7 +47,7 @@ def indicators(adapter: VaultAdapter, budget: float) -> list[HealthIndicator]:
             HealthIndicator("sealed", False, skipped),
             HealthIndicator("token", False, skipped),
             HealthIndicator("metadata", False, skipped),
-            _latency(adapter),
+            _latency(vault),
         ]
     health = _json(answer)
     version = health.get("version", "?")
@@ -57,9 +59,9 @@ def indicators(adapter: VaultAdapter, budget: float) -> list[HealthIndicator]:
     else:
         standby = " (standby)" if health.get("standby") else ""
         out.append(HealthIndicator("sealed", True, f"unsealed{standby}"))
-    out.append(_token(adapter, budget))
-    out.append(_metadata(adapter, budget))
-    out.append(_latency(adapter))
+    out.append(_token(vault, budget))
+    out.append(_metadata(vault, budget))
+    out.append(_latency(vault))
     return out
 
 
@@ -73,37 +75,37 @@ def _json(answer: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _token(adapter: VaultAdapter, budget: float) -> HealthIndicator:
-    client = adapter.client
+def _token(vault: VaultConnection, budget: float) -> HealthIndicator:
+    client = vault.client
     try:
         with client.adapter.operation(budget):
-            data = adapter._call(lambda c: c.adapter.get("/v1/auth/token/lookup-self"))["data"]
+            data = vault.call(lambda c: c.adapter.get("/v1/auth/token/lookup-self"))["data"]
     except VaultHTTPError as exc:
-        message = translate(exc, what="looking up the token", env=adapter.env).message
+        message = translate(exc, what="looking up the token", env=vault.env).message
         return HealthIndicator("token", False, message)
     except BsecretsError as exc:
         return HealthIndicator("token", False, exc.message)
     ttl = int(data.get("ttl") or 0)
     renewable = ", renewable" if data.get("renewable") else ""
     if ttl == 0:
-        return HealthIndicator("token", True, f"does not expire ({adapter.auth.method})", 0)
-    detail = f"expires in {human(ttl)}{renewable} ({adapter.auth.method})"
+        return HealthIndicator("token", True, f"does not expire ({vault.auth.method})", 0)
+    detail = f"expires in {human(ttl)}{renewable} ({vault.auth.method})"
     return HealthIndicator("token", ttl > TOKEN_TTL_WARN_S, detail, ttl)
 
 
-def _metadata(adapter: VaultAdapter, budget: float) -> HealthIndicator:
+def _metadata(vault: VaultConnection, budget: float) -> HealthIndicator:
     """May the token record what KV v2 does not keep itself (authors, tags, description)?
     A token that may write values but not patch the metadata stores values whose author
     is not recorded, and a put with tags or a description is refused."""
-    s = adapter.settings
+    s = vault.settings
     sample = f"{s.prefix}/any" if s.prefix else "any"
     data_path, meta_path = f"{s.mount}/data/{sample}", f"{s.mount}/metadata/{sample}"
     glob = f"{s.mount}/metadata/{s.prefix}/*" if s.prefix else f"{s.mount}/metadata/*"
     body = {"paths": [data_path, meta_path]}
-    client = adapter.client
+    client = vault.client
     try:
         with client.adapter.operation(budget):
-            answer = adapter._call(lambda c: c.adapter.post("/v1/sys/capabilities-self", json=body))
+            answer = vault.call(lambda c: c.adapter.post("/v1/sys/capabilities-self", json=body))
     except VaultHTTPError as exc:
         return HealthIndicator("metadata", True, f"not checked: {exc.detail or exc}")
     except BsecretsError as exc:
@@ -124,8 +126,8 @@ def _metadata(adapter: VaultAdapter, budget: float) -> HealthIndicator:
     )
 
 
-def _latency(adapter: VaultAdapter) -> HealthIndicator:
-    seconds = adapter.client.adapter.last_latency_s if adapter._client is not None else None
+def _latency(vault: VaultConnection) -> HealthIndicator:
+    seconds = vault.last_latency_s
     if seconds is None:
         return HealthIndicator("latency", True, "no request yet")
     ms = round(seconds * 1000, 1)
