@@ -4,6 +4,8 @@ encrypted with the environment's KMS key.
     settings.py  what an environment is configured with (no boto3 needed)
     versions.py  bsecrets version numbers <-> AWS version ids, values, author tags
     errors.py    botocore errors -> bsecrets errors, each naming the AWS error code
+    call_record.py  what one call's attempts did (for errors.py), BudgetSpent
+    attempts.py  botocore's attempts held to the time budget, recorded per call
     clients.py   botocore clients, retries and timeouts, role assumption and its cache
     api.py       the AWS calls, each timed and translated
     writes.py    put: create, or write a version then move AWSCURRENT (compare-and-swap)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from bsecrets.backends.aws.attempts import WRITES, BudgetSpent
+from bsecrets.backends.aws.attempts import WRITES
+from bsecrets.backends.aws.call_record import BudgetSpent
 from bsecrets.backends.aws.clients import AwsClients
 from bsecrets.backends.aws.errors import EXPIRED, aws_code, translate
 from bsecrets.backends.aws.versions import CURRENT, AwsVersion, number_versions

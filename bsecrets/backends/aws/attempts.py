@@ -15,15 +15,15 @@ that, and record what a script needs to know about a failed write:
   and a second CreateSecret or UpdateSecretVersionStage would then fail for
   the wrong reason. Such a failure is reported as such instead.
 
-Each call's record (CallRecord) says how many attempts were made and whether
-one may have reached AWS, which decides a write's ``applied``.
+Each call's record (CallRecord, call_record.py) says how many attempts were made
+and whether one may have reached AWS, which decides a write's ``applied``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bsecrets.backends.aws.call_record import BudgetSpent, CallRecord
 from bsecrets.backends.aws.errors import THROTTLED
 from bsecrets.backends.aws.settings import CONNECT_TIMEOUT, READ_TIMEOUT
 
@@ -54,22 +54,6 @@ NOT_ACTED_ON = THROTTLED | frozenset(
 MIN_ATTEMPT_S = 0.1  # a retry with less time than this left is not worth starting
 MAX_BACKOFF_S = 20.0  # botocore's standard and adaptive modes
 RETRY_AFTER_EXTRA_S = 5.0  # what an x-amz-retry-after header may add to a backoff
-
-
-class BudgetSpent(Exception):
-    """Raised inside botocore (before-send) when the budget has no time for an attempt."""
-
-
-@dataclass
-class CallRecord:
-    operation: str = ""
-    attempts: int = 0  # requests that left
-    may_have_arrived: bool = False  # an attempt may have reached AWS and been applied
-    out_of_time: bool = False  # the budget stopped a retry
-
-    def applied(self) -> str:
-        """For a failed write: "unknown" if an attempt may have been applied, else "no"."""
-        return "unknown" if self.may_have_arrived else "no"
 
 
 class AttemptGuard:

@@ -147,7 +147,7 @@ class AwsClients:
     def _assume_role(self) -> dict[str, str]:
         import botocore.exceptions
 
-        from bsecrets.backends.aws.attempts import BudgetSpent
+        from bsecrets.backends.aws.call_record import BudgetSpent
         from bsecrets.backends.aws.errors import translate
 
         arn = str(self.settings.role_arn)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bsecrets.backends.aws.call_record import BudgetSpent
 from bsecrets.errors import (
     AlreadyExists,
     BackendUnavailable,
@@ -22,7 +23,7 @@ from bsecrets.errors import (
 )
 
 if TYPE_CHECKING:
-    from bsecrets.backends.aws.attempts import CallRecord
+    from bsecrets.backends.aws.call_record import CallRecord
     from bsecrets.backends.aws.settings import AwsSettings
     from bsecrets.backends.budget import Budget
 
@@ -158,8 +159,6 @@ def translate(
     not found. ``record``: the call's attempts; ``budget``: the time budget it
     ran under (named when it ran out). The caller raises it ``from exc``."""
     import botocore.exceptions as bx
-
-    from bsecrets.backends.aws.attempts import BudgetSpent
 
     env = settings.env
     where = f"in environment '{env}'"
