@@ -11,6 +11,7 @@ session, passphrase or keyring), it is simply not used.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ class SealedCache:
         self.clock = clock
 
     @classmethod
-    def open_quietly(cls, open_vault: Any, clock: Clock) -> SealedCache | None:
+    def open_quietly(cls, open_vault: Callable[[], LocalVault], clock: Clock) -> SealedCache | None:
         """A cache if the local vault opens without a prompt; None otherwise."""
         try:
             vault = open_vault()

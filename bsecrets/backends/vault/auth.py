@@ -35,6 +35,7 @@ from bsecrets.timeutil import iso, parse_iso
 if TYPE_CHECKING:
     from bsecrets.backends.registry import BackendContext
     from bsecrets.vaultfile.cache import SealedCache
+    from bsecrets.vaultfile.vault import LocalVault
 
 CACHE_NS = "vault"
 RENEW_AFTER = 2 / 3  # of the TTL
@@ -56,7 +57,7 @@ class Authenticator:
         self.method = settings.auth.get("method", "token")
         self.environ = context.environ
         self.clock = context.clock
-        self._open_vault: Callable[[], Any] = context.local_vault
+        self._open_vault: Callable[[], LocalVault] = context.local_vault
         self._cache: SealedCache | None = _UNSET
         self._token: str | None = None
         self.from_cache = False  # the token came from the cache (it may have been revoked)
