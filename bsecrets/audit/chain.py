@@ -15,7 +15,7 @@ events parsed, to say what happened there.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from bsecrets.crypto.keys import mac
@@ -28,7 +28,7 @@ Row = tuple[int, str, bytes, bytes]  # seq, time, sealed record, mac (as stored:
 Opener = Callable[[str, bytes], "bytes | None"]  # (time, record) -> plaintext or None
 
 
-def canonical(event: dict[str, Any]) -> bytes:
+def canonical(event: Mapping[str, Any]) -> bytes:
     """Sorted keys, no spaces, ASCII only: the bytes the MAC covers."""
     return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,6 +42,7 @@ from bsecrets.audit.chain import (
     parse_event,
     walk,
 )
+from bsecrets.audit.events import Action, EventFields, Outcome
 from bsecrets.audit.keyring_anchor import read_anchor, write_anchor
 from bsecrets.audit.logger import AuditSink
 from bsecrets.audit.witness import ChainWitness, state_of
@@ -152,7 +153,7 @@ class LocalAuditLog(AuditSink):
         for sql in _TABLES:
             self.store.execute_write(sql)
 
-    def append(self, fields: dict[str, Any]) -> None:
+    def append(self, fields: EventFields) -> None:
         with self.store.write():
             self._ensure_tables()
             keys = self._writing_keys()
@@ -174,7 +175,7 @@ class LocalAuditLog(AuditSink):
         state = self.state(keys)
         return state.first_seq - 1, state.prev
 
-    def _append_keyed(self, keys: EnvironmentKeys, fields: dict[str, Any]) -> None:
+    def _append_keyed(self, keys: EnvironmentKeys, fields: Mapping[str, Any]) -> None:
         """Chain one event recording every environment's manifest as this transaction
         leaves it (witness.py), after checking the ones it did not change itself."""
         state = state_of(self.witness.check_all())
@@ -193,7 +194,7 @@ class LocalAuditLog(AuditSink):
     def _intake_context(self) -> bytes:
         return encode_aad(self.vault.vault_id, AUDIT_ENV, "audit-intake")
 
-    def _intake(self, fields: dict[str, Any]) -> None:
+    def _intake(self, fields: EventFields) -> None:
         from bsecrets.crypto.keys import generate_private_key, public_key_of, seal_to
         from bsecrets.vaultfile.unlock import OWNER
 
@@ -224,8 +225,8 @@ class LocalAuditLog(AuditSink):
                 fields = {
                     "v": 1,
                     "time": iso(utcnow()),
-                    "action": "audit.intake",
-                    "outcome": "failed",
+                    "action": Action.AUDIT_INTAKE,
+                    "outcome": Outcome.FAILED,
                     "reason": exc.message,
                 }
             self._append_keyed(keys, {**fields, "late": True})

@@ -4,7 +4,8 @@ An event says who (OS user, principal, host, pid; in CI the provider,
 pipeline, run, job, commit and repository), did what (action, environment,
 secret name or names, version), with what outcome (ok, denied, not_found,
 failed; ``started`` before a call to a remote backend) and why. Never a value,
-nor anything derived from one.
+nor anything derived from one. The actions, outcomes and fields are named in
+audit/events.py.
 
 Fail-closed: for the local vault the event is written in the same transaction
 as the change it records (a read writes its event right after its snapshot),
@@ -25,17 +26,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bsecrets import __version__
+from bsecrets.audit.events import Action, EventFields, Outcome
 from bsecrets.errors import BsecretsError, Denied, NotFound
 from bsecrets.health import HealthIndicator, ReflectiveModule
 from bsecrets.models import AccessContext
 from bsecrets.timeutil import Clock, iso
-
-OK = "ok"
-STARTED = "started"
-DENIED = "denied"
-NOT_FOUND = "not_found"
-FAILED = "failed"
-OUTCOMES = (OK, STARTED, DENIED, NOT_FOUND, FAILED)
 
 # CI provider -> (event field, environment variable)
 _CI_FIELDS = {
@@ -77,12 +72,13 @@ def ci_fields(environ: Mapping[str, str]) -> dict[str, str] | None:
     return fields
 
 
-def outcome_of(exc: BaseException) -> str:
+def outcome_of(exc: BaseException) -> Outcome:
+    """The outcome of an operation that raised ``exc``."""
     if isinstance(exc, NotFound):
-        return NOT_FOUND
+        return Outcome.NOT_FOUND
     if isinstance(exc, Denied):
-        return DENIED
-    return FAILED
+        return Outcome.DENIED
+    return Outcome.FAILED
 
 
 def reason_of(exc: BaseException) -> str:
@@ -105,7 +101,7 @@ class AuditSink:
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
 
-    def append(self, fields: dict[str, Any]) -> None:
+    def append(self, fields: EventFields) -> None:
         """Write one event (``seq`` is the sink's to assign); raise if it cannot."""
 
     def indicators(self) -> list[HealthIndicator]:
@@ -144,10 +140,10 @@ class AuditLogger(ReflectiveModule):
         self.written = 0
 
     def _fields(
-        self, action: str, env: str | None, note: Note, outcome: str, reason: str
-    ) -> dict[str, Any]:
+        self, action: Action, env: str | None, note: Note, outcome: Outcome, reason: str
+    ) -> EventFields:
         ctx = self.context
-        fields: dict[str, Any] = {
+        fields: EventFields = {
             "v": 1,
             "time": iso(self.clock()),
             "actor": {
@@ -177,12 +173,12 @@ class AuditLogger(ReflectiveModule):
 
     def record(
         self,
-        action: str,
+        action: Action,
         env: str | None = None,
         *,
         name: str | None = None,
         names: list[str] | None = None,
-        outcome: str = OK,
+        outcome: Outcome = Outcome.OK,
         reason: str = "",
         details: dict[str, Any] | None = None,
         sink: AuditSink | None = None,
@@ -193,14 +189,14 @@ class AuditLogger(ReflectiveModule):
         note.details = details or {}
         self._append(self._fields(action, env, note, outcome, reason), sink)
 
-    def _append(self, fields: dict[str, Any], sink: AuditSink | None = None) -> None:
+    def _append(self, fields: EventFields, sink: AuditSink | None = None) -> None:
         (sink or self.sink).append(fields)
         self.written += 1
 
     @contextlib.contextmanager
     def operation(
         self,
-        action: str,
+        action: Action,
         env: str | None,
         *,
         name: str | None = None,
@@ -208,7 +204,7 @@ class AuditLogger(ReflectiveModule):
         remote: bool = False,
         changes: bool = True,
     ) -> Iterator[Note]:
-        """``with audit.operation("get", env, name=n) as note: ...`` records the outcome.
+        """``with audit.operation(Action.GET, env, name=n) as note: ...`` records the outcome.
 
         Local (``remote=False``) and ``changes``: the body and its event are one
         transaction of the sink. Local reads: the body reads its own snapshot and
@@ -219,7 +215,7 @@ class AuditLogger(ReflectiveModule):
         note = Note(name, names)
         try:
             if remote:
-                self._append(self._fields(action, env, note, STARTED, ""))
+                self._append(self._fields(action, env, note, Outcome.STARTED, ""))
                 yield note
             elif not changes:
                 self.sink.prepare()
@@ -228,13 +224,13 @@ class AuditLogger(ReflectiveModule):
                 self.sink.prepare()
                 with self.sink.transaction():
                     yield note
-                    self._append(self._fields(action, env, note, OK, ""))
+                    self._append(self._fields(action, env, note, Outcome.OK, ""))
                     return
         except (Exception, KeyboardInterrupt) as exc:
             with contextlib.suppress(Exception):  # the operation failed either way
                 self._append(self._fields(action, env, note, outcome_of(exc), reason_of(exc)))
             raise
-        self._append(self._fields(action, env, note, OK, ""))
+        self._append(self._fields(action, env, note, Outcome.OK, ""))
 
     # --- ReflectiveModule ------------------------------------------------
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.audit.chain import Anchor
+from bsecrets.audit.events import Action
 from bsecrets.audit.query import EventFilter, jsonl_lines, select
 from bsecrets.errors import BsecretsError, IntegrityError, UsageError
 from bsecrets.timeutil import parse_duration
@@ -31,7 +32,7 @@ class AuditIntegrityError(IntegrityError):
 
 
 def _open(
-    manager: SecretsManager, action: str, details: dict[str, Any] | None = None
+    manager: SecretsManager, action: Action, details: dict[str, Any] | None = None
 ) -> tuple[LocalAuditLog, EnvironmentKeys | None]:
     log = manager.audit_log()
     manager.audit.record(action, details=details)
@@ -39,7 +40,10 @@ def _open(
 
 
 def query(
-    manager: SecretsManager, where: EventFilter, limit: int | None, action: str = "audit.log"
+    manager: SecretsManager,
+    where: EventFilter,
+    limit: int | None,
+    action: Action = Action.AUDIT_LOG,
 ) -> list[dict[str, Any]]:
     log, keys = _open(manager, action)
     if keys is None:
@@ -53,7 +57,7 @@ def follow(
     manager: SecretsManager, where: EventFilter, last: int, interval: float
 ) -> Iterator[dict[str, Any]]:
     """The last ``last`` matching events, then every new one as it is written."""
-    log, keys = _open(manager, "audit.tail")
+    log, keys = _open(manager, Action.AUDIT_TAIL)
     if keys is None:
         return
     with log.store.read():
@@ -73,7 +77,7 @@ def verify(
     anchor: Anchor | None,
     *,
     archives: bool = True,
-    action: str | None = "audit.verify",
+    action: Action | None = Action.AUDIT_VERIFY,
 ) -> Verification:
     """Check the chain, the archives and the anchor (given, else the OS keyring's).
     On success the head is kept in the OS keyring as the next anchor. The check is
@@ -98,12 +102,12 @@ def verify(
 
 def anchor(manager: SecretsManager) -> tuple[Anchor, bool]:
     log = manager.audit_log()
-    manager.audit.record("audit.anchor")
+    manager.audit.record(Action.AUDIT_ANCHOR)
     return log.anchor()
 
 
 def export_jsonl(manager: SecretsManager, where: EventFilter, write: Callable[[str], Any]) -> int:
-    log, keys = _open(manager, "audit.export")
+    log, keys = _open(manager, Action.AUDIT_EXPORT)
     if keys is None:
         return 0
     count = 0
@@ -126,7 +130,9 @@ def retention_cutoff(manager: SecretsManager, now: datetime) -> datetime:
 
 
 def archive(manager: SecretsManager, before: datetime, target: Path) -> dict[str, Any]:
-    log, keys = _open(manager, "audit.archive", {"before": before.isoformat(), "to": str(target)})
+    log, keys = _open(
+        manager, Action.AUDIT_ARCHIVE, {"before": before.isoformat(), "to": str(target)}
+    )
     if keys is None:
         return {"archived": 0, "path": None}
     return log.archive(keys, before, target)
@@ -141,7 +147,7 @@ def report(
     from bsecrets.audit.report import build_report, load_criteria
 
     criteria = load_criteria(criteria_path)  # a bad file fails before anything is read
-    log, keys = _open(manager, "audit.report")
+    log, keys = _open(manager, Action.AUDIT_REPORT)
     inventory: dict[str, Any] = {}
     for env in manager.profile.environments:
         try:

@@ -172,6 +172,7 @@ def _environments_in(path: Path) -> tuple[dict[str, str | None], str | None] | N
 def _create_vault(
     profile: Profile, *, passphrase: str | None, use_keyring: bool, clock: Clock
 ) -> None:
+    from bsecrets.audit.events import Action
     from bsecrets.audit.local_log import LocalAuditLog
     from bsecrets.audit.logger import AuditLogger
     from bsecrets.models import AccessContext
@@ -185,7 +186,7 @@ def _create_vault(
         with vault.store.write():
             for env in local:
                 vault.env_keys(env, create=True)
-            audit.record("init", details={"environments": list(profile.environments)})
+            audit.record(Action.INIT, details={"environments": list(profile.environments)})
 
     try:
         vault = LocalVault.create(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsecrets import __version__
+from bsecrets.audit.events import Action
 from bsecrets.audit.logger import AuditLogger, AuditSink, Note
 from bsecrets.config.profile import Profile
 from bsecrets.errors import BackendUnavailable, BsecretsError, VersionConflict
@@ -108,7 +109,7 @@ class SecretsManager(ReflectiveModule):
 
     def _op(
         self,
-        action: str,
+        action: Action,
         env: str,
         *,
         name: str | None = None,
@@ -175,7 +176,7 @@ class SecretsManager(ReflectiveModule):
         if description is not None:
             validate_description(description)
         env_name = self.env_name(env)
-        with self._op("put", env_name, name=name) as note:
+        with self._op(Action.PUT, env_name, name=name) as note:
             result = self.backend(env_name).put(
                 name,
                 value,
@@ -197,7 +198,7 @@ class SecretsManager(ReflectiveModule):
         if sep and (not field or "#" in field):
             raise UsageError(f"invalid field in {name!r}", hint="write NAME#field")
         env_name = self.env_name(env)
-        with self._op("get", env_name, name=name, changes=False) as note:
+        with self._op(Action.GET, env_name, name=name, changes=False) as note:
             note.version = version
             backend = self.backend(env_name)
             if sep and Capability.FIELDS not in backend.capabilities:
@@ -211,9 +212,9 @@ class SecretsManager(ReflectiveModule):
 
     @contextlib.contextmanager
     def reading(
-        self, env: str | None, names: list[str], *, action: str
+        self, env: str | None, names: list[str], *, action: Action
     ) -> Iterator[tuple[dict[str, bytes], Note]]:
-        """``with manager.reading(env, names, action="exec") as (values, note):`` the
+        """``with manager.reading(env, names, action=Action.EXEC) as (values, note):`` the
         current values of ``names`` in one audited operation. The caller may narrow
         ``note.names`` to what it used (exec: the names it injects); the event is
         written when the block ends, before the caller can hand a value on."""
@@ -233,14 +234,14 @@ class SecretsManager(ReflectiveModule):
         include_deleted: bool = False,
     ) -> list[SecretSummary]:
         env_name = self.env_name(env)
-        with self._op("ls", env_name, changes=False) as note:
+        with self._op(Action.LS, env_name, changes=False) as note:
             items = self.backend(env_name).list_secrets(prefix, include_deleted=include_deleted)
             if tags:
                 items = [s for s in items if all(s.tags.get(k) == v for k, v in tags.items())]
             note.details = {"prefix": prefix, "count": len(items)} if prefix else {}
         return items
 
-    def current_values(self, env: str | None, *, action: str = "read") -> dict[str, bytes]:
+    def current_values(self, env: str | None, *, action: Action = Action.READ) -> dict[str, bytes]:
         """Name -> current value of every (not deleted) secret of ``env``, by name;
         one audited operation whose event names them all."""
         env_name = self.env_name(env)
@@ -252,7 +253,7 @@ class SecretsManager(ReflectiveModule):
     def history(self, env: str | None, name: str) -> list[SecretVersion]:
         validate_name(name)
         env_name = self.env_name(env)
-        with self._op("history", env_name, name=name, changes=False):
+        with self._op(Action.HISTORY, env_name, name=name, changes=False):
             return self.backend(env_name).history(name)
 
     def delete(
@@ -271,7 +272,7 @@ class SecretsManager(ReflectiveModule):
                 "--recovery-days does not apply to --purge", hint="give one or the other"
             )
         env_name = self.env_name(env)
-        with self._op("rm", env_name, name=name) as note:
+        with self._op(Action.RM, env_name, name=name) as note:
             backend = self.backend(env_name)
             if purge:
                 note.details = {"purge": True}
@@ -285,14 +286,14 @@ class SecretsManager(ReflectiveModule):
     def restore(self, env: str | None, name: str) -> SecretSummary:
         validate_name(name)
         env_name = self.env_name(env)
-        with self._op("restore", env_name, name=name) as note:
+        with self._op(Action.RESTORE, env_name, name=name) as note:
             summary = self.backend(env_name).restore(name)
             note.version = summary.version
         return summary
 
     @contextlib.contextmanager
-    def transaction(self, env: str | None, *, action: str, names: list[str]) -> Iterator[None]:
-        """``with manager.transaction(env, action="import", names=...): ...puts...``:
+    def transaction(self, env: str | None, *, action: Action, names: list[str]) -> Iterator[None]:
+        """``with manager.transaction(env, action=Action.IMPORT, names=...): ...puts...``:
         all or nothing where the backend can do it (the local vault; see
         SecretBackend.transaction), audited as one operation (its event names
         every secret; each put inside also records its own)."""
@@ -312,7 +313,7 @@ class SecretsManager(ReflectiveModule):
         validate_name(name)
         env_name = self.env_name(env)
         # one time budget for the reads and the write; a failure before the put wrote nothing
-        op = self._op("rollback", env_name, name=name)
+        op = self._op(Action.ROLLBACK, env_name, name=name)
         with op as note, not_applied(), self.backend(env_name).budget():
             note.details = {"to": to_version}
             backend = self.backend(env_name)
@@ -354,11 +355,11 @@ class SecretsManager(ReflectiveModule):
             except BsecretsError as exc:
                 with contextlib.suppress(BsecretsError):  # kept for the next unlock (intake)
                     self.audit.record(
-                        "unlock", outcome=outcome_of(exc), reason=reason_of(exc), sink=log
+                        Action.UNLOCK, outcome=outcome_of(exc), reason=reason_of(exc), sink=log
                     )
                 raise
             with vault.store.write():
-                self.audit.record("unlock", details=details, sink=log)
+                self.audit.record(Action.UNLOCK, details=details, sink=log)
                 masters = vault.env_masters()  # after the event: includes the audit key
             return session.start(
                 vault.vault_id, private_key, vault.owner_public_key(), ttl, self.clock(), masters
@@ -374,7 +375,7 @@ class SecretsManager(ReflectiveModule):
         vault = self.local_vault()
         # Recorded and anchored while the session still opens the audit key.
         scope = "this session" if self.creds.session_token else "all sessions"
-        self.audit.record("lock", details={"scope": scope})
+        self.audit.record(Action.LOCK, details={"scope": scope})
         refused: IntegrityError | None = None
         try:
             self.audit_log().anchor()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+from bsecrets.audit.events import Action
 from bsecrets.config.generators import generate
 from bsecrets.errors import UsageError
 
@@ -36,7 +37,7 @@ def provision(
     present = sorted(n for n in wanted if n in existing)
     values = {n: generate(n, wanted[n], manager.environ, allow_empty=allow_empty) for n in missing}
     if not dry_run and values:
-        with manager.transaction(env_name, action="provision", names=sorted(values)):
+        with manager.transaction(env_name, action=Action.PROVISION, names=sorted(values)):
             for name, value in values.items():
                 manager.put(env_name, name, value, allow_empty=allow_empty)
     return ProvisionResult(env_name, missing, present)

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
+from bsecrets.audit.events import Action
 from bsecrets.config.envmap import WITHHELD, check_prefix, is_protected, select_names
 from bsecrets.errors import BsecretsError, EmptyValue, SecretNotFound, UsageError
 from bsecrets.formats.codecs import VARIABLE_FORMATS, Entry, FormatError, variables
@@ -63,12 +64,12 @@ def export_env(
         )
     wanted = list(only)
     if not wanted:  # the whole environment: one snapshot, each bucket read once
-        values = manager.current_values(env_name, action="export")
+        values = manager.current_values(env_name, action=Action.EXPORT)
         return Export(env_name, export_items(values, fmt, allow_override, prefix), values)
     names = select_names(wanted, lambda: [s.name for s in manager.list_secrets(env_name)], env_name)
     if fmt in VARIABLE_FORMATS:
         check_settable(variables(names, prefix), allow_override)
-    with manager.reading(env_name, names, action="export") as (values, _note):
+    with manager.reading(env_name, names, action=Action.EXPORT) as (values, _note):
         items = export_items(values, fmt, allow_override, prefix)
     return Export(env_name, items, values)
 
@@ -195,7 +196,7 @@ def apply_import(
     """Write every new and changed value in one transaction (all or nothing where
     the backend can: the local vault)."""
     total = len(plan.values)
-    with manager.transaction(env, action="import", names=sorted(plan.values)):
+    with manager.transaction(env, action=Action.IMPORT, names=sorted(plan.values)):
         for done, (name, value) in enumerate(sorted(plan.values.items()), 1):
             manager.put(env, name, value, allow_empty=allow_empty)
             if progress is not None:
@@ -229,8 +230,8 @@ def keyed_digests(values: dict[str, bytes], key: bytes) -> dict[str, bytes]:
 
 def diff_envs(manager: SecretsManager, env_a: str, env_b: str) -> Diff:
     key = os.urandom(32)  # for this run only; never printed or stored
-    a = keyed_digests(manager.current_values(env_a, action="diff"), key)
-    b = keyed_digests(manager.current_values(env_b, action="diff"), key)
+    a = keyed_digests(manager.current_values(env_a, action=Action.DIFF), key)
+    b = keyed_digests(manager.current_values(env_b, action=Action.DIFF), key)
     return compare(a, b)
 
 

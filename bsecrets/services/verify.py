@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bsecrets.audit.events import Action
 from bsecrets.audit.witness import is_internal
 from bsecrets.backends.local.adapter import LocalAdapter
 from bsecrets.errors import IntegrityError
@@ -145,7 +146,7 @@ def _check_audit(
 ) -> Verification | None:
     """The chain (audit_ops.verify), then each environment against its newest event."""
     try:
-        result = audit_ops.verify(manager, anchor, action="verify" if record else None)
+        result = audit_ops.verify(manager, anchor, action=Action.VERIFY if record else None)
     except IntegrityError as exc:
         found.add("audit", "audit log", exc.message)
         return None

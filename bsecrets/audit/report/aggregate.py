@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bsecrets.audit.events import Action, Outcome
 from bsecrets.audit.query import actor_key, actor_text, ci_key, event_names
 from bsecrets.audit.report.criteria import Criteria, format_duration
 from bsecrets.audit.report.verdicts import (
@@ -32,9 +33,11 @@ LIST_LIMIT = 1000  # denied attempts and production reads kept in the report
 # The per-actor counts of the report's ``actors``, in the order they are shown.
 ACTOR_COUNTS = ("events", "reads", "secrets_read", "writes", "denied", "failed", "not_found")
 
-READ_ACTIONS = frozenset({"get", "read", "export", "diff", "exec"})
-WRITE_ACTIONS = frozenset({"put", "rm", "restore", "rollback"})
-_OK, _STARTED, _DENIED, _NOT_FOUND, _FAILED = "ok", "started", "denied", "not_found", "failed"
+READ_ACTIONS = frozenset({Action.GET, Action.READ, Action.EXPORT, Action.DIFF, Action.EXEC})
+WRITE_ACTIONS = frozenset({Action.PUT, Action.RM, Action.RESTORE, Action.ROLLBACK})
+# Bound once: looking up an enum member costs ~100 ns and the loop below runs per event.
+_OK, _STARTED, _DENIED = Outcome.OK, Outcome.STARTED, Outcome.DENIED
+_NOT_FOUND, _FAILED = Outcome.NOT_FOUND, Outcome.FAILED
 
 
 class _SecretStats:

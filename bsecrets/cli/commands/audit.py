@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bsecrets.audit.events import Action, Outcome
 from bsecrets.audit.query import EventFilter
 from bsecrets.cli.context import CliContext, JsonOption, command_group, obj, whole_number
 from bsecrets.cli.exit_codes import exit_code_of
@@ -41,7 +42,7 @@ ActorFilter = Annotated[
 ]
 OutcomeFilter = Annotated[
     str | None,
-    typer.Option("--outcome", help="Only this outcome: ok, started, denied, not_found, failed."),
+    typer.Option("--outcome", help=f"Only this outcome: {', '.join(Outcome)}."),
 ]
 Limit = Annotated[
     int | None,
@@ -73,12 +74,12 @@ def _filter(
     *,
     every_env: bool = False,
 ) -> EventFilter:
-    from bsecrets.audit.logger import OUTCOMES
     from bsecrets.audit.query import parse_when
 
     now = cli.manager.clock()
-    if outcome is not None and outcome not in OUTCOMES:
-        raise UsageError(f"invalid --outcome {outcome!r}", hint=f"one of: {', '.join(OUTCOMES)}")
+    outcomes = tuple(Outcome)
+    if outcome is not None and outcome not in outcomes:
+        raise UsageError(f"invalid --outcome {outcome!r}", hint=f"one of: {', '.join(outcomes)}")
     start = parse_when(since, "--since", now) if since is not None else None
     end = parse_when(until, "--until", now) if until is not None else None
     if start is not None and end is not None and start >= end:
@@ -131,7 +132,7 @@ def _show(cli: CliContext, events: list[dict[str, Any]], json_out: bool) -> None
 
     table = Table(*_HEADERS, box=None, header_style="bold")
     for event in events:
-        table.add_row(*_row(event), style="red" if event.get("outcome") == "denied" else None)
+        table.add_row(*_row(event), style="red" if event.get("outcome") == Outcome.DENIED else None)
     Console(no_color=not cli.settings.color).print(table)
 
 
@@ -188,7 +189,7 @@ def search(
     if not query.strip():
         raise UsageError("empty search text", hint="give some text, or use 'bsecrets audit log'")
     where = _filter(cli, since, until, env, name, action, actor, outcome, query.strip())
-    _show(cli, audit_ops.query(cli.manager, where, limit, "audit.search"), json_out)
+    _show(cli, audit_ops.query(cli.manager, where, limit, Action.AUDIT_SEARCH), json_out)
 
 
 @app.command("tail")

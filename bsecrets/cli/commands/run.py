@@ -102,6 +102,7 @@ def exec_(
       bsecrets exec -e prod --only DB_URL,API_KEY -- node server.js
       bsecrets exec --prefix APP_ --pristine -- env
     """
+    from bsecrets.audit.events import Action
     from bsecrets.config.envmap import child_environment, map_names
 
     cli = obj(ctx)
@@ -112,7 +113,7 @@ def exec_(
     env_name = manager.env_name(cli.env(env))
     names = _names(cli, env_name, _split(only))
     mapping = map_names(names, prefix)  # collisions fail before any value is read
-    with manager.reading(env_name, names, action="exec") as (secrets, note):
+    with manager.reading(env_name, names, action=Action.EXEC) as (secrets, note):
         child_env, injected = child_environment(
             secrets,
             cli.settings.environ,

@@ -1,0 +1,88 @@
+"""The vocabulary of audit events: what was done (:class:`Action`), how it ended
+(:class:`Outcome`), and the fields the logger writes (:class:`EventFields`).
+
+Both enums are StrEnums: a member *is* its string (``Action.GET == "get"``,
+same hash, ``json.dumps`` writes ``"get"``), so stored events, their MACs,
+printed JSON and filters on ``--action``/``--outcome`` are the same as when
+these were plain strings. Events read back from the log hold plain strings,
+and may hold actions of another bsecrets version: readers compare, they do
+not convert. docs/audit.md lists the actions and outcomes for users.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, NotRequired, TypedDict
+
+
+class Action(StrEnum):
+    """The ``action`` of an event."""
+
+    # secrets, through SecretsManager
+    PUT = "put"
+    GET = "get"
+    LS = "ls"
+    HISTORY = "history"
+    RM = "rm"
+    RESTORE = "restore"
+    ROLLBACK = "rollback"
+    READ = "read"  # a bulk read of an environment's current values
+    EXPORT = "export"
+    IMPORT = "import"
+    DIFF = "diff"
+    EXEC = "exec"
+    PROVISION = "provision"
+    # the vault
+    INIT = "init"
+    UNLOCK = "unlock"
+    LOCK = "lock"
+    VERIFY = "verify"  # bsecrets verify (the whole vault file)
+    # the audit trail (reading it is itself recorded)
+    AUDIT_LOG = "audit.log"
+    AUDIT_SEARCH = "audit.search"
+    AUDIT_TAIL = "audit.tail"
+    AUDIT_VERIFY = "audit.verify"
+    AUDIT_ANCHOR = "audit.anchor"
+    AUDIT_EXPORT = "audit.export"
+    AUDIT_ARCHIVE = "audit.archive"
+    AUDIT_REPORT = "audit.report"
+    AUDIT_INTAKE = "audit.intake"  # an event written without the key that could not be read
+
+
+class Outcome(StrEnum):
+    """The ``outcome`` of an event."""
+
+    OK = "ok"
+    STARTED = "started"  # the intent, before a call to a remote backend; its outcome follows
+    DENIED = "denied"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+
+
+class Actor(TypedDict):
+    """Who: the OS user, the principal (``owner``), the host and the process."""
+
+    user: str
+    principal: str
+    host: str
+    pid: int
+
+
+class EventFields(TypedDict):
+    """One event as the logger hands it to a sink (the sink adds ``seq``; the local
+    log also ``state``, and ``late`` for an event chained after the fact). Stored
+    as canonical JSON: key order here means nothing."""
+
+    v: int  # the event format, 1
+    time: str  # ISO UTC, milliseconds
+    actor: Actor
+    action: Action
+    env: str | None
+    outcome: Outcome
+    request_id: str  # one per process (one CLI command)
+    name: NotRequired[str]
+    names: NotRequired[list[str]]  # sorted
+    version: NotRequired[int]
+    reason: NotRequired[str]  # an error message: never a value
+    details: NotRequired[dict[str, Any]]
+    ci: NotRequired[dict[str, str]]
