@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from bsecrets.errors import EmptyValue, InvalidName, ValueTooLarge
+from bsecrets.errors import EmptyValue, InvalidName, UsageError, ValueTooLarge
 
 MAX_NAME_LENGTH = 255
 MAX_VALUE_BYTES = 1024 * 1024  # 1 MiB
@@ -50,8 +50,6 @@ def validate_value(value: bytes, *, allow_empty: bool = False, name: str = "") -
 
 
 def validate_tags(tags: dict[str, str]) -> dict[str, str]:
-    from bsecrets.errors import UsageError
-
     if len(tags) > MAX_TAGS:
         raise UsageError(
             f"{len(tags)} tags; a secret has at most {MAX_TAGS}",
@@ -74,8 +72,6 @@ def validate_tags(tags: dict[str, str]) -> dict[str, str]:
 
 def validate_description(description: str) -> str:
     """Return ``description`` if it is within MAX_DESCRIPTION characters, else UsageError."""
-    from bsecrets.errors import UsageError
-
     if len(description) > MAX_DESCRIPTION:
         raise UsageError(
             f"the description is {len(description):,} characters; the limit is {MAX_DESCRIPTION:,}",

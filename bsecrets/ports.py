@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enum import StrEnum
 
-from bsecrets.errors import BsecretsError
+from bsecrets.errors import BsecretsError, UsageError
 from bsecrets.health import ReflectiveModule
 from bsecrets.models import Secret, SecretSummary, SecretVersion, WriteResult
 
@@ -116,8 +116,6 @@ class SecretBackend(ReflectiveModule):
     def schedule_deletion(self, name: str, recovery_days: int) -> None:
         """A soft delete that the backend makes permanent after ``recovery_days``
         (AWS: 7 to 30). Backends without such a window refuse it (exit 2)."""
-        from bsecrets.errors import UsageError
-
         raise UsageError(
             f"the {self.kind} backend has no recovery window",
             hint="--recovery-days applies to aws environments; elsewhere 'rm' keeps "

@@ -26,6 +26,7 @@ from typing import IO, Any, NamedTuple
 from bsecrets.audit.chain import LogState, Opener, Problem, Row, Walk, canonical, genesis, walk
 from bsecrets.crypto.keys import EnvironmentKeys, mac, mac_verify
 from bsecrets.errors import AlreadyExists, BsecretsError, IntegrityError
+from bsecrets.files import ensure_private_dir, fsync_dir
 from bsecrets.timeutil import iso, utcnow
 
 ARCHIVE_FORMAT = "bsecrets-audit-archive"
@@ -45,8 +46,6 @@ def write_archive(
     into ``checked``) to ``target``, a new file (AlreadyExists if it exists), synced
     with its folder. Returns the archive's entry for ``LogState.archives``.
     If writing fails, the file is removed."""
-    from bsecrets.files import ensure_private_dir, fsync_dir
-
     header = {
         "format": ARCHIVE_FORMAT,
         "version": 1,

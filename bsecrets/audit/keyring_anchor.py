@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bsecrets.audit.chain import Anchor
 from bsecrets.errors import IntegrityError, KeyringUnavailable, UsageError
+from bsecrets.vaultfile.unlock import keyring_get_text, keyring_set_text
 
 
 def anchor_account(vault_id: bytes) -> str:
@@ -21,8 +22,6 @@ def anchor_account(vault_id: bytes) -> str:
 def read_anchor(vault_id: bytes) -> Anchor | None:
     """The anchor kept in the OS keyring; None if there is none or no keyring.
     IntegrityError if the entry is not an anchor (changed outside bsecrets)."""
-    from bsecrets.vaultfile.unlock import keyring_get_text
-
     account = anchor_account(vault_id)
     try:
         text = keyring_get_text(account, "read the audit anchor")
@@ -43,8 +42,6 @@ def read_anchor(vault_id: bytes) -> Anchor | None:
 
 def write_anchor(vault_id: bytes, head: Anchor) -> bool:
     """Keep ``head`` as the vault's anchor; False when there is no usable keyring."""
-    from bsecrets.vaultfile.unlock import keyring_set_text
-
     try:
         keyring_set_text(anchor_account(vault_id), str(head), "store the audit anchor")
     except KeyringUnavailable:

@@ -46,10 +46,21 @@ from bsecrets.audit.events import Action, EventFields, Outcome
 from bsecrets.audit.keyring_anchor import read_anchor, write_anchor
 from bsecrets.audit.logger import AuditSink
 from bsecrets.audit.witness import ChainWitness, state_of
-from bsecrets.crypto.keys import EnvironmentKeys, aead_seal, encode_aad, mac, mac_verify
-from bsecrets.errors import AlreadyExists, BsecretsError, IntegrityError
+from bsecrets.crypto.keys import (
+    EnvironmentKeys,
+    aead_seal,
+    encode_aad,
+    generate_private_key,
+    mac,
+    mac_verify,
+    public_key_of,
+    seal_to,
+    unseal,
+)
+from bsecrets.errors import AlreadyExists, BsecretsError, IntegrityError, NotFound
 from bsecrets.health import HealthIndicator
 from bsecrets.timeutil import iso, utcnow
+from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
 AUDIT_ENV = "__audit__"
@@ -195,9 +206,6 @@ class LocalAuditLog(AuditSink):
         return encode_aad(self.vault.vault_id, AUDIT_ENV, "audit-intake")
 
     def _intake(self, fields: EventFields) -> None:
-        from bsecrets.crypto.keys import generate_private_key, public_key_of, seal_to
-        from bsecrets.vaultfile.unlock import OWNER
-
         sender = generate_private_key()
         blob = public_key_of(sender) + seal_to(
             sender, self.store.public_key(OWNER), canonical(fields), self._intake_context()
@@ -210,7 +218,6 @@ class LocalAuditLog(AuditSink):
         )
         if not rows:
             return
-        from bsecrets.crypto.keys import unseal
 
         private_key = self.vault.private_key()
         for _, blob in rows:
@@ -470,8 +477,6 @@ class LocalAuditLog(AuditSink):
         """The chain head, kept in the OS keyring when there is one (the bool says so)."""
         keys = self.reading_keys()
         if keys is None:
-            from bsecrets.errors import NotFound
-
             raise NotFound("the audit log has no events yet")
         head = self.head(keys)
         return head, self.store_anchor(keys, head)

@@ -27,6 +27,7 @@ from typing import Any
 
 from bsecrets import __version__
 from bsecrets.audit.events import Action, EventFields, Outcome
+from bsecrets.config.ci import detect
 from bsecrets.errors import BsecretsError, Denied, NotFound
 from bsecrets.health import HealthIndicator, ReflectiveModule
 from bsecrets.models import AccessContext
@@ -59,8 +60,6 @@ _CI_FIELDS = {
 
 def ci_fields(environ: Mapping[str, str]) -> dict[str, str] | None:
     """The CI run this process belongs to (GitHub Actions, GitLab CI), or None."""
-    from bsecrets.config.ci import detect
-
     provider = detect(environ)
     if provider is None:
         return None

@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from bsecrets.config.profile import TIMEOUT_MAX_S, TIMEOUT_MIN_S
+from bsecrets.errors import UsageError
+
 DEFAULT_TIMEOUT_S = 30.0
 
 
@@ -75,9 +78,6 @@ class Budget:
 def timeout_from(options: Mapping[str, Any], env: str) -> float:
     """The ``timeout:`` of an environment's options in seconds (the profile parser has
     checked it; adapters built from code get the same check), else the default."""
-    from bsecrets.config.profile import TIMEOUT_MAX_S, TIMEOUT_MIN_S
-    from bsecrets.errors import UsageError
-
     raw = options.get("timeout")
     if raw is None:
         return DEFAULT_TIMEOUT_S

@@ -25,6 +25,7 @@ from bsecrets.config.settings import (
     Settings,
 )
 from bsecrets.errors import BsecretsError
+from bsecrets.files import harden_process
 
 
 def render_error(
@@ -342,8 +343,6 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    from bsecrets.files import harden_process
-
     harden_process()
     settings = Settings.resolve(
         profile=profile,

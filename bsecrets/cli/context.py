@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from bsecrets.config.cache import load_profile_cached
+from bsecrets.config.loader import find_profile
 from bsecrets.config.settings import ENV_ENV, ENV_JSON, Settings
+from bsecrets.vaultfile.credentials import Credentials
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager
-    from bsecrets.vaultfile.credentials import Credentials
 
 
 def given_after_command(ctx: typer.Context, option: str, value: Any) -> None:
@@ -201,8 +203,6 @@ class CliContext:
     # --- core ------------------------------------------------------------
 
     def credentials(self) -> Credentials:
-        from bsecrets.vaultfile.credentials import Credentials
-
         prompt = _prompt if sys.stdin.isatty() else None
         return Credentials(
             session_token=self.settings.session_token(),
@@ -211,14 +211,13 @@ class CliContext:
         )
 
     def profile_path(self) -> Path:
-        from bsecrets.config.loader import find_profile
-
         return find_profile(self.settings.profile, self.settings.environ, Path.cwd())
 
     @property
     def manager(self) -> SecretsManager:
         if self._manager is None:
-            from bsecrets.config.cache import load_profile_cached
+            # the seam of the CLI: the core loads on the first command that uses it,
+            # so --help, --version and the command table do not pay for it
             from bsecrets.services.manager import SecretsManager
 
             profile = load_profile_cached(self.profile_path())

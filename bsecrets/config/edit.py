@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bsecrets.config.loader import check_profile_file
+from bsecrets.config.loader import check_profile_file, load_profile
 from bsecrets.config.profile import (
     AUTH_METHODS,
     BACKEND_KEYS,
@@ -98,8 +98,6 @@ def profile_lock(path: Path) -> Iterator[None]:
 
 def read_profile(path: Path) -> tuple[str, Profile]:
     """The profile's text and its validated form (the usual errors of load_profile)."""
-    from bsecrets.config.loader import load_profile
-
     load_profile(path)  # trust check, ProfileNotFound, ProfileError with lines, UTF-8
     text = Path(path).read_bytes().decode("utf-8")
     return text, validate(text, path)  # this very text: another editor may have written
@@ -107,7 +105,7 @@ def read_profile(path: Path) -> tuple[str, Profile]:
 
 def validate(text: str, path: Path) -> Profile:
     """``text`` parsed as the profile at ``path`` would be (ProfileError, exit 2)."""
-    from bsecrets.config.parser import parse_profile
+    from bsecrets.config.parser import parse_profile  # the parser seam (config/loader.py)
 
     return parse_profile(text, str(path), Path(os.path.abspath(path)))
 

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bsecrets.config.generators import GENERATOR_HINT, parse_generator
 from bsecrets.config.profile import (
     AUTH_METHODS,
     BACKEND_KEYS,
@@ -34,7 +35,9 @@ from bsecrets.config.yamlreader import (
     shape,
     yaml_int,
 )
-from bsecrets.errors import ProfileError, UsageError
+from bsecrets.errors import InvalidName, ProfileError, UsageError
+from bsecrets.models import validate_name
+from bsecrets.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -130,8 +133,6 @@ class _ProfileReader(YamlReader):
 
     def seconds(self, node: Node, key_path: str) -> float:
         """A time budget: seconds (30, 2.5) or a duration (45s, 2m), 1 s to 1 h."""
-        from bsecrets.timeutil import parse_duration
-
         what = f"{TIMEOUT_MIN_S:g} to {TIMEOUT_MAX_S:g} seconds"
         hint = "give seconds (30, 2.5) or a duration (45s, 2m)"
         if is_scalar(node, "int") or is_scalar(node, "float"):
@@ -183,8 +184,6 @@ class _ProfileReader(YamlReader):
         return section.opt("retention", self.duration)
 
     def duration(self, node: Node, key_path: str) -> str:
-        from bsecrets.timeutil import parse_duration
-
         text = self.string(node, key_path)
         try:
             parse_duration(text)
@@ -248,10 +247,6 @@ class _ProfileReader(YamlReader):
 
     def provision(self, node: Node, key_path: str) -> dict[str, tuple[str, str | int | None]]:
         """``provision:`` name -> generator (see bsecrets.config.generators)."""
-        from bsecrets.config.generators import GENERATOR_HINT, parse_generator
-        from bsecrets.errors import InvalidName
-        from bsecrets.models import validate_name
-
         table = self.mapping(node, key_path)
         out: dict[str, tuple[str, str | int | None]] = {}
         for name, (key_node, value_node) in table.items.items():

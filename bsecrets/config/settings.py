@@ -7,7 +7,8 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from bsecrets.errors import UsageError
+from bsecrets.errors import InsecureFile, UsageError
+from bsecrets.files import check_trusted_file
 
 ENV_PROFILE = "BSECRETS_PROFILE"
 ENV_ENV = "BSECRETS_ENV"
@@ -114,8 +115,6 @@ def read_passphrase_file(path: str) -> str:
     """
     import stat
 
-    from bsecrets.errors import InsecureFile
-
     def refused(problem: str, hint: str) -> UsageError:
         return UsageError(f"{ENV_PASSPHRASE_FILE} ({path}) {problem}", hint=hint)
 
@@ -144,8 +143,6 @@ def read_passphrase_file(path: str) -> str:
             # The folders on its way too (files.py): whoever can write one of them can
             # put another file in its place. Then the file checked must be the one open.
             from pathlib import Path
-
-            from bsecrets.files import check_trusted_file
 
             checked = check_trusted_file(
                 Path(path), private=True, what=f"passphrase file ({ENV_PASSPHRASE_FILE})"

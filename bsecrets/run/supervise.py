@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from bsecrets.files import restore_for_child
 from bsecrets.run.masking import Redactor
 
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
@@ -146,8 +147,6 @@ def run(
                 child_ends.append(child_err)
                 streams.append(_Stream(err_read, err_fd, values, False))
             try:
-                from bsecrets.files import restore_for_child
-
                 child = subprocess.Popen(
                     list(command), env=env, stdout=child_out, stderr=child_err,
                     start_new_session=True, restore_signals=True,

@@ -18,7 +18,9 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from bsecrets.config.profile import ENV_NAME_RE
 from bsecrets.errors import BsecretsError, Denied, UsageError
+from bsecrets.models import validate_name
 
 if TYPE_CHECKING:
     from bsecrets.models import Secret
@@ -50,9 +52,6 @@ def _where(text: str, pos: int) -> tuple[int, int]:
 
 def _parse_body(body: str) -> tuple[str, str, int | None]:
     """``ENV/NAME[#field][#vN]`` -> (env, name-or-name#field, version); ValueError says why."""
-    from bsecrets.config.profile import ENV_NAME_RE
-    from bsecrets.models import validate_name
-
     env, sep, rest = body.partition("/")
     if not sep or not env:
         raise ValueError("expected bsecrets://ENV/NAME")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bsecrets.audit.chain import Anchor
 from bsecrets.audit.events import Action
 from bsecrets.audit.query import EventFilter, jsonl_lines, select
+from bsecrets.audit.report import build_report, load_criteria
 from bsecrets.errors import BsecretsError, IntegrityError, UsageError
 from bsecrets.timeutil import parse_duration
 
@@ -144,8 +145,6 @@ def report(
     criteria_path: Path | None,
     now: datetime,
 ) -> dict[str, Any]:
-    from bsecrets.audit.report import build_report, load_criteria
-
     criteria = load_criteria(criteria_path)  # a bad file fails before anything is read
     log, keys = _open(manager, Action.AUDIT_REPORT)
     inventory: dict[str, Any] = {}

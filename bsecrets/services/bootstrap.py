@@ -26,6 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bsecrets.audit.events import Action
+from bsecrets.audit.local_log import LocalAuditLog
+from bsecrets.audit.logger import AuditLogger
+from bsecrets.config.edit import merge_local_environments, profile_lock, read_profile, validate
 from bsecrets.config.loader import render_profile
 from bsecrets.config.profile import DEFAULT_VAULT_FILE, Profile
 from bsecrets.errors import (
@@ -35,8 +39,14 @@ from bsecrets.errors import (
     ProfileError,
 )
 from bsecrets.files import write_private_file
+from bsecrets.models import AccessContext
+from bsecrets.services.environments import stored_counts
 from bsecrets.timeutil import Clock
+from bsecrets.vaultfile.build import leftover_builds
 from bsecrets.vaultfile.credentials import Credentials
+from bsecrets.vaultfile.store import VaultStore
+from bsecrets.vaultfile.unlock import OWNER
+from bsecrets.vaultfile.vault import LocalVault
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,6 @@ def initialize(
     clock: Clock,
 ) -> InitResult:
     """Write or merge the profile, then create the vault (see the module docstring)."""
-    from bsecrets.config.edit import profile_lock, validate
-
     names = list(dict.fromkeys(environments))
     with profile_lock(profile_path):
         action, text, added = _profile_text(profile_path, names, force)
@@ -92,8 +100,6 @@ def initialize(
 
 def _profile_text(path: Path, names: list[str], force: bool) -> tuple[str, str, list[str]]:
     """(what happens to the profile, its new text, the environments added)."""
-    from bsecrets.config.edit import merge_local_environments, read_profile
-
     if not os.path.lexists(path):
         envs = names or ["dev"]
         return "created", render_profile(envs, envs[0]), envs
@@ -127,7 +133,6 @@ def _replacement(path: Path, names: list[str], error: ProfileError) -> tuple[str
             "init again",
         ) from None
     backends, vault_file = seen
-    from bsecrets.services.environments import stored_counts
 
     vault_path = path.parent / os.path.expanduser(vault_file or DEFAULT_VAULT_FILE)
     counts = stored_counts(vault_path).counts
@@ -172,12 +177,6 @@ def _environments_in(path: Path) -> tuple[dict[str, str | None], str | None] | N
 def _create_vault(
     profile: Profile, *, passphrase: str | None, use_keyring: bool, clock: Clock
 ) -> None:
-    from bsecrets.audit.events import Action
-    from bsecrets.audit.local_log import LocalAuditLog
-    from bsecrets.audit.logger import AuditLogger
-    from bsecrets.models import AccessContext
-    from bsecrets.vaultfile.vault import LocalVault
-
     local = [name for name, env in profile.environments.items() if env.backend == "local"]
 
     def fill(vault: Any) -> None:
@@ -212,8 +211,6 @@ def _create_vault(
 def _check_leftovers(vault_file: Path) -> list[Path]:
     """Refuse to go on beside a vault being built, or a leftover of one (exit 7);
     remove a leftover that is only a second name of the vault, and return it."""
-    from bsecrets.vaultfile.build import leftover_builds
-
     removed, stale = [], []
     for leftover in leftover_builds(vault_file):
         if leftover.state == "installed":  # a kill between link and unlink: the same file
@@ -242,9 +239,6 @@ def check_whole_vault(path: Path) -> None:
     not a database, without its header or without the owner's key, as an init of
     an older bsecrets that was killed could leave. The hint names the files and
     how to replace them. InsecureFile (exit 4) and UnsupportedFormat pass through."""
-    from bsecrets.vaultfile.store import VaultStore
-    from bsecrets.vaultfile.unlock import OWNER
-
     try:
         if os.stat(path).st_size == 0:
             raise IntegrityError(f"{path} is empty (0 bytes)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bsecrets.errors import BsecretsError
+from bsecrets.vaultfile.store import VaultStore
 
 if TYPE_CHECKING:
     from bsecrets.config.profile import Profile
@@ -31,8 +32,6 @@ class StoredCounts(NamedTuple):
 
 def stored_counts(vault_file: Path) -> StoredCounts:
     """Rows per environment in ``vault_file``; {} when there is no vault file."""
-    from bsecrets.vaultfile.store import VaultStore
-
     if not Path(vault_file).exists():
         return StoredCounts({})
     try:

@@ -19,9 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from bsecrets import __version__
 from bsecrets.audit.events import Action
-from bsecrets.audit.logger import AuditLogger, AuditSink, Note
+from bsecrets.audit.local_log import LocalAuditLog
+from bsecrets.audit.logger import AuditLogger, AuditSink, Note, NullAuditSink, outcome_of, reason_of
+from bsecrets.backends.registry import FACTORIES, BackendContext
 from bsecrets.config.profile import Profile
-from bsecrets.errors import BackendUnavailable, BsecretsError, VersionConflict
+from bsecrets.errors import (
+    BackendUnavailable,
+    BsecretsError,
+    IntegrityError,
+    UsageError,
+    VaultNotFound,
+    VersionConflict,
+)
 from bsecrets.health import HealthIndicator, ReflectiveModule
 from bsecrets.models import (
     AccessContext,
@@ -34,14 +43,14 @@ from bsecrets.models import (
     validate_tags,
     validate_value,
 )
-from bsecrets.ports import SecretBackend, not_applied, stderr_warning
+from bsecrets.ports import Capability, SecretBackend, not_applied, stderr_warning
 from bsecrets.timeutil import Clock, utcnow
+from bsecrets.vaultfile import session
 from bsecrets.vaultfile.credentials import Credentials
+from bsecrets.vaultfile.vault import LocalVault
 
 if TYPE_CHECKING:
-    from bsecrets.audit.local_log import LocalAuditLog
     from bsecrets.vaultfile.session import Session
-    from bsecrets.vaultfile.vault import LocalVault
 
 
 class SecretsManager(ReflectiveModule):
@@ -85,8 +94,6 @@ class SecretsManager(ReflectiveModule):
     def local_vault(self) -> LocalVault:
         """The LocalVault of this profile (opened once)."""
         if self._local is None:
-            from bsecrets.vaultfile.vault import LocalVault
-
             self._local = LocalVault.open(self.profile.vault_file, self.creds, self.clock)
         return self._local
 
@@ -96,11 +103,7 @@ class SecretsManager(ReflectiveModule):
         if self._audit is None:
             sink = self._audit_sink
             if sink is None:
-                from bsecrets.audit.logger import NullAuditSink
-
                 if Path(self.profile.vault_file).exists():
-                    from bsecrets.audit.local_log import LocalAuditLog
-
                     sink = LocalAuditLog(self.local_vault())
                 else:
                     sink = NullAuditSink()
@@ -127,8 +130,6 @@ class SecretsManager(ReflectiveModule):
         name = self.env_name(env)
         if name not in self._backends:
             import importlib
-
-            from bsecrets.backends.registry import FACTORIES, BackendContext
 
             config = self.profile.environment(name)
             module_name, factory = FACTORIES[config.backend].split(":")
@@ -190,9 +191,6 @@ class SecretsManager(ReflectiveModule):
 
     def get(self, env: str | None, name: str, version: int | None = None) -> Secret:
         """``NAME#field`` selects one field where the backend stores structured values."""
-        from bsecrets.errors import UsageError
-        from bsecrets.ports import Capability
-
         base, sep, field = name.partition("#")
         validate_name(base)
         if sep and (not field or "#" in field):
@@ -266,8 +264,6 @@ class SecretsManager(ReflectiveModule):
     ) -> None:
         validate_name(name)
         if purge and recovery_days is not None:
-            from bsecrets.errors import UsageError
-
             raise UsageError(
                 "--recovery-days does not apply to --purge", hint="give one or the other"
             )
@@ -337,15 +333,10 @@ class SecretsManager(ReflectiveModule):
 
     def unlock(self, ttl: timedelta) -> Session:
         """Start a session for the local vault."""
-        from bsecrets.vaultfile import session
-        from bsecrets.vaultfile.vault import LocalVault
-
         # A fresh handle that ignores any BSECRETS_SESSION already set (it may have expired).
         vault = LocalVault.open(
             self.profile.vault_file, self.creds._replace(session_token=None), self.clock
         )
-        from bsecrets.audit.local_log import LocalAuditLog
-        from bsecrets.audit.logger import outcome_of, reason_of
 
         log = LocalAuditLog(vault)
         details = {"ttl_seconds": int(ttl.total_seconds())}
@@ -369,9 +360,6 @@ class SecretsManager(ReflectiveModule):
 
     def lock(self) -> int:
         """End sessions; the audit log's head is anchored in the OS keyring when there is one."""
-        from bsecrets.errors import IntegrityError
-        from bsecrets.vaultfile import session
-
         vault = self.local_vault()
         # Recorded and anchored while the session still opens the audit key.
         scope = "this session" if self.creds.session_token else "all sessions"
@@ -390,12 +378,8 @@ class SecretsManager(ReflectiveModule):
 
     def audit_log(self) -> LocalAuditLog:
         """The local vault's audit log (audit/local_log.py), for the audit commands."""
-        from bsecrets.audit.local_log import LocalAuditLog
-
         sink = self.audit.sink
         if not isinstance(sink, LocalAuditLog):
-            from bsecrets.errors import VaultNotFound
-
             raise VaultNotFound(
                 f"no audit log: there is no local vault at {self.profile.vault_file}",
                 hint="run 'bsecrets init': the audit log lives in the local vault",
@@ -416,8 +400,6 @@ class SecretsManager(ReflectiveModule):
         }
 
     def _env_status(self, name: str) -> dict[str, Any]:
-        from bsecrets.errors import BsecretsError
-
         config = self.profile.environment(name)
         if config.backend == "local" and not Path(self.profile.vault_file).exists():
             return {"backend": "local", "initialized": False, "secrets": 0}
@@ -428,8 +410,6 @@ class SecretsManager(ReflectiveModule):
 
     def get_health_indicators(self) -> list[HealthIndicator]:
         """The profile, the local vault (once) and each remote environment's indicators."""
-        from bsecrets.errors import BsecretsError
-
         indicators = [HealthIndicator("profile", True, str(self.profile.path))]
         vault_file = Path(self.profile.vault_file)
         local_done = False
@@ -458,9 +438,6 @@ class SecretsManager(ReflectiveModule):
 
     def _session_indicator(self) -> HealthIndicator:
         """Whether BSECRETS_SESSION (if set) still opens this vault; never unlocks otherwise."""
-        from bsecrets.errors import BsecretsError
-        from bsecrets.vaultfile import session
-
         if not self.creds.session_token:
             return HealthIndicator("session", True, "none (BSECRETS_SESSION is not set)")
         try:

@@ -22,10 +22,11 @@ from bsecrets.crypto.keys import (
     seal_to,
     unseal,
 )
-from bsecrets.errors import IntegrityError, UsageError
+from bsecrets.errors import Denied, IntegrityError, UsageError
 from bsecrets.timeutil import Clock, iso
 from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.manifest import Manifest
+from bsecrets.vaultfile.session import open_session
 from bsecrets.vaultfile.store import VaultStore
 from bsecrets.vaultfile.unlock import (
     OWNER,
@@ -138,8 +139,6 @@ class LocalVault:
         key could otherwise swap in their own and plant environment keys)."""
         if self._masters is None:
             if self._creds.session_token:
-                from bsecrets.vaultfile.session import open_session
-
                 contents = open_session(self._creds.session_token, self.vault_id, self._clock())
                 self._check_owner_row(contents.owner_public)
                 self._private_key = contents.private_key
@@ -189,7 +188,6 @@ class LocalVault:
         """Whether the owner key is available without a prompt (session, passphrase, keyring)."""
         if self._private_key is not None:
             return True
-        from bsecrets.errors import Denied
 
         try:
             self._private_key = unlock_owner(

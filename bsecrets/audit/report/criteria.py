@@ -12,8 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bsecrets.config.profile import ENV_NAME_HINT, ENV_NAME_RE
 from bsecrets.config.yamlreader import YamlReader, compose, is_scalar, line_of, shape, yaml_int
 from bsecrets.errors import ProfileError, UsageError
+from bsecrets.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -153,8 +155,6 @@ class _CriteriaReader(YamlReader):
 
     def env_names(self, node: Node, key_path: str) -> tuple[str, ...]:
         """A list of environment names, or one name; each once, in order."""
-        from bsecrets.config.profile import ENV_NAME_HINT, ENV_NAME_RE
-
         items = [node] if is_scalar(node, "str") else None
         if shape(node) == "sequence":
             items = list(node.value)
@@ -173,8 +173,6 @@ class _CriteriaReader(YamlReader):
 
     def max_age(self, node: Node, key_path: str) -> timedelta | None:
         """A duration with a unit (90d), or null."""
-        from bsecrets.timeutil import parse_duration
-
         if is_scalar(node, "null"):
             return None
         if not is_scalar(node, "str"):

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bsecrets.backends.aws.adapter import AWSAdapter
+from bsecrets.backends.aws.settings import AwsSettings
+
 if TYPE_CHECKING:
-    from bsecrets.backends.aws.adapter import AWSAdapter
     from bsecrets.backends.registry import BackendContext
     from bsecrets.config.profile import EnvironmentConfig
 
@@ -30,9 +32,6 @@ def from_config(config: EnvironmentConfig, context: BackendContext) -> AWSAdapte
     """The adapter of one ``backend: aws`` environment; UsageError (exit 2) if it
     cannot be used as configured (no region, a prefix AWS would reject). Warns
     (context.warn) when an endpoint is plain http:// to a host that is not loopback."""
-    from bsecrets.backends.aws.adapter import AWSAdapter
-    from bsecrets.backends.aws.settings import AwsSettings
-
     settings = AwsSettings.resolve(config, context.environ)
     context.check_cleartext(config, settings.endpoint_sources(context.environ))
     return AWSAdapter(settings, context)

@@ -20,15 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 from bsecrets import __version__
 from bsecrets.backends.aws.attempts import AttemptGuard
+from bsecrets.backends.aws.call_record import BudgetSpent
+from bsecrets.backends.aws.errors import translate
 from bsecrets.backends.aws.settings import CONNECT_TIMEOUT, READ_TIMEOUT
 from bsecrets.backends.budget import Budget
+from bsecrets.crypto.keys import sha256_hex
 from bsecrets.errors import BsecretsError
+from bsecrets.models import AccessContext
 from bsecrets.timeutil import iso, parse_iso
+from bsecrets.vaultfile.cache import SealedCache
 
 if TYPE_CHECKING:
     from bsecrets.backends.aws.settings import AwsSettings
     from bsecrets.backends.registry import BackendContext
-    from bsecrets.vaultfile.cache import SealedCache
 
 CACHE_NS = "aws-sts"
 ROLE_SECONDS = 3600  # the default maximum session duration of an IAM role
@@ -147,9 +151,6 @@ class AwsClients:
     def _assume_role(self) -> dict[str, str]:
         import botocore.exceptions
 
-        from bsecrets.backends.aws.call_record import BudgetSpent
-        from bsecrets.backends.aws.errors import translate
-
         arn = str(self.settings.role_arn)
         record = self.guard.begin()
         try:
@@ -177,21 +178,15 @@ class AwsClients:
 
     def _session_name(self) -> str:
         """Shows in CloudTrail as the role session: bsecrets, environment, OS user."""
-        from bsecrets.models import AccessContext
-
         raw = f"bsecrets-{self.settings.env}-{AccessContext.current().os_user}"
         return re.sub(r"[^\w+=,.@-]", "-", raw)[:64]
 
     def _cache(self) -> SealedCache | None:
-        from bsecrets.vaultfile.cache import SealedCache
-
         return SealedCache.open_quietly(self.context.local_vault, self.context.clock)
 
     def _cache_key(self) -> str:
         """A digest of what the credentials depend on: the role, where STS is, and
         who assumed it (AWS_PROFILE and access key id, never a secret key)."""
-        from bsecrets.crypto.keys import sha256_hex
-
         s = self.settings
         parts = (s.env, str(s.role_arn), s.region, s.endpoint("sts") or "", s.source_identity)
         return sha256_hex("\x00".join(parts).encode())

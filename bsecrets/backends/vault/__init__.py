@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bsecrets.backends.vault.adapter import VaultAdapter
+from bsecrets.backends.vault.config import ENV_ADDR, resolve
+
 if TYPE_CHECKING:
     from bsecrets.backends.registry import BackendContext
-    from bsecrets.backends.vault.adapter import VaultAdapter
     from bsecrets.config.profile import EnvironmentConfig
 
 
@@ -33,9 +35,6 @@ def from_config(config: EnvironmentConfig, context: BackendContext) -> VaultAdap
     invalid; warns (context.warn) when the address is plain http:// to a host
     that is not loopback.
     """
-    from bsecrets.backends.vault.adapter import VaultAdapter
-    from bsecrets.backends.vault.config import ENV_ADDR, resolve
-
     settings = resolve(config, context.environ)
     source = settings.key("address") if config.options.get("address") else ENV_ADDR
     context.check_cleartext(config, [(settings.address, source)])

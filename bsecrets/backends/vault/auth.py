@@ -31,10 +31,10 @@ from bsecrets.backends.vault.errors import VaultHTTPError, translate
 from bsecrets.crypto.keys import sha256_hex
 from bsecrets.errors import BsecretsError, Denied, UsageError
 from bsecrets.timeutil import iso, parse_iso
+from bsecrets.vaultfile.cache import SealedCache
 
 if TYPE_CHECKING:
     from bsecrets.backends.registry import BackendContext
-    from bsecrets.vaultfile.cache import SealedCache
     from bsecrets.vaultfile.vault import LocalVault
 
 CACHE_NS = "vault"
@@ -166,8 +166,6 @@ class Authenticator:
 
     def _open_cache(self) -> SealedCache | None:
         if self._cache is _UNSET:
-            from bsecrets.vaultfile.cache import SealedCache
-
             self._cache = SealedCache.open_quietly(self._open_vault, self.clock)
         return self._cache
 

@@ -43,7 +43,7 @@ class VaultConnection:
     def client(self) -> Any:
         """The hvac Client (built, and hvac imported, on first use)."""
         if self._client is None:
-            from bsecrets.backends.vault.transport import build_client
+            from bsecrets.backends.vault.transport import build_client  # imports hvac
 
             self._client = build_client(self.settings, self.budget)
         return self._client

@@ -10,11 +10,15 @@ from typing import Annotated, Any
 
 import typer
 
+from bsecrets.audit.chain import Anchor
 from bsecrets.audit.events import Action, Outcome
-from bsecrets.audit.query import EventFilter
+from bsecrets.audit.query import EventFilter, actor_label, event_names, parse_when
+from bsecrets.audit.report import FORMATS, render_report
 from bsecrets.cli.context import CliContext, JsonOption, command_group, obj, whole_number
 from bsecrets.cli.exit_codes import exit_code_of
 from bsecrets.errors import UsageError
+from bsecrets.files import write_private_file
+from bsecrets.services import audit_ops
 
 app = command_group(
     "audit",
@@ -74,8 +78,6 @@ def _filter(
     *,
     every_env: bool = False,
 ) -> EventFilter:
-    from bsecrets.audit.query import parse_when
-
     now = cli.manager.clock()
     outcomes = tuple(Outcome)
     if outcome is not None and outcome not in outcomes:
@@ -96,8 +98,6 @@ def _cell(value: Any) -> str:
 
 
 def _row(event: dict[str, Any]) -> list[str]:
-    from bsecrets.audit.query import actor_label, event_names
-
     names = event_names(event)
     shown = ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
     version = event.get("version")
@@ -156,8 +156,6 @@ def log(
       bsecrets audit log --action get --name 'db/*' --json
       bsecrets audit log -n 20 --outcome denied
     """
-    from bsecrets.services import audit_ops
-
     cli = obj(ctx)
     where = _filter(cli, since, until, env, name, action, actor, outcome)
     _show(cli, audit_ops.query(cli.manager, where, limit), json_out)
@@ -183,8 +181,6 @@ def search(
       bsecrets audit search ci-run-1234
       bsecrets audit search alice --since 2026-11-01 --outcome denied
     """
-    from bsecrets.services import audit_ops
-
     cli = obj(ctx)
     if not query.strip():
         raise UsageError("empty search text", hint="give some text, or use 'bsecrets audit log'")
@@ -220,8 +216,6 @@ def tail(
       bsecrets audit tail
       bsecrets audit tail -n 50 -e prod --json
     """
-    from bsecrets.services import audit_ops
-
     cli = obj(ctx)
     where = _filter(cli, None, None, env, name, action, actor, outcome)
     as_json = cli.want_json(json_out)
@@ -257,9 +251,6 @@ def verify(
       bsecrets audit verify --anchor "$(cat audit-anchor.txt)"
       bsecrets audit verify --skip-archives --json
     """
-    from bsecrets.audit.chain import Anchor
-    from bsecrets.services import audit_ops
-
     cli = obj(ctx)
     given = Anchor.parse(anchor) if anchor is not None else None
     result = audit_ops.verify(cli.manager, given, archives=not skip_archives)
@@ -293,8 +284,6 @@ def anchor(ctx: typer.Context, json_out: JsonOption = False) -> None:
       bsecrets audit anchor > audit-anchor.txt
       bsecrets audit anchor --json
     """
-    from bsecrets.services import audit_ops
-
     cli = obj(ctx)
     head, kept = audit_ops.anchor(cli.manager)
     if cli.want_json(json_out):
@@ -328,8 +317,6 @@ def export(
       bsecrets audit export -o audit.jsonl --since 30d
       bsecrets audit export -e prod --action put
     """
-    from bsecrets.services import audit_ops
-
     cli = obj(ctx)
     if fmt != "jsonl":
         raise UsageError(f"unknown export format {fmt!r}", hint="the one format is jsonl")
@@ -338,8 +325,6 @@ def export(
         count = audit_ops.export_jsonl(cli.manager, where, sys.stdout.write)
         sys.stdout.flush()
     else:
-        from bsecrets.files import write_private_file
-
         chunks: list[str] = []
         count = audit_ops.export_jsonl(cli.manager, where, chunks.append)
         write_private_file(Path(output), "".join(chunks).encode())
@@ -370,9 +355,6 @@ def report(
       bsecrets audit report --since 90d -o report.md
       bsecrets audit report --format json --criteria criteria.yaml
     """
-    from bsecrets.audit.report import FORMATS, render_report
-    from bsecrets.services import audit_ops
-
     cli = obj(ctx)
     if fmt not in FORMATS:
         raise UsageError(f"unknown report format {fmt!r}", hint=f"one of: {', '.join(FORMATS)}")
@@ -384,7 +366,6 @@ def report(
     if output == "-":
         sys.stdout.write(text)
         return
-    from bsecrets.files import write_private_file
 
     write_private_file(Path(output), text.encode())
     cli.message(f"wrote {output}")
@@ -414,9 +395,6 @@ def archive(
       bsecrets audit archive --before 2026-01-01 --to audit-2025.jsonl
       bsecrets audit archive --apply-retention --json
     """
-    from bsecrets.audit.query import parse_when
-    from bsecrets.services import audit_ops
-
     cli = obj(ctx)
     manager = cli.manager
     now = manager.clock()

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from bsecrets.backends.aws.policy import arn_parts, build_policy
+from bsecrets.backends.aws.settings import AwsSettings
 from bsecrets.cli.context import EnvOption, JsonOption, command_group, obj
 from bsecrets.errors import UsageError
 
@@ -51,9 +53,6 @@ def policy(
       bsecrets aws policy -e prod --read-only
     """
     import json
-
-    from bsecrets.backends.aws.policy import arn_parts, build_policy
-    from bsecrets.backends.aws.settings import AwsSettings
 
     cli = obj(ctx)
     manager = cli.manager

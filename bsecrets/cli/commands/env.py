@@ -15,9 +15,15 @@ from typing import Annotated, Any
 
 import typer
 
+from bsecrets.backends.aws.settings import AwsSettings
+from bsecrets.backends.vault.config import resolve
 from bsecrets.cli.context import JsonOption, command_group, obj
+from bsecrets.config import edit as profile_edit
+from bsecrets.config.cache import load_profile_cached
+from bsecrets.config.loader import load_profile
 from bsecrets.config.settings import ENV_ENV
 from bsecrets.errors import Conflict, ProfileError, UsageError
+from bsecrets.services.environments import purge_environment, stored_counts, summaries
 
 app = command_group(
     "env",
@@ -108,8 +114,6 @@ def add(
       bsecrets env add staging -b vault --address https://vault:8200 --prefix app/staging
       bsecrets env add prod -b aws --region eu-west-1 --prefix app/prod/ --protected
     """
-    from bsecrets.config import edit as profile_edit
-
     cli = obj(ctx)
     path = cli.profile_path()
     profile_edit.check_env_name(name)
@@ -173,8 +177,6 @@ def _profile_relative(given: str, profile: Path) -> str:
 
 
 def _auth(backend: str, method: str | None, params: list[str]) -> dict[str, str]:
-    from bsecrets.config import edit as profile_edit
-
     if backend != "vault":
         option = "--auth" if method is not None else "--auth-param"
         raise UsageError(
@@ -203,12 +205,8 @@ def _check_settings(config: Any) -> None:
     environment later (VAULT_ADDR, AWS_REGION): no network call."""
     try:
         if config.backend == "vault":
-            from bsecrets.backends.vault.config import resolve
-
             resolve(config, {"VAULT_ADDR": "https://vault.invalid"})
         elif config.backend == "aws":
-            from bsecrets.backends.aws.settings import AwsSettings
-
             AwsSettings.resolve(config, {"AWS_REGION": "us-east-1"})
     except UsageError as exc:
         base = f"environments.{config.name}."
@@ -243,9 +241,6 @@ def ls(ctx: typer.Context, json_out: JsonOption = False) -> None:
       bsecrets env ls
       bsecrets env ls --json
     """
-    from bsecrets.config.cache import load_profile_cached
-    from bsecrets.services.environments import stored_counts, summaries
-
     cli = obj(ctx)
     profile = load_profile_cached(cli.profile_path())
     counts, problem = stored_counts(Path(profile.vault_file))
@@ -290,10 +285,6 @@ def rm(
       bsecrets env rm qa
       bsecrets env rm scratch --purge --yes
     """
-    from bsecrets.config import edit as profile_edit
-    from bsecrets.config.loader import load_profile
-    from bsecrets.services.environments import purge_environment, stored_counts
-
     cli = obj(ctx)
     path = cli.profile_path()
     profile = load_profile(path)
@@ -376,8 +367,6 @@ def default(
       bsecrets env default prod
       bsecrets env default dev --json
     """
-    from bsecrets.config import edit as profile_edit
-
     cli = obj(ctx)
     path = cli.profile_path()
     _, previous = profile_edit.set_default_environment(path, name)

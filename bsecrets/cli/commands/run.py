@@ -10,9 +10,15 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from bsecrets.audit.events import Action
 from bsecrets.cli.context import CliContext, EnvOption, OnlyOption, obj
+from bsecrets.config.ci import mask_in_github
+from bsecrets.config.envmap import child_environment, map_names, select_names
 from bsecrets.config.settings import ENV_MASK
-from bsecrets.errors import UsageError
+from bsecrets.errors import CommandNotExecutable, CommandNotFound, UsageError
+from bsecrets.files import restore_for_child, write_private_file
+from bsecrets.run.supervise import StartFailed, run
+from bsecrets.run.template import render as fill
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -21,8 +27,6 @@ def _split(values: list[str] | None) -> list[str]:
 
 def _names(cli: CliContext, env_name: str, only: list[str]) -> list[str]:
     """The ``--only`` names and globs (envmap.select_names), else every live secret."""
-    from bsecrets.config.envmap import select_names
-
     return select_names(
         only, lambda: [s.name for s in cli.manager.list_secrets(env_name)], env_name
     )
@@ -39,8 +43,6 @@ def _restore_child_signals() -> None:
 
 def _exec_failed(command: str, exc: OSError) -> NoReturn:
     """127 when the command is not found, 126 when it cannot be run (docs/cli.md, exit codes)."""
-    from bsecrets.errors import CommandNotExecutable, CommandNotFound
-
     if isinstance(exc, FileNotFoundError):
         raise CommandNotFound(
             f"command not found: {command}",
@@ -102,9 +104,6 @@ def exec_(
       bsecrets exec -e prod --only DB_URL,API_KEY -- node server.js
       bsecrets exec --prefix APP_ --pristine -- env
     """
-    from bsecrets.audit.events import Action
-    from bsecrets.config.envmap import child_environment, map_names
-
     cli = obj(ctx)
     if not command:
         raise UsageError("no command to run", hint="bsecrets exec [OPTIONS] -- COMMAND [ARGS...]")
@@ -124,7 +123,6 @@ def exec_(
         )
         note.names = [mapping[variable] for variable in injected]  # the one event says these
     cli.close()
-    from bsecrets.config.ci import mask_in_github
 
     mask_in_github(secrets.values(), cli.settings.environ)  # GitHub Actions: ::add-mask::
     if masked:
@@ -150,8 +148,6 @@ def want_mask(flag: bool | None, environ: Mapping[str, str]) -> bool:
 
 def _supervise(command: list[str], child_env: dict[bytes, bytes], values: list[bytes]) -> NoReturn:
     """Masked: run the command as a child, redact its output, exit with its code."""
-    from bsecrets.run.supervise import StartFailed, run
-
     try:
         code = run(command, child_env, values)
     except StartFailed as exc:
@@ -165,7 +161,6 @@ def _replace_process(command: list[str], child_env: dict[bytes, bytes]) -> NoRet
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     _restore_child_signals()
-    from bsecrets.files import restore_for_child
 
     restore_for_child()
     try:
@@ -195,8 +190,6 @@ def render(
     """
     from pathlib import Path
 
-    from bsecrets.run.template import render as fill
-
     cli = obj(ctx)
     if template == "-":
         raw = sys.stdin.buffer.read()
@@ -217,7 +210,6 @@ def render(
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    from bsecrets.files import write_private_file
 
     write_private_file(Path(output), data)
     cli.message(f"rendered {source} -> {output} (mode 0600)")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from bsecrets.cli.context import CliContext, EnvOption, JsonOption, obj, whole_number
+from bsecrets.config.ci import mask_in_github
 from bsecrets.errors import UsageError
 from bsecrets.models import MAX_VALUE_BYTES, validate_description, validate_tags
 from bsecrets.timeutil import iso
@@ -139,8 +140,6 @@ def get(
     cli = obj(ctx)
     secret = cli.manager.get(cli.env(env), name, version)
     if cli.settings.environ.get("GITHUB_ACTIONS") == "true":  # register masks first (stderr)
-        from bsecrets.config.ci import mask_in_github
-
         mask_in_github([secret.value], cli.settings.environ)
     if cli.want_json(json_out):
         cli.emit_json(

@@ -10,7 +10,11 @@ import typer
 
 from bsecrets.cli.context import JsonOption, obj
 from bsecrets.config.settings import ENV_PASSPHRASE, ENV_PASSPHRASE_FILE
+from bsecrets.crypto.keys import check_new_passphrase
 from bsecrets.errors import UsageError
+from bsecrets.services.bootstrap import initialize
+from bsecrets.timeutil import iso, parse_duration, utcnow
+from bsecrets.vaultfile.session import MAX_TTL
 
 
 def _new_passphrase(from_env: str | None) -> str | None:
@@ -23,8 +27,6 @@ def _new_passphrase(from_env: str | None) -> str | None:
         if getpass.getpass("Repeat the passphrase: ") != passphrase:
             raise UsageError("the two passphrases differ", hint="run 'bsecrets init' again")
     if passphrase is not None:
-        from bsecrets.crypto.keys import check_new_passphrase
-
         check_new_passphrase(passphrase)
     return passphrase
 
@@ -55,9 +57,6 @@ def init(
       bsecrets init --env dev --env staging --env prod
       bsecrets -p ~/app/bsecrets.yaml init --keyring
     """
-    from bsecrets.services.bootstrap import initialize
-    from bsecrets.timeutil import utcnow
-
     cli = obj(ctx)
     profile_path = Path(cli.settings.profile or "bsecrets.yaml").absolute()
     passphrase = _new_passphrase(cli.settings.passphrase())
@@ -120,9 +119,6 @@ def unlock(
       bsecrets unlock --ttl 30m
       bsecrets unlock --json
     """
-    from bsecrets.timeutil import iso, parse_duration
-    from bsecrets.vaultfile.session import MAX_TTL
-
     cli = obj(ctx)
     duration = parse_duration(ttl, what="--ttl", maximum=MAX_TTL)
     started = cli.manager.unlock(duration)

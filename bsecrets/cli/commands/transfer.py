@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from bsecrets.cli.context import CliContext, EnvOption, JsonOption, OnlyOption, obj
+from bsecrets.config.ci import mask_in_github
 from bsecrets.errors import UsageError
+from bsecrets.files import refuse_folder, write_private_file
+from bsecrets.formats import codecs as formats
+from bsecrets.services.provision import provision as run
+from bsecrets.services.transfer import (
+    apply_import,
+    diff_envs,
+    export_env,
+    plan_import,
+    validate_entries,
+)
 
 FormatOption = Annotated[
     str | None,
@@ -69,10 +80,6 @@ def export(
       bsecrets export --format json -e prod -o prod.json
       bsecrets export --only 'db/*' --prefix APP_ --format shell
     """
-    from bsecrets.config.ci import mask_in_github
-    from bsecrets.formats import codecs as formats
-    from bsecrets.services.transfer import export_env
-
     cli = obj(ctx)
     fmt = _format(fmt, formats.EXPORT_FORMATS, "dotenv")
     environ = cli.settings.environ
@@ -88,7 +95,6 @@ def export(
                 "-o does not apply to --format github-env, which appends to $GITHUB_ENV",
                 hint="drop -o, or write a file with --format dotenv or shell",
             )
-        from bsecrets.files import refuse_folder
 
         refuse_folder(Path(output), "-o")
     env_name, items, values = export_env(
@@ -119,8 +125,6 @@ def export(
     text = render(items)  # every value checked before anything is printed
     mask_in_github(values.values(), environ)
     if output != "-":
-        from bsecrets.files import write_private_file
-
         write_private_file(Path(output), text.encode("utf-8"))
         cli.message(f"exported {len(items)} secrets from '{env_name}' to {output} (mode 0600)")
         return
@@ -181,9 +185,6 @@ def import_(
       bsecrets import secrets.json -e staging --dry-run
       bsecrets import - --format yaml < secrets.yaml
     """
-    from bsecrets.formats import codecs as formats
-    from bsecrets.services.transfer import apply_import, plan_import, validate_entries
-
     cli = obj(ctx)
     if fmt is None:
         suffix = Path(file).suffix.lower()
@@ -253,8 +254,6 @@ def diff(
       bsecrets diff staging prod
       bsecrets diff staging prod --json --exit-code
     """
-    from bsecrets.services.transfer import diff_envs
-
     cli = obj(ctx)
     manager = cli.manager
     a, b = manager.env_name(env_a), manager.env_name(env_b)
@@ -306,8 +305,6 @@ def provision(
       bsecrets provision --dry-run
       bsecrets provision -e prod --json
     """
-    from bsecrets.services.provision import provision as run
-
     cli = obj(ctx)
     result = run(cli.manager, cli.env(env), dry_run=dry_run, allow_empty=allow_empty)
     if cli.want_json(json_out):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from bsecrets.backends.vault.policy import render_policy
 from bsecrets.cli.context import EnvOption, command_group, obj
 from bsecrets.errors import UsageError
 
@@ -48,6 +49,5 @@ def policy(
             if on_vault
             else "no environment of this profile uses backend: vault",
         )
-    from bsecrets.backends.vault.policy import render_policy
 
     sys.stdout.write(render_policy(name, config.options, read_only=read_only))

@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
+from bsecrets.audit.chain import Anchor
 from bsecrets.cli.context import JsonOption, obj
 from bsecrets.cli.exit_codes import exit_code_of
 from bsecrets.errors import IntegrityError
+from bsecrets.services.verify import verify_vault
 
 
 def verify(
@@ -33,9 +35,6 @@ def verify(
       bsecrets verify --json
       bsecrets verify --anchor 1234:9f86d081884c7d65
     """
-    from bsecrets.audit.chain import Anchor
-    from bsecrets.services.verify import verify_vault
-
     cli = obj(ctx)
     given = Anchor.parse(anchor) if anchor is not None else None
     result = verify_vault(cli.manager, given)
