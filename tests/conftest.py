@@ -3,30 +3,26 @@ a clean environment (no BSECRETS_*, no CI variables, NO_COLOR set).
 
 Key derivation uses the weak test parameters (BSECRETS_INSECURE_TEST_KDF=1)
 unless a test removes the variable to check the real ones.
+
+Fixtures only: what test modules import (values, CLI runners, servers, profile
+helpers) is in the ``helpers`` package beside this file (helpers/__init__.py).
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers.cli import invoke
 
 # Servers and daemons shared by the whole session. Registered here, once: a
 # session fixture imported into several test modules starts once per module.
-from moto_server import aws, moto_server  # noqa: F401
-from openbao_server import openbao, openbao_tls  # noqa: F401
-from secret_service import secret_service  # noqa: F401
-from typer.testing import CliRunner
-
-from bsecrets.cli.app import app
-
-PASSPHRASE = "correct horse battery staple"
-CANARY = "canary-9f8e7d6c5b4a"
+from helpers.moto_server import aws, moto_server  # noqa: F401
+from helpers.openbao_server import openbao, openbao_tls  # noqa: F401
+from helpers.secret_service import secret_service  # noqa: F401
+from helpers.values import PASSPHRASE
 
 _CLEARED_PREFIXES = ("BSECRETS_", "GITHUB_", "GITLAB_", "VAULT_", "AWS_")
 _CLEARED = ("CI", "PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS")
@@ -54,51 +50,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work.mkdir()
     monkeypatch.chdir(work)
     return work
-
-
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-    stdout_bytes: bytes
-
-
-def invoke(
-    args: list[str], *, input: bytes | str | None = None, env: dict[str, str] | None = None
-) -> Result:
-    """Run the CLI in-process through Typer's CliRunner."""
-    result = CliRunner().invoke(app, args, input=input, env=env, catch_exceptions=False)
-    return Result(result.exit_code, result.stdout, result.stderr, result.stdout_bytes)
-
-
-def put_secret(name: str, value: bytes, env: str = "dev", tmp: Path | None = None) -> None:
-    """Store exact bytes through the CLI (via --from-file, so nothing is stripped)."""
-    path = (tmp or Path.cwd()) / ".value"
-    path.write_bytes(value)
-    result = invoke(["put", name, "--from-file", str(path), "-e", env])
-    path.unlink()
-    assert result.exit_code == 0, result.stderr
-
-
-def run_cli(
-    args: list[str],
-    *,
-    input: bytes | None = None,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-    timeout: float = 60,
-) -> subprocess.CompletedProcess[bytes]:
-    """Run the CLI as a real process (``python -m bsecrets``)."""
-    return subprocess.run(
-        [sys.executable, "-m", "bsecrets", *args],
-        input=input,
-        capture_output=True,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture

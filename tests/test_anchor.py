@@ -6,7 +6,7 @@ chain's head, the chain must still lead from the anchor already stored (the
 same event, the same MAC) to that head. If not: exit 5, and the stored anchor
 is left as it was, so the next ``audit verify`` still reports the truncation.
 
-The keyring is a file-backed stand-in (tests/file_keyring.py): a real
+The keyring is a file-backed stand-in (tests/helpers/file_keyring.py): a real
 ``keyring`` backend whose entries the test can read and change.
 """
 
@@ -17,8 +17,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import invoke
-from file_keyring import FileKeyring, file_keyring  # noqa: F401
+from helpers.cli import invoke
+from helpers.file_keyring import FileKeyring, file_keyring  # noqa: F401
 
 ANCHOR_PREFIX = "bsecrets/audit-"
 

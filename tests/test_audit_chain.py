@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, invoke
+from helpers.cli import invoke
+from helpers.values import PASSPHRASE
 
 from bsecrets.audit.chain import Anchor, Row, check_anchor, walk
 from bsecrets.audit.local_log import LocalAuditLog

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_helpers import write_profile
-from conftest import CANARY, PASSPHRASE, invoke, run_cli
-from moto_server import REGION, MotoServer
+from helpers.aws_env import write_profile
+from helpers.cli import invoke, run_cli
+from helpers.moto_server import REGION, MotoServer
+from helpers.values import CANARY, PASSPHRASE
 
 from bsecrets.audit.chain import canonical
 from bsecrets.audit.local_log import LocalAuditLog

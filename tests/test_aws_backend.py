@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_helpers import ROLE_ACCOUNT, ROLE_ARN, frozen, make_adapter
-from moto_server import (
+from helpers.aws_env import ROLE_ACCOUNT, ROLE_ARN, frozen, make_adapter
+from helpers.moto_server import (
     DEFAULT_ACCOUNT,
     REGION,
     MotoServer,
@@ -324,7 +324,7 @@ def test_a_disabled_kms_key(aws: MotoServer) -> None:
 
 @pytest.fixture
 def local_vault(tmp_path: Path) -> Any:
-    from test_local_backend import make_vault
+    from helpers.local_vault import make_vault
 
     vault = make_vault(tmp_path / "v" / "vault.db")
     yield lambda: vault

@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_helpers import ROLE_ACCOUNT, ROLE_ARN, FakeEndpoint, closed_port_endpoint, write_profile
-from conftest import CANARY, invoke, run_cli
-from moto_server import (
+from helpers.aws_env import (
+    ROLE_ACCOUNT,
+    ROLE_ARN,
+    FakeEndpoint,
+    closed_port_endpoint,
+    write_profile,
+)
+from helpers.cli import invoke, run_cli
+from helpers.moto_server import (
     DEFAULT_ACCOUNT,
     FAKE_CREDENTIALS,
     REGION,
@@ -19,6 +25,7 @@ from moto_server import (
     moto_secret_names,
     sts_assumed_roles,
 )
+from helpers.values import CANARY
 
 PREFIX = "myapp/prod/"
 ALIAS = "alias/myapp-prod"

@@ -8,19 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, PASSPHRASE, invoke, run_cli
+from helpers.cli import assert_error, invoke, run_cli
+from helpers.values import CANARY, PASSPHRASE
 
 from bsecrets.models import MAX_VALUE_BYTES
-
-
-def assert_error(result: object, code: int, *needles: str) -> None:
-    stderr = result.stderr  # type: ignore[attr-defined]
-    assert result.exit_code == code, stderr  # type: ignore[attr-defined]
-    lines = stderr.splitlines()
-    assert lines[0].startswith("error: "), stderr
-    assert "Traceback" not in stderr
-    for needle in needles:
-        assert needle in stderr, stderr
 
 
 def vault_file(root: Path) -> Path:

@@ -8,38 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, invoke, run_cli
-from test_bad_input import assert_error
-from test_export_import import HOSTILE, put_all
+from helpers.cli import assert_error, invoke, put_all, run_cli
+from helpers.github_env import parse_github_env
+from helpers.values import CANARY, HOSTILE
 
 from bsecrets.config.ci import add_mask_lines, detect, escape_data, mask_in_github
 from bsecrets.formats.codecs import github_env_block
 
 GHA = {"GITHUB_ACTIONS": "true"}
-
-
-def parse_github_env(text: str) -> dict[str, str]:
-    """What the runner reads from $GITHUB_ENV: NAME=VALUE or NAME<<DELIM ... DELIM."""
-    out: dict[str, str] = {}
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line:
-            continue
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delim = line.split("<<", 1)
-            body = []
-            while lines[i] != delim:
-                body.append(lines[i])
-                i += 1
-            i += 1
-            out[name] = "\n".join(body)
-        else:
-            name, value = line.split("=", 1)
-            out[name] = value
-    return out
 
 
 def test_detect() -> None:

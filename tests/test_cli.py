@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, invoke
+from helpers.cli import invoke
+from helpers.values import PASSPHRASE
 
 from bsecrets import __version__
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Result, invoke, run_cli
-from test_terminal import run_on_tty
+from helpers.cli import Result, invoke, run_cli, run_on_tty
+from helpers.values import PASSPHRASE
 
 CANARY = "canary-Zq81-internal"
 ERROR_KEYS = {"error", "hint", "kind", "exit_code"}
@@ -340,7 +340,7 @@ def test_exit_5_as_json(secrets: Path) -> None:
 
 
 def test_exit_6_as_json(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from openbao_server import free_port
+    from helpers.openbao_server import free_port
 
     remote_vault(isolated, monkeypatch, address=f"http://127.0.0.1:{free_port()}", auth=None)
     monkeypatch.setenv("VAULT_TOKEN", "s.token-canary")
@@ -405,7 +405,7 @@ def test_applied_is_given_when_known(isolated: Path, test_commands: None) -> Non
 def remote_vault(work: Path, monkeypatch: pytest.MonkeyPatch, **staging: Any) -> None:
     """'staging' on Vault over plain http:// to another host, with an AppRole login
     whose variables are unset: the command warns, then stops before any request (4)."""
-    from vault_env import write_profile
+    from helpers.vault_env import write_profile
 
     env: dict[str, Any] = {
         "backend": "vault",
@@ -480,7 +480,7 @@ def test_status_text_speaks_words_not_python(secrets: Path) -> None:
 def test_status_shows_an_environment_that_cannot_be_opened(
     isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vault_env import write_profile
+    from helpers.vault_env import write_profile
 
     write_profile(isolated, monkeypatch, {"staging": {"backend": "vault", "prefix": "app"}})
     data = json.loads(ok(["status", "--json"]).stdout)

@@ -18,7 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, invoke
+from helpers.cli import invoke
+from helpers.values import PASSPHRASE
 
 from bsecrets.config.loader import load_profile
 from bsecrets.services.manager import SecretsManager

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE
+from helpers.values import PASSPHRASE
 
 from bsecrets.config.loader import load_profile
 from bsecrets.services.manager import SecretsManager

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, invoke, run_cli
-from test_bad_input import assert_error
-from test_export_import import put_all
+from helpers.cli import assert_error, invoke, put_all, run_cli
+from helpers.values import CANARY
 
 from bsecrets.services.transfer import compare, keyed_digests
 

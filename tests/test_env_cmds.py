@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, invoke, put_secret
-from openbao_server import OpenBao
-from vault_env import unique_prefix
+from helpers.cli import invoke, put_secret
+from helpers.openbao_server import OpenBao
+from helpers.values import PASSPHRASE
+from helpers.vault_env import unique_prefix
 
 from bsecrets.config.loader import load_profile
 

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, PASSPHRASE, invoke, put_secret, run_cli
+from helpers.cli import invoke, put_secret, run_cli
+from helpers.values import CANARY, PASSPHRASE
 
 from bsecrets.config.envmap import (
     child_environment,

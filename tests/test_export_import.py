@@ -12,45 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, invoke, run_cli
-from test_bad_input import assert_error
-
-HOSTILE = {
-    "SQ": "it's a 'quoted' value",
-    "DQ": 'say "hi"',
-    "MULTI": "line one\nline two\n\nline four\n",
-    "CMD": "$(touch pwned) and `id` and ${HOME} and $HOME",
-    "UNI": "päss wörd ✓ 鍵 🔑",
-    "HASH": "value # not a comment",
-    "HASH2": "#starts-with-hash",
-    "SPACES": "  leading and trailing  ",
-    "BACKSLASH": "C:\\path\\to\\n\\t",
-    "TRAIL": "ends with backslash\\",
-    "MIX": "a'b\"c\\d$e`f\ng",
-    "CRLF": "windows\r\nline",
-    "EQ": "a=b=c",
-    "EMPTY": "",
-    "CANARY": CANARY,
-    "TAB": "col1\tcol2",
-    "ESCAPES": "\\n is not a newline, \\\\ two",
-}
-
-
-def put_all(root: Path, values: dict[str, str], env: str = "dev") -> None:
-    for name, value in values.items():
-        path = root / "value.tmp"
-        path.write_bytes(value.encode())
-        # HOSTILE holds an empty value on purpose
-        result = invoke(["put", name, "--from-file", str(path), "-e", env, "--allow-empty"])
-        assert result.exit_code == 0, result.stderr
-        path.unlink()
-
-
-def values_of(env: str) -> dict[str, str]:
-    result = invoke(["export", "--format", "json", "-e", env])
-    assert result.exit_code == 0, result.stderr
-    data: dict[str, str] = json.loads(result.stdout_bytes.decode())
-    return data
+from helpers.cli import assert_error, invoke, put_all, run_cli, values_of
+from helpers.values import CANARY, HOSTILE
 
 
 @pytest.fixture

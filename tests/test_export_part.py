@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import invoke, put_secret, run_cli
+from helpers.cli import invoke, put_secret, run_cli
 
 SECRETS = {
     "db/password": b"pw-1",

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from helpers.cli import invoke
 
 from bsecrets.config.cache import cache_dir, load_profile_cached
 

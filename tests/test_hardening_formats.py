@@ -21,10 +21,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, invoke, run_cli
-from test_bad_input import assert_error
-from test_ci_steps import parse_github_env
-from test_export_import import put_all, values_of
+from helpers.cli import assert_error, invoke, put_all, run_cli, values_of
+from helpers.github_env import parse_github_env
+from helpers.values import CANARY
 
 from bsecrets.formats.codecs import github_env_block
 

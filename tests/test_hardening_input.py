@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, Result, invoke, run_cli
+from helpers.cli import Result, invoke, run_cli
+from helpers.values import PASSPHRASE
 
 from bsecrets.models import MAX_DESCRIPTION, MAX_TAGS
 

@@ -8,7 +8,7 @@ import shlex
 from typing import Any
 
 import pytest
-from conftest import invoke
+from helpers.cli import invoke
 
 from bsecrets.cli.app import COMMANDS, app, build_command
 

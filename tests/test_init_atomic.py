@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, invoke
+from helpers.cli import invoke
+from helpers.values import PASSPHRASE
 
 from bsecrets.vaultfile.schema import SCHEMA
 

@@ -2,7 +2,7 @@
 
 The keyring backend is chosen once per process (PYTHON_KEYRING_BACKEND), so
 everything that touches the keyring runs as a real process through run_cli:
-either against the private Secret Service of tests/secret_service.py (only its
+either against the private Secret Service of tests/helpers/secret_service.py (only its
 DBUS_SESSION_BUS_ADDRESS and PYTHON_KEYRING_BACKEND are passed on), or with the
 conftest default, the fail backend (no usable keyring).
 
@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, run_cli
-from secret_service import NO_KEYRING_ENV
+from helpers.cli import run_cli
+from helpers.secret_service import NO_KEYRING_ENV
+from helpers.values import PASSPHRASE
 
 SERVICE = "bsecrets"
 VALUE = "k3yring-value-4e1f"

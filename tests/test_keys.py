@@ -9,7 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, invoke
+from helpers.cli import invoke
+from helpers.values import PASSPHRASE
 
 from bsecrets.cli.exit_codes import exit_code_of
 from bsecrets.crypto.keys import (

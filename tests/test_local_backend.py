@@ -5,19 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE
+from helpers.local_vault import make_vault
+from helpers.values import PASSPHRASE
 
 from bsecrets.backends.local.adapter import LocalAdapter
 from bsecrets.testing.backend import ACTOR, BackendContract
 from bsecrets.timeutil import utcnow
 from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.vault import LocalVault
-
-
-def make_vault(path: Path) -> LocalVault:
-    return LocalVault.create(
-        path, Credentials(passphrase=PASSPHRASE), utcnow, passphrase=PASSPHRASE, use_keyring=False
-    )
 
 
 class TestLocalContract(BackendContract):

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, put_secret, run_cli
+from helpers.cli import put_secret, run_cli
+from helpers.values import CANARY
 
 from bsecrets.cli.commands.run import want_mask
 from bsecrets.errors import UsageError

@@ -23,8 +23,9 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, invoke, run_cli
-from file_keyring import FileKeyring, file_keyring  # noqa: F401
+from helpers.cli import invoke, run_cli
+from helpers.file_keyring import FileKeyring, file_keyring  # noqa: F401
+from helpers.values import PASSPHRASE
 
 from bsecrets.backends.local.adapter import LocalAdapter
 from bsecrets.crypto.keys import (

@@ -10,9 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import invoke
-from test_bad_input import assert_error
-from test_export_import import values_of
+from helpers.cli import assert_error, invoke, values_of
 
 from bsecrets.config.generators import PASSWORD_ALPHABET, generate, parse_generator
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, invoke, run_cli
-from test_terminal import run_on_tty
+from helpers.cli import invoke, run_cli, run_on_tty
+from helpers.values import PASSPHRASE
 
 from bsecrets.config.loader import load_profile
 from bsecrets.errors import UsageError

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_helpers import FakeEndpoint
-from aws_helpers import write_profile as write_aws_profile
-from conftest import invoke, run_cli
-from loopback_proxy import LoopbackProxy
-from moto_server import FAKE_CREDENTIALS, REGION, MotoServer
-from openbao_server import OpenBao
-from vault_env import unique_prefix, vault_env, write_profile
+from helpers.aws_env import FakeEndpoint
+from helpers.aws_env import write_profile as write_aws_profile
+from helpers.cli import invoke, run_cli
+from helpers.loopback_proxy import LoopbackProxy
+from helpers.moto_server import FAKE_CREDENTIALS, REGION, MotoServer
+from helpers.openbao_server import OpenBao
+from helpers.vault_env import unique_prefix, vault_env, write_profile
 
 BUDGET_S = 2
 GUARD_S = 10 * BUDGET_S  # a hang guard, not a measurement

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CANARY, invoke, put_secret, run_cli
+from helpers.cli import invoke, put_secret, run_cli
+from helpers.values import CANARY
 
 from bsecrets.errors import UsageError
 from bsecrets.run.template import parse
@@ -195,7 +196,7 @@ def test_denied_environment_exit_4(
 ) -> None:
     """A reference to an environment the caller cannot read (a real Vault token
     whose policy does not cover it): exit 4 from the server, nothing written."""
-    from vault_env import unique_prefix, vault_env, write_profile
+    from helpers.vault_env import unique_prefix, vault_env, write_profile
 
     prefix = unique_prefix("render")
     root = openbao.client()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import invoke
+from helpers.cli import invoke
 
 OLD, NEW = "old-password", "new-password"
 

@@ -6,8 +6,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import PASSPHRASE
-from test_local_backend import make_vault
+from helpers.local_vault import make_vault
+from helpers.values import PASSPHRASE
 
 from bsecrets.vaultfile.cache import SealedCache
 from bsecrets.vaultfile.credentials import Credentials

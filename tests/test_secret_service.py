@@ -1,10 +1,10 @@
-"""Checks for the private Secret Service fixture in tests/secret_service.py."""
+"""Checks for the private Secret Service fixture in tests/helpers/secret_service.py."""
 
 import os
 import subprocess
 import sys
 
-from secret_service import NO_KEYRING_ENV
+from helpers.secret_service import NO_KEYRING_ENV
 
 
 def run_python(code, overrides):

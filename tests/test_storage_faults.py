@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, invoke
+from helpers.cli import invoke
+from helpers.values import PASSPHRASE
 
 pytestmark = pytest.mark.slow
 

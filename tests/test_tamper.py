@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, invoke
+from helpers.cli import invoke
+from helpers.values import PASSPHRASE
 
 from bsecrets.cli.exit_codes import exit_code_of
 from bsecrets.config.loader import load_profile

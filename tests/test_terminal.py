@@ -4,48 +4,10 @@ asked without echo, and never reach the screen."""
 from __future__ import annotations
 
 import os
-import pty
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from conftest import PASSPHRASE, invoke
-
-
-def run_on_tty(args: list[str], answers: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run bsecrets with stdin/stdout/stderr on a pty, answer each prompt, return (code, screen)."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bsecrets", *args], stdin=follower, stdout=follower,
-        stderr=follower, env=env, close_fds=True,
-    )  # fmt: skip
-    os.close(follower)
-    screen = b""
-    pending = list(answers)
-    answered = 0
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            screen += chunk
-            # Answer each prompt once it is shown: getpass flushes type-ahead.
-            prompts = screen.count(b": ")
-            if pending and prompts > answered and screen.endswith(b": "):
-                answered += 1
-                os.write(leader, pending.pop(0).encode() + b"\n")
-        elif proc.poll() is not None:
-            break
-    code = proc.wait(timeout=10)
-    os.close(leader)
-    return code, screen.decode(errors="replace")
+from helpers.cli import invoke, run_on_tty
+from helpers.values import PASSPHRASE
 
 
 def test_put_prompts_without_echo(vault: Path) -> None:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Result, invoke
+from helpers.cli import Result, invoke
+from helpers.values import PASSPHRASE
 
 from bsecrets.backends.cleartext import cleartext_endpoint, cleartext_warning, is_loopback
 from bsecrets.config import cache as profile_cache
@@ -683,7 +684,7 @@ NO_LOGIN = {"method": "approle", "role_id_env": "NO_ROLE_ID", "secret_id_env": "
 
 
 def remote_profile(work: Path, monkeypatch: pytest.MonkeyPatch, **staging: Any) -> None:
-    from vault_env import write_profile
+    from helpers.vault_env import write_profile
 
     env = {"backend": "vault", "prefix": "app", **staging}
     write_profile(work, monkeypatch, {"staging": env})
@@ -752,7 +753,7 @@ def test_loopback_over_plain_http_does_not_warn(
 def test_aws_endpoint_over_plain_http_warns_once(
     isolated: Path, monkeypatch: pytest.MonkeyPatch, only_loopback: list[str]
 ) -> None:
-    from aws_helpers import write_profile
+    from helpers.aws_env import write_profile
 
     write_profile(isolated, region="eu-west-1", endpoint_url="http://10.255.255.1:4566")
     monkeypatch.setenv("BSECRETS_PASSPHRASE", PASSPHRASE)
@@ -768,7 +769,7 @@ def test_aws_endpoint_over_plain_http_warns_once(
 def test_aws_endpoint_variable_over_plain_http_warns(
     isolated: Path, monkeypatch: pytest.MonkeyPatch, only_loopback: list[str]
 ) -> None:
-    from aws_helpers import write_profile
+    from helpers.aws_env import write_profile
 
     write_profile(isolated, region="eu-west-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://10.255.255.1:4566")

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import invoke, run_cli
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fake_kubernetes import FakeTokenReview, make_jwt
-from openbao_server import OpenBao
-from test_local_backend import make_vault
-from vault_env import assert_error, make_adapter, unique_prefix, vault_env, write_profile
+from helpers.cli import invoke, run_cli
+from helpers.fake_kubernetes import FakeTokenReview, make_jwt
+from helpers.local_vault import make_vault
+from helpers.openbao_server import OpenBao
+from helpers.vault_env import assert_error, make_adapter, unique_prefix, vault_env, write_profile
 
 from bsecrets.backends.vault.policy import render_policy
 from bsecrets.timeutil import utcnow

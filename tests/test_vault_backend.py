@@ -11,8 +11,8 @@ from typing import Any
 
 import hvac
 import pytest
-from openbao_server import OpenBao
-from vault_env import make_adapter, unique_prefix
+from helpers.openbao_server import OpenBao
+from helpers.vault_env import make_adapter, unique_prefix
 
 from bsecrets.backends.vault.adapter import VaultAdapter
 from bsecrets.errors import InvalidName, SecretNotFound, UsageError, VersionNotFound

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import invoke
-from openbao_server import OpenBao
-from vault_env import assert_error, unique_prefix, vault_env, write_profile
-from vault_proxy import VaultProxy
+from helpers.cli import invoke
+from helpers.loopback_proxy import LoopbackProxy as VaultProxy
+from helpers.openbao_server import OpenBao
+from helpers.vault_env import assert_error, unique_prefix, vault_env, write_profile
 
 VALUE = "v1-canary-3f9a"
 

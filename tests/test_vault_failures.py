@@ -11,15 +11,15 @@ from pathlib import Path
 
 import hvac
 import pytest
-from conftest import invoke
-from fake_kubernetes import self_signed
-from openbao_server import (
+from helpers.cli import invoke
+from helpers.fake_kubernetes import self_signed
+from helpers.openbao_server import (
     OpenBao,
     free_port,
     start_dev_server,
     start_sealed_server,
 )
-from vault_env import assert_error, unique_prefix, write_profile
+from helpers.vault_env import assert_error, unique_prefix, write_profile
 
 TOKEN_CANARY = "s.token-canary-1b2c3d"
 

@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import invoke
-from openbao_server import OpenBao
-from vault_env import assert_error, unique_prefix, vault_env, write_profile
+from helpers.cli import invoke
+from helpers.openbao_server import OpenBao
+from helpers.vault_env import assert_error, unique_prefix, vault_env, write_profile
 
 VALUE = "value-canary-5a6b7c"
 HAND_WRITTEN = """

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import invoke, put_secret
+from helpers.cli import invoke, put_secret
 
 DEV = {f"app/key-{i:02d}": os.urandom(300).hex().encode() for i in range(40)}
 

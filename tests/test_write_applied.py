@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_helpers import FakeEndpoint
-from aws_helpers import write_profile as write_aws_profile
-from conftest import CANARY, invoke
-from loopback_proxy import LoopbackProxy
-from moto_server import FAKE_CREDENTIALS, REGION, MotoServer
-from openbao_server import OpenBao
-from vault_env import unique_prefix, vault_env, write_profile
+from helpers.aws_env import FakeEndpoint
+from helpers.aws_env import write_profile as write_aws_profile
+from helpers.cli import invoke
+from helpers.loopback_proxy import LoopbackProxy
+from helpers.moto_server import FAKE_CREDENTIALS, REGION, MotoServer
+from helpers.openbao_server import OpenBao
+from helpers.values import CANARY
+from helpers.vault_env import unique_prefix, vault_env, write_profile
 
 VALUE = "value-canary-31f0"
 BUDGET_S = 2

@@ -1,8 +1,6 @@
 """A private, headless Secret Service (D-Bus + gnome-keyring) for tests.
 
-    from secret_service import secret_service  # noqa: F401
-
-    def test_x(secret_service):  # noqa: F811
+    def test_x(secret_service):  # registered once in tests/conftest.py
         subprocess.run([...], env={**os.environ, **secret_service})
 
 The session fixture yields a ``SecretServiceEnv``: a dict of environment

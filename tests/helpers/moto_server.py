@@ -1,8 +1,6 @@
 """moto's server on 127.0.0.1, over real HTTP, for the AWS backend's tests.
 
-    from moto_server import aws, moto_server  # noqa: F401
-
-    def test_x(aws):  # noqa: F811
+    def test_x(aws):  # registered once in tests/conftest.py
         ...  # aws.endpoint is "http://127.0.0.1:PORT", state reset before the test
 
 ``moto_server`` (session) starts one ThreadedMotoServer on a free port, once

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, invoke
 
 from bsecrets.backends.registry import BackendContext
 from bsecrets.backends.vault import from_config
 from bsecrets.backends.vault.adapter import VaultAdapter
 from bsecrets.config.profile import EnvironmentConfig
 from bsecrets.timeutil import utcnow
+from helpers.cli import invoke
+from helpers.values import PASSPHRASE
 
 
 def unique_prefix(label: str = "t") -> str:

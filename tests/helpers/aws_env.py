@@ -14,14 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from moto_server import REGION
-
 from bsecrets.backends.aws import from_config
 from bsecrets.backends.aws.adapter import AWSAdapter
 from bsecrets.backends.registry import BackendContext
 from bsecrets.config.profile import EnvironmentConfig
 from bsecrets.errors import VaultNotFound
 from bsecrets.timeutil import Clock, utcnow
+from helpers.moto_server import REGION
 
 ROLE_ACCOUNT = "111111111111"
 ROLE_ARN = f"arn:aws:iam::{ROLE_ACCOUNT}:role/bsecrets-prod"
