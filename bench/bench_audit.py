@@ -30,10 +30,8 @@ import argparse
 import os
 import platform
 import random
-import re
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,16 +40,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_local import (  # the same sampling and statistics as the local bench
+from harness import (
     BenchError,
     Case,
     Pair,
     base_env,
     call,
+    compile_tree,
     git_state,
+    home_environ,
     measure,
     ms,
+    paired_median,
     quantile,
+    raw_header,
+    raw_line,
+    session_token,
+    verdict,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -69,10 +74,6 @@ WEAK_KDF = {"BSECRETS_INSECURE_TEST_KDF": "1"}
 
 def us(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} us"
-
-
-def verdict(ok: bool | None) -> str:
-    return "info" if ok is None else ("PASS" if ok else "FAIL")
 
 
 # --- 1. verify throughput --------------------------------------------------------
@@ -309,18 +310,6 @@ def child_env(work: Path) -> dict[str, str]:
     return {**base_env(work, "warm"), **WEAK_KDF}
 
 
-def compile_tree(env: dict[str, str]) -> None:
-    import bsecrets
-
-    package = Path(bsecrets.__file__).resolve().parent
-    proc = subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(package)],
-        env=env, capture_output=True, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise BenchError(f"compileall {package}: {proc.stdout.decode()[-400:]}")
-
-
 def in_process(folder: Path, passphrase: str, env: dict[str, str], ops: int, seed: int) -> dict:
     """manager.put / manager.get in a loop: the real LocalAuditLog against NullAuditSink,
     alternating op by op (random order within each pair), per-op wall time."""
@@ -329,9 +318,7 @@ def in_process(folder: Path, passphrase: str, env: dict[str, str], ops: int, see
     from bsecrets.services.manager import SecretsManager
     from bsecrets.vaultfile.credentials import Credentials
 
-    saved = {k: os.environ.get(k) for k in ("HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME")}
-    os.environ.update({k: env[k] for k in saved})
-    try:
+    with home_environ(env):
         profile = load_profile(folder / "bsecrets.yaml")
         creds = Credentials(passphrase=passphrase)
         audited = SecretsManager(profile, creds, environ=env)
@@ -368,12 +355,6 @@ def in_process(folder: Path, passphrase: str, env: dict[str, str], ops: int, see
         finally:
             audited.close()
             null.close()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return {key: list(values) for key, values in times.items()}
 
 
@@ -381,17 +362,16 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
     py = sys.executable
     env = child_env(work)
     print("overhead: compileall, init, unlock", file=sys.stderr, flush=True)
-    compile_tree(env)
+    import bsecrets
+
+    compile_tree(Path(bsecrets.__file__).resolve().parent, env)
     folder = work / "cli"
     folder.mkdir(mode=0o700)
     passphrase = "bench-" + secrets.token_urlsafe(18)
     with_pass = {**env, "BSECRETS_PASSPHRASE": passphrase}
     call([py, "-m", "bsecrets", "init"], with_pass, folder)
     out = call([py, "-m", "bsecrets", "unlock"], with_pass, folder)
-    match = re.search(r"BSECRETS_SESSION=(\S+)", out)
-    if not match:
-        raise BenchError(f"'bsecrets unlock' printed no session token: {out[:200]!r}")
-    session = {**env, "BSECRETS_SESSION": match.group(1)}
+    session = {**env, "BSECRETS_SESSION": session_token(out)}
     value_file = work / "value.txt"
     value_file.write_bytes(VALUE)
     os.chmod(value_file, 0o600)
@@ -472,16 +452,8 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
         "the medians;\n  cpu: the same on the child's user+sys time; 'i' rows are "
         "information (the console form against the driver)"
     )
-    lines.append(
-        f"  raw wall times{'':<27} {'n':>3} {'min':>10} {'median':>10} {'p90':>10} "
-        f"{'max':>10} {'cpu med':>10}"
-    )
-    for c in cases.values():
-        lines.append(
-            f"    {c.label:<38} {len(c.wall):>3} {ms(min(c.wall)):>10} "
-            f"{ms(statistics.median(c.wall)):>10} {ms(quantile(c.wall, 0.9)):>10} "
-            f"{ms(max(c.wall)):>10} {ms(statistics.median(c.cpu)):>10}"
-        )
+    lines.append(raw_header(f"  raw wall times{'':<27}"))
+    lines += [raw_line(c, 4, 38) for c in cases.values()]
     audited_runs = 4 * args.rounds
     lines.append(
         f"  audit events written during the rounds: {events_after - events_warm} "
@@ -494,7 +466,7 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
     lines.append(f"  in-process (information; {args.ops} ops each, alternating, median per op):")
     for op in ("put", "get"):
         a, n = inproc[(op, "audited")], inproc[(op, "null")]
-        paired = statistics.median(x / y for x, y in zip(a, n, strict=True))
+        paired = paired_median(a, n)
         lines.append(
             f"    {op}: audited {us(statistics.median(a))}, null {us(statistics.median(n))}: "
             f"+{us(statistics.median(a) - statistics.median(n))} per op, "
