@@ -24,16 +24,14 @@ import json
 import logging
 import os
 import platform
-import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness import BenchError, Case, call, compile_tree, measure, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -56,34 +54,6 @@ client = boto3.client("secretsmanager", endpoint_url=sys.argv[1], region_name=sy
 value = client.get_secret_value(SecretId=sys.argv[3], VersionStage="AWSCURRENT")
 sys.stdout.write(value["SecretString"] + "\\n")
 """
-
-
-class BenchError(Exception):
-    """The benchmark itself could not run (exit 2)."""
-
-
-@dataclass
-class Case:
-    key: str
-    label: str
-    cmd: list[str]
-    times: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.times)
-
-
-def run_once(case: Case, env: dict[str, str], cwd: Path) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(
-        case.cmd, env=env, cwd=cwd, capture_output=True, timeout=60, check=False
-    )
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0 or result.stdout.decode().strip() != VALUE:
-        stderr = result.stderr.decode(errors="replace").strip()
-        raise BenchError(f"{case.label} failed (exit {result.returncode}): {stderr[-400:]}")
-    return elapsed
 
 
 def start_moto() -> tuple[Any, str]:
@@ -132,21 +102,13 @@ def write_profile(work: Path, endpoint: str) -> None:
 
 
 def bsecrets(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "bsecrets", *args],
-        env=env, cwd=cwd, input=stdin.encode() if stdin is not None else None,
-        capture_output=True, timeout=60, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise BenchError(f"bsecrets {' '.join(args)}: {result.stderr.decode().strip()[-400:]}")
-    return result.stdout.decode()
+    value = stdin.encode() if stdin is not None else None
+    return call([sys.executable, "-m", "bsecrets", *args], env, cwd, value)
 
 
 def setup(work: Path, endpoint: str, env: dict[str, str]) -> dict[str, str]:
     """Vault, profile, the secret in both AWS environments; the env of the role case."""
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "bsecrets")], check=True
-    )  # PYTHONDONTWRITEBYTECODE may be set: compile once, as an installed package is
+    compile_tree(ROOT / "bsecrets")
     bsecrets(["init", "--env", "dev"], {**env, "BSECRETS_PASSPHRASE": PASSPHRASE}, work)
     write_profile(work, endpoint)
     session_line = bsecrets(["unlock"], {**env, "BSECRETS_PASSPHRASE": PASSPHRASE}, work)
@@ -156,7 +118,7 @@ def setup(work: Path, endpoint: str, env: dict[str, str]) -> dict[str, str]:
     return role_env
 
 
-def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def measure_gets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     server, endpoint = start_moto()
     try:
         env = child_env(work / "home")
@@ -165,38 +127,38 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         script = work / "read_boto3.py"
         script.write_text(BOTO3_SCRIPT)
         get = [sys.executable, "-m", "bsecrets", "get", NAME]
+
+        def case(key: str, label: str, cmd: list[str], environ: dict[str, str]) -> Case:
+            """Checked on every run: it prints the value."""
+            return Case(key, label, cmd, environ, work, VALUE.encode(), check_every_run=True,
+                        strip=True, timeout=60)  # fmt: skip
+
         cases = [
-            Case("bsecrets", "bsecrets get (python -m bsecrets)", [*get, "-e", "prod"]),
-            Case("boto3", "(b) python script with boto3", [sys.executable, str(script),
-                 endpoint, REGION, PREFIX + NAME]),
-            Case("role", "bsecrets get, role_arn (cached)", [*get, "-e", "cross"]),
+            case("bsecrets", "bsecrets get (python -m bsecrets)", [*get, "-e", "prod"], env),
+            case("boto3", "(b) python script with boto3", [sys.executable, str(script),
+                 endpoint, REGION, PREFIX + NAME], env),
+            case("role", "bsecrets get, role_arn (cached)", [*get, "-e", "cross"], role_env),
         ]  # fmt: skip
         aws_cli = shutil.which("aws")
         if aws_cli:
             cases.append(
-                Case("awscli", "(a) aws secretsmanager get-secret-value", [
+                case("awscli", "(a) aws secretsmanager get-secret-value", [
                     aws_cli, "secretsmanager", "get-secret-value", "--secret-id", PREFIX + NAME,
                     "--endpoint-url", endpoint, "--region", REGION,
                     "--query", "SecretString", "--output", "text",
-                ])
+                ], env)
             )  # fmt: skip
-        envs = {c.key: role_env if c.key == "role" else env for c in cases}
-        for case in cases:  # warm the page cache and the profile cache
-            for _ in range(2):
-                run_once(case, envs[case.key], work)
+        for c in cases:  # warm the page cache and the profile cache
+            c.warm_up(2)
         sts_before = sts_calls()
-        for _ in range(args.runs):
-            order = cases[:]
-            random.shuffle(order)
-            for case in order:
-                case.times.append(run_once(case, envs[case.key], work))
+        measure([], cases, args.runs, None)  # each round: every case once, shuffled
         sts_during = sts_calls() - sts_before
     finally:
         server.stop()
     medians = {c.key: c.median for c in cases}
     return {
         "cases": {
-            c.key: {"label": c.label, "median_s": c.median, "times_s": c.times} for c in cases
+            c.key: {"label": c.label, "median_s": c.median, "times_s": c.wall} for c in cases
         },
         "ratio_boto3": medians["bsecrets"] / medians["boto3"],
         "ratio_awscli": medians["bsecrets"] / medians["awscli"] if "awscli" in medians else None,
@@ -221,7 +183,7 @@ def report(result: dict[str, Any]) -> bool:
     passed = ratio <= BOTO3_LIMIT
     ok &= passed
     print(f"  bsecrets / (b) boto3 script   = {ratio:.2f}x (target <= {BOTO3_LIMIT}x): "
-          f"{'PASS' if passed else 'FAIL'}")  # fmt: skip
+          f"{verdict(passed)}")  # fmt: skip
     ratio = result["ratio_awscli"]
     if ratio is None:
         print("  bsecrets / (a) AWS CLI        = skipped: 'aws' is not installed")
@@ -229,12 +191,12 @@ def report(result: dict[str, Any]) -> bool:
         passed = ratio <= AWSCLI_LIMIT
         ok &= passed
         print(f"  bsecrets / (a) AWS CLI        = {ratio:.2f}x (target <= {AWSCLI_LIMIT}x): "
-              f"{'PASS' if passed else 'FAIL'}")  # fmt: skip
+              f"{verdict(passed)}")  # fmt: skip
     calls = result["sts_calls_during_measured_role_gets"]
     passed = calls == 0
     ok &= passed
     print(f"  STS calls by the measured role_arn gets = {calls} (target 0): "
-          f"{'PASS' if passed else 'FAIL'}")  # fmt: skip
+          f"{verdict(passed)}")  # fmt: skip
     return ok
 
 
@@ -249,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="bsecrets-bench-aws-") as tmp:
-            result = measure(args, Path(tmp))
+            result = measure_gets(args, Path(tmp))
     except (BenchError, subprocess.SubprocessError, OSError) as exc:
         print(f"bench error: {exc}", file=sys.stderr)
         return 2

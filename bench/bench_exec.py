@@ -21,15 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness import BenchError, Case, call, measure, verdict
 
 PASSPHRASE = "bench passphrase for exec"
 TARGET = 1.3
@@ -54,10 +53,7 @@ def setup(work: Path, count: int) -> dict[str, str]:
         (work / sub).mkdir(mode=0o700, exist_ok=True)
     env = _env(work)
     py = [sys.executable, "-m", "bsecrets"]
-    subprocess.run(
-        [*py, "init"], cwd=work, env={**env, "BSECRETS_PASSPHRASE": PASSPHRASE},
-        check=True, capture_output=True,
-    )  # fmt: skip
+    call([*py, "init"], {**env, "BSECRETS_PASSPHRASE": PASSPHRASE}, work)
     fill = (
         "import sys\n"
         "from pathlib import Path\n"
@@ -71,25 +67,10 @@ def setup(work: Path, count: int) -> dict[str, str]:
         "m.close()\n"
     )
     values = "\n".join(secrets.token_urlsafe(24) for _ in range(count))
-    subprocess.run(
-        [sys.executable, "-c", fill, PASSPHRASE], input=values.encode(), cwd=work, env=env,
-        check=True, capture_output=True,
-    )  # fmt: skip
-    out = subprocess.run(
-        [*py, "unlock", "--json"], cwd=work, env={**env, "BSECRETS_PASSPHRASE": PASSPHRASE},
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+    call([sys.executable, "-c", fill, PASSPHRASE], env, work, values.encode())
+    out = call([*py, "unlock", "--json"], {**env, "BSECRETS_PASSPHRASE": PASSPHRASE}, work)
     env["BSECRETS_SESSION"] = json.loads(out)["session"]
     return env
-
-
-def timed(cmd: list[str], work: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, check=False)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"{cmd[3:]} exited {result.returncode}: {result.stderr.decode()}")
-    return elapsed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,47 +91,47 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             env = setup(work, args.secrets)
-            for cmd in subjects.values():  # warm caches, check it works
-                timed(cmd, work, env)
-                timed(cmd, work, env)
-        except (subprocess.CalledProcessError, RuntimeError) as exc:
+            cases = [Case(k, k, cmd, env, work) for k, cmd in subjects.items()]
+            for case in cases:  # warm caches, check it works
+                case.warm_up(2)
+        except BenchError as exc:
             print(f"setup failed: {exc}", file=sys.stderr)
             return 2
-        samples: dict[str, list[float]] = {k: [] for k in subjects}
-        ratios: dict[str, list[float]] = {k: [] for k in subjects if k != "get"}
-        for _ in range(args.runs):
-            order = list(subjects)
-            random.shuffle(order)
-            round_times = {k: timed(subjects[k], work, env) for k in order}
-            for k, t in round_times.items():
-                samples[k].append(t)
-            for k in ratios:
-                ratios[k].append(round_times[k] / round_times["get"])
+        # each round runs every command once, in a new random order
+        measure([], cases, args.runs, None)
+    except BenchError as exc:
+        print(f"bench error: {exc}", file=sys.stderr)
+        return 2
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    samples = {case.key: case.wall for case in cases}
+    ratios = {  # per round: the subject over the get of the same round
+        k: [s / g for s, g in zip(times, samples["get"], strict=True)]
+        for k, times in samples.items()
+        if k != "get"
+    }
     medians = {k: statistics.median(v) for k, v in samples.items()}
     print(f"{args.secrets} secrets, {args.runs} interleaved rounds, fresh processes")
     for k, m in medians.items():
         print(f"  {k:<12} median {m * 1000:7.1f} ms")
-    verdict = 0
+    code = 0
     for k, r in ratios.items():
         paired = statistics.median(r)
         of_medians = medians[k] / medians["get"]
         judged = k == "exec"
         ok = paired <= TARGET
         if judged and not ok:
-            verdict = 1
-        status = ("PASS" if ok else "FAIL") if judged else "info"
+            code = 1
         print(
             f"  {k} / get: paired-median ratio {paired:.3f}, ratio of medians "
-            f"{of_medians:.3f} (target <= {TARGET}) {status}"
+            f"{of_medians:.3f} (target <= {TARGET}) {verdict(ok if judged else None)}"
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps({"samples": samples, "ratios": ratios, "medians": medians}, indent=2)
         )
-    return verdict
+    return code
 
 
 if __name__ == "__main__":

@@ -15,31 +15,19 @@ Exit status: 0 every format within the limit, 1 one is not, 2 could not run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import random
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness import BenchError, Case, Pair, call, compile_tree, measure, verdict
 
 LIMIT = 2.0
 ROOT = Path(__file__).resolve().parent.parent
 FORMATS = ("dotenv", "json", "shell", "yaml")
 SCRUBBED = ("BSECRETS_", "GITHUB_", "GITLAB_", "PYTHONDONTWRITEBYTECODE", "CI")
-
-
-def run(args: list[str], env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "bsecrets", *args], env=env, cwd=cwd,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
-    )  # fmt: skip
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"bsecrets {' '.join(args)} failed: {done.stderr.decode()[-400:]}")
-    return elapsed
 
 
 def setup(work: Path, count: int) -> dict[str, str]:
@@ -50,10 +38,7 @@ def setup(work: Path, count: int) -> dict[str, str]:
         BSECRETS_PASSPHRASE="bench passphrase", BSECRETS_INSECURE_TEST_KDF="1",
     )  # fmt: skip
     (work / "run").mkdir(mode=0o700)
-    subprocess.run(
-        [sys.executable, "-m", "bsecrets", "init", "--env", "dev"], env=env, cwd=work,
-        check=True, capture_output=True,
-    )  # fmt: skip
+    call([sys.executable, "-m", "bsecrets", "init", "--env", "dev"], env, work)
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
@@ -68,18 +53,31 @@ def setup(work: Path, count: int) -> dict[str, str]:
         "        m.put('dev', name, os.urandom(24).hex().encode())\n"
         "m.close()\n"
     )
-    subprocess.run([sys.executable, "-c", script], env=env, cwd=work, check=True)
-    unlock = subprocess.run(
-        [sys.executable, "-m", "bsecrets", "unlock", "--json"], env=env, cwd=work,
-        check=True, capture_output=True,
-    )  # fmt: skip
-    import json
-
-    token = json.loads(unlock.stdout)["session"]
+    call([sys.executable, "-c", script], env, work)
+    unlock = call([sys.executable, "-m", "bsecrets", "unlock", "--json"], env, work)
+    token = json.loads(unlock)["session"]
     env.pop("BSECRETS_PASSPHRASE")
     env.pop("BSECRETS_INSECURE_TEST_KDF")
     env["BSECRETS_SESSION"] = token
     return env
+
+
+def measure_export(args: argparse.Namespace) -> tuple[Case, list[Pair]]:
+    """Each round runs every (get, export FORMAT) pair back to back, in a shuffled order."""
+    compile_tree(ROOT / "bsecrets")
+    with tempfile.TemporaryDirectory(prefix="bsecrets-bench-export-") as tmp:
+        work = Path(tmp)
+        env = setup(work, args.secrets)
+        py = [sys.executable, "-m", "bsecrets"]
+        get = Case("get", "get", [*py, "get", "app/key-0000"], env, work)
+        pairs = [
+            Pair(fmt, get, Case(fmt, fmt, [*py, "export", "--format", fmt], env, work), LIMIT)
+            for fmt in FORMATS
+        ]
+        for case in [get, *(p.subj for p in pairs)]:  # warm: bytecode, profile cache, page cache
+            case.warm_up(2)
+        measure(pairs, [], args.runs, None)
+    return get, pairs
 
 
 def main() -> int:
@@ -87,41 +85,22 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--secrets", type=int, default=1000)
     args = parser.parse_args()
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "bsecrets")], check=True)
-    with tempfile.TemporaryDirectory(prefix="bsecrets-bench-export-") as tmp:
-        work = Path(tmp)
-        env = setup(work, args.secrets)
-        get = ["get", "app/key-0000"]
-        subjects = {fmt: ["export", "--format", fmt] for fmt in FORMATS}
-        for cmd in [get, *subjects.values()]:  # warm: bytecode, profile cache, page cache
-            run(cmd, env, work)
-            run(cmd, env, work)
-        base: list[float] = []
-        times: dict[str, list[float]] = {fmt: [] for fmt in FORMATS}
-        ratios: dict[str, list[float]] = {fmt: [] for fmt in FORMATS}
-        for _ in range(args.runs):
-            order = list(FORMATS)
-            random.shuffle(order)
-            for fmt in order:
-                pair = [("get", get), (fmt, subjects[fmt])]
-                random.shuffle(pair)
-                measured = {label: run(cmd, env, work) for label, cmd in pair}
-                base.append(measured["get"])
-                times[fmt].append(measured[fmt])
-                ratios[fmt].append(measured[fmt] / measured["get"])
-    get_median = statistics.median(base)
+    try:
+        get, pairs = measure_export(args)
+    except BenchError as exc:
+        print(f"bench error: {exc}", file=sys.stderr)
+        return 2
     print(f"export of {args.secrets} secrets vs one get; {args.runs} rounds; limit {LIMIT}x")
-    print(f"get median {get_median * 1000:.1f} ms (n={len(base)})")
+    print(f"get median {get.median * 1000:.1f} ms (n={len(get.wall)})")
     print(f"{'format':<8} {'median ms':>10} {'ratio':>7} {'of med':>7}  result")
     ok = True
-    for fmt in FORMATS:
-        ratio = statistics.median(ratios[fmt])
-        of_medians = statistics.median(times[fmt]) / get_median
+    for pair in pairs:
+        ratio = pair.paired_ratio
         passed = ratio <= LIMIT
         ok &= passed
         print(
-            f"{fmt:<8} {statistics.median(times[fmt]) * 1000:>10.1f} {ratio:>6.2f}x "
-            f"{of_medians:>6.2f}x  {'PASS' if passed else 'FAIL'}"
+            f"{pair.label:<8} {statistics.median(pair.subj_wall) * 1000:>10.1f} {ratio:>6.2f}x "
+            f"{statistics.median(pair.subj_wall) / get.median:>6.2f}x  {verdict(passed)}"
         )
     return 0 if ok else 1
 

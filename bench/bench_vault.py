@@ -21,21 +21,26 @@ import argparse
 import json
 import os
 import platform
-import random
-import re
-import resource
-import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness import (
+    BenchError,
+    Case,
+    call,
+    compile_tree,
+    console_script,
+    measure,
+    paired_median,
+    session_token,
+    verdict,
+)
 
 RATIO_LIMIT = 1.3
 REPO = Path(__file__).resolve().parent.parent
@@ -56,50 +61,9 @@ sys.stdout.write(answer["data"]["data"]["value"] + "\\n")
 """
 
 
-class BenchError(Exception):
-    """The benchmark itself could not run (exit 2)."""
-
-
-@dataclass
-class Case:
-    key: str
-    label: str
-    cmd: list[str]
-    env: dict[str, str]
-    cwd: Path
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)  # user + system of the child
-
-    def run(self, *, record: bool = True) -> bytes:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.run(
-            self.cmd, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-            capture_output=True, check=False, timeout=60,
-        )  # fmt: skip
-        elapsed = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode != 0:
-            raise BenchError(f"{self.label}: exit {proc.returncode}: {proc.stderr.decode()[-600:]}")
-        if proc.stdout != f"{VALUE}\n".encode():
-            raise BenchError(f"{self.label}: printed {proc.stdout[:80]!r}")
-        if record:
-            self.wall.append(elapsed)
-            self.cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-        return proc.stdout
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.wall)
-
-    @property
-    def cpu_median(self) -> float:
-        return statistics.median(self.cpu)
-
-
 def paired_ratio(subject: Case, baseline: Case) -> float:
     """Median of per-round ratios: cancels load that drifts between rounds."""
-    return statistics.median(s / b for s, b in zip(subject.wall, baseline.wall, strict=True))
+    return paired_median(subject.wall, baseline.wall)
 
 
 # --- the server ----------------------------------------------------------------
@@ -154,13 +118,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 # --- setup -------------------------------------------------------------------
 
 
-def call(cmd: list[str], env: dict[str, str], cwd: Path, stdin: bytes = b"") -> str:
-    proc = subprocess.run(cmd, env=env, cwd=cwd, input=stdin, capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise BenchError(f"{' '.join(cmd[-4:])}: exit {proc.returncode}: {proc.stderr.decode()}")
-    return proc.stdout.decode()
-
-
 def clean_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
     env.update(
@@ -173,17 +130,6 @@ def clean_env(home: Path) -> dict[str, str]:
     )
     (home / "run").mkdir(parents=True, mode=0o700, exist_ok=True)
     return env
-
-
-def console_script() -> str:
-    """The real console script (not a pyenv shim, which adds its own start-up)."""
-    path = Path(sysconfig.get_path("scripts")) / "bsecrets"
-    if path.exists():
-        return str(path)
-    found = shutil.which("bsecrets")
-    if not found:
-        raise BenchError("no bsecrets console script: pip install -e .")
-    return found
 
 
 def setup(work: Path, address: str, token: str, env: dict[str, str]) -> dict[str, str]:
@@ -214,15 +160,12 @@ def setup(work: Path, address: str, token: str, env: dict[str, str]) -> dict[str
     role_id = root.auth.approle.read_role_id(f"{prefix}-ci")["data"]["role_id"]
     secret_id = root.auth.approle.generate_secret_id(f"{prefix}-ci")["data"]["secret_id"]
     out = call([script, "unlock"], {**env, "BSECRETS_PASSPHRASE": PASSPHRASE}, work)
-    session = re.search(r"BSECRETS_SESSION=(\S+)", out)
-    if not session:
-        raise BenchError("'bsecrets unlock' printed no session")
     return {
         "prefix": prefix,
         "role": f"{prefix}-ci",
         "BENCH_ROLE_ID": role_id,
         "BENCH_SID": secret_id,
-        "BSECRETS_SESSION": session.group(1),
+        "BSECRETS_SESSION": session_token(out),
     }
 
 
@@ -240,17 +183,9 @@ def login_count(address: str, token: str, role: str) -> int:
 # --- the run -----------------------------------------------------------------
 
 
-def measure(cases: list[Case], runs: int, seed: int) -> None:
-    """Each round runs every case once, in a new random order: all see the same load."""
-    rng = random.Random(seed)
-    for case in cases:  # warm the OS page cache and bytecode
-        for _ in range(2):
-            case.run(record=False)
-    for _ in range(runs):
-        order = cases[:]
-        rng.shuffle(order)
-        for case in order:
-            case.run()
+def value_case(key: str, label: str, cmd: list[str], env: dict[str, str], cwd: Path) -> Case:
+    """A command that prints VALUE, checked on every run."""
+    return Case(key, label, cmd, env, cwd, f"{VALUE}\n".encode(), check_every_run=True, timeout=60)
 
 
 def main() -> int:
@@ -264,7 +199,7 @@ def main() -> int:
     if bool(args.address) != bool(args.token):
         parser.error("--address and --token go together")
 
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "bsecrets")], check=True)
+    compile_tree(REPO / "bsecrets")
     with tempfile.TemporaryDirectory(prefix="bench-vault-") as tmp:
         folder = Path(tmp)
         server = None
@@ -285,25 +220,27 @@ def main() -> int:
             cached_env = {
                 **env, **{k: extra[k] for k in ("BENCH_ROLE_ID", "BENCH_SID", "BSECRETS_SESSION")}
             }  # fmt: skip
-            baseline = Case(
+            baseline = value_case(
                 "hvac", "python + hvac read", [sys.executable, str(folder / "baseline.py"),
                 address, token, path], env, work,
             )  # fmt: skip
-            subject = Case(
+            subject = value_case(
                 "get", "bsecrets get (token)", [script, "get", "bench", "-e", "staging"],
                 token_env, work,
             )  # fmt: skip
-            module = Case(
+            module = value_case(
                 "get_m", "python -m bsecrets get (token)",
                 [sys.executable, "-m", "bsecrets", "get", "bench", "-e", "staging"],
                 token_env, work,
             )  # fmt: skip
-            cached = Case(
+            cached = value_case(
                 "get_approle", "bsecrets get (AppRole, cached token)",
                 [script, "get", "bench", "-e", "ci"], cached_env, work,
             )  # fmt: skip
             cases = [baseline, subject, module, cached]
-            measure(cases, args.runs, args.seed)
+            for c in cases:  # warm the OS page cache and bytecode
+                c.warm_up(2)
+            measure([], cases, args.runs, args.seed)  # each round: every case once, shuffled
             logins = login_count(address, token, extra["role"])
         finally:
             if server is not None:
@@ -320,7 +257,7 @@ def main() -> int:
         )
     print(
         f"\nbsecrets get / hvac script (medians of {args.runs} interleaved runs): {ratio:.2f}x "
-        f"(limit {RATIO_LIMIT}x): {'PASS' if ratio <= RATIO_LIMIT else 'FAIL'}"
+        f"(limit {RATIO_LIMIT}x): {verdict(ratio <= RATIO_LIMIT)}"
     )
     print(
         f"  for reference: paired {paired_ratio(subject, baseline):.2f}x, "
@@ -329,7 +266,7 @@ def main() -> int:
     )
     print(
         f"AppRole logins for {2 + args.runs + 2} cached gets: {logins} (expected 1): "
-        f"{'PASS' if logins == 1 else 'FAIL'}"
+        f"{verdict(logins == 1)}"
     )
     if args.json:
         args.json.write_text(
