@@ -310,19 +310,22 @@ def child_env(work: Path) -> dict[str, str]:
     return {**base_env(work, "warm"), **WEAK_KDF}
 
 
-def in_process(folder: Path, passphrase: str, env: dict[str, str], ops: int, seed: int) -> dict:
-    """manager.put / manager.get in a loop: the real LocalAuditLog against NullAuditSink,
-    alternating op by op (random order within each pair), per-op wall time."""
+def in_process(
+    folder: Path, null_folder: Path, passphrase: str, env: dict[str, str], ops: int, seed: int
+) -> dict:
+    """manager.put / manager.get in a loop: the real LocalAuditLog (on ``folder``'s vault)
+    against NullAuditSink (on ``null_folder``'s), alternating op by op (random order
+    within each pair), per-op wall time."""
     from bsecrets.audit.logger import NullAuditSink
     from bsecrets.config.loader import load_profile
     from bsecrets.services.manager import SecretsManager
     from bsecrets.vaultfile.credentials import Credentials
 
     with home_environ(env):
-        profile = load_profile(folder / "bsecrets.yaml")
         creds = Credentials(passphrase=passphrase)
-        audited = SecretsManager(profile, creds, environ=env)
-        null = SecretsManager(profile, creds, environ=env, audit_sink=NullAuditSink())
+        audited = SecretsManager(load_profile(folder / "bsecrets.yaml"), creds, environ=env)
+        null_profile = load_profile(null_folder / "bsecrets.yaml")
+        null = SecretsManager(null_profile, creds, environ=env, audit_sink=NullAuditSink())
         name = "bench/in_process"
         ops_of: dict[str, Callable[[SecretsManager], Any]] = {
             "put": lambda m: m.put(ENV, name, VALUE),
@@ -365,13 +368,21 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
     import bsecrets
 
     compile_tree(Path(bsecrets.__file__).resolve().parent, env)
-    folder = work / "cli"
-    folder.mkdir(mode=0o700)
     passphrase = "bench-" + secrets.token_urlsafe(18)
     with_pass = {**env, "BSECRETS_PASSPHRASE": passphrase}
-    call([py, "-m", "bsecrets", "init"], with_pass, folder)
-    out = call([py, "-m", "bsecrets", "unlock"], with_pass, folder)
-    session = {**env, "BSECRETS_SESSION": session_token(out)}
+
+    def new_vault(name: str) -> tuple[Path, dict[str, str]]:
+        folder = work / name
+        folder.mkdir(mode=0o700)
+        call([py, "-m", "bsecrets", "init"], with_pass, folder)
+        out = call([py, "-m", "bsecrets", "unlock"], with_pass, folder)
+        return folder, {**env, "BSECRETS_SESSION": session_token(out)}
+
+    # Two vaults alike: a write through the null sink records no event, and the audit
+    # chain refuses a vault changed behind its back (audit/witness.py), so the null
+    # driver never touches the audited vault.
+    folder, session = new_vault("cli")
+    null_folder, null_session = new_vault("cli-null")
     value_file = work / "value.txt"
     value_file.write_bytes(VALUE)
     os.chmod(value_file, 0o600)
@@ -383,7 +394,12 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
     got = VALUE + b"\n"
     cases = {
         "put_null": Case(
-            "put_null", "put, null sink (driver)", null_cmd + put_args, session, folder, b""
+            "put_null",
+            "put, null sink (driver)",
+            null_cmd + put_args,
+            null_session,
+            null_folder,
+            b"",
         ),
         "put_audit": Case(
             "put_audit", "put, audited (driver)", audited_cmd + put_args, session, folder, b""
@@ -392,7 +408,12 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
             "put_m", "put, audited (python -m)", module_cmd + put_args, session, folder, b""
         ),
         "get_null": Case(
-            "get_null", "get, null sink (driver)", null_cmd + get_args, session, folder, got
+            "get_null",
+            "get, null sink (driver)",
+            null_cmd + get_args,
+            null_session,
+            null_folder,
+            got,
         ),
         "get_audit": Case(
             "get_audit", "get, audited (driver)", audited_cmd + get_args, session, folder, got
@@ -409,11 +430,12 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
     ]
     print("overhead: warming up and checking outputs", file=sys.stderr, flush=True)
     events_before = audit_count(folder, passphrase)
+    null_before = audit_count(null_folder, passphrase)
     for key in ("put_audit", "put_null", "put_m", "get_audit", "get_null", "get_m"):
         cases[key].warm_up(2)
     events_warm = audit_count(folder, passphrase)
     # 2 runs each of put_audit, put_m, get_audit, get_m write an event; the null ones must not
-    if events_warm - events_before != 8:
+    if events_warm - events_before != 8 or audit_count(null_folder, passphrase) != null_before:
         raise BenchError(
             f"warm-up wrote {events_warm - events_before} audit events, expected 8 "
             "(the null driver must write none, the audited runs one each)"
@@ -428,7 +450,7 @@ def bench_overhead(args: argparse.Namespace, work: Path) -> tuple[bool, list[str
     events_after = audit_count(folder, passphrase)
 
     print(f"overhead: in-process, {args.ops} ops of each", file=sys.stderr, flush=True)
-    inproc = in_process(folder, passphrase, env, args.ops, args.seed)
+    inproc = in_process(folder, null_folder, passphrase, env, args.ops, args.seed)
 
     judged = pairs[:2]
     ok = all(pair_ok(p) for p in judged)

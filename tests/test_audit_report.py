@@ -1,4 +1,4 @@
-"""The compliance report of ``bsecrets audit report`` (bsecrets/audit/report.py):
+"""The compliance report of ``bsecrets audit report`` (bsecrets/audit/report/):
 the criteria file, the report built from events and inventory, and its renderings."""
 
 from __future__ import annotations
