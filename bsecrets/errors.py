@@ -19,13 +19,41 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+class NextStep:
+    """What the user can do next, as an action and its arguments rather than words
+    (``NextStep("restore", name="db/pw")``): each front end words it its own way
+    (the command line: ``bsecrets.cli.hints.STEPS``), so no layer below it has to
+    name a command or an option. Compared by value."""
+
+    __slots__ = ("action", "args")
+
+    def __init__(self, action: str, **args: str | int) -> None:
+        self.action = action
+        self.args: dict[str, str | int] = args
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NextStep) and (self.action, self.args) == (
+            other.action,
+            other.args,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.action, tuple(sorted(self.args.items()))))
+
+    def __repr__(self) -> str:
+        args = "".join(f", {key}={value!r}" for key, value in self.args.items())
+        return f"NextStep({self.action!r}{args})"
+
+
 class BsecretsError(Exception):
     """Base of every error bsecrets reports to a user.
 
     ``kind`` is part of the output contract (``"kind"`` in JSON errors): every
     subclass must name its own, so renaming a class cannot change it silently.
     ``hint`` is the hint given where the error was raised, else the class's
-    ``default_hint``, else None (a front end may then add its own).
+    ``default_hint``, else None (a front end may then add its own); it names no
+    command. ``step``, where one helps, is the next step the user can take, for
+    the front end to word (it may combine it with ``hint``).
     """
 
     kind: ClassVar[str] = "bsecrets_error"
@@ -37,11 +65,17 @@ class BsecretsError(Exception):
             raise TypeError(f"{cls.__qualname__} must set its own kind (a stable snake_case name)")
 
     def __init__(
-        self, message: str, *, hint: str | None = None, applied: str | None = None
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        step: NextStep | None = None,
+        applied: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint if hint is not None else self.default_hint
+        self.step = step
         # For a failed write: whether it took effect anyway, "yes", "no" or "unknown"
         # (None: not a write), so a script knows whether to retry.
         self.applied = applied

@@ -1,8 +1,10 @@
-"""The command line's hints for errors raised without one: those that name a
-bsecrets command, option or session variable, which the error classes
-(``bsecrets.errors``) must not know about.
+"""The command line's hints: those that name a bsecrets command, option or
+session variable, which no layer below the CLI may know about.
 
-A hint given where the error was raised always wins; else the hint of the
+An error that carries a next step (``error.step``, a :class:`NextStep`) is
+worded by its template in :data:`STEPS` (``str.format`` with the step's
+arguments, and ``{hint}``: the error's own hint, for templates that extend
+it). Else a hint given where the error was raised wins; else the hint of the
 most specific class of the error in :data:`HINTS`; else the class's own
 ``default_hint`` (already in ``error.hint``), if any.
 """
@@ -14,6 +16,7 @@ from typing import Final
 
 from bsecrets.errors import (
     BsecretsError,
+    NextStep,
     ProfileNotFound,
     SecretNotFound,
     SessionInvalid,
@@ -41,8 +44,22 @@ HINTS: Final[Mapping[type[BsecretsError], str]] = {
 }
 
 
+# NextStep.action -> its wording on the command line
+STEPS: Final[Mapping[str, str]] = {
+    # --- the vault file, the audit log, the backends ---
+    # --- configuration, formats, services ---
+}
+
+
+def step_text(step: NextStep, hint: str | None = None) -> str:
+    """``step`` worded for the command line (KeyError for an action without a template)."""
+    return STEPS[step.action].format(hint=hint or "", **step.args)
+
+
 def hint_for(error: BsecretsError) -> str | None:
     """The hint to show with ``error`` on the command line (see the module docstring)."""
+    if error.step is not None:
+        return step_text(error.step, error.hint)
     if error.hint is not None:
         return error.hint
     for base in type(error).__mro__:
