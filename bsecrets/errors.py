@@ -121,10 +121,11 @@ class ProfileError(UsageError):
         problem: str,
         *,
         hint: str | None = None,
+        step: NextStep | None = None,
     ) -> None:
         where = f"{path}:{line}" if line else path
         key = f"{key_path}: " if key_path else ""
-        super().__init__(f"{where}: {key}{problem}", hint=hint)
+        super().__init__(f"{where}: {key}{problem}", hint=hint, step=step)
         self.path = path
         self.line = line
         self.key_path = key_path

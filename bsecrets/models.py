@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from bsecrets.errors import EmptyValue, InvalidName, UsageError, ValueTooLarge
+from bsecrets.errors import EmptyValue, InvalidName, NextStep, UsageError, ValueTooLarge
 
 MAX_NAME_LENGTH = 255
 MAX_VALUE_BYTES = 1024 * 1024  # 1 MiB
@@ -39,7 +39,8 @@ def validate_value(value: bytes, *, allow_empty: bool = False, name: str = "") -
     if not value and not allow_empty:
         raise EmptyValue(
             f"the value of '{name}' is empty" if name else "the value is empty",
-            hint="nothing was stored; if an empty value is what you mean, pass --allow-empty",
+            hint="nothing was stored",
+            step=NextStep("allow_empty_value"),
         )
     if len(value) > MAX_VALUE_BYTES:
         raise ValueTooLarge(

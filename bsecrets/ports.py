@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enum import StrEnum
 
-from bsecrets.errors import BsecretsError, UsageError
+from bsecrets.errors import BsecretsError, NextStep, UsageError
 from bsecrets.health import ReflectiveModule
 from bsecrets.models import Secret, SecretSummary, SecretVersion, WriteResult
 
@@ -50,6 +50,21 @@ def not_applied() -> Iterator[None]:
                 exc.message += "; the write was not applied"
                 exc.args = (exc.message,)
         raise
+
+
+def value_stored_hint(
+    error: BsecretsError, next_version: int, otherwise: NextStep
+) -> tuple[str | None, NextStep | None]:
+    """(hint, step) of the error saying that a put stored its value but not what came
+    after it, which ``error`` prevented: do not repeat the put (a retry would store
+    ``next_version``), then what ``error`` advises, or ``otherwise`` if it advises
+    nothing."""
+    then = error.step if error.step is not None else None if error.hint else otherwise
+    if then is None:
+        hint = f"do not repeat the put (a retry would store version {next_version}); {error.hint}"
+        return hint, None
+    args = {**then.args, "next_version": next_version, "then": then.action}
+    return error.hint, NextStep("do_not_repeat_put", **args)
 
 
 class Capability(StrEnum):
@@ -118,8 +133,7 @@ class SecretBackend(ReflectiveModule):
         (AWS: 7 to 30). Backends without such a window refuse it (exit 2)."""
         raise UsageError(
             f"the {self.kind} backend has no recovery window",
-            hint="--recovery-days applies to aws environments; elsewhere 'rm' keeps "
-            "the secret until 'rm --purge'",
+            step=NextStep("delete_without_recovery_window"),
         )
 
     def current_values(self) -> dict[str, bytes]:

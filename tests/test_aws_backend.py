@@ -22,6 +22,7 @@ from helpers.moto_server import (
 from bsecrets.backends.aws.adapter import AWSAdapter
 from bsecrets.backends.aws.versions import PENDING, version_token
 from bsecrets.cli.exit_codes import ExitCode, exit_code_of
+from bsecrets.cli.hints import hint_for
 from bsecrets.errors import (
     Denied,
     NotFound,
@@ -209,7 +210,7 @@ def test_rm_schedules_deletion_with_a_recovery_window(adapter: AWSAdapter, aws: 
         assert abs(deleted - (utcnow() + timedelta(days=days))) < timedelta(minutes=5)
     with pytest.raises(SecretNotFound) as exc:
         adapter.get("a")
-    assert "restore" in (exc.value.hint or "")
+    assert "restore" in (hint_for(exc.value) or "")
     assert adapter.list_secrets() == []
     assert [s.deleted for s in adapter.list_secrets(include_deleted=True)] == [True, True]
     assert adapter.history("a")[-1].state == VersionState.DELETED

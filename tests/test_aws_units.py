@@ -22,6 +22,7 @@ from bsecrets.backends.aws.versions import (
     version_token,
 )
 from bsecrets.cli.exit_codes import ExitCode, exit_code_of
+from bsecrets.cli.hints import hint_for
 
 SETTINGS = AwsSettings(env="prod", region="eu-west-1", endpoint_url="http://127.0.0.1:1")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -59,7 +60,7 @@ def test_client_errors(code: str, status: int, exit_code: ExitCode) -> None:
     assert exit_code_of(error) == exit_code
     assert f"({code})" in error.message
     assert "'prod'" in error.message
-    assert error.hint
+    assert hint_for(error)
     try:
         raise error from exc
     except type(error) as raised:

@@ -14,7 +14,7 @@ import pytest
 
 import bsecrets.errors as errors
 from bsecrets.cli.exit_codes import EXIT_CODES, ExitCode, exit_code_of
-from bsecrets.cli.hints import HINTS, hint_for
+from bsecrets.cli.hints import HINTS, STEPS, hint_for
 from bsecrets.errors import BsecretsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,3 +126,62 @@ def test_hint_for() -> None:
     assert errors.SecretNotFound("x").hint is None  # the core error knows no command
     assert hint_for(errors.IntegrityError("x")) == errors.IntegrityError.default_hint
     assert hint_for(errors.StorageError("x")) is None
+
+
+def _package_sources_below_the_cli() -> list[tuple[Path, ast.Module]]:
+    return [
+        (path, ast.parse(path.read_text()))
+        for path in sorted((ROOT / "bsecrets").rglob("*.py"))
+        if "cli" not in path.relative_to(ROOT / "bsecrets").parts[:1]
+    ]
+
+
+def _literals(node: ast.AST) -> list[str]:
+    return [
+        n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+
+
+# a bsecrets command, one of its long options or -e ENV, or the CLI's debug switch
+# (the Vault CLI's own commands, like 'vault secrets enable -path=', are fine)
+_OURS = re.compile(
+    r"bsecrets (init|env|put|get|ls|rm|restore|history|rollback|unlock|lock|exec|render"
+    r"|export|import|diff|provision|verify|audit|vault|aws|status)\b"
+    r"|(?<![\w-])--[a-z]|-e (ENV|\{)|BSECRETS_DEBUG"
+)
+
+
+def test_hints_below_the_cli_name_no_command() -> None:
+    """Every hint given where an error is raised, in every module below the CLI (a
+    ``hint=`` argument or a ``*HINT*`` constant), names no command or option: those
+    are next steps (NextStep) that the CLI words (cli/hints.py STEPS)."""
+    found = []
+    for path, tree in _package_sources_below_the_cli():
+        for node in ast.walk(tree):
+            is_hint = (isinstance(node, ast.keyword) and node.arg == "hint") or (
+                isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and "HINT" in t.id for t in node.targets)
+            )
+            if is_hint:
+                value = node.value  # type: ignore[attr-defined]
+                found += [(path.name, t) for t in _literals(value) if _OURS.search(t)]
+    assert not found, found
+    assert _OURS.search("list what exists with 'bsecrets ls'") and _OURS.search("use --ttl 7d")
+
+
+def test_every_next_step_has_its_cli_wording() -> None:
+    """Each NextStep action raised below the CLI has a template in STEPS, and each
+    template is used (by a site, or as another step's ``then``)."""
+    used: set[str] = set()
+    for _, tree in _package_sources_below_the_cli():
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "NextStep"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                used.add(node.args[0].value)
+    assert used, "no NextStep found: the scan is broken"
+    assert used <= set(STEPS), sorted(used - set(STEPS))
+    assert set(STEPS) <= used, sorted(set(STEPS) - used)

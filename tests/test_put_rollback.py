@@ -18,8 +18,9 @@ import pytest
 from helpers.cli import invoke, run_cli, run_on_tty
 from helpers.values import PASSPHRASE
 
+from bsecrets.cli.hints import hint_for
 from bsecrets.config.loader import load_profile
-from bsecrets.errors import UsageError
+from bsecrets.errors import NextStep, UsageError
 from bsecrets.services.manager import SecretsManager
 from bsecrets.vaultfile.credentials import Credentials
 
@@ -112,7 +113,11 @@ def test_sdk_refuses_empty_values_unless_allowed(vault: Path) -> None:
     try:
         with pytest.raises(UsageError) as caught:
             manager.put("dev", "sdk", b"")
-        assert caught.value.kind == "empty_value" and "--allow-empty" in (caught.value.hint or "")
+        assert caught.value.kind == "empty_value"
+        # the SDK's error names no CLI option: its step does, as the CLI words it
+        assert caught.value.step == NextStep("allow_empty_value")
+        assert "--allow-empty" not in (caught.value.hint or "")
+        assert "--allow-empty" in (hint_for(caught.value) or "")
         assert manager.put("dev", "sdk", b"", allow_empty=True).version == 1
         assert manager.get("dev", "sdk").value == b""
     finally:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from bsecrets.crypto.keys import mac
-from bsecrets.errors import IntegrityError, UsageError
+from bsecrets.errors import IntegrityError, NextStep, UsageError
 
 FORMAT = 1
 _GENESIS = b"bsecrets/v1/audit-genesis"
@@ -70,7 +70,7 @@ class Anchor(NamedTuple):
         except ValueError:
             raise UsageError(
                 f"invalid anchor {text.strip()[:80]!r}",
-                hint="give it as printed by 'bsecrets audit anchor': SEQ:64-HEX-DIGITS",
+                step=NextStep("give_anchor_as_printed"),
             ) from None
 
 

@@ -10,7 +10,7 @@ sideways) is the log's to check (``LocalAuditLog.store_anchor``).
 from __future__ import annotations
 
 from bsecrets.audit.chain import Anchor
-from bsecrets.errors import IntegrityError, KeyringUnavailable, UsageError
+from bsecrets.errors import IntegrityError, KeyringUnavailable, NextStep, UsageError
 from bsecrets.vaultfile.unlock import keyring_get_text, keyring_set_text
 
 
@@ -34,9 +34,8 @@ def read_anchor(vault_id: bytes) -> Anchor | None:
     except UsageError:
         raise IntegrityError(
             "the audit anchor kept in the OS keyring is malformed",
-            hint=f"it was changed outside bsecrets: check the keyring entry "
-            f"bsecrets/{account}, then run 'bsecrets audit verify --anchor SEQ:HEX' "
-            "with an anchor you trust",
+            hint=f"it was changed outside bsecrets: check the keyring entry bsecrets/{account}",
+            step=NextStep("verify_audit_log_with_trusted_anchor"),
         ) from None
 
 

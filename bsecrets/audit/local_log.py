@@ -57,7 +57,7 @@ from bsecrets.crypto.keys import (
     seal_to,
     unseal,
 )
-from bsecrets.errors import AlreadyExists, BsecretsError, IntegrityError, NotFound
+from bsecrets.errors import AlreadyExists, BsecretsError, IntegrityError, NextStep, NotFound
 from bsecrets.health import HealthIndicator
 from bsecrets.timeutil import iso, utcnow
 from bsecrets.vaultfile.unlock import OWNER
@@ -303,8 +303,7 @@ class LocalAuditLog(AuditSink):
             plain = open_record(time, record)
             if plain is None:
                 raise IntegrityError(
-                    f"audit event {seq} does not authenticate",
-                    hint="run 'bsecrets audit verify' to see what was changed",
+                    f"audit event {seq} does not authenticate", step=NextStep("verify_audit_log")
                 )
             event = parse_event(plain)
             event["mac"] = digest.hex() if isinstance(digest, bytes) else ""
@@ -405,7 +404,8 @@ class LocalAuditLog(AuditSink):
             if checked.problem is not None:
                 raise IntegrityError(
                     f"audit event {checked.problem.seq}: {checked.problem.detail}",
-                    hint="run 'bsecrets audit verify'; a damaged log is not archived",
+                    hint="a damaged log is not archived",
+                    step=NextStep("verify_audit_log_before_archiving"),
                 )
             entry = write_archive(
                 target, keys, self.vault.vault_id, state, last, checked, self.rows(through=last)
@@ -439,7 +439,8 @@ class LocalAuditLog(AuditSink):
                     f"the audit log no longer leads from the anchored event {kept.seq} "
                     f"to its head: {problem}",
                     hint="events were removed or the log was replaced after it was anchored; "
-                    "the anchor in the OS keyring was left as it was: run 'bsecrets audit verify'",
+                    "the anchor in the OS keyring was left as it was",
+                    step=NextStep("verify_audit_log_against_anchor"),
                 )
         return write_anchor(self.vault.vault_id, head)
 

@@ -34,16 +34,23 @@ from typing import Any, NamedTuple, Protocol
 
 from bsecrets.audit.chain import LogState, Opener, link, parse_event
 from bsecrets.crypto.keys import EnvironmentKeys
-from bsecrets.errors import IntegrityError
+from bsecrets.errors import IntegrityError, NextStep
 from bsecrets.vaultfile.store import VaultStore
 
 MAC_PREFIX = 16  # bytes of each manifest MAC kept in an event
-VERIFY_HINT = (
+CHANGED_HINT = (
     "the vault file was changed outside bsecrets (rows put back from an older copy, or "
-    "removed): restore it from a backup; 'bsecrets audit verify' shows what else changed"
+    "removed): restore it from a backup"
 )
 
 Manifests = dict[str, tuple[int, bytes]]  # env -> (generation, MAC), as stored
+
+
+def _changed(problem: str) -> IntegrityError:
+    """What the chain does not witness: restore the file, then verify the audit log."""
+    return IntegrityError(
+        problem, hint=CHANGED_HINT, step=NextStep("verify_audit_log_for_other_changes")
+    )
 
 
 def is_internal(env: str) -> bool:
@@ -166,17 +173,15 @@ class ChainWitness:
             return cached
         keys = self.log.reading_keys()
         if keys is None:
-            raise IntegrityError("the audit log's key was removed from the vault", hint=VERIFY_HINT)
+            raise _changed("the audit log's key was removed from the vault")
         if type(seq) is not int or type(stored) is not bytes or type(time) is not str:
-            raise IntegrityError("the audit log's newest event is damaged", hint=VERIFY_HINT)
+            raise _changed("the audit log's newest event is damaged")
         if len(rows) == 2 and rows[1][0] == seq - 1:
             prev = rows[1][3]
         else:
             start = self.log.state(keys)
             if seq != start.first_seq:
-                raise IntegrityError(
-                    f"audit event {seq - 1} was removed from the vault file", hint=VERIFY_HINT
-                )
+                raise _changed(f"audit event {seq - 1} was removed from the vault file")
             prev = start.prev
         plain = self.log.opener(keys)(time, record)
         if (
@@ -184,12 +189,10 @@ class ChainWitness:
             or type(prev) is not bytes
             or not hmac.compare_digest(link(keys.manifest_key, prev, plain), stored)
         ):
-            raise IntegrityError(
-                f"the newest audit event ({seq}) does not authenticate", hint=VERIFY_HINT
-            )
+            raise _changed(f"the newest audit event ({seq}) does not authenticate")
         event = parse_event(plain)
         if event.get("seq") != seq:
-            raise IntegrityError(f"audit event {seq} holds another event", hint=VERIFY_HINT)
+            raise _changed(f"audit event {seq} holds another event")
         self._head = Head(seq, stored, _state_field(event))
         return self._head
 
@@ -204,7 +207,7 @@ class ChainWitness:
             return
         problem = mismatch(env, current, self.head())
         if problem:
-            raise IntegrityError(problem, hint=VERIFY_HINT)
+            raise _changed(problem)
         checked.add(env)
 
     def check_all(self) -> Manifests:
@@ -214,7 +217,7 @@ class ChainWitness:
         manifests = self.store.manifest_macs()
         problem = self.first_mismatch(manifests, skip=checked)
         if problem:
-            raise IntegrityError(problem, hint=VERIFY_HINT)
+            raise _changed(problem)
         return manifests
 
     def first_mismatch(

@@ -47,13 +47,149 @@ HINTS: Final[Mapping[type[BsecretsError], str]] = {
 # NextStep.action -> its wording on the command line
 STEPS: Final[Mapping[str, str]] = {
     # --- the vault file, the audit log, the backends ---
+    # the audit log (audit/chain.py, keyring_anchor.py, local_log.py, witness.py)
+    "give_anchor_as_printed": "give it as printed by 'bsecrets audit anchor': SEQ:64-HEX-DIGITS",
+    "verify_audit_log_with_trusted_anchor": (
+        "{hint}, then run 'bsecrets audit verify --anchor SEQ:HEX' with an anchor you trust"
+    ),
+    "verify_audit_log": "run 'bsecrets audit verify' to see what was changed",
+    "verify_audit_log_before_archiving": "run 'bsecrets audit verify'; {hint}",
+    "verify_audit_log_against_anchor": "{hint}: run 'bsecrets audit verify'",
+    "verify_audit_log_for_other_changes": (
+        "{hint}; 'bsecrets audit verify' shows what else changed"
+    ),
+    # the vault file (vaultfile/connection.py, session.py, unlock.py)
+    "open_where_writable": (
+        "open it once where it is writable (bsecrets ls), then it reads here too"
+    ),
+    "shorten_session": "use --ttl 7d or less",
+    "unlock_where_keyring_is": (
+        "this vault opens only with the OS keyring that 'init --keyring' used: "
+        "run where it is available, or pass a session from there (BSECRETS_SESSION)"
+    ),
+    # every backend (ports.py, backends/*)
+    "restore_secret": "restore it with 'bsecrets restore {name}'",
+    "restore_secret_in_env": "restore it with 'bsecrets restore {name} -e {env}'",
+    "delete_without_recovery_window": (
+        "--recovery-days applies to aws environments; elsewhere 'rm' keeps "
+        "the secret until 'rm --purge'"
+    ),
+    # a put whose value was stored, not what came after it: {then} is the next step
+    "do_not_repeat_put": (
+        "do not repeat the put (a retry would store version {next_version}); {then}"
+    ),
+    # AWS (backends/aws/)
+    "list_kept_versions": (
+        "list the versions {store} still keeps with 'bsecrets history {name}'; {hint}"
+    ),
+    "list_secrets_in_env": "list what exists with 'bsecrets ls -e {env}'",
+    "check_aws_policy": (
+        "check the caller's IAM policy ('bsecrets aws policy -e {env}' prints what bsecrets "
+        "needs) and the KMS key policy"
+    ),
+    "allow_aws_metadata_writes": (
+        "{hint} ('bsecrets aws policy -e {env}' prints the policy), or put "
+        "without --tag and --description"
+    ),
+    "rerun_with_debug": "rerun with BSECRETS_DEBUG=1 to see the details",
+    "purge_at_once": "{hint}; to delete at once use 'bsecrets rm NAME --purge'",
+    "check_history_of": "check with 'bsecrets history {name}'",
+    # Vault (backends/vault/)
+    "check_vault_policy": (
+        "{hint}; 'bsecrets vault policy -e {env}' prints the policy bsecrets needs"
+    ),
+    "allow_vault_metadata_patch": (
+        "{hint} ('bsecrets vault policy -e {env}' prints it), or put "
+        "without --tag and --description"
+    ),
+    "check_history": "check 'bsecrets history NAME'",
+    "write_new_version": "write a new version with 'bsecrets put {name}'",
     # --- configuration, formats, services ---
+    # the profile's environments (config/edit.py)
+    "free_environment_name": "pick another name, or remove it first: bsecrets env rm {name}",
+    "add_environment_first": (
+        "{hint}: add another first (bsecrets env add NAME --backend local), then remove this one"
+    ),
+    "choose_other_default_environment": (
+        "make another one the default first: bsecrets env default {env}"
+    ),
+    # secrets as variables of a child process (config/envmap.py)
+    "rename_or_select_colliding": "rename one of them, or pick one with --only",
+    "list_secret_names": "list the names with 'bsecrets ls'",
+    "rename_or_leave_out": "rename the secret, or leave it out with --only",
+    "allow_keep_or_leave_out": (
+        "allow it with --allow-override {variable}, keep the inherited value with "
+        "--preserve-env {variable}, or leave it out with --only"
+    ),
+    "leave_out_or_render_to_file": (
+        "leave it out with --only, or use 'bsecrets render' to write it to a file"
+    ),
+    # provision generators (config/generators.py), empty values (models.py)
+    "give_value_or_allow_empty": (
+        "give '{name}' a value or a generator, or pass --allow-empty; {hint}"
+    ),
+    "set_variable_or_allow_empty": "set {variable}, or pass --allow-empty; {hint}",
+    "allow_empty_value": "{hint}; if an empty value is what you mean, pass --allow-empty",
+    # a profile written by a newer bsecrets (config/parser.py)
+    "upgrade_bsecrets": "{hint}: 'pip install --upgrade bsecrets'",
+    # export formats (formats/codecs.py, services/transfer.py)
+    "rename_one_or_export_by_name": (
+        "rename one of them, or export with --format json or yaml (keyed by name)"
+    ),
+    "rename_or_export_as_json_or_yaml": (
+        "{hint}; rename the secret, or export with --format json or yaml"
+    ),
+    "export_as_json_yaml_or_shell": (
+        "export with --format json, yaml or shell (see docs/transfer.md)"
+    ),
+    "export_as_json_or_yaml": "export with --format json or yaml",
+    "use_exec_in_ci_step": "use 'bsecrets exec' in the step instead",
+    "read_value_raw": "read it with 'bsecrets get NAME --raw'",
+    "drop_prefix_or_use_variable_format": (
+        "drop --prefix, or use --format dotenv, shell or github-env"
+    ),
+    "rename_or_export_by_name": (
+        "rename the secret, or export with --format json or yaml (keyed by name)"
+    ),
+    "allow_rename_or_export_by_name": (
+        "allow it with --allow-override {variable}, rename the secret, "
+        "or export with --format json or yaml (keyed by name)"
+    ),
+    "allow_empty_import": "pass --allow-empty to import empty values; {hint}",
+    # the audit log (services/audit_ops.py, services/manager.py)
+    "set_retention_or_give_cutoff": (
+        "add 'audit: {{retention: 365d}}' to the profile, or give --before DATE"
+    ),
+    "init_local_vault": "run 'bsecrets init': the audit log lives in the local vault",
+    # init (services/bootstrap.py)
+    "use_or_extend_profile": (
+        "use it as it is (add environments with 'bsecrets env add'), or pass "
+        "--force to add the --env environments it lacks (nothing in it is dropped)"
+    ),
+    "fix_or_move_profile": (
+        "init --force cannot tell which environments this profile holds, so it "
+        "does not replace it: fix it, or move it away (mv {path} {path}.old) and run "
+        "init again"
+    ),
+    "fix_profile_then_reinit": (
+        "fix the profile: then 'bsecrets init --force' keeps every environment "
+        "and adds the ones you name"
+    ),
+    "rerun_init_keeping_vault": "run 'bsecrets init --force' again: it keeps that vault",
+    "wait_then_rerun_init": "wait for it to finish, then run 'bsecrets init' again",
 }
 
 
 def step_text(step: NextStep, hint: str | None = None) -> str:
-    """``step`` worded for the command line (KeyError for an action without a template)."""
-    return STEPS[step.action].format(hint=hint or "", **step.args)
+    """``step`` worded for the command line (KeyError for an action without a template).
+    Where the step's argument ``then`` names another action (what to do after it,
+    e.g. ``do_not_repeat_put``), ``{then}`` is that action's text, worded with the
+    same arguments and hint."""
+    args = dict(step.args)
+    then = args.pop("then", None)
+    if isinstance(then, str):
+        args["then"] = step_text(NextStep(then, **args), hint)
+    return STEPS[step.action].format(hint=hint or "", **args)
 
 
 def hint_for(error: BsecretsError) -> str | None:

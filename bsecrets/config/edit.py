@@ -41,7 +41,7 @@ from bsecrets.config.profile import (
     EnvironmentConfig,
     Profile,
 )
-from bsecrets.errors import AlreadyExists, Conflict, UsageError
+from bsecrets.errors import AlreadyExists, Conflict, NextStep, UsageError
 from bsecrets.files import ensure_private_dir, storage_error, write_private_file
 
 if TYPE_CHECKING:
@@ -276,7 +276,7 @@ def add_environment(
         if name in current.environments:
             raise AlreadyExists(
                 f"environment '{name}' already exists in {current.path}",
-                hint=f"pick another name, or remove it first: bsecrets env rm {name}",
+                step=NextStep("free_environment_name", name=name),
             )
         document.add_environment(name, entry)
         if check is not None:
@@ -292,14 +292,14 @@ def check_removable(profile: Profile, name: str) -> None:
     if len(profile.environments) == 1:
         raise Conflict(
             f"'{name}' is the only environment of {profile.path}",
-            hint="a profile needs at least one: add another first (bsecrets env add NAME "
-            "--backend local), then remove this one",
+            hint="a profile needs at least one",
+            step=NextStep("add_environment_first"),
         )
     if name == profile.default_env:
         others = [env for env in profile.environments if env != name]
         raise Conflict(
             f"'{name}' is the default environment",
-            hint=f"make another one the default first: bsecrets env default {others[0]}",
+            step=NextStep("choose_other_default_environment", env=others[0]),
         )
 
 

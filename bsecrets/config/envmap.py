@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from bsecrets.config.settings import ENV_PASSPHRASE, ENV_PASSPHRASE_FILE, ENV_SESSION
-from bsecrets.errors import SecretNotFound, UsageError
+from bsecrets.errors import NextStep, SecretNotFound, UsageError
 from bsecrets.models import validate_name
 
 # Never passed to a child, whatever the options.
@@ -89,7 +89,7 @@ def map_names(names: Iterable[str], prefix: str = "") -> dict[str, str]:
         if variable in mapping:
             raise UsageError(
                 f"secrets '{mapping[variable]}' and '{name}' both map to the variable {variable}",
-                hint="rename one of them, or pick one with --only",
+                step=NextStep("rename_or_select_colliding"),
             )
         mapping[variable] = name
     return mapping
@@ -129,7 +129,7 @@ def select_names(only: Iterable[str], listed: Callable[[], Iterable[str]], env: 
             if not matched:
                 raise SecretNotFound(
                     f"no secret in environment '{env}' matches --only '{pattern}'",
-                    hint="list the names with 'bsecrets ls'",
+                    step=NextStep("list_secret_names", env=env),
                 )
             chosen.update(matched)
     return sorted(chosen)
@@ -167,21 +167,20 @@ def child_environment(
         if variable in WITHHELD:
             raise UsageError(
                 f"secret '{name}' maps to {variable}, which never reaches a child process",
-                hint="rename the secret, or leave it out with --only",
+                step=NextStep("rename_or_leave_out"),
             )
         if variable in preserved and variable in base:
             continue
         if is_protected(variable) and variable not in allowed:
             raise UsageError(
                 f"secret '{name}' would override the protected variable {variable}",
-                hint=f"allow it with --allow-override {variable}, keep the inherited "
-                f"value with --preserve-env {variable}, or leave it out with --only",
+                step=NextStep("allow_keep_or_leave_out", variable=variable),
             )
         value = secrets[name]
         if b"\0" in value:
             raise UsageError(
                 f"secret '{name}' holds a NUL byte and cannot be an environment variable",
-                hint="leave it out with --only, or use 'bsecrets render' to write it to a file",
+                step=NextStep("leave_out_or_render_to_file", name=name),
             )
         env[variable.encode()] = value
         injected.append(variable)

@@ -19,7 +19,7 @@ import re
 import string
 from collections.abc import Mapping
 
-from bsecrets.errors import EmptyValue, UsageError
+from bsecrets.errors import EmptyValue, NextStep, UsageError
 
 GENERATOR_HINT = (
     "generators: password:N, hex:N, base64:N (N from 1 to 4096), uuid, "
@@ -75,8 +75,8 @@ def generate(
         if not arg and not allow_empty:
             raise EmptyValue(
                 f"provision of '{name}': its value in the profile is empty",
-                hint=f"give '{name}' a value or a generator, or pass --allow-empty; "
-                "nothing was created",
+                hint="nothing was created",
+                step=NextStep("give_value_or_allow_empty", name=name),
             )
         return str(arg).encode()
     if kind == "from_env":
@@ -89,7 +89,8 @@ def generate(
         if not environ[var] and not allow_empty:
             raise EmptyValue(
                 f"provision of '{name}' reads the variable {var}, which is empty",
-                hint=f"set {var}, or pass --allow-empty; nothing was created",
+                hint="nothing was created",
+                step=NextStep("set_variable_or_allow_empty", variable=var),
             )
         return environ[var].encode()
     raise UsageError(f"provision of '{name}': unknown generator '{kind}'", hint=GENERATOR_HINT)

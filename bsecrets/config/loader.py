@@ -72,7 +72,7 @@ def check_profile_file(path: Path, source: str | None = None) -> Path:
         if not source:
             raise
         message = exc.message.replace(f"profile {path}", f"profile {path} ({source})", 1)
-        raise InsecureFile(message, hint=exc.hint) from None
+        raise InsecureFile(message, hint=exc.hint, step=exc.step) from None
     return path
 
 

@@ -35,7 +35,7 @@ from bsecrets.config.yamlreader import (
     shape,
     yaml_int,
 )
-from bsecrets.errors import InvalidName, ProfileError, UsageError
+from bsecrets.errors import InvalidName, NextStep, ProfileError, UsageError
 from bsecrets.models import validate_name
 from bsecrets.timeutil import parse_duration
 
@@ -197,12 +197,14 @@ class _ProfileReader(YamlReader):
         if version is None:  # past 18 digits
             raise self.error(node, key_path, f"must be {PROFILE_VERSION}")
         if version > PROFILE_VERSION:
-            raise self.error(
-                node,
+            raise ProfileError(
+                self.shown,
+                line_of(node),
                 key_path,
                 f"the profile is version {version}, written by a newer bsecrets "
                 f"(this one reads version {PROFILE_VERSION})",
-                hint="upgrade bsecrets: 'pip install --upgrade bsecrets'",
+                hint="upgrade bsecrets",
+                step=NextStep("upgrade_bsecrets"),
             )
         if version != PROFILE_VERSION:
             raise self.error(node, key_path, f"must be {PROFILE_VERSION}")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from bsecrets.config.envmap import check_prefix, variable_name
-from bsecrets.errors import BsecretsError, UsageError
+from bsecrets.errors import BsecretsError, NextStep, UsageError
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -70,13 +70,13 @@ def variables(names: Iterable[str], prefix: str = "") -> dict[str, str]:
         if var in mapping:
             raise UsageError(
                 f"secrets '{mapping[var]}' and '{name}' both map to the variable {var}",
-                hint="rename one of them, or export with --format json or yaml (keyed by name)",
+                step=NextStep("rename_one_or_export_by_name"),
             )
         if not _IDENTIFIER.fullmatch(var):
             raise UsageError(
                 f"secret '{name}' maps to {var}, which is not a valid variable name",
-                hint="variables cannot start with a digit; rename the secret, "
-                "or export with --format json or yaml",
+                hint="variables cannot start with a digit",
+                step=NextStep("rename_or_export_as_json_or_yaml", name=name),
             )
         mapping[var] = name
     return mapping
@@ -117,7 +117,7 @@ def dotenv_value(key: str, value: str) -> str:
     if problem is not None:
         raise ExportError(
             f"the value of {key} {problem}; dotenv cannot carry it safely and exactly",
-            hint="export with --format json, yaml or shell (see docs/transfer.md)",
+            step=NextStep("export_as_json_yaml_or_shell"),
         )
     if _PLAIN.fullmatch(value):
         return value
@@ -141,7 +141,7 @@ def render_shell(items: Iterable[tuple[str, str]]) -> str:
         if "\0" in value:
             raise ExportError(
                 f"the value of {key} holds a NUL byte, which a shell variable cannot hold",
-                hint="export with --format json or yaml",
+                step=NextStep("export_as_json_or_yaml"),
             )
         lines.append(f"export {key}={shell_quote(value)}\n")
     return "".join(lines)
@@ -187,7 +187,7 @@ def github_env_block(key: str, value: str, delimiter: Callable[[], str]) -> str:
     if "\0" in value or "\r" in value:
         raise ExportError(
             f"the value of {key} holds a NUL or carriage return, which GITHUB_ENV cannot carry",
-            hint="use 'bsecrets exec' in the step instead",
+            step=NextStep("use_exec_in_ci_step"),
         )
     while True:
         delim = delimiter()

@@ -17,7 +17,7 @@ from bsecrets.audit.chain import Anchor
 from bsecrets.audit.events import Action
 from bsecrets.audit.query import EventFilter, jsonl_lines, select
 from bsecrets.audit.report import build_report, load_criteria
-from bsecrets.errors import BsecretsError, IntegrityError, UsageError
+from bsecrets.errors import BsecretsError, IntegrityError, NextStep, UsageError
 from bsecrets.timeutil import parse_duration
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def retention_cutoff(manager: SecretsManager, now: datetime) -> datetime:
     if retention is None:
         raise UsageError(
             "the profile sets no audit retention",
-            hint="add 'audit: {retention: 365d}' to the profile, or give --before DATE",
+            step=NextStep("set_retention_or_give_cutoff"),
         )
     return now - parse_duration(retention)
 

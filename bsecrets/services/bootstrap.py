@@ -36,6 +36,7 @@ from bsecrets.errors import (
     AlreadyExists,
     Conflict,
     IntegrityError,
+    NextStep,
     ProfileError,
 )
 from bsecrets.files import write_private_file
@@ -106,8 +107,7 @@ def _profile_text(path: Path, names: list[str], force: bool) -> tuple[str, str, 
     if not force:
         raise AlreadyExists(
             f"a profile already exists at {path}",
-            hint="use it as it is (add environments with 'bsecrets env add'), or pass "
-            "--force to add the --env environments it lacks (nothing in it is dropped)",
+            step=NextStep("use_or_extend_profile"),
         )
     try:
         text, _ = read_profile(path)
@@ -128,9 +128,7 @@ def _replacement(path: Path, names: list[str], error: ProfileError) -> tuple[str
             error.line,
             error.key_path,
             error.problem,
-            hint="init --force cannot tell which environments this profile holds, so it "
-            f"does not replace it: fix it, or move it away (mv {path} {path}.old) and run "
-            "init again",
+            step=NextStep("fix_or_move_profile", path=str(path)),
         ) from None
     backends, vault_file = seen
 
@@ -148,8 +146,7 @@ def _replacement(path: Path, names: list[str], error: ProfileError) -> tuple[str
         raise Conflict(
             f"the profile {path} does not parse ({error.message}), and replacing it would "
             f"drop: {', '.join(blocking)}",
-            hint="fix the profile: then 'bsecrets init --force' keeps every environment "
-            "and adds the ones you name",
+            step=NextStep("fix_profile_then_reinit"),
         )
     return "replaced", render_profile(envs, envs[0], vault_file or DEFAULT_VAULT_FILE), envs
 
@@ -200,7 +197,7 @@ def _create_vault(
         raise AlreadyExists(
             f"a vault appeared at {profile.vault_file} while this init was creating one "
             "(another 'bsecrets init'?); it was left as it is",
-            hint="run 'bsecrets init --force' again: it keeps that vault",
+            step=NextStep("rerun_init_keeping_vault"),
         ) from None
     vault.close()
     gitignore = Path(profile.vault_file).parent / ".gitignore"
@@ -221,7 +218,7 @@ def _check_leftovers(vault_file: Path) -> list[Path]:
             raise Conflict(
                 f"another 'bsecrets init' is creating the vault {vault_file} right now "
                 f"(in {leftover.path.name})",
-                hint="wait for it to finish, then run 'bsecrets init' again",
+                step=NextStep("wait_then_rerun_init"),
             )
         else:
             stale += leftover.files

@@ -27,6 +27,7 @@ from bsecrets.errors import (
     BackendUnavailable,
     BsecretsError,
     IntegrityError,
+    NextStep,
     UsageError,
     VaultNotFound,
     VersionConflict,
@@ -382,7 +383,7 @@ class SecretsManager(ReflectiveModule):
         if not isinstance(sink, LocalAuditLog):
             raise VaultNotFound(
                 f"no audit log: there is no local vault at {self.profile.vault_file}",
-                hint="run 'bsecrets init': the audit log lives in the local vault",
+                step=NextStep("init_local_vault"),
             )
         return sink
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from bsecrets.audit.events import Action
 from bsecrets.config.envmap import WITHHELD, check_prefix, is_protected, select_names
-from bsecrets.errors import BsecretsError, EmptyValue, SecretNotFound, UsageError
+from bsecrets.errors import BsecretsError, EmptyValue, NextStep, SecretNotFound, UsageError
 from bsecrets.formats.codecs import VARIABLE_FORMATS, Entry, FormatError, variables
 from bsecrets.models import validate_name, validate_value
 
@@ -28,7 +28,7 @@ def _text(name: str, value: bytes) -> str:
     except UnicodeDecodeError:
         raise BsecretsError(
             f"secret '{name}' is not UTF-8 text and cannot be exported",
-            hint="read it with 'bsecrets get NAME --raw'",
+            step=NextStep("read_value_raw", name=name),
         ) from None
 
 
@@ -60,7 +60,7 @@ def export_env(
     if prefix and fmt not in VARIABLE_FORMATS:
         raise UsageError(
             f"--prefix names variables, and --format {fmt} is keyed by secret name",
-            hint="drop --prefix, or use --format dotenv, shell or github-env",
+            step=NextStep("drop_prefix_or_use_variable_format", format=fmt),
         )
     wanted = list(only)
     if not wanted:  # the whole environment: one snapshot, each bucket read once
@@ -100,13 +100,12 @@ def check_settable(mapping: dict[str, str], allow_override: Iterable[str] = ()) 
         if variable in WITHHELD:
             raise UsageError(
                 f"secret '{name}' maps to {variable}, which bsecrets never sets as a variable",
-                hint="rename the secret, or export with --format json or yaml (keyed by name)",
+                step=NextStep("rename_or_export_by_name", name=name),
             )
         if is_protected(variable) and variable not in allowed:
             raise UsageError(
                 f"secret '{name}' would override the protected variable {variable}",
-                hint=f"allow it with --allow-override {variable}, rename the secret, "
-                "or export with --format json or yaml (keyed by name)",
+                step=NextStep("allow_rename_or_export_by_name", variable=variable),
             )
 
 
@@ -152,12 +151,16 @@ def validate_entries(
             ) from None
         try:
             out[entry.key] = validate_value(data, allow_empty=allow_empty)
-        except UsageError as exc:  # empty or too large: never the value
+        except EmptyValue as exc:
             raise FormatError(
                 f"{where}: {exc.message}",
-                hint="pass --allow-empty to import empty values; nothing was imported"
-                if isinstance(exc, EmptyValue)
-                else (exc.hint + "; " if exc.hint else "") + "nothing was imported",
+                hint="nothing was imported",
+                step=NextStep("allow_empty_import"),
+            ) from None
+        except UsageError as exc:  # too large: never the value
+            raise FormatError(
+                f"{where}: {exc.message}",
+                hint=(exc.hint + "; " if exc.hint else "") + "nothing was imported",
             ) from None
     return out
 

@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from bsecrets.errors import StorageError
+from bsecrets.errors import NextStep, StorageError
 
 BUSY_TIMEOUT_S = 30.0
 ERASE_CHECKPOINT_WAIT_MS = 2000  # see ErasingConnection
@@ -133,7 +133,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     if wal.exists() and wal.stat().st_size > 0:
         raise StorageError(
             f"{path} is on a read-only file system and its last changes are still in its -wal file",
-            hint="open it once where it is writable (bsecrets ls), then it reads here too",
+            step=NextStep("open_where_writable"),
         )
     from urllib.parse import quote
 

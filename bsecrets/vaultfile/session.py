@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad
-from bsecrets.errors import IntegrityError, SessionInvalid, UsageError
+from bsecrets.errors import IntegrityError, NextStep, SessionInvalid, UsageError
 from bsecrets.files import (
     check_private_file,
     check_trusted_dirs,
@@ -102,7 +102,7 @@ def start(
     env_masters: dict[str, bytes] | None = None,
 ) -> Session:
     if ttl > MAX_TTL:
-        raise UsageError("a session lasts at most 7 days", hint="use --ttl 7d or less")
+        raise UsageError("a session lasts at most 7 days", step=NextStep("shorten_session"))
     session_id = os.urandom(12).hex()
     key = os.urandom(32)
     expires = iso(now + ttl)

@@ -23,6 +23,7 @@ from bsecrets.crypto.keys import (
 from bsecrets.errors import (
     IntegrityError,
     KeyringUnavailable,
+    NextStep,
     VaultLocked,
     WrongPassphrase,
 )
@@ -142,9 +143,7 @@ def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_sessi
         except KeyringUnavailable as exc:
             if "passphrase" not in wraps:
                 raise KeyringUnavailable(
-                    exc.message,
-                    hint="this vault opens only with the OS keyring that 'init --keyring' used: "
-                    "run where it is available, or pass a session from there (BSECRETS_SESSION)",
+                    exc.message, step=NextStep("unlock_where_keyring_is")
                 ) from None
             if creds.prompt is None:
                 raise KeyringUnavailable(

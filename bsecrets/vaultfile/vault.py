@@ -22,7 +22,7 @@ from bsecrets.crypto.keys import (
     seal_to,
     unseal,
 )
-from bsecrets.errors import Denied, IntegrityError, UsageError
+from bsecrets.errors import Denied, IntegrityError, NextStep, UsageError
 from bsecrets.timeutil import Clock, iso
 from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.manifest import Manifest
@@ -154,8 +154,8 @@ class LocalVault:
             raise IntegrityError(
                 "the vault's owner public key does not match the key that unlocked it "
                 "(the vault file was changed outside bsecrets)",
-                hint="restore the vault file from a backup; 'bsecrets audit verify' shows "
-                "what else changed",
+                hint="restore the vault file from a backup",
+                step=NextStep("verify_audit_log_for_other_changes"),
             )
 
     def owner_public_key(self) -> bytes:

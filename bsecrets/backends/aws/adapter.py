@@ -32,6 +32,7 @@ from bsecrets.errors import (
     BackendUnavailable,
     BsecretsError,
     InvalidName,
+    NextStep,
     SecretNotFound,
     VersionNotFound,
 )
@@ -53,10 +54,7 @@ if TYPE_CHECKING:
     from bsecrets.backends.registry import BackendContext
 
 HEALTH_CHECK_S = 5.0  # each check of 'bsecrets status', at most (and at most the budget)
-RETENTION_HINT = (
-    "list the versions AWS still keeps with 'bsecrets history {name}'; AWS removes "
-    "unlabelled versions beyond 100 once they are 24 hours old"
-)
+RETENTION_HINT = "AWS removes unlabelled versions beyond 100 once they are 24 hours old"
 
 
 class AWSAdapter(SecretBackend):
@@ -82,7 +80,7 @@ class AWSAdapter(SecretBackend):
         when = iso(utc(meta["DeletedDate"]))
         return SecretNotFound(
             f"secret '{name}' is scheduled for deletion on {when} in environment '{self.env}'",
-            hint=f"restore it with 'bsecrets restore {name} -e {self.env}'",
+            step=NextStep("restore_secret_in_env", name=name, env=self.env),
         )
 
     # --- reads ----------------------------------------------------------------
@@ -120,7 +118,8 @@ class AWSAdapter(SecretBackend):
     def _read_version(self, name: str, sid: str, number: int) -> dict[str, Any]:
         missing = VersionNotFound(
             f"secret '{name}' has no version {number} in environment '{self.env}'",
-            hint=RETENTION_HINT.format(name=name),
+            hint=RETENTION_HINT,
+            step=NextStep("list_kept_versions", name=name, store="AWS"),
         )
         action, subject = f"reading version {number} of secret '{name}'", f"secret '{name}'"
         if number >= 1:
@@ -237,7 +236,7 @@ class AWSAdapter(SecretBackend):
             if meta.get("DeletedDate"):
                 raise SecretNotFound(
                     f"secret '{name}' is already scheduled for deletion",
-                    hint=f"restore it with 'bsecrets restore {name} -e {self.env}'",
+                    step=NextStep("restore_secret_in_env", name=name, env=self.env),
                 )
             self._change(
                 name, "delete_secret", f"deleting secret '{name}'",

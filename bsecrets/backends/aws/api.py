@@ -75,6 +75,7 @@ class SecretsApi:
             if self.settings.role_arn and aws_code(exc) in EXPIRED:
                 self.clients.drop_cached_role()
                 error.hint = "the cached role credentials were dropped; run the command again"
+                error.step = None
             if _operation_name(operation) in WRITES:
                 error.applied = record.applied()
             raise error from exc

@@ -17,6 +17,7 @@ from bsecrets.errors import (
     BackendUnavailable,
     BsecretsError,
     Denied,
+    NextStep,
     NotFound,
     SecretNotFound,
     UsageError,
@@ -100,11 +101,6 @@ USAGE = frozenset(
 )
 CONFLICT = frozenset({"ResourceExistsException"})
 
-_POLICY_HINT = (
-    "check the caller's IAM policy ('bsecrets aws policy -e {env}' prints what bsecrets "
-    "needs) and the KMS key policy"
-)
-
 
 def aws_code(error: BaseException | None) -> str | None:
     """The AWS error code behind a translated error (or of a ClientError itself)."""
@@ -187,16 +183,20 @@ def translate(
             cls = SecretNotFound if what.startswith("secret ") else NotFound
             return cls(
                 f"{what} not found {where} ({code})",
-                hint=not_found_hint or f"list what exists with 'bsecrets ls -e {env}'",
+                hint=not_found_hint,
+                step=None if not_found_hint else NextStep("list_secrets_in_env", env=env),
             )
         if code in DENIED or (code not in NOT_FOUND and status in (401, 403)):
-            hint = _POLICY_HINT.format(env=env)
             if code in EXPIRED:
-                hint = (
-                    "refresh the AWS credentials (AWS_PROFILE, 'aws sso login', "
-                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN)"
+                return Denied(
+                    f"AWS denied {action} {where} {detail}",
+                    hint="refresh the AWS credentials (AWS_PROFILE, 'aws sso login', "
+                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN)",
                 )
-            return Denied(f"AWS denied {action} {where} {detail}", hint=hint)
+            return Denied(
+                f"AWS denied {action} {where} {detail}",
+                step=NextStep("check_aws_policy", env=env),
+            )
         if code in UNAVAILABLE or status >= 500:
             return BackendUnavailable(
                 f"AWS was unavailable for {action} {where} after {tries} {detail}",
@@ -255,5 +255,5 @@ def translate(
         )
     return BsecretsError(
         f"AWS SDK error while {action} {where} ({name})",
-        hint="rerun with BSECRETS_DEBUG=1 to see the details",
+        step=NextStep("rerun_with_debug"),
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bsecrets.backends.budget import DEFAULT_TIMEOUT_S, timeout_from
-from bsecrets.errors import UsageError, ValueTooLarge
+from bsecrets.errors import NextStep, UsageError, ValueTooLarge
 
 if TYPE_CHECKING:
     from bsecrets.config.profile import EnvironmentConfig
@@ -46,8 +46,8 @@ def check_recovery_days(days: int) -> int:
         raise UsageError(
             f"the recovery window must be {RECOVERY_DAYS_MIN} to {RECOVERY_DAYS_MAX} days, "
             f"not {days}",
-            hint=f"AWS keeps a deleted secret {RECOVERY_DAYS_MIN} to {RECOVERY_DAYS_MAX} days; "
-            "to delete at once use 'bsecrets rm NAME --purge'",
+            hint=f"AWS keeps a deleted secret {RECOVERY_DAYS_MIN} to {RECOVERY_DAYS_MAX} days",
+            step=NextStep("purge_at_once"),
         )
     return days
 

@@ -60,11 +60,12 @@ from bsecrets.errors import (
     BsecretsError,
     Conflict,
     Denied,
+    NextStep,
     UsageError,
     VersionConflict,
 )
 from bsecrets.models import WriteResult
-from bsecrets.ports import stderr_warning
+from bsecrets.ports import stderr_warning, value_stored_hint
 
 if TYPE_CHECKING:
     from bsecrets.backends.aws.api import SecretsApi
@@ -225,9 +226,9 @@ class SecretWriter:
             raise Denied(
                 f"AWS does not let the {asked} of secret '{name}' be recorded in environment "
                 f"'{self.env}' ({aws_code(exc)}); nothing was written",
-                hint=f"allow secretsmanager:TagResource, UntagResource and UpdateSecret on the "
-                f"secret ('bsecrets aws policy -e {self.env}' prints the policy), or put "
-                "without --tag and --description",
+                hint="allow secretsmanager:TagResource, UntagResource and UpdateSecret on the "
+                "secret",
+                step=NextStep("allow_aws_metadata_writes", env=self.env),
                 applied="no",
             ) from exc
         except BsecretsError as exc:  # a check changes nothing, whatever became of it
@@ -344,13 +345,14 @@ class SecretWriter:
                 )
         except BsecretsError as exc:
             were = "may not have been" if exc.applied == "unknown" else "were not"
+            hint, step = value_stored_hint(exc, number + 1, NextStep("check_history_of", name=name))
             raise _reworded(
                 exc,
                 f"the value of secret '{name}' was stored as version {number}; only its "
                 f"{asked} {were} recorded: {exc.message}",
                 "yes",
-                hint=f"do not repeat the put (a retry would store version {number + 1}); "
-                + (exc.hint or f"check with 'bsecrets history {name}'"),
+                hint=hint,
+                step=step,
             ) from exc
         if plan.user_tags:
             return
@@ -371,10 +373,17 @@ def _asked_for(tags: dict[str, str] | None, description: str | None) -> str:
 
 
 def _reworded(
-    exc: BsecretsError, message: str, applied: str, hint: str | None = None
+    exc: BsecretsError,
+    message: str,
+    applied: str,
+    hint: str | None = None,
+    step: NextStep | None = None,
 ) -> BsecretsError:
-    """``exc`` (same class, so the same exit code) with another message and ``applied``."""
-    return type(exc)(message, hint=hint or exc.hint, applied=applied)
+    """``exc`` (same class, so the same exit code) with another message and ``applied``;
+    its hint and next step unless others are given."""
+    if hint or step is not None:
+        return type(exc)(message, hint=hint, step=step, applied=applied)
+    return type(exc)(message, hint=exc.hint, step=exc.step, applied=applied)
 
 
 def check_user_tags(tags: dict[str, str]) -> None:

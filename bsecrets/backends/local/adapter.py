@@ -20,6 +20,7 @@ from bsecrets.backends.registry import BackendContext
 from bsecrets.crypto.keys import EnvironmentKeys, aead_open, aead_seal, encode_aad
 from bsecrets.errors import (
     IntegrityError,
+    NextStep,
     SecretNotFound,
     VersionConflict,
     VersionNotFound,
@@ -223,7 +224,7 @@ class LocalAdapter(SecretBackend):
             if head["deleted_at"]:
                 raise SecretNotFound(
                     f"secret '{name}' was deleted in environment '{self.env}'",
-                    hint=f"restore it with 'bsecrets restore {name}'",
+                    step=NextStep("restore_secret", name=name),
                 )
             wanted = head["current"] if version is None else version
             if not 1 <= wanted <= head["current"]:
@@ -341,7 +342,7 @@ class LocalAdapter(SecretBackend):
                 if deleted:
                     raise SecretNotFound(
                         f"secret '{name}' is already deleted",
-                        hint=f"restore it with 'bsecrets restore {name}'",
+                        step=NextStep("restore_secret", name=name),
                     )
                 raise SecretNotFound(f"secret '{name}' is not deleted; nothing to restore")
             now = iso(self.clock())

@@ -31,6 +31,7 @@ from bsecrets.errors import (
     BackendUnavailable,
     BsecretsError,
     Denied,
+    NextStep,
     SecretNotFound,
     UsageError,
     VersionConflict,
@@ -38,7 +39,7 @@ from bsecrets.errors import (
 )
 from bsecrets.health import HealthIndicator
 from bsecrets.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
-from bsecrets.ports import Capability, SecretBackend
+from bsecrets.ports import Capability, SecretBackend, value_stored_hint
 
 if TYPE_CHECKING:
     from bsecrets.backends.registry import BackendContext
@@ -140,8 +141,8 @@ class VaultAdapter(SecretBackend):
             f"'{self.env}': it has no 'patch' capability on {target} (it has: {has}); "
             "nothing was written",
             hint=f"add 'patch' on {self.settings.mount}/metadata/{self._policy_glob()} to the "
-            f"token's policy ('bsecrets vault policy -e {self.env}' prints it), or put "
-            "without --tag and --description",
+            "token's policy",
+            step=NextStep("allow_vault_metadata_patch", env=self.env),
         )
 
     def _policy_glob(self) -> str:
@@ -221,11 +222,12 @@ class VaultAdapter(SecretBackend):
                 f"{error.message}; 'bsecrets history' shows it as {codec.UNKNOWN_AUTHOR}"
             )
             return
+        hint, step = value_stored_hint(error, version + 1, NextStep("check_history"))
         raise type(error)(
             f"the value of secret '{name}' was stored as version {version}; only its "
             f"{asked} {were} recorded: {error.message}",
-            hint=f"do not repeat the put (a retry would store version {version + 1}); "
-            + (error.hint or "check 'bsecrets history NAME'"),
+            hint=hint,
+            step=step,
             applied="yes",
         ) from error
 
@@ -390,7 +392,7 @@ class VaultAdapter(SecretBackend):
             if self._is_deleted(info):
                 raise SecretNotFound(
                     f"secret '{name}' is already deleted",
-                    hint=f"restore it with 'bsecrets restore {name}'",
+                    step=NextStep("restore_secret", name=name),
                 )
             self._post_versions("delete", name, path, current, f"deleting secret '{name}'")
 

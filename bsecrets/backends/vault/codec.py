@@ -17,7 +17,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bsecrets.errors import SecretNotFound, UsageError
+from bsecrets.errors import NextStep, SecretNotFound, UsageError
 
 RESERVED = "bsecrets:"
 DESCRIPTION_KEY = "bsecrets:description"
@@ -182,11 +182,11 @@ def deleted_error(name: str, env: str, info: dict[str, Any]) -> SecretNotFound:
     if info.get("destroyed"):
         return SecretNotFound(
             f"the latest version of secret '{name}' in environment '{env}' was destroyed",
-            hint=f"write a new version with 'bsecrets put {name}'",
+            step=NextStep("write_new_version", name=name),
         )
     return SecretNotFound(
         f"secret '{name}' was deleted in environment '{env}'",
-        hint=f"restore it with 'bsecrets restore {name}'",
+        step=NextStep("restore_secret", name=name),
     )
 
 

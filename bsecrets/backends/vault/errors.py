@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bsecrets.errors import BsecretsError, Denied, VersionConflict
+from bsecrets.errors import BsecretsError, Denied, NextStep, VersionConflict
 
 _MAX_DETAIL = 200
 
@@ -49,11 +49,8 @@ def translate(
     if exc.is_denied:
         return Denied(
             f"Vault denied {what} in environment '{env}' ({exc.detail or 'permission denied'})",
-            hint=hint
-            or (
-                f"check the Vault token and its policies; 'bsecrets vault policy -e {env}' "
-                "prints the policy bsecrets needs"
-            ),
+            hint=hint or "check the Vault token and its policies",
+            step=None if hint else NextStep("check_vault_policy", env=env),
         )
     if exc.is_cas_mismatch:
         return VersionConflict(f"{what}: another writer changed it first; nothing was overwritten")
