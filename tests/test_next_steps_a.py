@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import botocore.exceptions as bx
 import pytest
-from helpers.cli import invoke
+from helpers.cli import hint_of, invoke
 from helpers.file_keyring import FileKeyring, file_keyring  # noqa: F401
 from helpers.local_vault import make_vault
 
@@ -46,12 +45,6 @@ from bsecrets.vaultfile.credentials import Credentials
 
 AWS = AwsSettings(env="prod", region="eu-west-1", endpoint_url="http://127.0.0.1:1")
 VERIFY = "'bsecrets audit verify' shows what else changed"
-
-
-def hint_of(call: Callable[[], object]) -> str | None:
-    with pytest.raises(BsecretsError) as caught:
-        call()
-    return hint_for(caught.value)
 
 
 def hint_line(result: Any) -> str:

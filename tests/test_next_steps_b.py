@@ -6,19 +6,17 @@ test checks it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from helpers.cli import hint_of
 
-from bsecrets.cli.hints import hint_for
 from bsecrets.config.edit import add_environment, check_removable
 from bsecrets.config.envmap import child_environment, map_names, select_names
 from bsecrets.config.generators import generate
 from bsecrets.config.parser import parse_profile
-from bsecrets.errors import BsecretsError
 from bsecrets.formats.codecs import Entry, dotenv_value, github_env_block, render_shell, variables
 from bsecrets.models import validate_value
 from bsecrets.services import bootstrap
@@ -32,12 +30,6 @@ TWO_ENVS = (
     "  dev: {backend: local}\n  prod: {backend: local}\n"
 )
 ONE_ENV = "version: 1\nenvironments:\n  dev: {backend: local}\n"
-
-
-def hint_of(call: Callable[[], object]) -> str | None:
-    with pytest.raises(BsecretsError) as caught:
-        call()
-    return hint_for(caught.value)
 
 
 def test_environment_edits(tmp_path: Path) -> None:

@@ -11,12 +11,16 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from bsecrets.cli.app import app
+from bsecrets.cli.hints import hint_for
+from bsecrets.errors import BsecretsError
 
 
 @dataclass
@@ -127,3 +131,10 @@ def assert_error(result: object, code: int, *needles: str) -> None:
     assert "Traceback" not in stderr
     for needle in needles:
         assert needle in stderr, stderr
+
+
+def hint_of(call: Callable[[], object]) -> str | None:
+    """The hint the command line shows for the error ``call`` raises (it must raise)."""
+    with pytest.raises(BsecretsError) as caught:
+        call()
+    return hint_for(caught.value)
