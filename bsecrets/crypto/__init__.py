@@ -1,0 +1,2 @@
+"""The key hierarchy, composed from the cryptography package's primitives. Imports only
+bsecrets.errors."""

@@ -1,0 +1,2 @@
+"""Export and import formats: dotenv, JSON, YAML, shell, github-env. Imported by services
+and cli."""

@@ -1,0 +1,2 @@
+"""Test suites shipped with bsecrets (as keyring ships keyring.testing): the backend
+contract. Imports pytest."""

@@ -1,0 +1,1 @@
+"""One module per command group; app.py builds each command only when it is invoked."""
