@@ -4,7 +4,7 @@ log, or the whole file put back from an older copy, are noticed.
 
 One entry per vault (``bsecrets/audit-<vault id>``). Only reading and writing
 it are here; that a new anchor must continue the kept one (never backwards or
-sideways) is the log's to check (``LocalAuditLog.store_anchor``).
+sideways) is audit/anchoring.py's to check.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Tables (created on first use):
   written with the key. Until then they are not chained: someone with write
   access to the file can delete or add intake rows unnoticed.
 
-Archive files are audit/archive.py's; the anchor in the OS keyring, audit/keyring_anchor.py's.
+Archive files are audit/archive.py's; the anchor kept outside the file, audit/anchoring.py's.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from bsecrets.audit.chain import (
     walk,
 )
 from bsecrets.audit.events import Action, EventFields, Outcome
-from bsecrets.audit.keyring_anchor import read_anchor, write_anchor
 from bsecrets.audit.logger import AuditSink
 from bsecrets.audit.witness import ChainWitness, state_of
 from bsecrets.crypto.keys import (
@@ -57,7 +56,7 @@ from bsecrets.crypto.keys import (
     seal_to,
     unseal,
 )
-from bsecrets.errors import AlreadyExists, BsecretsError, IntegrityError, NextStep, NotFound
+from bsecrets.errors import AlreadyExists, BsecretsError, IntegrityError, NextStep
 from bsecrets.health import HealthIndicator
 from bsecrets.timeutil import iso, utcnow
 from bsecrets.vaultfile.unlock import OWNER
@@ -418,69 +417,6 @@ class LocalAuditLog(AuditSink):
                     target.unlink()
                 raise
         return {"archived": checked.checked, "path": str(target), **entry}
-
-    # --- anchors in the OS keyring ---------------------------------------
-
-    def stored_anchor(self) -> Anchor | None:
-        """The anchor kept in the OS keyring (audit/keyring_anchor.py); None if there is
-        none or no keyring."""
-        return read_anchor(self.vault.vault_id)
-
-    def store_anchor(self, keys: EnvironmentKeys, head: Anchor) -> bool:
-        """Keep ``head`` in the OS keyring as the anchor; False when there is no usable
-        keyring. Never backwards or sideways: the anchor kept there must be an event of
-        the chain that leads to ``head`` (same MAC), else IntegrityError and the kept
-        anchor is left as it is."""
-        kept = self.stored_anchor()
-        if kept is not None:
-            problem = self._leads_to(keys, kept, head)
-            if problem is not None:
-                raise IntegrityError(
-                    f"the audit log no longer leads from the anchored event {kept.seq} "
-                    f"to its head: {problem}",
-                    hint="events were removed or the log was replaced after it was anchored; "
-                    "the anchor in the OS keyring was left as it was",
-                    step=NextStep("verify_audit_log_against_anchor"),
-                )
-        return write_anchor(self.vault.vault_id, head)
-
-    def _leads_to(self, keys: EnvironmentKeys, kept: Anchor, head: Anchor) -> str | None:
-        """Why the chain does not lead from ``kept`` to ``head``; None if it does."""
-        import hmac
-
-        if kept.seq > head.seq:
-            return f"the log ends at event {head.seq}, the anchor is at event {kept.seq}"
-        if kept.seq == head.seq:
-            return None if hmac.compare_digest(kept.mac, head.mac) else "the head was replaced"
-        with self.store.read():
-            state = self.state(keys)
-            if kept.seq < state.first_seq - 1:  # anchored in an archive: the whole walk
-                checked = self.verify(keys, kept)
-                if checked.problem is not None:
-                    return checked.problem.detail
-                return None if checked.head == head else "the head moved while checking"
-            if kept.seq == state.first_seq - 1 and not hmac.compare_digest(kept.mac, state.prev):
-                return f"event {kept.seq} is not the one anchored"
-            result = walk(
-                self.rows(after=kept.seq, through=head.seq),
-                keys.manifest_key,
-                self.opener(keys),
-                first_seq=kept.seq + 1,
-                prev=kept.mac,
-            )
-        if result.problem is not None:
-            return f"event {result.problem.seq} does not follow the anchored event"
-        if Anchor(result.last_seq, result.head) != head:
-            return f"the log ends at event {result.last_seq}"
-        return None
-
-    def anchor(self) -> tuple[Anchor, bool]:
-        """The chain head, kept in the OS keyring when there is one (the bool says so)."""
-        keys = self.reading_keys()
-        if keys is None:
-            raise NotFound("the audit log has no events yet")
-        head = self.head(keys)
-        return head, self.store_anchor(keys, head)
 
     # --- ReflectiveModule ------------------------------------------------
 

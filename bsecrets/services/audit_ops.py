@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bsecrets.audit import anchoring
 from bsecrets.audit.chain import Anchor
 from bsecrets.audit.events import Action
 from bsecrets.audit.query import EventFilter, jsonl_lines, select
@@ -92,19 +93,19 @@ def verify(
     keys = log.reading_keys()
     if keys is None:
         raise IntegrityError("the vault has no audit log key: its audit log was removed")
-    witnessed = anchor if anchor is not None else log.stored_anchor()
+    witnessed = anchor if anchor is not None else anchoring.stored_anchor(log)
     result = log.verify(keys, witnessed, archives=archives)
     if anchor is None and witnessed is not None:
         result = result._replace(anchor=f"OS keyring ({result.anchor})")
     if result.problem is None:
-        log.store_anchor(keys, result.head)  # only forwards from the anchor kept there
+        anchoring.store_anchor(log, keys, result.head)  # only forwards from the kept anchor
     return result
 
 
 def anchor(manager: SecretsManager) -> tuple[Anchor, bool]:
     log = manager.audit_log()
     manager.audit.record(Action.AUDIT_ANCHOR)
-    return log.anchor()
+    return anchoring.anchor_head(log)
 
 
 def export_jsonl(manager: SecretsManager, where: EventFilter, write: Callable[[str], Any]) -> int:
@@ -155,7 +156,7 @@ def report(
             inventory[env] = None  # reported as not inventoried
     chain = None
     if keys is not None:
-        checked = log.verify(keys, log.stored_anchor())
+        checked = log.verify(keys, anchoring.stored_anchor(log))
         chain = checked.to_dict()
         since, until = where.time_bounds()
         with log.store.read():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsecrets import __version__
+from bsecrets.audit import anchoring
 from bsecrets.audit.events import Action
 from bsecrets.audit.local_log import LocalAuditLog
 from bsecrets.audit.logger import AuditLogger, AuditSink, Note, NullAuditSink, outcome_of, reason_of
@@ -367,7 +368,7 @@ class SecretsManager(ReflectiveModule):
         self.audit.record(Action.LOCK, details={"scope": scope})
         refused: IntegrityError | None = None
         try:
-            self.audit_log().anchor()
+            anchoring.anchor_head(self.audit_log())
         except IntegrityError as exc:  # the kept anchor is not in the chain: say so, after
             refused = exc
         except BsecretsError:
