@@ -80,8 +80,17 @@ def check_prefix(prefix: str) -> None:
         )
 
 
-def map_names(names: Iterable[str], prefix: str = "") -> dict[str, str]:
-    """Variable -> secret name; two names on one variable is a UsageError naming both."""
+def map_names(
+    names: Iterable[str],
+    prefix: str = "",
+    *,
+    collision: NextStep | None = None,
+    check: Callable[[str, str], None] | None = None,
+) -> dict[str, str]:
+    """Variable -> secret name, in name order; two names on one variable is a
+    UsageError naming both (its next step: ``collision``, by default picking one
+    with --only). ``check(name, variable)`` sees each pair, in name order, after
+    its collision check."""
     check_prefix(prefix)
     mapping: dict[str, str] = {}
     for name in sorted(names):
@@ -89,8 +98,10 @@ def map_names(names: Iterable[str], prefix: str = "") -> dict[str, str]:
         if variable in mapping:
             raise UsageError(
                 f"secrets '{mapping[variable]}' and '{name}' both map to the variable {variable}",
-                step=NextStep("rename_or_select_colliding"),
+                step=collision or NextStep("rename_or_select_colliding"),
             )
+        if check is not None:
+            check(name, variable)
         mapping[variable] = name
     return mapping
 

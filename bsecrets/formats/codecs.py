@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from bsecrets.config.envmap import check_prefix, variable_name
+from bsecrets.config.envmap import map_names
 from bsecrets.errors import BsecretsError, NextStep, UsageError
 
 if TYPE_CHECKING:
@@ -63,23 +63,18 @@ def variables(names: Iterable[str], prefix: str = "") -> dict[str, str]:
     ``db/password`` -> ``PREFIX`` + ``DB_PASSWORD``). Two names on one variable,
     a bad prefix, or a variable that is not a valid identifier, is a UsageError
     (exit 2)."""
-    check_prefix(prefix)
-    mapping: dict[str, str] = {}
-    for name in sorted(names):
-        var = variable_name(name, prefix)
-        if var in mapping:
-            raise UsageError(
-                f"secrets '{mapping[var]}' and '{name}' both map to the variable {var}",
-                step=NextStep("rename_one_or_export_by_name"),
-            )
+
+    def identifier(name: str, var: str) -> None:
         if not _IDENTIFIER.fullmatch(var):
             raise UsageError(
                 f"secret '{name}' maps to {var}, which is not a valid variable name",
                 hint="variables cannot start with a digit",
                 step=NextStep("rename_or_export_as_json_or_yaml", name=name),
             )
-        mapping[var] = name
-    return mapping
+
+    return map_names(
+        names, prefix, collision=NextStep("rename_one_or_export_by_name"), check=identifier
+    )
 
 
 # --- rendering --------------------------------------------------------------
