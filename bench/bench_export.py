@@ -15,51 +15,34 @@ Exit status: 0 every format within the limit, 1 one is not, 2 could not run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from harness import BenchError, Case, Pair, call, compile_tree, measure, verdict
+from harness import (
+    BenchError,
+    Case,
+    Pair,
+    call,
+    compile_tree,
+    fill_environment,
+    measure,
+    session_env,
+    source_env,
+    verdict,
+)
 
 LIMIT = 2.0
 ROOT = Path(__file__).resolve().parent.parent
 FORMATS = ("dotenv", "json", "shell", "yaml")
-SCRUBBED = ("BSECRETS_", "GITHUB_", "GITLAB_", "PYTHONDONTWRITEBYTECODE", "CI")
 
 
 def setup(work: Path, count: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED)}
-    env.update(
-        HOME=str(work), XDG_CACHE_HOME=str(work / "cache"), XDG_CONFIG_HOME=str(work / "cfg"),
-        XDG_RUNTIME_DIR=str(work / "run"), PYTHONPATH=str(ROOT), NO_COLOR="1",
-        BSECRETS_PASSPHRASE="bench passphrase", BSECRETS_INSECURE_TEST_KDF="1",
-    )  # fmt: skip
-    (work / "run").mkdir(mode=0o700)
+    env = source_env(work, ROOT)
     call([sys.executable, "-m", "bsecrets", "init", "--env", "dev"], env, work)
-    script = (
-        "import os, sys\n"
-        "from pathlib import Path\n"
-        "from bsecrets.vaultfile.credentials import Credentials\n"
-        "from bsecrets.services.manager import SecretsManager\n"
-        "from bsecrets.config.loader import load_profile\n"
-        "m = SecretsManager(load_profile(Path('bsecrets.yaml')),"
-        " Credentials(passphrase=os.environ['BSECRETS_PASSPHRASE']))\n"
-        f"names = [f'app/key-{{i:04d}}' for i in range({count})]\n"
-        "with m.transaction('dev', action='import', names=names):\n"
-        "    for name in names:\n"
-        "        m.put('dev', name, os.urandom(24).hex().encode())\n"
-        "m.close()\n"
-    )
-    call([sys.executable, "-c", script], env, work)
-    unlock = call([sys.executable, "-m", "bsecrets", "unlock", "--json"], env, work)
-    token = json.loads(unlock)["session"]
-    env.pop("BSECRETS_PASSPHRASE")
-    env.pop("BSECRETS_INSECURE_TEST_KDF")
-    env["BSECRETS_SESSION"] = token
-    return env
+    fill_environment(env, work, "app/key-{i:04d}", count)
+    return session_env(env, work)
 
 
 def measure_export(args: argparse.Namespace) -> tuple[Case, list[Pair]]:

@@ -293,6 +293,7 @@ def git_state(repo: Path) -> str:
 SCRUBBED = (
     "BSECRETS_PROFILE", "BSECRETS_ENV", "BSECRETS_SESSION", "BSECRETS_PASSPHRASE",
     "BSECRETS_PASSPHRASE_FILE", "BSECRETS_DEBUG", "BSECRETS_INSECURE_TEST_KDF",
+    "BSECRETS_AS", "BSECRETS_OTP", "BSECRETS_REASON", "BSECRETS_NEW_PASSPHRASE",
     "PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME",
     "PYTHONSTARTUP", "PYTHONINSPECT", "NO_COLOR",
     "GITHUB_ACTIONS", "GITLAB_CI", "CI",  # CI changes what commands print (masking)
@@ -319,6 +320,54 @@ def base_env(work: Path, bytecode: str) -> dict[str, str]:
     for folder in ("run", ".cache", ".config"):
         (home / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
     return env
+
+
+SOURCE_SCRUBBED_PREFIXES = ("BSECRETS_", "GITHUB_", "GITLAB_", "PYTHONDONTWRITEBYTECODE", "CI")
+
+
+def source_env(work: Path, root: Path) -> dict[str, str]:
+    """The environment of a ``python -m bsecrets`` child for the source tree at ``root``,
+    at home in ``work`` (its runtime folder made), the test KDF and a passphrase set
+    for building; :func:`session_env` replaces them by a session."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SOURCE_SCRUBBED_PREFIXES)}
+    env.update(
+        HOME=str(work), XDG_CACHE_HOME=str(work / "cache"), XDG_CONFIG_HOME=str(work / "cfg"),
+        XDG_RUNTIME_DIR=str(work / "run"), PYTHONPATH=str(root), NO_COLOR="1",
+        BSECRETS_PASSPHRASE="bench passphrase", BSECRETS_INSECURE_TEST_KDF="1",
+    )  # fmt: skip
+    (work / "run").mkdir(mode=0o700, exist_ok=True)
+    return env
+
+
+def fill_environment(env: dict[str, str], work: Path, names: str, count: int) -> None:
+    """``count`` random secrets named ``names.format(i=i)`` in environment dev, through the
+    façade in one transaction (as ``import`` writes them), in a child process."""
+    script = (
+        "import os\n"
+        "from pathlib import Path\n"
+        "from bsecrets.vaultfile.credentials import Credentials\n"
+        "from bsecrets.services.manager import SecretsManager\n"
+        "from bsecrets.config.loader import load_profile\n"
+        "m = SecretsManager(load_profile(Path('bsecrets.yaml')),"
+        " Credentials(passphrase=os.environ['BSECRETS_PASSPHRASE']))\n"
+        f"names = [{names!r}.format(i=i) for i in range({count})]\n"
+        "with m.transaction('dev', action='import', names=names):\n"
+        "    for name in names:\n"
+        "        m.put('dev', name, os.urandom(24).hex().encode())\n"
+        "m.close()\n"
+    )
+    call([sys.executable, "-c", script], env, work)
+
+
+def session_env(env: dict[str, str], work: Path) -> dict[str, str]:
+    """``env`` unlocked: BSECRETS_SESSION, and no passphrase nor test KDF left."""
+    import json
+
+    unlock = call([sys.executable, "-m", "bsecrets", "unlock", "--json"], env, work)
+    out = {k: v for k, v in env.items() if k not in ("BSECRETS_PASSPHRASE",)}
+    out.pop("BSECRETS_INSECURE_TEST_KDF", None)
+    out["BSECRETS_SESSION"] = json.loads(unlock)["session"]
+    return out
 
 
 @contextlib.contextmanager

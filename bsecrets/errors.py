@@ -108,6 +108,13 @@ class EmptyValue(UsageError):
     kind = "empty_value"
 
 
+class ConfirmationNeeded(UsageError):
+    """A guarded operation without what it must be given: --reason, or --yes when
+    there is no terminal to ask on."""
+
+    kind = "confirmation_needed"
+
+
 class ProfileError(UsageError):
     """A profile that cannot be used; the message names file, line and key path."""
 
@@ -139,6 +146,10 @@ class NotFound(BsecretsError):
     kind = "not_found"
 
 
+class PrincipalUnknown(NotFound):
+    kind = "principal_not_found"
+
+
 class SecretNotFound(NotFound):
     kind = "secret_not_found"
 
@@ -166,6 +177,12 @@ class Denied(BsecretsError):
     kind = "denied"
 
 
+class AccessDenied(Denied):
+    """A principal without the grant, role or name scope an operation needs."""
+
+    kind = "access_denied"
+
+
 class VaultLocked(Denied):
     kind = "vault_locked"
 
@@ -185,6 +202,43 @@ class KeyringUnavailable(Denied):
         "use a passphrase instead (BSECRETS_PASSPHRASE), or make an OS keyring "
         "available (Secret Service, macOS Keychain, Windows Credential Locker)"
     )
+
+
+class TokenInvalid(Denied):
+    """BSECRETS_TOKEN that is malformed, of another vault, revoked, or does not open."""
+
+    kind = "token_invalid"
+
+
+class TokenExpired(Denied):
+    """A pipeline token past its expiry (the signed record's): refused even with its key."""
+
+    kind = "token_expired"
+
+
+class SecondFactorRequired(Denied):
+    """A protected environment asks for a one-time code that was not given (no
+    terminal and no BSECRETS_OTP), or the principal has no second factor enrolled."""
+
+    kind = "mfa_required"
+
+
+class SecondFactorRejected(Denied):
+    """A one-time code that is wrong, or was already used (replay)."""
+
+    kind = "mfa_rejected"
+
+
+class LockedOut(Denied):
+    """Too many wrong one-time codes in a row: no code is checked until the time given."""
+
+    kind = "locked_out"
+
+
+class ProtectionNotApplied(Denied):
+    """The profile declares an environment protected and the vault does not record it."""
+
+    kind = "protection_not_applied"
 
 
 class InsecureFile(Denied):

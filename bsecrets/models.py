@@ -7,6 +7,7 @@ start; these are on the path of every command): no I/O, no heavy imports.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
@@ -131,6 +132,38 @@ class WriteResult(NamedTuple):
     env: str
     version: int
     changed: bool = True  # False: nothing written (a rollback to the current version)
+
+
+MAX_REASON = 512  # characters of a --reason
+
+
+class Confirmation(NamedTuple):
+    """What the caller gives for an operation on a protected environment (docs/access.md),
+    settled once per process: a reason for the audit event, ``yes`` when there is no
+    terminal to ask on, and where a one-time code comes from."""
+
+    reason: str | None = None
+    yes: bool = False
+    ask: Callable[[str], bool] | None = None  # a yes/no question on a terminal; None: none
+    one_time_code: Callable[[], str | None] | None = None  # BSECRETS_OTP, else a prompt
+
+
+def validate_reason(reason: str) -> str:
+    """A reason for the audit log: some text, one line, at most MAX_REASON characters."""
+    text = reason.strip()
+    if not text:
+        raise UsageError("the reason is empty", hint="say in a few words why")
+    if len(text) > MAX_REASON:
+        raise UsageError(
+            f"the reason is longer than {MAX_REASON} characters",
+            hint="a sentence is enough; link a ticket for the details",
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise UsageError(
+            "the reason holds a control character (a newline, a tab, ...)",
+            hint="give the reason on one line",
+        )
+    return text
 
 
 class AccessContext(NamedTuple):

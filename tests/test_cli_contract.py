@@ -203,12 +203,13 @@ def test_bsecrets_json_is_the_json_flag(secrets: Path) -> None:
 
 
 def global_option_help() -> dict[str, str]:
-    """The help text of each shared option alias (EnvOption, JsonOption) by option."""
-    from bsecrets.cli.context import EnvOption, JsonOption
+    """The help text of each shared option alias (EnvOption, JsonOption, YesOption) by option."""
+    from bsecrets.cli.context import EnvOption, JsonOption, YesOption
 
     return {
         "--env": EnvOption.__metadata__[0].help,  # type: ignore[attr-defined]
         "--json": JsonOption.__metadata__[0].help,  # type: ignore[attr-defined]
+        "--yes": YesOption.__metadata__[0].help,  # type: ignore[attr-defined]
     }
 
 

@@ -37,6 +37,19 @@ class Action(StrEnum):
     UNLOCK = "unlock"
     LOCK = "lock"
     VERIFY = "verify"  # bsecrets verify (the whole vault file)
+    # access control (services/access.py, services/mfa.py)
+    ENV_PROTECT = "env.protect"
+    ENV_UNPROTECT = "env.unprotect"
+    MFA_ENROLL = "mfa.enroll"
+    MFA_CONFIRM = "mfa.confirm"
+    MFA_CLEAR = "mfa.clear"
+    PRINCIPAL_ADD = "access.principal.add"
+    PRINCIPAL_RM = "access.principal.rm"
+    ACCESS_GRANT = "access.grant"
+    ACCESS_REVOKE = "access.revoke"
+    TOKEN_ISSUE = "token.issue"
+    TOKEN_REVOKE = "token.revoke"
+    TOKEN_EXTEND = "token.extend"
     # the audit trail (reading it is itself recorded)
     AUDIT_LOG = "audit.log"
     AUDIT_SEARCH = "audit.search"
@@ -84,5 +97,6 @@ class EventFields(TypedDict):
     names: NotRequired[list[str]]  # sorted
     version: NotRequired[int]
     reason: NotRequired[str]  # an error message: never a value
+    justification: NotRequired[str]  # the caller's --reason (a protected environment)
     details: NotRequired[dict[str, Any]]
     ci: NotRequired[dict[str, str]]

@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bsecrets.audit import member_intake
 from bsecrets.audit.archive import verify_archives, write_archive
 from bsecrets.audit.chain import (
     Anchor,
@@ -56,7 +57,7 @@ from bsecrets.crypto.keys import (
     seal_to,
     unseal,
 )
-from bsecrets.errors import AlreadyExists, BsecretsError, IntegrityError, NextStep
+from bsecrets.errors import AccessDenied, AlreadyExists, BsecretsError, IntegrityError, NextStep
 from bsecrets.health import HealthIndicator
 from bsecrets.timeutil import iso, utcnow
 from bsecrets.vaultfile.unlock import OWNER
@@ -95,6 +96,17 @@ class Verification(NamedTuple):
         }
 
 
+def _unreadable(reason: str) -> dict[str, Any]:
+    """The event chained for an intake entry that does not open."""
+    return {
+        "v": 1,
+        "time": iso(utcnow()),
+        "action": Action.AUDIT_INTAKE,
+        "outcome": Outcome.FAILED,
+        "reason": reason,
+    }
+
+
 class LocalAuditLog(AuditSink):
     name = "local vault"
 
@@ -118,15 +130,32 @@ class LocalAuditLog(AuditSink):
         return head + raw
 
     def _writing_keys(self) -> EnvironmentKeys | None:
-        """The audit keys if the vault opens without a prompt; None otherwise (intake)."""
-        if not self.vault.can_unlock_quietly():
+        """The audit keys if the vault opens without a prompt as the owner; None
+        otherwise (an intake entry)."""
+        if not self.keyholder() or not self.vault.can_unlock_quietly():
             return None
         return self.vault.env_keys(AUDIT_ENV, create=True)
 
     def reading_keys(self) -> EnvironmentKeys | None:
         """The audit keys (unlocking as any command does); None if no event was ever chained."""
+        if not self.keyholder():
+            raise AccessDenied(
+                f"the audit log is the owner's to read, not principal '{self.vault.principal}'s",
+                hint="ask the vault's owner: the events of every principal are in its log",
+            )
         with self.store.read():
             return self.vault.env_keys(AUDIT_ENV)
+
+    # --- other principals' events (audit/member_intake.py) ----------------
+
+    def keyholder(self) -> bool:
+        return self.vault.principal == OWNER
+
+    def pending_marker(self) -> tuple[int, int]:
+        return member_intake.marker(self.store)
+
+    def advanced(self, state: dict[str, Any]) -> dict[str, Any]:
+        return member_intake.advance_by_policy(self.vault, AUDIT_ENV, state)
 
     def opener(self, keys: EnvironmentKeys) -> Opener:
         from cryptography.exceptions import InvalidTag
@@ -168,7 +197,10 @@ class LocalAuditLog(AuditSink):
             self._ensure_tables()
             keys = self._writing_keys()
             if keys is None:
-                self._intake(fields)
+                if not self.keyholder() and self.vault.can_unlock_quietly():
+                    member_intake.record(self.vault, self.witness.found(), dict(fields))
+                else:
+                    self._intake(fields)
                 return
             self._fold_intake(keys)
             self._append_keyed(keys, fields)
@@ -212,31 +244,38 @@ class LocalAuditLog(AuditSink):
         self.store.execute_write("INSERT INTO audit_intake (sealed) VALUES (?)", (blob,))
 
     def _fold_intake(self, keys: EnvironmentKeys) -> None:
+        """Chain the events written without the key, marked ``late``: the anonymous ones
+        (a wrong passphrase), then other principals' (their principal as authenticated)."""
         rows = self.store.query_optional_table(
             "audit_intake", "SELECT id, sealed FROM audit_intake ORDER BY id"
         )
-        if not rows:
-            return
-
-        private_key = self.vault.private_key()
         for _, blob in rows:
             try:
                 if type(blob) is not bytes:
                     raise IntegrityError("an audit intake entry is damaged")
                 plain = unseal(
-                    private_key, blob[:32], blob[32:], self._intake_context(), "an intake entry"
+                    self.vault.private_key(),
+                    blob[:32],
+                    blob[32:],
+                    self._intake_context(),
+                    "an intake entry",
                 )
                 fields = parse_event(plain)
             except IntegrityError as exc:
-                fields = {
-                    "v": 1,
-                    "time": iso(utcnow()),
-                    "action": Action.AUDIT_INTAKE,
-                    "outcome": Outcome.FAILED,
-                    "reason": exc.message,
-                }
+                fields = _unreadable(exc.message)
             self._append_keyed(keys, {**fields, "late": True})
-        self.store.execute_write("DELETE FROM audit_intake")
+        if rows:
+            self.store.execute_write("DELETE FROM audit_intake")
+        if not self.pending_marker()[0]:
+            return
+        for entry in member_intake.entries(self.vault, AUDIT_ENV)[0]:
+            if entry.fields is None:
+                fields = _unreadable(f"an event of principal '{entry.principal}' did not open")
+            else:  # the principal is the one the sealing authenticated
+                actor = {**entry.fields.get("actor", {}), "principal": entry.principal}
+                fields = {**entry.fields, "actor": actor}
+            self._append_keyed(keys, {**fields, "late": True})
+        self.store.execute_write("DELETE FROM audit_intake_members")
 
     # --- state (after archiving) ----------------------------------------
 

@@ -114,13 +114,16 @@ class NullAuditSink(AuditSink):
 class Note:
     """What an operation learns while it runs and its event should say."""
 
-    __slots__ = ("details", "name", "names", "version")
+    __slots__ = ("details", "justification", "name", "names", "version")
 
-    def __init__(self, name: str | None, names: list[str] | None) -> None:
+    def __init__(
+        self, name: str | None, names: list[str] | None, justification: str | None = None
+    ) -> None:
         self.name = name
         self.names = names
         self.version: int | None = None
         self.details: dict[str, Any] = {}
+        self.justification = justification  # the caller's --reason, if it gave one
 
 
 class AuditLogger(ReflectiveModule):
@@ -164,6 +167,8 @@ class AuditLogger(ReflectiveModule):
             fields["version"] = note.version
         if reason:
             fields["reason"] = reason
+        if note.justification:
+            fields["justification"] = note.justification
         if note.details:
             fields["details"] = note.details
         if self._ci is not None:
@@ -181,10 +186,11 @@ class AuditLogger(ReflectiveModule):
         reason: str = "",
         details: dict[str, Any] | None = None,
         sink: AuditSink | None = None,
+        justification: str | None = None,
     ) -> None:
         """One event outside an operation (init, unlock, lock, the audit commands);
         ``sink`` overrides where it goes (a vault handle that is already unlocked)."""
-        note = Note(name, names)
+        note = Note(name, names, justification)
         note.details = details or {}
         self._append(self._fields(action, env, note, outcome, reason), sink)
 
@@ -202,6 +208,7 @@ class AuditLogger(ReflectiveModule):
         names: list[str] | None = None,
         remote: bool = False,
         changes: bool = True,
+        justification: str | None = None,
     ) -> Iterator[Note]:
         """``with audit.operation(Action.GET, env, name=n) as note: ...`` records the outcome.
 
@@ -211,7 +218,7 @@ class AuditLogger(ReflectiveModule):
         event); the caller returns the value only after that. Remote: an intent
         event first, then the body, then the outcome.
         """
-        note = Note(name, names)
+        note = Note(name, names, justification)
         try:
             if remote:
                 self._append(self._fields(action, env, note, Outcome.STARTED, ""))

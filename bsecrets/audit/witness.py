@@ -35,6 +35,7 @@ from typing import Any, NamedTuple, Protocol
 from bsecrets.audit.chain import LogState, Opener, link, parse_event
 from bsecrets.crypto.keys import EnvironmentKeys
 from bsecrets.errors import IntegrityError, NextStep
+from bsecrets.vaultfile.policy import ACCESS_ENV
 from bsecrets.vaultfile.store import VaultStore
 
 MAC_PREFIX = 16  # bytes of each manifest MAC kept in an event
@@ -54,16 +55,27 @@ def _changed(problem: str) -> IntegrityError:
 
 
 def is_internal(env: str) -> bool:
-    """``__audit__``, ``__cache__``: no profile environment name starts with '_'."""
+    """``__audit__``, ``__cache__``, ``__access__``: no profile environment name starts
+    with '_'."""
     return env.startswith("__")
+
+
+def is_witnessed(env: str) -> bool:
+    """Whether the chain records ``env``'s manifest: every profile environment, and the
+    access policy (vaultfile/policy.py), so that a policy removed or put back from an
+    older copy is caught like a rolled-back environment."""
+    return not is_internal(env) or env == ACCESS_ENV
+
+
+def _recorded(manifest: tuple[int, bytes]) -> list[Any]:
+    generation, tag = manifest
+    return [generation, tag[:MAC_PREFIX].hex()]
 
 
 def state_of(manifests: Manifests) -> dict[str, list[Any]]:
     """What an event records: env -> [generation, MAC prefix in hex]."""
     return {
-        env: [generation, tag[:MAC_PREFIX].hex()]
-        for env, (generation, tag) in sorted(manifests.items())
-        if not is_internal(env)
+        env: _recorded(manifest) for env, manifest in sorted(manifests.items()) if is_witnessed(env)
     }
 
 
@@ -141,6 +153,16 @@ class ChainLog(Protocol):
 
     def opener(self, keys: EnvironmentKeys) -> Opener: ...
 
+    def keyholder(self) -> bool:
+        """Whether this process holds the audit key (the owner): else it can only record
+        what it found, for its intake entry (audit/member_intake.py)."""
+
+    def pending_marker(self) -> tuple[int, int]: ...
+
+    def advanced(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``state`` moved on by the intake entries of other principals that vouch for
+        their changes (member_intake.advance)."""
+
 
 class ChainWitness:
     """Checks manifests against the newest event of the local audit log; the vault
@@ -152,12 +174,22 @@ class ChainWitness:
         self._serial = -1
         self._checked: set[str] = set()  # environments checked in this transaction
         self._head: Head | None = None  # the last head authenticated
+        self._marker: tuple[int, int] = (0, 0)  # the intake entries it was advanced by
+        # without the audit key: each environment's manifest as this transaction found it
+        self._found: dict[str, list[Any] | None] = {}
 
     def _this_transaction(self) -> set[str]:
         if self._serial != self.store.tx_serial:
             self._serial = self.store.tx_serial
             self._checked = set()
+            self._found = {}
         return self._checked
+
+    def found(self) -> dict[str, list[Any] | None]:
+        """Without the audit key: each environment this transaction used, as it found it
+        ([generation, MAC prefix], None if absent): an intake entry's ``before``."""
+        self._this_transaction()
+        return dict(self._found)
 
     def head(self) -> Head | None:
         """The newest event, its record and MAC authenticated; None if there is none."""
@@ -169,7 +201,13 @@ class ChainWitness:
             return None
         seq, time, record, stored = rows[0]
         cached = self._head
-        if cached is not None and cached.seq == seq and cached.mac == stored:
+        marker = self.log.pending_marker()
+        if (
+            cached is not None
+            and cached.seq == seq
+            and cached.mac == stored
+            and marker == self._marker
+        ):
             return cached
         keys = self.log.reading_keys()
         if keys is None:
@@ -193,17 +231,25 @@ class ChainWitness:
         event = parse_event(plain)
         if event.get("seq") != seq:
             raise _changed(f"audit event {seq} holds another event")
-        self._head = Head(seq, stored, _state_field(event))
+        state = _state_field(event)
+        if state is not None and marker[0]:
+            state = self.log.advanced(state)
+        self._head = Head(seq, stored, state)
+        self._marker = marker
         return self._head
 
     def appended(self, seq: int, mac: bytes, state: dict[str, Any]) -> None:
         """The event just written in this transaction is the head (no need to re-read it)."""
         self._head = Head(seq, mac, state)
+        self._marker = self.log.pending_marker()
 
     def check(self, env: str, current: tuple[int, bytes] | None) -> None:
         """Before ``env``'s manifest (None: absent) is used; once per transaction."""
         checked = self._this_transaction()
         if env in checked:
+            return
+        if not self.log.keyholder():
+            self._found.setdefault(env, None if current is None else _recorded(current))
             return
         problem = mismatch(env, current, self.head())
         if problem:
@@ -215,6 +261,8 @@ class ChainWitness:
         itself (and so may not have changed) must match the chain. Returns the manifests."""
         checked = self._this_transaction()
         manifests = self.store.manifest_macs()
+        if not self.log.keyholder():
+            return manifests
         problem = self.first_mismatch(manifests, skip=checked)
         if problem:
             raise _changed(problem)
@@ -234,7 +282,7 @@ class ChainWitness:
         head = self.head()
         recorded = set(head.state or {}) if head is not None else set()
         for env in sorted(set(manifests) | recorded):
-            if is_internal(env) or env in skip:
+            if not is_witnessed(env) or env in skip:
                 continue
             problem = mismatch(env, manifests.get(env), head)
             if problem:

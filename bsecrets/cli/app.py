@@ -11,16 +11,24 @@ from typing import Annotated, Any
 import typer
 
 from bsecrets import __version__
-from bsecrets.cli.context import BsecretsCommand, BsecretsGroupHelp, CliContext, given_after_command
+from bsecrets.cli.context import (
+    BsecretsCommand,
+    BsecretsGroupHelp,
+    CliContext,
+    YesOption,
+    given_after_command,
+)
 from bsecrets.cli.exit_codes import ExitCode, exit_code_of
 from bsecrets.cli.hints import hint_for
 from bsecrets.config.settings import (
+    ENV_AS,
     ENV_DEBUG,
     ENV_ENV,
     ENV_INSECURE_HTTP,
     ENV_JSON,
     ENV_NO_COLOR,
     ENV_PROFILE,
+    ENV_REASON,
     GLOBAL_OPTIONS,
     Settings,
 )
@@ -181,6 +189,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "aws": ("bsecrets.cli.commands.aws", "app"),
     "vault": ("bsecrets.cli.commands.vault", "app"),
     "env": ("bsecrets.cli.commands.env", "app"),
+    "mfa": ("bsecrets.cli.commands.mfa", "app"),
+    "access": ("bsecrets.cli.commands.access", "app"),
+    "token": ("bsecrets.cli.commands.token", "app"),
 }
 
 
@@ -339,6 +350,24 @@ def root(
             f"host (also {ENV_INSECURE_HTTP}=1).",
         ),
     ] = False,
+    yes: YesOption = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            metavar="TEXT",
+            help=f"Why, for the audit log: needed on a protected environment (also {ENV_REASON}).",
+        ),
+    ] = None,
+    as_principal: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="PRINCIPAL",
+            help=f"Unlock as this principal (also {ENV_AS}; default: the session's, "
+            "else the owner).",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
@@ -351,6 +380,9 @@ def root(
         quiet=quiet,
         no_color=no_color,
         insecure_http=insecure_http,
+        yes=yes,
+        reason=reason,
+        as_principal=as_principal,
     )
     cli = CliContext(settings)
     ctx.obj = cli

@@ -19,6 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 from bsecrets.config.cache import load_profile_cached
 from bsecrets.config.loader import find_profile
 from bsecrets.config.settings import ENV_ENV, ENV_JSON, Settings
+from bsecrets.models import Confirmation
 from bsecrets.vaultfile.credentials import Credentials
 
 if TYPE_CHECKING:
@@ -51,6 +52,16 @@ JsonOption = Annotated[
     typer.Option(
         "--json",
         help=f"Machine-readable output: one JSON document; errors as JSON (also {ENV_JSON}=1).",
+    ),
+]
+# rm --purge and env rm --purge spell it too: the same option, the same settings.
+YesOption = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        "-y",
+        help="Confirm without a question: --purge, and changes to a protected "
+        "environment where no terminal can ask.",
     ),
 ]
 # Which secrets a bulk command takes (exec, export): envmap.select_names.
@@ -153,6 +164,8 @@ class BsecretsCommand(TyperCommand):
                 given_after_command(ctx, "--json", True)
             elif isinstance(value, str) and "--env" in param.opts:
                 given_after_command(ctx, "--env", value)
+            elif value is True and "--yes" in param.opts:  # rm's and env rm's own --yes
+                given_after_command(ctx, "--yes", True)
         return super().invoke(ctx)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
@@ -204,10 +217,23 @@ class CliContext:
 
     def credentials(self) -> Credentials:
         prompt = _prompt if sys.stdin.isatty() else None
+        token = self.settings.session_token()
+        pipeline = self.settings.pipeline_token()
+        principal = self.settings.as_principal
+        if principal is None and pipeline:
+            from bsecrets.vaultfile.tokens import principal_named_by  # only with a token
+
+            principal = principal_named_by(pipeline)
+        elif principal is None and token:
+            from bsecrets.vaultfile.session import peek_principal  # only with a session
+
+            principal = peek_principal(token)
         return Credentials(
-            session_token=self.settings.session_token(),
+            session_token=token,
             passphrase=self.settings.passphrase(),
             prompt=prompt,
+            principal=principal or "owner",
+            token=pipeline,
         )
 
     def profile_path(self) -> Path:
@@ -227,8 +253,28 @@ class CliContext:
                 environ=self.settings.environ,
                 warn=self.warn,
                 insecure_http=self.settings.insecure_http,
+                confirmation=self.confirmation(),
             )
         return self._manager
+
+    def confirmation(self) -> Confirmation:
+        """What a protected environment asks for (services/access.py): --reason, --yes
+        or a question on a terminal, and a one-time code from BSECRETS_OTP or a prompt."""
+        settings = self.settings
+        terminal = sys.stdin.isatty()
+
+        def one_time_code() -> str | None:
+            code = settings.one_time_code()
+            if code is None and terminal:
+                code = _prompt_visible("One-time code: ")
+            return code
+
+        return Confirmation(
+            reason=settings.reason,
+            yes=settings.yes,
+            ask=_ask if terminal else None,
+            one_time_code=one_time_code,
+        )
 
     def env(self, command_env: str | None) -> str | None:
         """The environment for this command: -e after the command > global > profile default."""
@@ -276,6 +322,16 @@ class CliContext:
         for row in [headers, *rows]:
             line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
             sys.stdout.write(line.rstrip() + "\n")
+
+
+def _prompt_visible(label: str) -> str:
+    sys.stderr.write(label)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip()
+
+
+def _ask(question: str) -> bool:
+    return _prompt_visible(question).lower() in ("y", "yes")
 
 
 def _prompt(label: str) -> str:

@@ -17,9 +17,12 @@ from typing import Final
 from bsecrets.errors import (
     BsecretsError,
     NextStep,
+    PrincipalUnknown,
     ProfileNotFound,
+    SecondFactorRejected,
     SecretNotFound,
     SessionInvalid,
+    TokenInvalid,
     VaultLocked,
     VaultNotFound,
     VersionConflict,
@@ -41,6 +44,15 @@ HINTS: Final[Mapping[type[BsecretsError], str]] = {
         "start a new session with 'eval \"$(bsecrets unlock)\"', or unset BSECRETS_SESSION"
     ),
     VersionConflict: "read the current version with 'bsecrets history NAME' and retry",
+    PrincipalUnknown: "list them with 'bsecrets access principal ls'",
+    TokenInvalid: (
+        "ask the vault's owner for a token of this vault ('bsecrets token issue') and set "
+        "it as BSECRETS_TOKEN"
+    ),
+    SecondFactorRejected: (
+        "type the code your authenticator app shows now (BSECRETS_OTP); "
+        "'bsecrets mfa status' shows failures and any lockout"
+    ),
 }
 
 
@@ -66,6 +78,34 @@ STEPS: Final[Mapping[str, str]] = {
     "unlock_where_keyring_is": (
         "this vault opens only with the OS keyring that 'init --keyring' used: "
         "run where it is available, or pass a session from there (BSECRETS_SESSION)"
+    ),
+    # protected environments and second factors (services/access.py, services/mfa.py)
+    "protect_env": (
+        "apply it with 'bsecrets env protect {env}' (enrol a second factor first: "
+        "'bsecrets mfa enroll'), or drop 'protected: true' from the profile"
+    ),
+    "init_vault_for_access": (
+        "run 'bsecrets init': protections and second factors live in the local vault"
+    ),
+    "ask_for_grant": (
+        "ask the vault's owner: 'bsecrets access grant PRINCIPAL -e {env} --role ...'"
+    ),
+    "list_principals": "list them with 'bsecrets access principal ls'",
+    "list_tokens": "list them with 'bsecrets token ls'",
+    "extend_or_issue_token": (
+        "ask the vault's owner for a new one ('bsecrets token issue') or more time "
+        "('bsecrets token extend ID --ttl 30m')"
+    ),
+    "give_reason": 'say why with --reason "..." (or BSECRETS_REASON)',
+    "confirm_with_yes": 'add --yes to confirm (with --reason "...")',
+    "enroll_mfa": "enrol one with 'bsecrets mfa enroll', then 'bsecrets mfa confirm'",
+    "give_one_time_code": "set BSECRETS_OTP to the code your authenticator app shows now",
+    "wait_for_next_code": "wait for the next code (a new one every 30 seconds) and retry",
+    "clear_lockout": "wait, or ask an admin to run 'bsecrets mfa clear {principal}'",
+    "wait_for_lockout": "wait until {until}: the owner's own lockout runs out, no one clears it",
+    "replace_mfa": "to replace it, run 'bsecrets mfa enroll --replace' (asks a code of it)",
+    "drop_protected_declaration": (
+        "remove 'protected: true' from environment '{env}' in the profile first"
     ),
     # every backend (ports.py, backends/*)
     "restore_secret": "restore it with 'bsecrets restore {name}'",

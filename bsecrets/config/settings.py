@@ -20,10 +20,18 @@ ENV_NO_COLOR = "NO_COLOR"
 ENV_MASK = "BSECRETS_MASK"  # exec: 1 masks output, 0 does not (default: on under CI)
 ENV_INSECURE_HTTP = "BSECRETS_INSECURE_HTTP"  # 1: no warning for plain http:// endpoints
 ENV_JSON = "BSECRETS_JSON"  # 1: as --json (JSON output, JSON errors and warnings on stderr)
+ENV_REASON = "BSECRETS_REASON"  # as --reason (a protected environment: docs/access.md)
+ENV_NEW_PASSPHRASE = "BSECRETS_NEW_PASSPHRASE"  # a new principal's, for 'access principal add'
+ENV_AS = "BSECRETS_AS"  # as --as: the principal to unlock as
+ENV_TOKEN = "BSECRETS_TOKEN"  # a pipeline token: never an option (argv is visible)
+ENV_OTP = "BSECRETS_OTP"  # a one-time code, where there is no terminal to ask on
 
 # The options taken before the command and after it, with the same meaning (not
 # --version: 'get --version N' is get's own option). By their long names.
-GLOBAL_OPTIONS = ("--profile", "--env", "--json", "--quiet", "--no-color", "--insecure-http")
+GLOBAL_OPTIONS = (
+    "--profile", "--env", "--json", "--quiet", "--no-color", "--insecure-http", "--yes",
+    "--reason", "--as",
+)  # fmt: skip
 
 
 class Settings(NamedTuple):
@@ -38,6 +46,9 @@ class Settings(NamedTuple):
     insecure_http: bool = False  # --insecure-http, else BSECRETS_INSECURE_HTTP=1
     environ: Mapping[str, str] = {}  # never mutated
     env_flag: str | None = None  # -e as given on the command line (not BSECRETS_ENV)
+    yes: bool = False  # --yes: a protected environment's confirmation, where no terminal asks
+    reason: str | None = None  # --reason, else BSECRETS_REASON: why, for the audit log
+    as_principal: str | None = None  # --as, else BSECRETS_AS; None: the session's, or owner
 
     @classmethod
     def resolve(
@@ -49,6 +60,9 @@ class Settings(NamedTuple):
         quiet: bool,
         no_color: bool,
         insecure_http: bool = False,
+        yes: bool = False,
+        reason: str | None = None,
+        as_principal: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         environ = dict(os.environ if environ is None else environ)
@@ -62,6 +76,9 @@ class Settings(NamedTuple):
             insecure_http=insecure_http or environ.get(ENV_INSECURE_HTTP) == "1",
             environ=environ,
             env_flag=env or None,
+            yes=yes,
+            reason=reason if reason is not None else environ.get(ENV_REASON),
+            as_principal=as_principal or environ.get(ENV_AS) or None,
         )
 
     def given(self, option: str, value: object) -> Settings:
@@ -82,7 +99,20 @@ class Settings(NamedTuple):
             return self._replace(color=False)
         if option == "--insecure-http":
             return self._replace(insecure_http=True)
+        if option == "--yes":
+            return self._replace(yes=True)
+        if option == "--reason":
+            return self._replace(reason=str(value))
+        if option == "--as":
+            return self._replace(as_principal=str(value))
         raise ValueError(f"not a global option: {option}")
+
+    def one_time_code(self) -> str | None:
+        """BSECRETS_OTP: never an option, so that no code sits in argv or shell history."""
+        return self.environ.get(ENV_OTP) or None
+
+    def pipeline_token(self) -> str | None:
+        return self.environ.get(ENV_TOKEN) or None
 
     def session_token(self) -> str | None:
         return self.environ.get(ENV_SESSION) or None

@@ -12,13 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
-from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bsecrets import __version__
-from bsecrets.audit import anchoring
 from bsecrets.audit.events import Action
 from bsecrets.audit.local_log import LocalAuditLog
 from bsecrets.audit.logger import AuditLogger, AuditSink, Note, NullAuditSink, outcome_of, reason_of
@@ -27,7 +24,6 @@ from bsecrets.config.profile import Profile
 from bsecrets.errors import (
     BackendUnavailable,
     BsecretsError,
-    IntegrityError,
     NextStep,
     UsageError,
     VaultNotFound,
@@ -36,6 +32,7 @@ from bsecrets.errors import (
 from bsecrets.health import HealthIndicator, ReflectiveModule
 from bsecrets.models import (
     AccessContext,
+    Confirmation,
     Secret,
     SecretSummary,
     SecretVersion,
@@ -46,13 +43,11 @@ from bsecrets.models import (
     validate_value,
 )
 from bsecrets.ports import Capability, SecretBackend, not_applied, stderr_warning
+from bsecrets.services.access import AccessGate
 from bsecrets.timeutil import Clock, utcnow
 from bsecrets.vaultfile import session
 from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.vault import LocalVault
-
-if TYPE_CHECKING:
-    from bsecrets.vaultfile.session import Session
 
 
 class SecretsManager(ReflectiveModule):
@@ -67,6 +62,7 @@ class SecretsManager(ReflectiveModule):
         audit_sink: AuditSink | None = None,
         warn: Callable[[str], None] | None = None,
         insecure_http: bool = False,
+        confirmation: Confirmation | None = None,
     ) -> None:
         self.profile = profile
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
@@ -79,13 +75,16 @@ class SecretsManager(ReflectiveModule):
         self.warn = warn or stderr_warning  # one line, without "warning: "
         self.insecure_http = insecure_http  # no warning for plain http:// endpoints
         self._audit: AuditLogger | None = None
+        # what the caller gives for a protected environment (services/access.py)
+        self.confirmation = confirmation or Confirmation()
+        self._gate: AccessGate | None = None
 
     # --- plumbing --------------------------------------------------------
 
     @property
     def context(self) -> AccessContext:
         if self._context is None:
-            self._context = AccessContext.current()
+            self._context = AccessContext.current()._replace(principal=self.creds.principal)
         return self._context
 
     def env_name(self, env: str | None) -> str:
@@ -97,7 +96,15 @@ class SecretsManager(ReflectiveModule):
         """The LocalVault of this profile (opened once)."""
         if self._local is None:
             self._local = LocalVault.open(self.profile.vault_file, self.creds, self.clock)
+            # who sealed a key to this principal: as the verified access policy says
+            self._local.key_directory = self.principal_key
+            _ = self.audit  # the chain witness is attached before anything reads the file
         return self._local
+
+    def principal_key(self, name: str) -> bytes | None:
+        """A principal's public key as the verified access policy states it."""
+        record = self.gate.policy().principals.get(name)
+        return record.public_key if record is not None else None
 
     @property
     def audit(self) -> AuditLogger:
@@ -112,6 +119,47 @@ class SecretsManager(ReflectiveModule):
             self._audit = AuditLogger(sink, self.context, self.clock, self.environ)
         return self._audit
 
+    @property
+    def gate(self) -> AccessGate:
+        """The access checks of this manager's operations (services/access.py)."""
+        if self._gate is None:
+            self._gate = AccessGate(
+                self.profile,
+                lambda: self.context.principal,
+                self.local_vault,
+                self.clock,
+                self.confirmation,
+            )
+        return self._gate
+
+    def owner_vault(self, action: Action, env: str | None, what: str) -> LocalVault:
+        """The local vault, for ``what`` only its owner may do: a refusal (another
+        principal, no vault) is an audited event of ``action``."""
+        with self.refusals_recorded(action, env):
+            return self.gate.require_owner(what)
+
+    @contextlib.contextmanager
+    def refusals_recorded(
+        self,
+        action: Action,
+        env: str | None,
+        *,
+        name: str | None = None,
+        names: list[str] | None = None,
+    ) -> Iterator[None]:
+        """Checks made before an operation (access, a second factor): what they refuse is
+        an audited event of that operation, then raised."""
+        try:
+            yield
+        except BsecretsError as exc:
+            with contextlib.suppress(BsecretsError):  # refused either way
+                self.audit.record(
+                    action, env, name=name, names=names,
+                    outcome=outcome_of(exc), reason=reason_of(exc),
+                )  # fmt: skip
+            raise
+
+    @contextlib.contextmanager
     def _op(
         self,
         action: Action,
@@ -120,12 +168,19 @@ class SecretsManager(ReflectiveModule):
         name: str | None = None,
         names: list[str] | None = None,
         changes: bool = True,
-    ) -> AbstractContextManager[Note]:
-        """An audited operation on ``env`` (see AuditLogger.operation)."""
+        needs: str | None = None,
+    ) -> Iterator[Note]:
+        """An audited operation on ``env`` (see AuditLogger.operation), after the access
+        checks (a refusal is an audited event of the operation too)."""
         remote = self.profile.environment(env).backend != "local"
-        return self.audit.operation(
-            action, env, name=name, names=names, remote=remote, changes=changes
-        )
+        with self.refusals_recorded(action, env, name=name, names=names):
+            about = (name, *(names or []))
+            justification = self.gate.check(action, env, remote=remote, names=about, needs=needs)
+        with self.audit.operation(
+            action, env, name=name, names=names, remote=remote, changes=changes,
+            justification=justification,
+        ) as note:  # fmt: skip
+            yield note
 
     def backend(self, env: str | None) -> SecretBackend:
         """The backend of ``env`` (built once per process, module imported on first use)."""
@@ -236,6 +291,7 @@ class SecretsManager(ReflectiveModule):
         env_name = self.env_name(env)
         with self._op(Action.LS, env_name, changes=False) as note:
             items = self.backend(env_name).list_secrets(prefix, include_deleted=include_deleted)
+            items = [s for s in items if self.gate.in_scope_of(env_name, s.name)]
             if tags:
                 items = [s for s in items if all(s.tags.get(k) == v for k, v in tags.items())]
             note.details = {"prefix": prefix, "count": len(items)} if prefix else {}
@@ -247,6 +303,7 @@ class SecretsManager(ReflectiveModule):
         env_name = self.env_name(env)
         with self._op(action, env_name, changes=False) as note:
             values = self.backend(env_name).current_values()
+            values = {k: v for k, v in values.items() if self.gate.in_scope_of(env_name, k)}
             note.names = sorted(values)
         return values
 
@@ -270,7 +327,7 @@ class SecretsManager(ReflectiveModule):
                 "--recovery-days does not apply to --purge", hint="give one or the other"
             )
         env_name = self.env_name(env)
-        with self._op(Action.RM, env_name, name=name) as note:
+        with self._op(Action.RM, env_name, name=name, needs="admin" if purge else None) as note:
             backend = self.backend(env_name)
             if purge:
                 note.details = {"purge": True}
@@ -330,53 +387,6 @@ class SecretsManager(ReflectiveModule):
             )
             note.version = result.version
         return result
-
-    # --- sessions --------------------------------------------------------
-
-    def unlock(self, ttl: timedelta) -> Session:
-        """Start a session for the local vault."""
-        # A fresh handle that ignores any BSECRETS_SESSION already set (it may have expired).
-        vault = LocalVault.open(
-            self.profile.vault_file, self.creds._replace(session_token=None), self.clock
-        )
-
-        log = LocalAuditLog(vault)
-        details = {"ttl_seconds": int(ttl.total_seconds())}
-        try:
-            try:
-                private_key = vault.private_key()
-            except BsecretsError as exc:
-                with contextlib.suppress(BsecretsError):  # kept for the next unlock (intake)
-                    self.audit.record(
-                        Action.UNLOCK, outcome=outcome_of(exc), reason=reason_of(exc), sink=log
-                    )
-                raise
-            with vault.store.write():
-                self.audit.record(Action.UNLOCK, details=details, sink=log)
-                masters = vault.env_masters()  # after the event: includes the audit key
-            return session.start(
-                vault.vault_id, private_key, vault.owner_public_key(), ttl, self.clock(), masters
-            )
-        finally:
-            vault.close()
-
-    def lock(self) -> int:
-        """End sessions; the audit log's head is anchored in the OS keyring when there is one."""
-        vault = self.local_vault()
-        # Recorded and anchored while the session still opens the audit key.
-        scope = "this session" if self.creds.session_token else "all sessions"
-        self.audit.record(Action.LOCK, details={"scope": scope})
-        refused: IntegrityError | None = None
-        try:
-            anchoring.anchor_head(self.audit_log())
-        except IntegrityError as exc:  # the kept anchor is not in the chain: say so, after
-            refused = exc
-        except BsecretsError:
-            pass  # no keyring: nothing to anchor in
-        ended = session.end(self.creds.session_token, vault.vault_id)
-        if refused is not None:
-            raise refused
-        return ended
 
     def audit_log(self) -> LocalAuditLog:
         """The local vault's audit log (audit/local_log.py), for the audit commands."""

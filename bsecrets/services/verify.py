@@ -33,6 +33,8 @@ from bsecrets.audit.witness import is_internal
 from bsecrets.backends.local.adapter import LocalAdapter
 from bsecrets.errors import IntegrityError
 from bsecrets.services import audit_ops
+from bsecrets.vaultfile.policy import ACCESS_ENV, AccessPolicy, PolicyStore
+from bsecrets.vaultfile.unlock import OWNER
 
 if TYPE_CHECKING:
     from bsecrets.audit.chain import Anchor
@@ -120,6 +122,9 @@ def verify_vault(manager: SecretsManager, anchor: Anchor | None = None) -> Vault
             found.add("keys", env, exc.message)
             continue
         try:
+            if env == ACCESS_ENV:  # one signed document, not rows (vaultfile/policy.py)
+                _check_grants(manager, PolicyStore(vault).load(), found)
+                continue
             secrets = LocalAdapter(vault, env, manager.clock).verify_rows()
         except IntegrityError as exc:
             found.add("rows", env, exc.message)
@@ -128,6 +133,22 @@ def verify_vault(manager: SecretsManager, anchor: Anchor | None = None) -> Vault
             environments[env] = {"generation": manifests.get(env, (0, b""))[0], "secrets": secrets}
     audit = _check_audit(manager, anchor, found, record=not damaged_pages)
     return VaultCheck(path, environments, audit, found.items)
+
+
+def _check_grants(manager: SecretsManager, policy: AccessPolicy, found: _Findings) -> None:
+    """Every grant on a local environment has its key sealed to the principal, and every
+    key sealed to a principal other than the owner has a grant: a row removed or copied
+    by SQL is named here (a principal's own command would only be refused)."""
+    store = manager.local_vault().store
+    local = {name for name, env in manager.profile.environments.items() if env.backend == "local"}
+    for env, grants in sorted(policy.grants.items()):
+        for principal in sorted(grants):
+            if env in local and store.sealed_env_key(env, principal) is None:
+                found.add("keys", env, f"the key sealed to principal '{principal}' was removed")
+    for env, principal in store.sealed_keys():
+        granted = principal in policy.grants.get(env, {})
+        if principal != OWNER and not granted and not is_internal(env):
+            found.add("keys", env, f"a key sealed to '{principal}', who has no grant")
 
 
 def _check_pages(pages: list[tuple[str, str]], found: _Findings) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad
 from bsecrets.errors import BsecretsError, Denied, IntegrityError
 from bsecrets.timeutil import Clock, iso, parse_iso
+from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
 CACHE_ENV = "__cache__"
@@ -33,10 +34,11 @@ class SealedCache:
 
     @classmethod
     def open_quietly(cls, open_vault: Callable[[], LocalVault], clock: Clock) -> SealedCache | None:
-        """A cache if the local vault opens without a prompt; None otherwise."""
+        """A cache if the local vault opens without a prompt as its owner; None otherwise
+        (another principal holds no key to the cache: its remote logins are not kept)."""
         try:
             vault = open_vault()
-            if not vault.can_unlock_quietly():
+            if vault.principal != OWNER or not vault.can_unlock_quietly():
                 return None
             return cls(vault, clock)
         except BsecretsError:

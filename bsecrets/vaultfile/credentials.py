@@ -19,9 +19,12 @@ class Credentials(NamedTuple):
     passphrase: str | None = None
     prompt: Prompt | None = None  # None when there is no terminal
     use_keyring: bool = True
+    principal: str = "owner"  # --as / BSECRETS_AS, else the token's or session's, else owner
+    token: str | None = None  # BSECRETS_TOKEN: a pipeline token (vaultfile/tokens.py)
 
     def __repr__(self) -> str:
         return (
             f"Credentials(session={'yes' if self.session_token else 'no'}, "
-            f"passphrase={'yes' if self.passphrase else 'no'})"
+            f"passphrase={'yes' if self.passphrase else 'no'}, "
+            f"token={'yes' if self.token else 'no'})"
         )

@@ -13,7 +13,13 @@ from typing import Any, NamedTuple
 
 from bsecrets.errors import IntegrityError, UnsupportedFormat
 
-FORMAT_VERSION = 1
+# The newest format this version reads. A vault is created in format 1 and moves to a
+# later one only when it uses what an older bsecrets would ignore: format 2 holds an
+# access policy (vaultfile/policy.py), which an older bsecrets must refuse to open
+# (exit 1) rather than silently skip its protections.
+FORMAT_VERSION = 2
+NEW_VAULT_FORMAT = 1
+POLICY_FORMAT = 2
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -45,12 +51,13 @@ class Header(NamedTuple):
 
     vault_id: bytes  # 16 bytes
     created_at: str
+    format_version: int
 
 
 def header_rows(vault_id: bytes, created_at: str) -> list[tuple[str, bytes]]:
     """The ``meta`` (key, value) rows of a new vault, in this version's format."""
     return [
-        ("format_version", str(FORMAT_VERSION).encode()),
+        ("format_version", str(NEW_VAULT_FORMAT).encode()),
         ("vault_id", vault_id),
         ("created_at", created_at.encode()),
     ]
@@ -71,7 +78,8 @@ def read_header(rows: list[tuple[Any, ...]], path: Path) -> Header:
         )
     if version < 1 or len(meta.get("vault_id", b"")) != 16:
         raise IntegrityError(f"{path} is not a bsecrets vault (no header)")
-    return Header(meta["vault_id"], meta.get("created_at", b"").decode("utf-8", errors="replace"))
+    created = meta.get("created_at", b"").decode("utf-8", errors="replace")
+    return Header(meta["vault_id"], created, version)
 
 
 def blob(value: Any) -> bytes:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad
-from bsecrets.errors import IntegrityError, NextStep, SessionInvalid, UsageError
+from bsecrets.errors import BsecretsError, IntegrityError, NextStep, SessionInvalid, UsageError
 from bsecrets.files import (
     check_private_file,
     check_trusted_dirs,
@@ -82,12 +82,15 @@ def _aad(
 
 class SessionContents(NamedTuple):
     private_key: bytes
-    # The owner public key the unlock checked the private key against; the vault
-    # compares it with its principal row, so no X25519 is needed to check it.
+    # The public key the unlock checked the private key against (the owner's, or the
+    # principal's); the vault compares it with its principal row, so no X25519 is
+    # needed to check it.
     owner_public: bytes
     # Environment master keys unsealed at unlock time, so that a command in the
     # session needs no X25519 (whose OpenSSL backend import alone costs ~6 ms).
     env_masters: dict[str, bytes]
+    principal: str = "owner"
+    payload: bytes = b""  # what was sealed after the private key (a trust root)
 
     def __repr__(self) -> str:
         return f"SessionContents(envs={sorted(self.env_masters)})"
@@ -100,6 +103,9 @@ def start(
     ttl: timedelta,
     now: datetime,
     env_masters: dict[str, bytes] | None = None,
+    *,
+    principal: str = "owner",
+    payload: bytes = b"",
 ) -> Session:
     if ttl > MAX_TTL:
         raise UsageError("a session lasts at most 7 days", step=NextStep("shorten_session"))
@@ -112,10 +118,10 @@ def start(
 
     body = {
         "vault_id": vault_id.hex(),
-        "principal": "owner",
+        "principal": principal,
         "owner_public": owner_public.hex(),
         "expires_at": expires,
-        "sealed": _b64(aead_seal(key, private_key, aad("owner"))),
+        "sealed": _b64(aead_seal(key, private_key + payload, aad(_key_role(principal)))),
         "envs": {
             env: _b64(aead_seal(key, master, aad(f"env:{env}")))
             for env, master in (env_masters or {}).items()
@@ -125,6 +131,23 @@ def start(
     ensure_private_dir(directory)
     write_private_file(directory / f"{session_id}.json", json.dumps(body).encode(), exclusive=True)
     return Session(f"{TOKEN_PREFIX}.{session_id}.{_b64(key)}", session_id, parse_iso(expires))
+
+
+def _key_role(principal: str) -> str:
+    """The private key's role in the associated data: binds the principal's name."""
+    return "owner" if principal == "owner" else f"principal:{principal}"
+
+
+def peek_principal(token: str) -> str | None:
+    """The principal a session file names (unauthenticated: the vault checks it when it
+    opens the session); None when the token or the file is unusable."""
+    try:
+        session_id, _ = _parse_token(token)
+        body = json.loads((session_dir() / f"{session_id}.json").read_bytes())
+        principal = body.get("principal", "owner")
+    except (BsecretsError, OSError, ValueError, AttributeError):
+        return None
+    return principal if isinstance(principal, str) else None
 
 
 def _parse_token(token: str) -> tuple[str, bytes]:
@@ -152,6 +175,7 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
         sealed = _unb64(str(body["sealed"]))
         file_vault = bytes.fromhex(str(body["vault_id"]))
         owner_public = bytes.fromhex(str(body["owner_public"]))
+        principal = str(body.get("principal", "owner"))
         sealed_envs = {str(env): _unb64(str(blob)) for env, blob in body.get("envs", {}).items()}
     except FileNotFoundError:
         raise SessionInvalid("the session has ended (locked, expired or never started)") from None
@@ -160,8 +184,11 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
     if file_vault != vault_id:
         raise SessionInvalid("the session belongs to another vault")
     try:
-        private_key = aead_open(
-            key, sealed, _aad(session_id, vault_id, owner_public, "owner", expires), "session"
+        opened = aead_open(
+            key,
+            sealed,
+            _aad(session_id, vault_id, owner_public, _key_role(principal), expires),
+            "session",
         )
         masters = {
             env: aead_open(
@@ -178,7 +205,7 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
         with contextlib.suppress(OSError):
             path.unlink()
         raise SessionInvalid(f"the session expired at {expires}")
-    return SessionContents(private_key, owner_public, masters)
+    return SessionContents(opened[:32], owner_public, masters, principal, opened[32:])
 
 
 def end(token: str | None, vault_id: bytes) -> int:

@@ -200,6 +200,18 @@ class VaultStore:
         rows = self._query(sql, params)
         return rows[0] if rows else None
 
+    def require_format(self, version: int) -> None:
+        """Inside write(): raise the file's format to ``version`` (schema.py says which
+        feature needs which), so that an older bsecrets refuses the file instead of
+        ignoring what it cannot read."""
+        if not self._writing:
+            raise RuntimeError("require_format outside a write transaction")
+        header = read_header(self._query("SELECT key, value FROM meta"), self.path)
+        if header.format_version < version:
+            self._exec(
+                "UPDATE meta SET value = ? WHERE key = 'format_version'", (str(version).encode(),)
+            )
+
     # --- principals and keys --------------------------------------------
 
     def add_principal(self, principal: str, public_key: bytes, created_at: str) -> None:
@@ -239,6 +251,39 @@ class VaultStore:
             "INSERT INTO env_keys (env, principal_id, sealed_by, sealed) VALUES (?, ?, ?, ?)",
             (env, principal, sealed_by, sealed),
         )
+
+    def set_env_key(self, env: str, principal: str, sealed_by: str, sealed: bytes) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO env_keys (env, principal_id, sealed_by, sealed)"
+            " VALUES (?, ?, ?, ?)",
+            (env, principal, sealed_by, sealed),
+        )
+
+    def drop_env_keys(self, env: str) -> None:
+        self._exec("DELETE FROM env_keys WHERE env = ?", (env,))
+
+    def has_principal(self, principal: str) -> bool:
+        return bool(self._query("SELECT 1 FROM principals WHERE id = ?", (principal,)))
+
+    def remove_principal(self, principal: str) -> None:
+        """Its row, its key wraps and every key sealed to it."""
+        for sql in (
+            "DELETE FROM env_keys WHERE principal_id = ?",
+            "DELETE FROM key_wraps WHERE principal_id = ?",
+            "DELETE FROM principals WHERE id = ?",
+        ):
+            self._exec(sql, (principal,))
+
+    def sealed_keys(self) -> list[tuple[str, str]]:
+        """(environment, principal) of every sealed environment key, sorted."""
+        rows = self._query("SELECT env, principal_id FROM env_keys ORDER BY env, principal_id")
+        return [(text(env), text(principal)) for env, principal in rows]
+
+    def environments_of(self, principal: str) -> list[str]:
+        rows = self._query(
+            "SELECT env FROM env_keys WHERE principal_id = ? ORDER BY env", (principal,)
+        )
+        return [text(r[0]) for r in rows]
 
     def environments(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT env FROM env_keys ORDER BY env")]
@@ -314,6 +359,12 @@ class VaultStore:
         checked_heads.sort(key=lambda row: row[0])
         checked_versions.sort(key=lambda row: (row[0], row[1]))
         return checked_heads, checked_versions
+
+    def move_environment_rows(self, source: str, target: str) -> None:
+        """Replace ``target``'s secrets and versions by ``source``'s (a re-key's new rows)."""
+        for table in ("secrets", "versions"):
+            self._exec(f"DELETE FROM {table} WHERE env = ?", (target,))
+            self._exec(f"UPDATE {table} SET env = ? WHERE env = ?", (target, source))
 
     def manifest_macs(self) -> dict[str, tuple[int, bytes]]:
         """Environment -> (generation, MAC) of every manifest."""

@@ -1,8 +1,12 @@
-"""Getting the owner's private key: the unlock chain of docs/cli.md.
+"""Getting a principal's private key: the unlock chain of docs/cli.md.
 
-First present wins: BSECRETS_SESSION, then a passphrase (BSECRETS_PASSPHRASE
+The principal is the owner unless ``--as``/``BSECRETS_AS``, a pipeline token or a
+session names another. First present wins: BSECRETS_TOKEN (a token's own wrap,
+vaultfile/tokens.py), BSECRETS_SESSION, then a passphrase (BSECRETS_PASSPHRASE
 or BSECRETS_PASSPHRASE_FILE), then the OS keyring where ``init --keyring``
-stored a key, then a prompt when there is a terminal. Otherwise: locked.
+stored a key (the owner's only), then a prompt when there is a terminal.
+Otherwise: locked. A principal other than the owner gets back, sealed with its
+key, its trust root: the access policy's public key.
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ from bsecrets.errors import (
     IntegrityError,
     KeyringUnavailable,
     NextStep,
+    PrincipalUnknown,
+    SessionInvalid,
+    TokenInvalid,
     VaultLocked,
     WrongPassphrase,
 )
-from bsecrets.vaultfile import session
+from bsecrets.vaultfile import session, tokens
 from bsecrets.vaultfile.credentials import Credentials
 
 OWNER = "owner"
@@ -44,15 +51,26 @@ if TYPE_CHECKING:  # a Protocol costs real import time; only the type checker ne
         def public_key(self, principal: str) -> bytes: ...
 
 
-def _wrap_aad(vault_id: bytes, method: str, params: str) -> bytes:
-    return encode_aad("owner-key", vault_id, OWNER, method, params)
+def _wrap_aad(vault_id: bytes, method: str, params: str, principal: str = OWNER) -> bytes:
+    # "owner-key": the label of the first vaults, kept for every principal's wrap
+    return encode_aad("owner-key", vault_id, principal, method, params)
 
 
-def wrap_with_passphrase(vault_id: bytes, private_key: bytes, passphrase: str) -> tuple[str, bytes]:
+def wrap_with_passphrase(
+    vault_id: bytes,
+    private_key: bytes,
+    passphrase: str,
+    *,
+    principal: str = OWNER,
+    payload: bytes = b"",
+) -> tuple[str, bytes]:
+    """(params, wrapped) for ``principal``'s private key under ``passphrase``; ``payload``
+    (a principal's trust root: the policy's public key) is sealed after the key."""
     params = KdfParams.new()
     params_json = json.dumps(params.to_dict(), sort_keys=True)
     kek = params.derive(passphrase)
-    return params_json, aead_seal(kek, private_key, _wrap_aad(vault_id, "passphrase", params_json))
+    aad = _wrap_aad(vault_id, "passphrase", params_json, principal)
+    return params_json, aead_seal(kek, private_key + payload, aad)
 
 
 def wrap_with_random_key(vault_id: bytes, private_key: bytes, kek: bytes) -> tuple[str, bytes]:
@@ -123,20 +141,45 @@ def unlock_owner(
     store: KeyWrapSource, creds: Credentials, now: datetime, *, allow_session: bool = True
 ) -> bytes:
     """Return the owner's X25519 private key, checked against the stored public key."""
-    private_key = _unlock(store, creds, now, allow_session)
-    if public_key_of(private_key) != store.public_key(OWNER):
-        raise IntegrityError("the vault's owner public key does not match its private key")
+    private_key, _ = unlock_principal(store, creds, now, allow_session=allow_session)
     return private_key
 
 
+def unlock_principal(
+    store: KeyWrapSource, creds: Credentials, now: datetime, *, allow_session: bool = True
+) -> tuple[bytes, bytes]:
+    """(private key, payload) of ``creds.principal``: the key checked against the stored
+    public key; the payload is what was sealed after it (a principal's trust root;
+    b"" for the owner)."""
+    principal = creds.principal
+    opened = _unlock(store, creds, now, allow_session)
+    private_key, payload = opened[:32], opened[32:]
+    if public_key_of(private_key) != store.public_key(principal):
+        who = "owner" if principal == OWNER else f"principal '{principal}'"
+        raise IntegrityError(f"the vault's {who} public key does not match its private key")
+    return private_key, payload
+
+
 def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_session: bool) -> bytes:
+    principal = creds.principal
+    if creds.token is not None:  # BSECRETS_TOKEN, when set, is the credential
+        return _open_token(store, creds.token, principal)
     if allow_session and creds.session_token:
-        return session.open_session(creds.session_token, store.vault_id, now).private_key
-    wraps = store.key_wraps(OWNER)
+        contents = session.open_session(creds.session_token, store.vault_id, now)
+        if contents.principal != principal:
+            raise SessionInvalid(
+                f"the session is principal '{contents.principal}'s, not '{principal}'s"
+            )
+        return contents.private_key + contents.payload
+    wraps = store.key_wraps(principal)
+    if principal != OWNER and not wraps:
+        raise PrincipalUnknown(f"principal '{principal}' does not exist in this vault")
     if not {"passphrase", "keyring"} & set(wraps):
         raise IntegrityError("the vault has no owner key (its key wraps were removed or damaged)")
     if creds.passphrase is not None and "passphrase" in wraps:
-        return _open_passphrase_wrap(store.vault_id, wraps["passphrase"], creds.passphrase)
+        return _open_passphrase_wrap(
+            store.vault_id, wraps["passphrase"], creds.passphrase, principal
+        )
     if creds.use_keyring and "keyring" in wraps:
         try:
             return _open_keyring_wrap(store.vault_id, wraps["keyring"])
@@ -157,9 +200,23 @@ def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_sessi
         )
     if creds.prompt is None:
         raise VaultLocked("the vault is locked")
+    label = "Vault passphrase: " if principal == OWNER else f"Passphrase of {principal}: "
     return _open_passphrase_wrap(
-        store.vault_id, wraps["passphrase"], creds.prompt("Vault passphrase: ")
+        store.vault_id, wraps["passphrase"], creds.prompt(label), principal
     )
+
+
+def _open_token(store: KeyWrapSource, token: str, principal: str) -> bytes:
+    parts = tokens.parse(token)
+    tokens.check_vault(parts, store.vault_id)
+    if principal != tokens.principal_of(parts.token_id):
+        raise TokenInvalid(
+            f"BSECRETS_TOKEN is not principal '{principal}'s", hint="unset BSECRETS_AS (or --as)"
+        )
+    wrap = store.key_wraps(principal).get("token")
+    if wrap is None:
+        raise TokenInvalid("BSECRETS_TOKEN was revoked, or was never issued by this vault")
+    return tokens.open_wrap(store.vault_id, parts, wrap)
 
 
 def _open_keyring_wrap(vault_id: bytes, wrap: tuple[str, bytes]) -> bytes:
@@ -177,7 +234,9 @@ def _open_keyring_wrap(vault_id: bytes, wrap: tuple[str, bytes]) -> bytes:
         ) from None
 
 
-def _open_passphrase_wrap(vault_id: bytes, wrap: tuple[str, bytes], passphrase: str) -> bytes:
+def _open_passphrase_wrap(
+    vault_id: bytes, wrap: tuple[str, bytes], passphrase: str, principal: str = OWNER
+) -> bytes:
     params_json, wrapped = wrap
     try:
         data = json.loads(params_json)
@@ -188,6 +247,8 @@ def _open_passphrase_wrap(vault_id: bytes, wrap: tuple[str, bytes], passphrase: 
         raise IntegrityError("the vault's key derivation parameters are malformed") from None
     kek = params.derive(passphrase)
     try:
-        return aead_open(kek, wrapped, _wrap_aad(vault_id, "passphrase", params_json), "key")
+        return aead_open(
+            kek, wrapped, _wrap_aad(vault_id, "passphrase", params_json, principal), "key"
+        )
     except IntegrityError:
         raise WrongPassphrase("wrong passphrase") from None

@@ -1,10 +1,14 @@
-"""The local vault: a vault file plus its owner's key, handing out environments.
+"""The local vault: a vault file plus the key of the principal that unlocks it,
+handing out environments.
 
 Creating a vault makes the owner's X25519 key pair and wraps the private key
 by a passphrase (Argon2id) and/or a random key kept in the OS keyring. Each
-environment's 256-bit master key is created on first write, sealed to the
-owner with authenticated sealing, so no one without the owner's key can plant
-an environment key whose value they know.
+environment's 256-bit master key is created (by the owner) on first write,
+sealed to the owner with authenticated sealing, so no one without the owner's
+key can plant an environment key whose value they know. A grant seals it to
+another principal too (services/principals.py); that principal accepts it only
+from a sender whose public key the verified access policy states
+(``key_directory``), and a revoke replaces it (``replace_env_key``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ from bsecrets.crypto.keys import (
     seal_to,
     unseal,
 )
-from bsecrets.errors import Denied, IntegrityError, NextStep, UsageError
+from bsecrets.errors import (
+    AccessDenied,
+    Denied,
+    IntegrityError,
+    NextStep,
+    PrincipalUnknown,
+    SessionInvalid,
+    UsageError,
+)
 from bsecrets.timeutil import Clock, iso
 from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.manifest import Manifest
@@ -31,7 +43,7 @@ from bsecrets.vaultfile.store import VaultStore
 from bsecrets.vaultfile.unlock import (
     OWNER,
     keyring_store,
-    unlock_owner,
+    unlock_principal,
     wrap_with_passphrase,
     wrap_with_random_key,
 )
@@ -57,12 +69,19 @@ class LocalVault:
         self.store = store
         self._creds = creds
         self._clock = clock
+        # who unlocks: --as / BSECRETS_AS, else the session's principal, else the owner
+        self.principal = creds.principal
+        self._payload = b""  # sealed after a principal's private key: its trust root
+        # The public key of a principal who sealed a key to this one, as the verified
+        # access policy states it (set by services/access.py); None: not known.
+        self.key_directory: Callable[[str], bytes | None] | None = None
         self._private_key: bytes | None = None
         # The owner public key as the unlock proved it: derived from the private key,
         # or carried by the session. Keys are sealed and unsealed with this one only.
         self._owner_public: bytes | None = None
         self._masters: dict[str, bytes] | None = None  # from the session, if any
         self._unsealed: dict[str, bytes] = {}
+        self._created: dict[str, bytes] = {}  # masters made in a transaction still open
         self._env_keys: dict[str, EnvironmentKeys] = {}
         # Set by the audit log: checks each manifest against the audit chain.
         self.witness: ManifestWitness | None = None
@@ -140,8 +159,15 @@ class LocalVault:
         if self._masters is None:
             if self._creds.session_token:
                 contents = open_session(self._creds.session_token, self.vault_id, self._clock())
+                if contents.principal != self.principal:
+                    raise SessionInvalid(
+                        f"the session is principal '{contents.principal}'s, "
+                        f"not '{self.principal}'s",
+                        hint="unset BSECRETS_AS, or unlock as that principal",
+                    )
                 self._check_owner_row(contents.owner_public)
                 self._private_key = contents.private_key
+                self._payload = contents.payload
                 self._owner_public = contents.owner_public
                 self._masters = contents.env_masters
             else:
@@ -149,8 +175,12 @@ class LocalVault:
         return self._masters
 
     def _check_owner_row(self, proven: bytes) -> None:
-        """The principal row of the owner must hold the public key the unlock proved."""
-        if self.store.public_key(OWNER) != proven:
+        """The principal's row must hold the public key the unlock proved."""
+        if self.principal != OWNER and not self.store.has_principal(self.principal):
+            raise PrincipalUnknown(
+                f"principal '{self.principal}' does not exist in this vault (removed?)"
+            )
+        if self.store.public_key(self.principal) != proven:
             raise IntegrityError(
                 "the vault's owner public key does not match the key that unlocked it "
                 "(the vault file was changed outside bsecrets)",
@@ -159,7 +189,8 @@ class LocalVault:
             )
 
     def owner_public_key(self) -> bytes:
-        """The owner's public key as the unlock proved it (never the file's alone)."""
+        """The unlocking principal's public key as the unlock proved it (never the file's
+        alone): the owner's, unless unlocked as another principal."""
         if self._owner_public is None:
             private_key = self.private_key()
             if self._owner_public is None:
@@ -169,7 +200,7 @@ class LocalVault:
     def env_masters(self) -> dict[str, bytes]:
         """Every environment's master key (for sealing into a new session)."""
         masters = {}
-        for env in self.store.environments():
+        for env in self.store.environments_of(self.principal):
             self.env_keys(env)
             masters[env] = self._unsealed[env]
         return masters
@@ -178,22 +209,38 @@ class LocalVault:
         if allow_session and self._creds.session_token:
             self._session_masters()
         if self._private_key is None:
-            # unlock_owner checks the private key against the owner's principal row
-            self._private_key = unlock_owner(
+            # unlock_principal checks the private key against the principal's row
+            self._private_key, self._payload = unlock_principal(
                 self.store, self._creds, self._clock(), allow_session=allow_session
             )
         return self._private_key
 
+    def session_payload(self) -> bytes:
+        """What a session seals after the private key: the principal's trust root."""
+        self.private_key()
+        return self._payload
+
+    def trust_root(self) -> bytes:
+        """A principal's trust root: the access policy's public key, sealed with its
+        private key when it was added (vaultfile/policy.py checks every policy with it)."""
+        self.private_key()
+        if len(self._payload) != 32:
+            raise IntegrityError(
+                f"principal '{self.principal}' has no trust root in its key wrap "
+                "(the vault file was changed outside bsecrets)"
+            )
+        return self._payload
+
     def can_unlock_quietly(self) -> bool:
-        """Whether the owner key is available without a prompt (session, passphrase, keyring)."""
+        """Whether the principal's key is available without a prompt (session, passphrase,
+        keyring); not for a principal the vault does not know."""
         if self._private_key is not None:
             return True
-
         try:
-            self._private_key = unlock_owner(
+            self._private_key, self._payload = unlock_principal(
                 self.store, self._creds._replace(prompt=None), self._clock()
             )
-        except Denied:
+        except (Denied, PrincipalUnknown):
             return False
         return True
 
@@ -207,11 +254,21 @@ class LocalVault:
             return self._env_keys[env]
         from_session = self._session_masters().get(env)
         if from_session is not None:
-            self._unsealed[env] = from_session
-            self._env_keys[env] = EnvironmentKeys.from_master(from_session)
-            return self._env_keys[env]
-        sealed = self.store.sealed_env_key(env, OWNER)
+            keys = EnvironmentKeys.from_master(from_session)
+            if self._opens_manifest(env, keys):
+                self._unsealed[env] = from_session
+                self._env_keys[env] = keys
+                return keys
+            # re-keyed since the session began (access revoke): the file's sealed copy
+        sealed = self.store.sealed_env_key(env, self.principal)
         if sealed is None:
+            if self.principal != OWNER:
+                if not create and self.store.manifest(env) is None:
+                    return None
+                raise AccessDenied(
+                    f"principal '{self.principal}' holds no key to environment '{env}'",
+                    hint="ask the vault's owner for a grant",
+                )
             if self.store.manifest(env) is not None:
                 raise IntegrityError(f"the key of environment '{env}' was removed from the vault")
             if not create:
@@ -220,6 +277,7 @@ class LocalVault:
             context = _env_key_context(self.vault_id, env, OWNER, OWNER)
             blob = seal_to(self.private_key(), self.owner_public_key(), master, context)
             self.store.add_env_key(env, OWNER, OWNER, blob)
+            self._created[env] = master
             keys = EnvironmentKeys.from_master(master)
             empty = Manifest.empty(env)
             self.store.set_manifest(
@@ -233,17 +291,59 @@ class LocalVault:
         self._env_keys[env] = keys
         return keys
 
+    def env_master(self, env: str, *, create: bool = False) -> bytes | None:
+        """The 256-bit master key of ``env`` (for keys derived beyond the three of
+        EnvironmentKeys: the access policy's signing key); as :meth:`env_keys`."""
+        if self.env_keys(env, create=create) is None:
+            return None
+        return self._unsealed.get(env) or self._created[env]
+
+    def _opens_manifest(self, env: str, keys: EnvironmentKeys) -> bool:
+        """Whether ``keys`` authenticate ``env``'s manifest (or it has none): a session's
+        copy of a key that a revoke has since replaced does not."""
+        stored = self.store.manifest(env)
+        if stored is None:
+            return True
+        try:
+            Manifest.verified(env, stored, keys.manifest_key, self.vault_id)
+        except IntegrityError:
+            return False
+        return True
+
+    def _sender_public(self, env: str, sender: str) -> bytes:
+        """The public key of whoever sealed a key to this principal: its own as the unlock
+        proved it, else the one the verified access policy states (never the file's
+        principal row alone: a key sealed by anyone else fails, exit 5)."""
+        if sender == self.principal:
+            return self.owner_public_key()
+        known = self.key_directory(sender) if self.key_directory is not None else None
+        if known is None:
+            raise IntegrityError(f"the key of environment '{env}' was sealed by {sender!r}")
+        return known
+
     def _unseal_env_key(self, env: str, sealed: tuple[str, bytes]) -> bytes:
         """The master key of ``env`` from its copy sealed in the file."""
         sender, blob = sealed
-        if sender != OWNER:
-            raise IntegrityError(f"the key of environment '{env}' was sealed by {sender!r}")
-        # The sender's public key is the one the unlock proved, never the file's:
-        # a key sealed by anyone else fails authentication (exit 5).
-        context = _env_key_context(self.vault_id, env, OWNER, sender)
-        return unseal(
-            self.private_key(), self.owner_public_key(), blob, context, f"the key of '{env}'"
-        )
+        public = self._sender_public(env, sender)
+        context = _env_key_context(self.vault_id, env, self.principal, sender)
+        return unseal(self.private_key(), public, blob, context, f"the key of '{env}'")
+
+    def seal_env_key_to(self, env: str, recipient: str, public_key: bytes, master: bytes) -> None:
+        """Inside a write transaction: ``master`` (``env``'s) sealed to ``recipient``, by
+        this principal (a grant)."""
+        context = _env_key_context(self.vault_id, env, recipient, self.principal)
+        blob = seal_to(self.private_key(), public_key, master, context)
+        self.store.set_env_key(env, recipient, self.principal, blob)
+
+    def replace_env_key(self, env: str, master: bytes, recipients: dict[str, bytes]) -> None:
+        """Inside a write transaction: ``env``'s key is now ``master`` (a re-key), sealed to
+        this principal and to ``recipients`` (name -> public key) only."""
+        self.store.drop_env_keys(env)
+        self.seal_env_key_to(env, self.principal, self.owner_public_key(), master)
+        for name, public_key in sorted(recipients.items()):
+            self.seal_env_key_to(env, name, public_key, master)
+        self._unsealed[env] = master
+        self._env_keys[env] = EnvironmentKeys.from_master(master)
 
     def check_env_key(self, env: str) -> None:
         """``bsecrets verify``: the key of ``env`` sealed in the file opens with the owner
@@ -251,7 +351,7 @@ class LocalVault:
         own copy: commands in a session never read the file's). IntegrityError if not."""
         if self.env_keys(env) is None:
             return  # neither a key nor a manifest: nothing to check
-        sealed = self.store.sealed_env_key(env, OWNER)
+        sealed = self.store.sealed_env_key(env, self.principal)
         if sealed is None:
             raise IntegrityError(f"the key of environment '{env}' was removed from the vault")
         if self._unseal_env_key(env, sealed) != self._unsealed[env]:

@@ -20,4 +20,6 @@ bsecrets, or must be given tests/ on PYTHONPATH.
 * ``loopback_proxy``: a proxy in front of a real server, for timing faults.
 * ``fake_kubernetes``: Kubernetes' TokenReview API, for OpenBao's kubernetes auth.
 * ``file_keyring``: a file-backed keyring backend, with its fixture.
+* ``totp``: an authenticator app for the tests of MFA and protected environments
+  (codes from an enrolment's URI, of increasing steps), and their CLI helpers.
 """

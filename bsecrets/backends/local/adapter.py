@@ -363,6 +363,51 @@ class LocalAdapter(SecretBackend):
             self.store.delete_secret(self.env, lookup, sid)
             self._commit_bucket(keys, bucket_of(lookup))
 
+    def reencrypt(self, old: EnvironmentKeys, new: EnvironmentKeys) -> int:
+        """Inside the caller's write transaction: every row of the environment opened
+        (and checked against its manifest) with ``old`` and sealed again under ``new``,
+        names' lookups recomputed, and a manifest one generation on, under ``new``
+        (access revoke's re-key). Bucket by bucket, the new rows under a temporary
+        environment name until the old ones are gone (a row's associated data names
+        the environment, not its column), so memory holds one bucket at a time.
+        Returns the number of secrets."""
+        temp = f"__rekey__{self.env}"
+        stored = self.store.manifest(self.env)
+        if stored is None:
+            raise IntegrityError(f"the manifest of environment '{self.env}' is missing")
+        count = 0
+        for bucket in range(BUCKETS):
+            heads, versions = self._verified_bucket(old, bucket)
+            for lookup, sid, record in heads:
+                head = json.loads(self._open(old, "head", sid, lookup, record))
+                found = _Found(lookup, sid, head, versions)
+                new_lookup = new.lookup(head["name"])
+                for version in self._versions_of(found):
+                    meta, value = self._read_version(old, found, version)
+                    self.store.add_version(
+                        temp,
+                        sid,
+                        version,
+                        bucket_of(new_lookup),
+                        self._seal(new, "version", sid, version, _json(meta)),
+                        self._seal(new, "value", sid, version, value),
+                    )
+                sealed = self._seal(new, "head", sid, new_lookup, _json(head))
+                self.store.set_head(temp, new_lookup, sid, bucket_of(new_lookup), sealed)
+                count += 1
+        self.store.move_environment_rows(temp, self.env)
+        digests = b"".join(
+            bucket_digest(*self.store.bucket_rows(self.env, bucket)) for bucket in range(BUCKETS)
+        )
+        manifest = Manifest(self.env, stored[0] + 1, digests)
+        self.store.set_manifest(
+            self.env,
+            manifest.generation,
+            manifest.buckets,
+            manifest.mac(new.manifest_key, self.vault.vault_id),
+        )
+        return count
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with not_applied(), self.store.write():  # a failed transaction is rolled back

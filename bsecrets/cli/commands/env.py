@@ -1,9 +1,10 @@
-"""``bsecrets env add/ls/rm/default``: the environments of the profile.
+"""``bsecrets env add/ls/rm/default/protect/unprotect``: the environments of the profile.
 
 The profile is edited in place (bsecrets.config.edit: comments and order
 kept, validated before it is written, atomic). Removing an environment never
 deletes remote data; a local environment's secrets go only with
-``--purge --yes``, one audited purge per secret through the façade.
+``--purge --yes``, one audited purge per secret through the façade. ``protect``
+and ``unprotect`` record a protection in the vault (services/access.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import typer
 
 from bsecrets.backends.aws.settings import AwsSettings
 from bsecrets.backends.vault.config import resolve
-from bsecrets.cli.context import JsonOption, command_group, obj
+from bsecrets.cli.context import JsonOption, YesOption, command_group, obj
 from bsecrets.config import edit as profile_edit
 from bsecrets.config.cache import load_profile_cached
 from bsecrets.config.loader import load_profile
 from bsecrets.config.settings import ENV_ENV
 from bsecrets.errors import Conflict, ProfileError, UsageError
+from bsecrets.services import protection as protections
 from bsecrets.services.environments import purge_environment, stored_counts, summaries
 
 app = command_group(
@@ -31,7 +33,8 @@ app = command_group(
     "Examples:\n"
     "  bsecrets env ls\n"
     "  bsecrets env add staging --backend vault --address https://vault:8200 --prefix app/st\n"
-    "  bsecrets env default prod",
+    "  bsecrets env default prod\n"
+    "  bsecrets env protect prod",
 )
 
 # profile key -> the option of 'env add' that sets it
@@ -275,7 +278,7 @@ def rm(
         bool,
         typer.Option("--purge", help="local: first destroy every secret it holds (audited)."),
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
+    yes: YesOption = False,
     json_out: JsonOption = False,
 ) -> None:
     """Remove an environment from the profile. Remote data is never deleted; a local
@@ -379,3 +382,60 @@ def default(
         cli.message(f"default environment: {name} (was {previous})")
     if cli.settings.environ.get(ENV_ENV):
         cli.warn("BSECRETS_ENV is set: it still wins over the profile's default_env")
+
+
+@app.command("protect")
+def protect(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The environment to protect.")],
+    mfa: Annotated[
+        str,
+        typer.Option(
+            "--mfa", metavar="writes|all", help="What needs a one-time code: changes, or all."
+        ),
+    ] = "writes",
+    json_out: JsonOption = False,
+) -> None:
+    """Protect an environment: its changes (with --mfa all, its reads too) need a
+    one-time code, --reason and, where no terminal asks, --yes. Recorded in the vault,
+    signed; needs a one-time code itself (enrol first: bsecrets mfa enroll), and on an
+    environment already protected (a change of mode) --reason and --yes too.
+
+    Examples:
+      bsecrets env protect prod
+      bsecrets env protect prod --mfa all --reason "reads audited for SOC 2"
+    """
+    cli = obj(ctx)
+    protection, changed = protections.protect(cli.manager, name, mfa)
+    if cli.want_json(json_out):
+        cli.emit_json({"env": name, "mfa": protection.mfa, "changed": changed})
+        return
+    if changed:
+        cli.message(f"environment '{name}' is protected (one-time code for: {protection.mfa})")
+    else:
+        cli.message(f"environment '{name}' was already protected (mfa: {protection.mfa})")
+
+
+@app.command("unprotect")
+def unprotect(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The protected environment.")],
+    json_out: JsonOption = False,
+) -> None:
+    """Lift an environment's protection: as guarded as any change to it (one-time code,
+    --reason, --yes where no terminal asks). Refused while the profile declares it
+    'protected: true'.
+
+    Examples:
+      bsecrets env unprotect staging --reason "no longer shared"
+      bsecrets env unprotect staging --reason "no longer shared" --yes --json
+    """
+    cli = obj(ctx)
+    changed = protections.unprotect(cli.manager, name)
+    if cli.want_json(json_out):
+        cli.emit_json({"env": name, "changed": changed})
+        return
+    if changed:
+        cli.message(f"environment '{name}' is no longer protected")
+    else:
+        cli.message(f"environment '{name}' was not protected")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bsecrets.cli.context import CliContext, EnvOption, JsonOption, obj, whole_number
+from bsecrets.cli.context import CliContext, EnvOption, JsonOption, YesOption, obj, whole_number
 from bsecrets.config.ci import mask_in_github
 from bsecrets.errors import UsageError
 from bsecrets.models import MAX_VALUE_BYTES, validate_description, validate_tags
@@ -214,7 +214,7 @@ def rm(
     purge: Annotated[
         bool, typer.Option("--purge", help="Destroy every version (not recoverable).")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --purge.")] = False,
+    yes: YesOption = False,
     recovery_days: Annotated[
         int | None,
         typer.Option(

@@ -12,6 +12,7 @@ from bsecrets.cli.context import JsonOption, obj
 from bsecrets.config.settings import ENV_PASSPHRASE, ENV_PASSPHRASE_FILE
 from bsecrets.crypto.keys import check_new_passphrase
 from bsecrets.errors import UsageError
+from bsecrets.services import sessions
 from bsecrets.services.bootstrap import initialize
 from bsecrets.timeutil import iso, parse_duration, utcnow
 from bsecrets.vaultfile.session import MAX_TTL
@@ -121,7 +122,7 @@ def unlock(
     """
     cli = obj(ctx)
     duration = parse_duration(ttl, what="--ttl", maximum=MAX_TTL)
-    started = cli.manager.unlock(duration)
+    started = sessions.unlock(cli.manager, duration)
     if cli.want_json(json_out):
         cli.emit_json({"session": started.token, "expires_at": iso(started.expires_at)})
         return
@@ -138,7 +139,7 @@ def lock(ctx: typer.Context, json_out: JsonOption = False) -> None:
       bsecrets lock --json
     """
     cli = obj(ctx)
-    ended = cli.manager.lock()
+    ended = sessions.lock(cli.manager)
     if cli.want_json(json_out):
         cli.emit_json({"sessions_ended": ended})
         return

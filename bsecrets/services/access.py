@@ -1,0 +1,313 @@
+"""Protected environments, checked in the façade for every operation on every backend.
+
+An environment is protected when the vault's access policy records it
+(``env protect``; vaultfile/policy.py). On a protected environment the guarded
+operations (every change; with ``--mfa all`` every read too) need:
+
+- a reason, which goes into the operation's audit event (``justification``);
+- ``--yes`` when there is no terminal to ask on (on a terminal, a question);
+- a second factor: a current TOTP code of the principal (crypto/second_factor.py
+  for skew, replay and lockout), asked once per process.
+
+The profile's ``protected: true`` is a declaration: while the vault does not
+record the protection, guarded operations are refused (exit 4) with the command
+that applies it; a profile saying ``false`` lowers nothing. Every refusal is an
+audited ``denied`` event of the operation (SecretsManager._op).
+
+On the local vault all of this is enforced by code: whoever holds the file and
+the key can bypass it (docs/access.md says which controls are cryptographic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bsecrets.audit.events import Action
+from bsecrets.config.profile import Profile
+from bsecrets.crypto.second_factor import Verdict, attempt, cleared, is_locked_out
+from bsecrets.errors import (
+    AccessDenied,
+    ConfirmationNeeded,
+    LockedOut,
+    NextStep,
+    ProtectionNotApplied,
+    SecondFactorRejected,
+    SecondFactorRequired,
+    TokenExpired,
+    VaultNotFound,
+)
+from bsecrets.models import Confirmation, validate_reason
+from bsecrets.timeutil import Clock, iso, parse_iso
+from bsecrets.vaultfile.factors import Factor, FactorStore
+from bsecrets.vaultfile.policy import AccessPolicy, Grant, PolicyStore
+from bsecrets.vaultfile.unlock import OWNER
+from bsecrets.vaultfile.vault import LocalVault
+
+# What ``--mfa writes`` guards: every operation that changes an environment.
+CHANGES = frozenset(
+    {
+        Action.PUT,
+        Action.RM,
+        Action.RESTORE,
+        Action.ROLLBACK,
+        Action.IMPORT,
+        Action.PROVISION,
+        Action.ENV_PROTECT,
+        Action.ENV_UNPROTECT,
+        Action.ACCESS_GRANT,
+        Action.ACCESS_REVOKE,
+        Action.TOKEN_ISSUE,
+    }
+)
+
+
+def in_scope(grant: Grant, name: str) -> bool:
+    """Whether ``name`` (``NAME#field``: its NAME) matches one of the grant's globs (all
+    names when it has none)."""
+    import fnmatch
+
+    base = name.partition("#")[0]
+    return not grant.only or any(fnmatch.fnmatchcase(base, glob) for glob in grant.only)
+
+
+def _until(factor: Factor) -> str:
+    until = factor.state.locked_until
+    return iso(until) if until else "?"
+
+
+class AccessGate:
+    """The checks of one process (one CLI command): the policy is read once, and a
+    second factor is asked for at most once."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        principal: Callable[[], str],
+        local_vault: Callable[[], LocalVault],
+        clock: Clock,
+        confirmation: Confirmation,
+    ) -> None:
+        self.profile = profile
+        self._principal = principal
+        self._local_vault = local_vault
+        self.clock = clock
+        self.confirmation = confirmation
+        self._policy: AccessPolicy | None = None
+        self._factor_checked = False
+        self._confirmed: set[str] = set()
+
+    @property
+    def principal(self) -> str:
+        return self._principal()
+
+    def forget_policy(self) -> None:
+        """The policy changed in this process (env protect): read it again when asked."""
+        self._policy = None
+
+    def _vault(self) -> LocalVault | None:
+        if not Path(self.profile.vault_file).exists():
+            return None
+        return self._local_vault()
+
+    def require_owner(self, what: str) -> LocalVault:
+        """The vault, for what only its owner may do (edit the access policy): AccessDenied
+        (exit 4) for any other principal."""
+        vault = self.require_vault(what)
+        if vault.principal != OWNER:
+            raise AccessDenied(
+                f"{what} is the owner's to do, not principal '{vault.principal}'s",
+                hint="ask the vault's owner",
+            )
+        return vault
+
+    def require_vault(self, why: str) -> LocalVault:
+        """The local vault, which holds protections and second factors; VaultNotFound
+        (exit 3) saying ``why`` it is needed when there is none."""
+        vault = self._vault()
+        if vault is None:
+            raise VaultNotFound(
+                f"{why} needs the local vault, and there is none at {self.profile.vault_file}",
+                step=NextStep("init_vault_for_access"),
+            )
+        return vault
+
+    def policy(self, *, remote: bool = False) -> AccessPolicy:
+        """The vault's access policy, checked (vaultfile/policy.py). For a remote
+        environment, when the vault does not open without a prompt, as the file
+        states it: there the remote's own policy is the boundary."""
+        if self._policy is None:
+            vault = self._vault()
+            if vault is None:
+                return AccessPolicy.empty()
+            store = PolicyStore(vault)
+            if remote and not vault.can_unlock_quietly():
+                return store.peek()
+            self._policy = store.load()
+        return self._policy
+
+    def check(
+        self,
+        action: Action,
+        env: str,
+        *,
+        remote: bool,
+        names: tuple[str | None, ...] = (),
+        needs: str | None = None,
+    ) -> str | None:
+        """Before ``action`` on ``env`` (about ``names``; ``needs``: a role beyond what the
+        action needs, "admin" for a purge): raises what refuses it; returns the reason
+        to record in its event (None when the environment is not protected)."""
+        declared = self.profile.environment(env).protected
+        if self.principal != OWNER:
+            self.authorize(action, env, names, needs)
+        elif not declared and self._vault() is None:
+            return None  # nothing can protect it: the fast path of a vault-less profile
+        protection = self.policy(remote=remote).protected.get(env)
+        guarded = action in CHANGES or (protection is not None and protection.mfa == "all")
+        if not guarded:
+            return None
+        if protection is None:
+            if declared:
+                raise ProtectionNotApplied(
+                    f"environment '{env}' is declared protected in the profile, "
+                    "but the vault does not protect it yet",
+                    step=NextStep("protect_env", env=env),
+                )
+            return None
+        reason = self.confirm(action, env)
+        self.second_factor(f"environment '{env}' is protected")
+        return reason
+
+    def authorize(
+        self, action: Action, env: str, names: tuple[str | None, ...], needs: str | None
+    ) -> None:
+        """A principal other than the owner: its grant on ``env`` must allow ``action``
+        and cover every name (AccessDenied, exit 4, naming the scope, never a value).
+        Its key proves who it is: the vault is unlocked first, on every backend."""
+        principal = self.principal
+        self.require_vault(f"acting as principal '{principal}'").private_key()
+        policy = self.policy()
+        record = policy.principals.get(principal)
+        expires = record.expires_at if record is not None else None
+        if expires is not None and parse_iso(expires) <= self.clock():
+            raise TokenExpired(
+                f"the token ({principal}) expired at {expires}",
+                step=NextStep("extend_or_issue_token"),
+            )
+        grant = policy.grant_of(env, principal)
+        if grant is None:
+            raise AccessDenied(
+                f"principal '{principal}' has no access to environment '{env}'",
+                step=NextStep("ask_for_grant", env=env),
+            )
+        required = needs or ("write" if action in CHANGES else "read")
+        if required == "admin" or (required == "write" and grant.role != "write"):
+            raise AccessDenied(
+                f"principal '{principal}' may {grant.role} environment '{env}': "
+                f"{action}{' --purge' if required == 'admin' else ''} needs "
+                f"{'the owner' if required == 'admin' else 'write'}",
+                step=NextStep("ask_for_grant", env=env),
+            )
+        for name in names:
+            if name is not None and not in_scope(grant, name):
+                raise AccessDenied(
+                    f"secret '{name}' is outside principal '{principal}'s scope in "
+                    f"'{env}' ({', '.join(grant.only)})",
+                    step=NextStep("ask_for_grant", env=env),
+                )
+
+    def in_scope_of(self, env: str, name: str) -> bool:
+        """Whether the principal's grant on ``env`` covers ``name`` (bulk reads keep only
+        those); always for the owner."""
+        if self.principal == OWNER:
+            return True
+        grant = self.policy().grant_of(env, self.principal)
+        return grant is not None and in_scope(grant, name)
+
+    def confirm(self, action: Action, env: str) -> str:
+        """The reason given, and a yes (a flag, or an answer on a terminal)."""
+        given = self.confirmation.reason
+        if given is None:
+            raise ConfirmationNeeded(
+                f"environment '{env}' is protected: this command needs a reason for the audit log",
+                step=NextStep("give_reason"),
+            )
+        reason = validate_reason(given)
+        if self.confirmation.yes or env in self._confirmed:
+            return reason
+        ask = self.confirmation.ask
+        if ask is None:
+            raise ConfirmationNeeded(
+                f"environment '{env}' is protected: this command needs a confirmation, "
+                "and there is no terminal to ask on",
+                step=NextStep("confirm_with_yes"),
+            )
+        if not ask(f"{action} on protected environment '{env}'. Proceed? [y/N] "):
+            raise ConfirmationNeeded(f"{action} on '{env}' was not confirmed")
+        self._confirmed.add(env)
+        return reason
+
+    def second_factor(self, why: str) -> None:
+        """A current one-time code of the principal, once per process: SecondFactorRequired
+        (none enrolled, or none given), LockedOut, or SecondFactorRejected (exit 4). The
+        attempt is counted (failures, replay) in its own transaction, kept whatever
+        the operation does next."""
+        if self._factor_checked:
+            return
+        vault = self.require_vault(f"{why}: a second factor")
+        factors = FactorStore(vault, self.principal)
+        with vault.store.read():
+            factor = factors.get()
+        if factor is None:
+            raise SecondFactorRequired(
+                f"{why}: it needs a second factor, and principal '{self.principal}' "
+                "has none enrolled",
+                step=NextStep("enroll_mfa"),
+            )
+        now = self.clock()
+        clears = self.policy().mfa_clears.get(self.principal, 0)
+        if is_locked_out(factor.state, now) and clears <= factor.clears_seen:
+            raise self._locked_out(factor)
+        code = self._code(why)
+        with vault.store.write():
+            factor = factors.get() or factor  # the state as it is now, under the write lock
+            if clears > factor.clears_seen:  # an admin cleared the lockout since
+                factor = factor._replace(state=cleared(factor.state), clears_seen=clears)
+            result = attempt(factor.seed, code, factor.state, now)
+            factors.put(factor._replace(state=result.state))
+        if result.verdict is Verdict.ACCEPTED:
+            self._factor_checked = True
+            return
+        factor = factor._replace(state=result.state)
+        if result.verdict is Verdict.LOCKED_OUT:
+            raise self._locked_out(factor)
+        locked = f"; locked out until {_until(factor)}" if is_locked_out(factor.state, now) else ""
+        if result.verdict is Verdict.REPLAYED:
+            raise SecondFactorRejected(
+                f"that one-time code was already used{locked}",
+                step=NextStep("wait_for_next_code"),
+            )
+        raise SecondFactorRejected(f"wrong one-time code{locked}")
+
+    def _locked_out(self, factor: Factor) -> LockedOut:
+        step = (
+            NextStep("wait_for_lockout", until=_until(factor))
+            if self.principal == OWNER
+            else NextStep("clear_lockout", principal=self.principal)
+        )
+        return LockedOut(
+            f"principal '{self.principal}' is locked out after {factor.state.failures} "
+            f"wrong one-time codes, until {_until(factor)}",
+            step=step,
+        )
+
+    def _code(self, why: str) -> str:
+        source = self.confirmation.one_time_code
+        code = source() if source is not None else None
+        if not code:
+            raise SecondFactorRequired(
+                f"{why}: it needs a one-time code, and none was given",
+                step=NextStep("give_one_time_code"),
+            )
+        return code.strip()
