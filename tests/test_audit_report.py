@@ -249,6 +249,37 @@ def test_started_events_are_not_accesses() -> None:
     assert rep["denied"]["total"] == 1
 
 
+def test_access_is_tabled_per_principal_and_environment() -> None:
+    rep = report(
+        [
+            event(1, "get", "dev", name="A"),
+            event(2, "export", "dev", names=["A", "B"], principal="alice"),
+            event(3, "put", "dev", name="A", principal="alice"),
+            event(4, "get", "prod", "denied", name="DB", principal="alice", minute=7),
+            event(5, "get", "prod", "started", name="DB", principal="token-0123456789ab"),
+            event(6, "get", "prod", name="DB", principal="token-0123456789ab"),
+            event(7, "ls", "dev", "not_found", principal="alice"),
+            event(8, "unlock", None, principal="alice"),
+        ]
+    )
+    assert rep["principals"] == {
+        "owner": {
+            "dev": {"reads": 1, "secrets_read": 1, "writes": 0, "denied": 0,
+                    "last_access": "2026-11-29T14:00:01.000Z"},
+        },
+        "alice": {
+            "dev": {"reads": 1, "secrets_read": 2, "writes": 1, "denied": 0,
+                    "last_access": "2026-11-29T14:00:03.000Z"},
+            "prod": {"reads": 0, "secrets_read": 0, "writes": 0, "denied": 1,
+                     "last_access": "2026-11-29T14:07:04.000Z"},
+        },
+        "token-0123456789ab": {
+            "prod": {"reads": 1, "secrets_read": 1, "writes": 0, "denied": 0,
+                     "last_access": "2026-11-29T14:00:06.000Z"},
+        },
+    }  # fmt: skip
+
+
 def test_bulk_reads_count_for_each_name() -> None:
     rep = report(
         [
@@ -495,6 +526,7 @@ def test_an_all_passing_report() -> None:
         "totals",
         "secrets",
         "actors",
+        "principals",
         "denied",
         "production_reads",
         "never_read",
@@ -534,6 +566,8 @@ def test_every_format_shows_the_criteria(rendered: dict[str, str]) -> None:
     for fmt in ("markdown", "html", "csv"):
         for word in ("PASS", "FAIL", "N/A"):
             assert word in rendered[fmt], (fmt, word)
+    for fmt in ("markdown", "html"):
+        assert "Access by principal" in rendered[fmt], fmt
 
 
 def test_markdown(rendered: dict[str, str]) -> None:
@@ -565,6 +599,7 @@ def test_csv(rendered: dict[str, str]) -> None:
     assert cells[("criteria", "max_denied", "result")] == "FAIL"
     assert cells[("criteria", "chain_valid", "result")] == "N/A"
     assert cells[("secret", "prod/DB", "reads")] == "1"
+    assert cells[("principal", "owner/prod", "reads")] == "1"
     assert cells[("denied", "", "total")] == "1"
     assert cells[("denied", "2", "names")] == EVIL
     assert cells[("environment", "qa", "inventoried")] == "false"

@@ -232,6 +232,7 @@ OWN_MEANING = {
     ("init", "--env"),
     *{(f"audit {c}", "--env") for c in ("log", "search", "tail", "export")},
     ("env add", "--insecure-http"),
+    ("token issue", "--env"),  # the environments the token opens (repeatable)
 }
 
 

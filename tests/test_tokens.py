@@ -254,10 +254,11 @@ def test_a_token_does_not_issue_tokens(prod: Path) -> None:
     [
         (["--ttl", "31d"], 2, "at most"),
         (["--ttl", "soon"], 2, "--ttl"),
-        (["--role", "admin"], 2, "--role takes"),
+        (["--role", "owner"], 2, "--role takes"),
+        (["--role", "admin"], 2, "a token reads or writes"),
         (["-e", "nowhere"], 3, "nowhere"),
     ],
-    ids=["ttl-too-long", "ttl-garbled", "role-admin", "unknown-env"],
+    ids=["ttl-too-long", "ttl-garbled", "role-other", "role-admin", "unknown-env"],
 )
 def test_bad_issue_options(prod: Path, args: list[str], code: int, needle: str) -> None:
     refused(["token", "issue", *(args if "-e" in args else ["-e", "prod", *args])], code, needle)

@@ -64,6 +64,17 @@ YesOption = Annotated[
         "environment where no terminal can ask.",
     ),
 ]
+# 'vault policy' and 'aws policy': the native policy of one principal's grant.
+PrincipalOption = Annotated[
+    str | None,
+    typer.Option(
+        "--principal",
+        metavar="NAME",
+        help="The policy of this principal's grant on the environment: its role and --only.",
+    ),
+]
+
+
 # Which secrets a bulk command takes (exec, export): envmap.select_names.
 OnlyOption = Annotated[
     list[str] | None,
@@ -234,6 +245,7 @@ class CliContext:
             prompt=prompt,
             principal=principal or "owner",
             token=pipeline,
+            key_file=self.settings.key_file(),
         )
 
     def profile_path(self) -> Path:

@@ -92,6 +92,17 @@ STEPS: Final[Mapping[str, str]] = {
     ),
     "list_principals": "list them with 'bsecrets access principal ls'",
     "list_tokens": "list them with 'bsecrets token ls'",
+    "shorten_token_ttl": "use --ttl 30d or less",
+    "token_role": "use --role read (or write)",
+    "drop_as": "unset BSECRETS_AS (or drop --as): the token names its principal",
+    "name_principal": "name it with --as NAME (or BSECRETS_AS)",
+    "machine_public_key": (
+        "make its key pair on the machine ('bsecrets access keygen -o FILE') and add it "
+        "with --public-key FILE.pub, or issue a pipeline token ('bsecrets token issue')"
+    ),
+    "make_key_file": "make one with 'bsecrets access keygen -o FILE' (on the key's machine)",
+    "give_public_key": "give the .pub file 'bsecrets access keygen' wrote (one line of base64)",
+    "grant_first": "grant it first: 'bsecrets access grant {principal} -e {env} --role read'",
     "extend_or_issue_token": (
         "ask the vault's owner for a new one ('bsecrets token issue') or more time "
         "('bsecrets token extend ID --ttl 30m')"

@@ -23,6 +23,7 @@ ENV_JSON = "BSECRETS_JSON"  # 1: as --json (JSON output, JSON errors and warning
 ENV_REASON = "BSECRETS_REASON"  # as --reason (a protected environment: docs/access.md)
 ENV_NEW_PASSPHRASE = "BSECRETS_NEW_PASSPHRASE"  # a new principal's, for 'access principal add'
 ENV_AS = "BSECRETS_AS"  # as --as: the principal to unlock as
+ENV_KEY_FILE = "BSECRETS_KEY_FILE"  # a principal's key file (access keygen)
 ENV_TOKEN = "BSECRETS_TOKEN"  # a pipeline token: never an option (argv is visible)
 ENV_OTP = "BSECRETS_OTP"  # a one-time code, where there is no terminal to ask on
 
@@ -110,6 +111,9 @@ class Settings(NamedTuple):
     def one_time_code(self) -> str | None:
         """BSECRETS_OTP: never an option, so that no code sits in argv or shell history."""
         return self.environ.get(ENV_OTP) or None
+
+    def key_file(self) -> str | None:
+        return self.environ.get(ENV_KEY_FILE) or None
 
     def pipeline_token(self) -> str | None:
         return self.environ.get(ENV_TOKEN) or None

@@ -110,6 +110,21 @@ class AccessGate:
             return None
         return self._local_vault()
 
+    def require_admin(self, env: str, what: str, *, owner_only: bool = False) -> LocalVault:
+        """The vault, for the owner or (unless ``owner_only``) a principal with the admin
+        role on ``env``: AccessDenied (exit 4) for anyone else."""
+        vault = self.require_vault(what)
+        if vault.principal == OWNER:
+            return vault
+        grant = None if owner_only else self.policy().grant_of(env, vault.principal)
+        if grant is None or grant.role != "admin":
+            who = "the owner's" if owner_only else f"for the owner or an admin of '{env}'"
+            raise AccessDenied(
+                f"{what} is {who}, not principal '{vault.principal}'s",
+                hint="ask the vault's owner",
+            )
+        return vault
+
     def require_owner(self, what: str) -> LocalVault:
         """The vault, for what only its owner may do (edit the access policy): AccessDenied
         (exit 4) for any other principal."""
@@ -202,11 +217,11 @@ class AccessGate:
                 step=NextStep("ask_for_grant", env=env),
             )
         required = needs or ("write" if action in CHANGES else "read")
-        if required == "admin" or (required == "write" and grant.role != "write"):
+        rank = {"read": 0, "write": 1, "admin": 2}
+        if rank[grant.role] < rank[required]:
             raise AccessDenied(
                 f"principal '{principal}' may {grant.role} environment '{env}': "
-                f"{action}{' --purge' if required == 'admin' else ''} needs "
-                f"{'the owner' if required == 'admin' else 'write'}",
+                f"{action}{' --purge' if required == 'admin' else ''} needs {required}",
                 step=NextStep("ask_for_grant", env=env),
             )
         for name in names:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from bsecrets.audit.events import Action
 from bsecrets.errors import Conflict, NextStep, UsageError
 from bsecrets.models import validate_reason
+from bsecrets.services.principals import admin_vault
 from bsecrets.timeutil import iso
 from bsecrets.vaultfile.policy import MFA_MODES, PolicyStore, Protection
 
@@ -25,9 +26,7 @@ def protect(manager: SecretsManager, env: str, mfa: str) -> tuple[Protection, bo
         )
     env_name = manager.env_name(env)
     gate = manager.gate
-    vault = manager.owner_vault(
-        Action.ENV_PROTECT, env_name, f"protecting environment '{env_name}'"
-    )
+    vault = admin_vault(manager, Action.ENV_PROTECT, env_name, "protecting an environment")
     with manager.refusals_recorded(Action.ENV_PROTECT, env_name):
         if env_name in gate.policy().protected:  # a change of a protected environment
             reason = gate.check(Action.ENV_PROTECT, env_name, remote=False)
@@ -60,8 +59,8 @@ def unprotect(manager: SecretsManager, env: str) -> bool:
             step=NextStep("drop_protected_declaration", env=env_name),
         )
     gate = manager.gate
-    vault = manager.owner_vault(
-        Action.ENV_UNPROTECT, env_name, f"lifting the protection of environment '{env_name}'"
+    vault = admin_vault(
+        manager, Action.ENV_UNPROTECT, env_name, "lifting an environment's protection"
     )
     store = PolicyStore(vault)
     if env_name not in gate.policy().protected:

@@ -37,7 +37,7 @@ MAX_TTL = timedelta(days=30)
 
 def _check_ttl(ttl: timedelta) -> None:
     if ttl > MAX_TTL:
-        raise UsageError("a token lasts at most 30 days", hint="use --ttl 30d or less")
+        raise UsageError("a token lasts at most 30 days", step=NextStep("shorten_token_ttl"))
 
 
 def issue(
@@ -52,6 +52,10 @@ def issue(
     """A new token that opens ``envs`` with ``role`` (and ``only``): returns the token
     (shown once, stored nowhere), its record and the environments."""
     check_role_and_scope(role, only)
+    if role == "admin":
+        raise UsageError(
+            "a token reads or writes: it takes no admin role", step=NextStep("token_role")
+        )
     _check_ttl(ttl)
     if label is not None:
         check_principal_name(label)
@@ -80,9 +84,7 @@ def issue(
         grant = Grant(role, tuple(only), vault.principal, iso(now))
         for env in names:
             policy = with_grant(manager, vault, policy, env, principal, grant)
-        params, wrapped = tokens.wrap(
-            vault.vault_id, parts, private_key + store.signing_public_key()
-        )
+        params, wrapped = tokens.wrap(vault.vault_id, parts, private_key + store.trust_root())
         vault.store.set_key_wrap(principal, "token", params, wrapped)
         store.save(policy)
     gate.forget_policy()

@@ -21,6 +21,7 @@ class Credentials(NamedTuple):
     use_keyring: bool = True
     principal: str = "owner"  # --as / BSECRETS_AS, else the token's or session's, else owner
     token: str | None = None  # BSECRETS_TOKEN: a pipeline token (vaultfile/tokens.py)
+    key_file: str | None = None  # BSECRETS_KEY_FILE: a key made elsewhere (keyfile.py)
 
     def __repr__(self) -> str:
         return (

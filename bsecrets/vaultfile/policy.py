@@ -1,12 +1,19 @@
-"""The access policy of a vault: which environments are protected, and how.
+"""The access policy of a vault: principals, grants, protections, and how they are
+authenticated.
 
 One document per vault, in the table ``access_policy`` (created on first use),
 held by the internal environment ``__access__``:
 
-- its body is canonical JSON (vault id, generation, protections), signed with
-  Ed25519 by a key derived (HKDF) from ``__access__``'s master key, so only a
-  holder of that key (an admin) can produce a policy that verifies, while the
-  public key is enough to check one;
+- its body is canonical JSON (vault id, generation, principals, grants,
+  protections, MFA clears), signed with Ed25519 by the **policy key**, derived
+  (HKDF) from ``__access__``'s master key, which the owner holds and seals to
+  admins; the body carries the policy key's public half and the **owner's
+  certificate** of it (the owner's Ed25519 identity, derived from its X25519
+  key, signs (vault id, policy key, epoch)). Every other principal holds the
+  owner's identity as its trust root, sealed with its own key when it was
+  added: it checks owner -> policy key -> document, so only the owner, or an
+  admin holding the current policy key, can produce a policy that verifies;
+  revoking an admin moves to a new policy key and certificate;
 - ``__access__``'s manifest holds the digest of the stored body and signature
   in its bucket 0, under its manifest key, and its generation is the policy's:
   the audit chain records that manifest with every event (audit/witness.py), so
@@ -20,9 +27,10 @@ Who may change it and what a protection asks for is services/access.py's.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, NamedTuple
 
-from bsecrets.crypto.keys import encode_aad, hkdf, sha256_digest
+from bsecrets.crypto.keys import EnvironmentKeys, encode_aad, hkdf, sha256_digest
 from bsecrets.errors import IntegrityError
 from bsecrets.vaultfile.manifest import Manifest
 from bsecrets.vaultfile.schema import POLICY_FORMAT, blob
@@ -31,7 +39,7 @@ from bsecrets.vaultfile.vault import LocalVault
 
 ACCESS_ENV = "__access__"
 MFA_MODES = ("writes", "all")  # what on a protected environment needs a second factor
-GRANT_ROLES = ("read", "write")  # "admin" stays with the owner for now (docs/access.md)
+GRANT_ROLES = ("read", "write", "admin")
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS access_policy (id INTEGER PRIMARY KEY CHECK (id = 1),"
     " body BLOB NOT NULL, signature BLOB NOT NULL)"
@@ -92,6 +100,12 @@ class AccessPolicy(NamedTuple):
     # principal -> how many times an admin cleared its MFA lockout (factors.py keeps
     # how many it has applied)
     mfa_clears: dict[str, int]
+    # The key that signs this document (Ed25519, from __access__'s master), and the
+    # owner's signature of it for that epoch: every principal checks the chain
+    # trust root (the owner's identity) -> policy key -> document.
+    policy_key: bytes = b""
+    key_epoch: int = 0
+    key_cert: bytes = b""
 
     @classmethod
     def empty(cls) -> AccessPolicy:
@@ -132,6 +146,9 @@ class AccessPolicy(NamedTuple):
             },
             "audit_public": self.audit_public.hex(),
             "mfa_clears": dict(sorted(self.mfa_clears.items())),
+            "policy_key": self.policy_key.hex(),
+            "key_epoch": self.key_epoch,
+            "key_cert": self.key_cert.hex(),
         }
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
@@ -177,15 +194,55 @@ class AccessPolicy(NamedTuple):
             clears = {str(k): v for k, v in data.get("mfa_clears", {}).items()}
             if not all(type(v) is int and v > 0 for v in clears.values()):
                 raise ValueError("mfa_clears")
+            policy_key, cert = bytes.fromhex(data["policy_key"]), bytes.fromhex(data["key_cert"])
+            epoch = data["key_epoch"]
+            if len(policy_key) != 32 or len(cert) != 64 or type(epoch) is not int:
+                raise ValueError("policy key")
         except (ValueError, KeyError, TypeError, AttributeError):
             raise IntegrityError("the vault's access policy is malformed") from None
-        return cls(generation, protected, principals, grants, audit_public, clears)
+        return cls(
+            generation, protected, principals, grants, audit_public, clears,
+            policy_key, epoch, cert,
+        )  # fmt: skip
 
 
 def _signing_key(master: bytes) -> Any:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     return Ed25519PrivateKey.from_private_bytes(hkdf(master, "bsecrets/v1/policy-signing"))
+
+
+def _owner_identity(vault: LocalVault) -> Any:
+    """The owner's Ed25519 identity, derived from its X25519 private key: it certifies
+    the policy key, and its public half is every other principal's trust root."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    seed = hkdf(vault.private_key(), "bsecrets/v1/owner-identity", salt=vault.vault_id)
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def _raw(public_key: Any) -> bytes:
+    return bytes(public_key.public_bytes_raw())
+
+
+def _cert_message(vault_id: bytes, policy_key: bytes, epoch: int) -> bytes:
+    return encode_aad("policy-key", vault_id, policy_key, epoch)
+
+
+def _verified(body: bytes, signature: bytes, root: bytes, vault_id: bytes) -> AccessPolicy:
+    """The policy in ``body`` if its key is certified by ``root`` (the owner's identity)
+    and signed ``body``; IntegrityError (exit 5) otherwise."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    policy = AccessPolicy.parse(body, vault_id)
+    try:
+        message = _cert_message(vault_id, policy.policy_key, policy.key_epoch)
+        Ed25519PublicKey.from_public_bytes(root).verify(policy.key_cert, message)
+        Ed25519PublicKey.from_public_bytes(policy.policy_key).verify(signature, body)
+    except (InvalidSignature, ValueError):
+        raise IntegrityError("the vault's access policy failed authentication") from None
+    return policy
 
 
 def _digest(body: bytes, signature: bytes) -> bytes:
@@ -236,37 +293,31 @@ class PolicyStore:
             manifest = Manifest.verified(ACCESS_ENV, stored, keys.manifest_key, self.vault.vault_id)
             if manifest.digest(_POLICY_BUCKET) != _digest(body, signature):
                 raise IntegrityError("the vault's access policy was changed outside bsecrets")
-            self._check_signature(master, body, signature)
-            policy = AccessPolicy.parse(body, self.vault.vault_id)
-            if policy.generation != manifest.generation:
+            policy = _verified(body, signature, self.trust_root(), self.vault.vault_id)
+            current = _raw(_signing_key(master).public_key())
+            if policy.generation != manifest.generation or policy.policy_key != current:
                 raise IntegrityError("the vault's access policy was changed outside bsecrets")
             return policy
 
     def _load_as_member(self) -> AccessPolicy:
-        """A principal other than the owner holds neither the policy key nor the audit
-        key: the signature is checked against the policy public key sealed with its own
-        private key (its trust root), and nothing else. So an older signed policy put
-        back is not seen here (docs/access.md): the keys sealed to it stay the boundary."""
+        """A principal other than the owner: the document is checked against its trust
+        root (the owner's identity, sealed with its own key when it was added): the
+        owner certified the policy key, the policy key signed the document. No manifest
+        or chain check (it holds neither key), so an older signed policy put back is not
+        seen here (docs/access.md): the keys sealed to it stay the boundary."""
         with self.store.read():
             row = self._row()
         if row is None:
             raise IntegrityError("the vault's access policy was removed from the file")
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
         body, signature = row
-        try:
-            Ed25519PublicKey.from_public_bytes(self.vault.trust_root()).verify(signature, body)
-        except InvalidSignature:
-            raise IntegrityError("the vault's access policy failed authentication") from None
-        return AccessPolicy.parse(body, self.vault.vault_id)
+        return _verified(body, signature, self.vault.trust_root(), self.vault.vault_id)
 
-    def signing_public_key(self) -> bytes:
-        """The policy's public key (the trust root sealed with each principal's key);
-        inside a write transaction, as it may create the policy key."""
-        master = self.vault.env_master(ACCESS_ENV, create=True)
-        assert master is not None
-        return bytes(_signing_key(master).public_key().public_bytes_raw())
+    def trust_root(self) -> bytes:
+        """The owner's identity (Ed25519 public key): what every principal checks the
+        policy against, sealed with its key when it is added. The owner's to compute."""
+        if self.vault.principal != OWNER:
+            return self.vault.trust_root()
+        return _raw(_owner_identity(self.vault).public_key())
 
     def with_owner(self, policy: AccessPolicy, audit_public: bytes) -> AccessPolicy:
         """``policy`` naming the owner and its public key as the unlock proved it, so that
@@ -278,19 +329,12 @@ class PolicyStore:
         principals = {**policy.principals, OWNER: record}
         return policy._replace(principals=principals, audit_public=audit_public)
 
-    @staticmethod
-    def _check_signature(master: bytes, body: bytes, signature: bytes) -> None:
-        from cryptography.exceptions import InvalidSignature
-
-        try:
-            _signing_key(master).public_key().verify(signature, body)
-        except InvalidSignature:
-            raise IntegrityError("the vault's access policy failed authentication") from None
-
-    def save(self, policy: AccessPolicy) -> None:
+    def save(self, policy: AccessPolicy, *, rekey_to: dict[str, bytes] | None = None) -> None:
         """Store ``policy`` (made from what :meth:`load` returned in this transaction) as
         the next generation, inside the caller's write transaction: the row, and
-        ``__access__``'s manifest over it."""
+        ``__access__``'s manifest over it. ``rekey_to`` (the owner's): a new policy key,
+        sealed to the owner and to these principals (name -> public key) only, certified
+        anew: an admin who lost the role keeps a key that signs nothing accepted."""
         self.store.require_format(POLICY_FORMAT)  # an older bsecrets must not skip it
         self.store.execute_write(_TABLE)
         master = self.vault.env_master(ACCESS_ENV, create=True)
@@ -303,8 +347,22 @@ class PolicyStore:
         manifest = Manifest.verified(ACCESS_ENV, stored, keys.manifest_key, self.vault.vault_id)
         if policy.generation != manifest.generation:  # not made from the policy as it is
             raise IntegrityError("the vault's access policy changed while it was being edited")
+        if rekey_to is not None:
+            master = os.urandom(32)
+            self.vault.replace_env_key(ACCESS_ENV, master, rekey_to)
+            keys = EnvironmentKeys.from_master(master)
+        signer = _signing_key(master)
+        policy_key = _raw(signer.public_key())
+        if policy.policy_key != policy_key:  # a new policy key: the owner certifies it
+            if self.vault.principal != OWNER:
+                raise IntegrityError("the vault's policy key is not the one the owner certified")
+            epoch = policy.key_epoch + 1
+            cert = _owner_identity(self.vault).sign(
+                _cert_message(self.vault.vault_id, policy_key, epoch)
+            )
+            policy = policy._replace(policy_key=policy_key, key_epoch=epoch, key_cert=cert)
         body = policy._replace(generation=manifest.generation + 1).body(self.vault.vault_id)
-        signature = _signing_key(master).sign(body)
+        signature = signer.sign(body)
         self.store.execute_write(
             "INSERT OR REPLACE INTO access_policy (id, body, signature) VALUES (1, ?, ?)",
             (body, signature),

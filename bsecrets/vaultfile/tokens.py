@@ -3,7 +3,7 @@
 Token: ``bst1.<vault>.<id>.<secret>``: the first 16 hex digits of the vault id
 (a token of another vault is refused before anything is tried), a 12-hex-digit
 id (the principal is ``token-<id>``), and 32 random bytes (base64url). The
-principal's private key, with the policy's public key (its trust root), is
+principal's private key, with the owner's identity key (its trust root), is
 sealed under AES-256-GCM with a key derived from the secret by HKDF (the secret
 is 256 random bits: no password stretching is needed), with the vault id, the
 principal and the parameters as associated data, in ``key_wraps`` (method

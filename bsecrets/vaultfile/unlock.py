@@ -2,11 +2,12 @@
 
 The principal is the owner unless ``--as``/``BSECRETS_AS``, a pipeline token or a
 session names another. First present wins: BSECRETS_TOKEN (a token's own wrap,
-vaultfile/tokens.py), BSECRETS_SESSION, then a passphrase (BSECRETS_PASSPHRASE
+vaultfile/tokens.py), BSECRETS_KEY_FILE (a key pair made elsewhere,
+vaultfile/keyfile.py), BSECRETS_SESSION, then a passphrase (BSECRETS_PASSPHRASE
 or BSECRETS_PASSPHRASE_FILE), then the OS keyring where ``init --keyring``
 stored a key (the owner's only), then a prompt when there is a terminal.
 Otherwise: locked. A principal other than the owner gets back, sealed with its
-key, its trust root: the access policy's public key.
+key, its trust root: the owner's identity key (vaultfile/policy.py).
 """
 
 from __future__ import annotations
@@ -25,16 +26,18 @@ from bsecrets.crypto.keys import (
     public_key_of,
 )
 from bsecrets.errors import (
+    Denied,
     IntegrityError,
     KeyringUnavailable,
     NextStep,
     PrincipalUnknown,
     SessionInvalid,
     TokenInvalid,
+    UsageError,
     VaultLocked,
     WrongPassphrase,
 )
-from bsecrets.vaultfile import session, tokens
+from bsecrets.vaultfile import keyfile, session, tokens
 from bsecrets.vaultfile.credentials import Credentials
 
 OWNER = "owner"
@@ -65,7 +68,7 @@ def wrap_with_passphrase(
     payload: bytes = b"",
 ) -> tuple[str, bytes]:
     """(params, wrapped) for ``principal``'s private key under ``passphrase``; ``payload``
-    (a principal's trust root: the policy's public key) is sealed after the key."""
+    (a principal's trust root: the owner's identity key) is sealed after the key."""
     params = KdfParams.new()
     params_json = json.dumps(params.to_dict(), sort_keys=True)
     kek = params.derive(passphrase)
@@ -164,6 +167,8 @@ def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_sessi
     principal = creds.principal
     if creds.token is not None:  # BSECRETS_TOKEN, when set, is the credential
         return _open_token(store, creds.token, principal)
+    if creds.key_file is not None:  # BSECRETS_KEY_FILE: a key pair made elsewhere
+        return _open_key_file(store, creds.key_file, principal)
     if allow_session and creds.session_token:
         contents = session.open_session(creds.session_token, store.vault_id, now)
         if contents.principal != principal:
@@ -174,6 +179,11 @@ def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_sessi
     wraps = store.key_wraps(principal)
     if principal != OWNER and not wraps:
         raise PrincipalUnknown(f"principal '{principal}' does not exist in this vault")
+    if "public" in wraps:
+        raise VaultLocked(
+            f"principal '{principal}' unlocks with its key file, and none was given",
+            hint="set BSECRETS_KEY_FILE to the file made with its key pair",
+        )
     if not {"passphrase", "keyring"} & set(wraps):
         raise IntegrityError("the vault has no owner key (its key wraps were removed or damaged)")
     if creds.passphrase is not None and "passphrase" in wraps:
@@ -211,12 +221,38 @@ def _open_token(store: KeyWrapSource, token: str, principal: str) -> bytes:
     tokens.check_vault(parts, store.vault_id)
     if principal != tokens.principal_of(parts.token_id):
         raise TokenInvalid(
-            f"BSECRETS_TOKEN is not principal '{principal}'s", hint="unset BSECRETS_AS (or --as)"
+            f"BSECRETS_TOKEN is not principal '{principal}'s", step=NextStep("drop_as")
         )
     wrap = store.key_wraps(principal).get("token")
     if wrap is None:
         raise TokenInvalid("BSECRETS_TOKEN was revoked, or was never issued by this vault")
     return tokens.open_wrap(store.vault_id, parts, wrap)
+
+
+def _open_key_file(store: KeyWrapSource, path: str, principal: str) -> bytes:
+    from pathlib import Path
+
+    if principal == OWNER:
+        raise UsageError(
+            "a key file unlocks the principal it was added as", step=NextStep("name_principal")
+        )
+    key_file = keyfile.read_key_file(Path(path))
+    wrap = store.key_wraps(principal).get("public")
+    if wrap is None:
+        raise PrincipalUnknown(f"principal '{principal}' was not added with a public key")
+    try:
+        root = bytes.fromhex(json.loads(wrap[0])["trust_root"])
+    except (ValueError, KeyError, TypeError):
+        root = b""
+    if len(root) != 32:
+        raise IntegrityError(f"principal '{principal}''s trust root is damaged")
+    if public_key_of(key_file.private_key) != store.public_key(principal):
+        raise Denied(
+            f"BSECRETS_KEY_FILE is not principal '{principal}''s key",
+            hint="give the key file whose .pub was added for it",
+        )
+    keyfile.pin_trust_root(key_file, store.vault_id, root)  # on first use; else compared
+    return key_file.private_key + root
 
 
 def _open_keyring_wrap(vault_id: bytes, wrap: tuple[str, bytes]) -> bytes:

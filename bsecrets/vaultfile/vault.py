@@ -221,7 +221,7 @@ class LocalVault:
         return self._payload
 
     def trust_root(self) -> bytes:
-        """A principal's trust root: the access policy's public key, sealed with its
+        """A principal's trust root: the owner's identity key, sealed with its
         private key when it was added (vaultfile/policy.py checks every policy with it)."""
         self.private_key()
         if len(self._payload) != 32:

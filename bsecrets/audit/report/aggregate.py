@@ -32,6 +32,8 @@ REPORT_VERSION = 1
 LIST_LIMIT = 1000  # denied attempts and production reads kept in the report
 # The per-actor counts of the report's ``actors``, in the order they are shown.
 ACTOR_COUNTS = ("events", "reads", "secrets_read", "writes", "denied", "failed", "not_found")
+# Per principal and environment (access control, docs/access.md).
+ACCESS_COUNTS = ("reads", "secrets_read", "writes", "denied")
 
 READ_ACTIONS = frozenset({Action.GET, Action.READ, Action.EXPORT, Action.DIFF, Action.EXEC})
 WRITE_ACTIONS = frozenset({Action.PUT, Action.RM, Action.RESTORE, Action.ROLLBACK})
@@ -68,6 +70,31 @@ class _ActorStats:
         self.envs: set[str] = set()
 
 
+class _AccessStats:
+    """What one principal did in one environment."""
+
+    __slots__ = ("denied", "last", "reads", "secrets_read", "writes")
+
+    def __init__(self) -> None:
+        self.reads = self.secrets_read = self.writes = self.denied = 0
+        self.last: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in ACCESS_COUNTS}, "last_access": self.last}
+
+
+def _by_principal(access: dict[tuple[str, str], _AccessStats]) -> dict[str, Any]:
+    out: dict[str, dict[str, Any]] = {}
+    for (principal, env), stats in sorted(access.items()):
+        out.setdefault(principal, {})[env] = stats.to_dict()
+    return out
+
+
+def _principal_of(actor: Any) -> str:
+    principal = actor.get("principal") if type(actor) is dict else None
+    return principal if isinstance(principal, str) and principal else "owner"
+
+
 def build_report(
     events: Iterable[Mapping[str, Any]],
     inventory: Mapping[str, Sequence[SecretSummary] | None],
@@ -95,6 +122,7 @@ def build_report(
     last_time: str | None = None
     secrets: dict[tuple[str, str], _SecretStats] = {}
     actors: dict[str, _ActorStats] = {}
+    access: dict[tuple[str, str], _AccessStats] = {}  # (principal, env)
     envs_seen: set[str] = set()
     labels: dict[tuple[Any, ...], str] = {}  # actor and CI fields -> actor label
     denied_total = 0
@@ -137,6 +165,15 @@ def build_report(
             envs_seen.add(env)
         names = event_names(event)
         is_read, is_write = action in READ_ACTIONS, action in WRITE_ACTIONS
+        counted = outcome == _DENIED or (outcome == _OK and (is_read or is_write))
+        if env is not None and counted:
+            seen = access.setdefault((_principal_of(actor), env), _AccessStats())
+            seen.denied += outcome == _DENIED
+            seen.reads += outcome == _OK and is_read
+            seen.secrets_read += len(names) if outcome == _OK and is_read else 0
+            seen.writes += outcome == _OK and is_write
+            if isinstance(when, str) and (seen.last is None or when > seen.last):
+                seen.last = when
         if outcome == _OK:
             if is_read:
                 stats.reads += 1
@@ -255,6 +292,7 @@ def build_report(
             }
             for who, a in sorted(actors.items())
         },
+        "principals": _by_principal(access),
         "denied": {
             "total": denied_total,
             "shown": len(denied_items),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from bsecrets.audit.report.aggregate import ACTOR_COUNTS
+from bsecrets.audit.report.aggregate import ACCESS_COUNTS, ACTOR_COUNTS
 from bsecrets.audit.report.verdicts import result_word, some_names
 from bsecrets.errors import UsageError
 
@@ -178,6 +178,16 @@ def _sections(report: Mapping[str, Any]) -> list[_Section]:
                     _text(a["envs"]),
                 ]
                 for who, a in sorted(report["actors"].items())
+            ],
+        ),
+        _Section(
+            "Access by principal",
+            ["Who opened which environment (principals: docs/access.md)."],
+            ["Principal", "Environment", "Reads", "Secrets read", "Writes", "Denied", "Last"],
+            [
+                [who, env, *(str(a[k]) for k in ACCESS_COUNTS), _text(a["last_access"])]
+                for who, envs in sorted(report.get("principals", {}).items())
+                for env, a in sorted(envs.items())
             ],
         ),
         _Section(
@@ -367,6 +377,10 @@ def csv_rows(report: Mapping[str, Any]) -> Iterable[tuple[str, str, str, Any]]:
     for who, a in sorted(report["actors"].items()):
         for metric in (*ACTOR_COUNTS, "envs"):
             yield ("actor", who, metric, a[metric])
+    for who, envs in sorted(report.get("principals", {}).items()):
+        for env, a in sorted(envs.items()):
+            for metric in (*ACCESS_COUNTS, "last_access"):
+                yield ("principal", f"{who}/{env}", metric, a[metric])
     for part, section, fields in (
         ("denied", "denied", ("time", "actor", "action", "env", "names", "reason")),
         ("production_reads", "production_read", ("time", "actor", "action", "env", "names")),

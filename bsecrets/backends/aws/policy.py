@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bsecrets.backends.aws.versions import ENV_TAG
+from bsecrets.errors import UsageError
 
 READ_ACTIONS = [
     "secretsmanager:DescribeSecret",
@@ -36,7 +37,13 @@ def arn_parts(arn: str | None) -> tuple[str | None, str | None]:
 
 
 def kms_statements(
-    key: str, *, partition: str, region: str, account: str, secrets_arn: str, read_only: bool
+    key: str,
+    *,
+    partition: str,
+    region: str,
+    account: str,
+    secrets_arn: str | list[str],
+    read_only: bool,
 ) -> list[dict[str, Any]]:
     """DescribeKey (bsecrets checks the key itself) and, only through Secrets
     Manager and only for this environment's secrets, Decrypt (+ GenerateDataKey)."""
@@ -71,6 +78,17 @@ def kms_statements(
     return [describe, through_secrets_manager]
 
 
+def _arn_pattern(glob: str) -> str:
+    """A name glob as the end of a secret ARN: IAM knows '*' and '?', and AWS appends '-'
+    and six characters to every secret's name."""
+    if set(glob) & set("[]"):
+        raise UsageError(
+            f"the scope {glob!r} has no IAM pattern",
+            hint="IAM matches '*' and '?' only (such as 'db/*')",
+        )
+    return glob if glob.endswith("*") else f"{glob}-??????"
+
+
 def build_policy(
     *,
     env: str,
@@ -80,9 +98,12 @@ def build_policy(
     account: str,
     partition: str = "aws",
     read_only: bool = False,
+    only: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The IAM policy document (a dict ready for json.dumps)."""
-    secrets_arn = f"arn:{partition}:secretsmanager:{region}:{account}:secret:{prefix}*"
+    """The IAM policy document (a dict ready for json.dumps); with ``only`` (a
+    principal's scope) the secrets' ARNs are those names' only."""
+    base = f"arn:{partition}:secretsmanager:{region}:{account}:secret:{prefix}"
+    secrets_arn: str | list[str] = [base + _arn_pattern(glob) for glob in only] or f"{base}*"
     statements: list[dict[str, Any]] = [
         {
             # ListSecrets has no resource-level permissions: it shows names and

@@ -30,8 +30,33 @@ _RULES = (
 )
 
 
-def render_policy(env: str, options: Mapping[str, Any], *, read_only: bool = False) -> str:
-    """HCL granting exactly what bsecrets needs under ``<mount>/*/<prefix>/``, nothing else."""
+def scoped_paths(only: tuple[str, ...], *, what: str) -> list[str]:
+    """The path suffixes of a grant's ``--only`` globs: a name, or a name ending in one
+    ``*`` (Vault's prefix match); any other glob has no Vault path (UsageError)."""
+    if not only:
+        return ["*"]
+    out = []
+    for glob in only:
+        stem = glob[:-1] if glob.endswith("*") else glob
+        if set(stem) & set("*?[]+") or not glob.strip("*"):
+            raise UsageError(
+                f"{what}: the scope {glob!r} has no Vault policy path",
+                hint="Vault matches a name, or a prefix ending in one '*' (such as 'db/*')",
+            )
+        out.append(glob)
+    return out
+
+
+def render_policy(
+    env: str,
+    options: Mapping[str, Any],
+    *,
+    read_only: bool = False,
+    only: tuple[str, ...] = (),
+    principal: str | None = None,
+) -> str:
+    """HCL granting exactly what bsecrets needs under ``<mount>/*/<prefix>/``, nothing else;
+    with ``only`` (a principal's scope), under those names only."""
     mount = str(options.get("mount", "secret")).strip("/")
     prefix = str(options.get("prefix", "")).strip("/")
     if not prefix:
@@ -44,22 +69,35 @@ def render_policy(env: str, options: Mapping[str, Any], *, read_only: bool = Fal
         check_segments(value, what=what)
         if set(value) & set('*+"\\') or any(ch.isspace() for ch in value):
             raise UsageError(f"{what}: {value!r} cannot be written into a policy path")
+    suffixes = scoped_paths(only, what=f"environments.{env}")
     mode = "read-only" if read_only else "read-write"
+    who = f", principal '{principal}'" if principal else ""
     lines = [
-        f"# bsecrets: environment '{env}' ({mode}): KV v2 mount '{mount}/', prefix '{prefix}/'.",
+        f"# bsecrets: environment '{env}' ({mode}{who}): KV v2 mount '{mount}/', "
+        f"prefix '{prefix}/'.",
         "# Attach it to the one AppRole or Kubernetes role that serves this environment;",
         "# any other environment's prefix stays out of reach (permission denied, exit 4).",
     ]
+    if only:
+        lines.append(f"# Scope: {', '.join(only)} (the grant's --only).")
     for kind, read_write, reading in _RULES:
         caps, used_for = reading if read_only else read_write
         if not caps:
             continue
         quoted = ", ".join(json.dumps(c) for c in caps)
+        lines += ["", f"# {used_for}"]
+        for suffix in suffixes:
+            lines += [
+                f"path {json.dumps(f'{mount}/{kind}/{prefix}/{suffix}')} {{",
+                f"  capabilities = [{quoted}]",
+                "}",
+            ]
+    if only:  # Vault lists per folder: ls sees the names under the prefix, never a value
         lines += [
             "",
-            f"# {used_for}",
-            f"path {json.dumps(f'{mount}/{kind}/{prefix}/*')} {{",
-            f"  capabilities = [{quoted}]",
+            "# ls: the names under the prefix (Vault lists a folder whole); values stay out",
+            f"path {json.dumps(f'{mount}/metadata/{prefix}/*')} {{",
+            '  capabilities = ["list"]',
             "}",
         ]
     return "\n".join(lines) + "\n"

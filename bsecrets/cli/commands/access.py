@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +12,7 @@ from bsecrets.cli.context import EnvOption, JsonOption, command_group, obj
 from bsecrets.config.settings import ENV_NEW_PASSPHRASE
 from bsecrets.errors import UsageError
 from bsecrets.services import principals
+from bsecrets.vaultfile.keyfile import fingerprint, new_key_file, read_public_key
 
 app = command_group(
     "access",
@@ -62,22 +64,72 @@ def _new_passphrase(ctx: typer.Context, name: str) -> str:
 def principal_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The new principal (a-z 0-9 . _ -).")],
+    kind: Annotated[
+        str, typer.Option("--kind", metavar="person|machine", help="Who it is.")
+    ] = "person",
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            metavar="FILE",
+            help="Its public key ('access keygen' made the pair on its own machine).",
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Add a person: a key pair whose private key only their own passphrase opens (asked
-    twice on a terminal, else BSECRETS_NEW_PASSPHRASE). The owner's command.
+    """Add a principal. A person: a key pair whose private key only their own
+    passphrase opens (asked twice on a terminal, else BSECRETS_NEW_PASSPHRASE). With
+    --public-key: the key pair was made on its own machine, and its private key never
+    comes here (it unlocks with BSECRETS_KEY_FILE). The owner's command.
 
     Examples:
       bsecrets access principal add alice
-      bsecrets access principal add bob --json
+      bsecrets access principal add build-server --kind machine --public-key build.pub
     """
     cli = obj(ctx)
-    passphrase = _new_passphrase(ctx, name)
-    record = principals.add_principal(cli.manager, name, passphrase)
+    key = read_public_key(public_key) if public_key is not None else None
+    passphrase = _new_passphrase(ctx, name) if key is None and kind == "person" else None
+    record, root = principals.add_principal(
+        cli.manager, name, passphrase=passphrase, public_key=key, kind=kind
+    )
     if cli.want_json(json_out):
-        cli.emit_json({"principal": name, "kind": record.kind, "added_at": record.added_at})
+        cli.emit_json(
+            {"principal": name, "kind": record.kind, "added_at": record.added_at,
+             "trust_root": root}
+        )  # fmt: skip
         return
-    cli.message(f"principal '{name}' added; it unlocks with --as {name} and its passphrase")
+    if key is None:
+        cli.message(f"principal '{name}' added; it unlocks with --as {name} and its passphrase")
+    else:
+        cli.message(
+            f"principal '{name}' added; it unlocks with --as {name} and BSECRETS_KEY_FILE, "
+            f"whose first use pins this vault's trust root: {root}"
+        )
+
+
+@app.command("keygen")
+def keygen(
+    ctx: typer.Context,
+    out: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The key file to write (0600).")
+    ],
+    json_out: JsonOption = False,
+) -> None:
+    """Make a key pair on this machine, for a principal whose private key stays here:
+    FILE (0600, never overwritten) and FILE.pub, the public key to give the vault's owner.
+    No vault is needed.
+
+    Examples:
+      bsecrets access keygen -o ~/.config/bsecrets/build.key
+      bsecrets access keygen -o build.key --json
+    """
+    cli = obj(ctx)
+    key, pub = new_key_file(out)
+    if cli.want_json(json_out):
+        cli.emit_json({"key_file": str(out), "public_key_file": str(pub),
+                       "fingerprint": fingerprint(key)})  # fmt: skip
+        return
+    cli.message(f"wrote {out} (keep it) and {pub} (give it to the vault's owner)")
 
 
 @principal_app.command("ls")

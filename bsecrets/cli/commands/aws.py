@@ -10,8 +10,15 @@ import typer
 
 from bsecrets.backends.aws.policy import arn_parts, build_policy
 from bsecrets.backends.aws.settings import AwsSettings
-from bsecrets.cli.context import EnvOption, JsonOption, command_group, obj
+from bsecrets.cli.context import (
+    EnvOption,
+    JsonOption,
+    PrincipalOption,
+    command_group,
+    obj,
+)
 from bsecrets.errors import UsageError
+from bsecrets.services import principals
 
 app = command_group(
     "aws",
@@ -43,14 +50,17 @@ def policy(
             "--account", help="The AWS account of the secrets (default: role_arn's, else any)."
         ),
     ] = None,
+    principal: PrincipalOption = None,
     json_out: JsonOption = False,  # the output is JSON either way
 ) -> None:
     """Print the IAM policy that confines a principal to one environment's
-    secrets and KMS key (JSON, for 'aws iam create-policy --policy-document').
+    secrets and KMS key (JSON, for 'aws iam create-policy --policy-document'); with
+    --principal, to what that bsecrets principal's grant allows (role and scope).
 
     Examples:
       bsecrets aws policy -e prod --account 123456789012 > policy.json
       bsecrets aws policy -e prod --read-only
+      bsecrets aws policy -e prod --principal ci-deploy
     """
     import json
 
@@ -65,6 +75,7 @@ def policy(
         )
     if account is not None and not re.fullmatch(r"\d{12}", account):
         raise UsageError(f"invalid AWS account id {account!r}", hint="use the 12 digits")
+    grant = principals.grant_on(manager, name, principal)
     settings = AwsSettings.resolve(config, cli.settings.environ)
     role_partition, role_account = arn_parts(settings.role_arn)
     account = account or role_account or "*"
@@ -82,6 +93,7 @@ def policy(
         kms_key_id=settings.kms_key_id,
         account=account,
         partition=role_partition or _partition(settings.region),
-        read_only=read_only,
+        read_only=read_only or (grant is not None and grant.role == "read"),
+        only=grant.only if grant is not None else (),
     )
     sys.stdout.write(json.dumps(document, indent=2) + "\n")

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from bsecrets.backends.vault.policy import render_policy
-from bsecrets.cli.context import EnvOption, command_group, obj
+from bsecrets.cli.context import EnvOption, PrincipalOption, command_group, obj
 from bsecrets.errors import UsageError
+from bsecrets.services import principals
 
 app = command_group(
     "vault",
@@ -27,8 +28,10 @@ def policy(
         bool, typer.Option("--read-only", help="Only get, ls and history: no writes, no deletes.")
     ] = False,
     env: EnvOption = None,
+    principal: PrincipalOption = None,
 ) -> None:
-    """Print the HCL policy that confines a Vault role to the environment's prefix.
+    """Print the HCL policy that confines a Vault role to the environment's prefix
+    (with --principal: to what that principal's grant allows: its role and scope).
 
     Write it with 'bsecrets vault policy -e ENV | vault policy write NAME -' and
     attach NAME to the AppRole or Kubernetes role of that environment only.
@@ -36,6 +39,7 @@ def policy(
     Examples:
       bsecrets vault policy -e staging | vault policy write myapp-staging -
       bsecrets vault policy -e staging --read-only
+      bsecrets vault policy -e staging --principal ci-deploy
     """
     cli = obj(ctx)
     manager = cli.manager
@@ -50,4 +54,9 @@ def policy(
             else "no environment of this profile uses backend: vault",
         )
 
-    sys.stdout.write(render_policy(name, config.options, read_only=read_only))
+    grant = principals.grant_on(manager, name, principal)
+    read_only = read_only or (grant is not None and grant.role == "read")
+    only = grant.only if grant is not None else ()
+    sys.stdout.write(
+        render_policy(name, config.options, read_only=read_only, only=only, principal=principal)
+    )
