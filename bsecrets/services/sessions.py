@@ -4,6 +4,7 @@ owner or any principal, each recorded in the audit log."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from bsecrets.audit.local_log import LocalAuditLog
 from bsecrets.audit.logger import outcome_of, reason_of
 from bsecrets.errors import BsecretsError, IntegrityError, UsageError
 from bsecrets.vaultfile import session
+from bsecrets.vaultfile.policy import AccessPolicy, PolicyStore
 from bsecrets.vaultfile.vault import LocalVault
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ def unlock(manager: SecretsManager, ttl: timedelta) -> Session:
     vault = LocalVault.open(
         manager.profile.vault_file, manager.creds._replace(session_token=None), manager.clock
     )
-    vault.key_directory = manager.principal_key
+    vault.key_directory = _directory_of(vault)  # this handle: one unlock, not two
     if manager.creds.token is not None:
         vault.close()
         raise UsageError(
@@ -59,6 +61,20 @@ def unlock(manager: SecretsManager, ttl: timedelta) -> Session:
         )
     finally:
         vault.close()
+
+
+def _directory_of(vault: LocalVault) -> Callable[[str], bytes | None]:
+    """Who sealed a key to the unlocking principal, from the access policy as this
+    handle verifies it (read once)."""
+    found: list[AccessPolicy] = []
+
+    def public_key(name: str) -> bytes | None:
+        if not found:
+            found.append(PolicyStore(vault).load())
+        record = found[0].principals.get(name)
+        return record.public_key if record is not None else None
+
+    return public_key
 
 
 def lock(manager: SecretsManager) -> int:
