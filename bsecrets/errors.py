@@ -146,6 +146,10 @@ class NotFound(BsecretsError):
     kind = "not_found"
 
 
+class RotationNotFound(NotFound):
+    kind = "rotation_not_found"
+
+
 class PrincipalUnknown(NotFound):
     kind = "principal_not_found"
 
@@ -280,7 +284,20 @@ class AlreadyExists(Conflict):
     kind = "already_exists"
 
 
+class RotationInFlight(Conflict):
+    """A rotation of the secret has not finished (or one that finished is resumed)."""
+
+    kind = "rotation_in_flight"
+
+
 # --- everything else ----------------------------------------------------------
+
+
+class RotationFailed(BsecretsError):
+    """A rotation hook failed: the current value is untouched (or, for the finish hook,
+    already the new one); the record keeps the step and the hook's output."""
+
+    kind = "rotation_failed"
 
 
 class StorageError(BsecretsError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -192,7 +192,16 @@ class AccessContext(NamedTuple):
 
 
 class RotationPolicy(NamedTuple):
-    """How often a secret should change; enforced by the rotation issue, declared now."""
+    """How a secret is rotated: the profile's ``rotation:`` entry of the first glob that
+    matches its name (docs/rotation.md), read once validated by the profile parser."""
 
-    max_age_days: int | None = None
+    max_age: timedelta | None = None  # due once this old
     strategy: str = "immediate"  # immediate | graceful | blue-green
+    overlap: timedelta | None = None  # graceful: how long the previous value stays
+    generate: str | None = None  # a generator spec: password:32, hex:32, ...
+    retries: int = 0  # more tries of a failing hook
+    backoff: timedelta = timedelta(seconds=10)  # before the first retry, then doubling
+    hooks: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (step, argv)
+
+    def hooks_of(self, step: str) -> list[str] | None:
+        return next((list(argv) for name, argv in self.hooks if name == step), None)

@@ -50,6 +50,8 @@ class Action(StrEnum):
     TOKEN_ISSUE = "token.issue"
     TOKEN_REVOKE = "token.revoke"
     TOKEN_EXTEND = "token.extend"
+    # rotation (services/rotation.py): one event per step of a rotation
+    ROTATE = "rotate"
     # the audit trail (reading it is itself recorded)
     AUDIT_LOG = "audit.log"
     AUDIT_SEARCH = "audit.search"

@@ -192,6 +192,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mfa": ("bsecrets.cli.commands.mfa", "app"),
     "access": ("bsecrets.cli.commands.access", "app"),
     "token": ("bsecrets.cli.commands.token", "app"),
+    "rotate": ("bsecrets.cli.commands.rotate", "app"),
 }
 
 

@@ -92,6 +92,19 @@ STEPS: Final[Mapping[str, str]] = {
     ),
     "list_principals": "list them with 'bsecrets access principal ls'",
     "list_tokens": "list them with 'bsecrets token ls'",
+    "rotate_immediate": "use --strategy immediate (docs/rotation.md says what comes next)",
+    "resume_or_cancel_rotation": (
+        "finish it with 'bsecrets rotate resume {id}', "
+        "or drop it with 'bsecrets rotate cancel {id}'"
+    ),
+    "rotate_again": "start a new one with 'bsecrets rotate {name}'",
+    "rollback_instead": "to go back, 'bsecrets rollback {name} -e {env} --to N'",
+    "rotation_status": "see 'bsecrets rotate status'",
+    "give_rotation_value": (
+        "give --generate password:32 (or hex:N, base64:N, uuid), --from-file F, or stdin; "
+        "or set generate: in the profile's rotation policy"
+    ),
+    "generator_forms": "generators: password:N, hex:N, base64:N (N from 1 to 4096), uuid",
     "shorten_token_ttl": "use --ttl 30d or less",
     "token_role": "use --role read (or write)",
     "drop_as": "unset BSECRETS_AS (or drop --as): the token names its principal",

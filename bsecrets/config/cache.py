@@ -53,7 +53,15 @@ def _to_json(profile: Profile) -> dict[str, Any]:
         "default_env": profile.default_env,
         "vault_file": str(profile.vault_file),
         "environments": [
-            [e.name, e.backend, dict(e.options), e.protected, e.line, dict(e.provision)]
+            [
+                e.name,
+                e.backend,
+                dict(e.options),
+                e.protected,
+                e.line,
+                dict(e.provision),
+                dict(e.rotation),
+            ]
             for e in profile.environments.values()
         ],
         "audit_retention": profile.audit_retention,
@@ -63,9 +71,15 @@ def _to_json(profile: Profile) -> dict[str, Any]:
 def _from_json(data: dict[str, Any]) -> Profile:
     envs = {
         name: EnvironmentConfig(
-            name, backend, options, protected, line, {k: tuple(v) for k, v in provision.items()}
+            name,
+            backend,
+            options,
+            protected,
+            line,
+            {k: tuple(v) for k, v in provision.items()},
+            rotation,
         )
-        for name, backend, options, protected, line, provision in data["environments"]
+        for name, backend, options, protected, line, provision, rotation in data["environments"]
     }
     return Profile(
         Path(data["path"]),

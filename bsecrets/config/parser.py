@@ -20,7 +20,10 @@ from bsecrets.config.profile import (
     ENV_NAME_HINT,
     ENV_NAME_RE,
     ENV_VAR_RE,
+    HOOK_STEPS,
     PROFILE_VERSION,
+    ROTATION_KEYS,
+    STRATEGIES,
     TIMEOUT_MAX_S,
     TIMEOUT_MIN_S,
     EnvironmentConfig,
@@ -221,6 +224,7 @@ class _ProfileReader(YamlReader):
             raise self.error(where, f"{key_path}.backend", f"must be one of {', '.join(BACKENDS)}")
         others = [key for keys in BACKEND_KEYS.values() for key in keys]
         provision_entry = env.items.pop("provision", None)  # any backend; read below
+        rotation_entry = env.items.pop("rotation", None)  # any backend; read below
         env.only(COMMON_KEYS + BACKEND_KEYS[backend], f"backend {backend}", others)
         protected = env.get("protected", self.boolean, False)
         options: dict[str, Any] = {}
@@ -245,7 +249,68 @@ class _ProfileReader(YamlReader):
         provision: dict[str, tuple[str, str | int | None]] = {}
         if provision_entry is not None:
             provision = self.provision(provision_entry[1], f"{key_path}.provision")
-        return EnvironmentConfig(name, backend, options, protected, line, provision)
+        rotation: dict[str, dict[str, Any]] = {}
+        if rotation_entry is not None:
+            rotation = self.rotation(rotation_entry[1], f"{key_path}.rotation")
+        return EnvironmentConfig(name, backend, options, protected, line, provision, rotation)
+
+    def rotation(self, node: Node, key_path: str) -> dict[str, dict[str, Any]]:
+        """``rotation:`` name glob -> policy (docs/rotation.md), kept as written once valid."""
+        table = self.mapping(node, key_path)
+        out: dict[str, dict[str, Any]] = {}
+        for glob, (_key_node, value_node) in table.items.items():
+            sub = table.sub(glob)
+            spec = self.mapping(value_node, sub)
+            spec.only(ROTATION_KEYS)
+            policy: dict[str, Any] = {
+                "max_age": spec.opt("max_age", self.duration),
+                "strategy": spec.get("strategy", self.strategy, "immediate"),
+                "overlap": spec.opt("overlap", self.duration),
+                "generate": spec.opt("generate", self.generator),
+                "retries": spec.get("retries", self.retries, 0),
+                "backoff": spec.opt("backoff", self.duration),
+                "hooks": spec.opt("hooks", self.hooks),
+            }
+            out[glob] = {k: v for k, v in policy.items() if v is not None}
+        return out
+
+    def strategy(self, node: Node, key_path: str) -> str:
+        text = self.string(node, key_path)
+        if text not in STRATEGIES:
+            raise self.error(node, key_path, f"must be one of {', '.join(STRATEGIES)}")
+        return text
+
+    def generator(self, node: Node, key_path: str) -> str:
+        text = self.string(node, key_path)
+        try:
+            parse_generator(text)
+        except ValueError as exc:
+            raise self.error(node, key_path, str(exc), GENERATOR_HINT) from None
+        return text
+
+    def retries(self, node: Node, key_path: str) -> int:
+        self.typed(node, key_path, "int", "a whole number from 0 to 10")
+        value = yaml_int(node)
+        if value is None or not 0 <= value <= 10:
+            raise self.error(node, key_path, "must be a whole number from 0 to 10")
+        return value
+
+    def hooks(self, node: Node, key_path: str) -> dict[str, list[str]]:
+        """``hooks: {set: CMD, test: CMD, finish: CMD}``: CMD a list of arguments, or one
+        string run by /bin/sh -c."""
+        section = self.mapping(node, key_path)
+        section.only(HOOK_STEPS)
+        out: dict[str, list[str]] = {}
+        for step, (_k, value) in section.items.items():
+            where = section.sub(step)
+            if shape(value) == "sequence":
+                argv = [self.string(item, where) for item in value.value]
+                if not argv:
+                    raise self.error(value, where, "must not be empty")
+                out[step] = argv
+            else:
+                out[step] = ["/bin/sh", "-c", self.string(value, where)]
+        return out
 
     def provision(self, node: Node, key_path: str) -> dict[str, tuple[str, str | int | None]]:
         """``provision:`` name -> generator (see bsecrets.config.generators)."""

@@ -34,6 +34,10 @@ ENV_NAME_HINT = "environment names are 1 to 63 characters of a-z 0-9 _ -, starti
 K8S_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 COMMON_KEYS = ("backend", "protected")
+# rotation: {GLOB: {...}} (docs/rotation.md)
+ROTATION_KEYS = ("max_age", "strategy", "overlap", "generate", "retries", "backoff", "hooks")
+STRATEGIES = ("immediate", "graceful", "blue-green")
+HOOK_STEPS = ("set", "test", "finish")
 BACKEND_KEYS = {
     "local": (),
     "vault": (
@@ -66,6 +70,8 @@ class EnvironmentConfig(NamedTuple):
     # secret name -> (generator, argument): ("password"|"hex"|"base64", N),
     # ("uuid", None), ("value", literal), ("from_env", VAR); see config/generators.py
     provision: Mapping[str, tuple[str, str | int | None]] = {}  # never mutated
+    # name glob -> rotation policy as written (validated; models.RotationPolicy reads it)
+    rotation: Mapping[str, Mapping[str, Any]] = {}  # never mutated
 
 
 class Profile(NamedTuple):

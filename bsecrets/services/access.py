@@ -58,6 +58,7 @@ CHANGES = frozenset(
         Action.ACCESS_GRANT,
         Action.ACCESS_REVOKE,
         Action.TOKEN_ISSUE,
+        Action.ROTATE,
     }
 )
 

@@ -32,7 +32,7 @@ def _parse_tags(pairs: list[str] | None) -> dict[str, str] | None:
     return tags
 
 
-def _read_value(cli: CliContext, from_file: Path | None, value: str | None) -> bytes:
+def read_value(cli: CliContext, from_file: Path | None, value: str | None) -> bytes:
     """--from-file (exact bytes), else --value (warned), else stdin, else a prompt."""
     if from_file is not None and value is not None:
         raise UsageError("give either --from-file or --value, not both")
@@ -101,7 +101,7 @@ def put(
         validate_tags(tags)
     if description is not None:
         validate_description(description)
-    data = _read_value(cli, from_file, value)
+    data = read_value(cli, from_file, value)
     result = cli.manager.put(
         cli.env(env),
         name,

@@ -1,0 +1,197 @@
+"""``bsecrets rotate``: NAME (the four steps), ``--due``, ``status``, ``resume ID``,
+``cancel ID`` (services/rotation.py, docs/rotation.md).
+
+``rotate NAME ...`` and ``rotate --due ...`` are the group's hidden ``secret`` and
+``due`` commands: the group puts the name in front of what it is given.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bsecrets.cli.commands.secrets import read_value
+from bsecrets.cli.context import BsecretsGroupHelp, EnvOption, JsonOption, command_group, obj
+from bsecrets.services import rotation
+from bsecrets.vaultfile.rotations import Rotation
+
+
+class _RotateGroup(BsecretsGroupHelp):
+    """``rotate NAME`` and ``rotate --due`` without a subcommand's name."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["due", *[a for a in args if a != "--due"]] if "--due" in args else [
+                "secret", *args
+            ]  # fmt: skip
+        return list(super().parse_args(ctx, args))
+
+
+app = command_group(
+    "rotate",
+    "Rotate a secret: create the new value, set it at the consumer, test it, finish.\n\n"
+    "\b\n"
+    "bsecrets rotate NAME [-e ENV] [--generate SPEC | --from-file F | stdin]\n"
+    "bsecrets rotate --due [-e ENV] [--dry-run]\n"
+    "bsecrets rotate status | resume ID | cancel ID\n\n"
+    "Examples:\n"
+    "  bsecrets rotate db/password -e prod --generate password:32 --reason 'quarterly'\n"
+    "  bsecrets rotate --due --dry-run\n"
+    "  bsecrets rotate status",
+)
+app.info.cls = _RotateGroup
+
+
+def _done(cli: Any, row: Rotation, json_out: bool) -> None:
+    if cli.want_json(json_out):
+        cli.emit_json(row.to_public())
+        return
+    sys.stdout.write(f"{row.name} v{row.version} ({row.env}): rotation {row.id} {row.step}\n")
+
+
+@app.command("secret", hidden=True)
+def secret(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The secret to rotate.")],
+    env: EnvOption = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", metavar="immediate", help="How (default: the policy's)."),
+    ] = None,
+    generate: Annotated[
+        str | None,
+        typer.Option("--generate", metavar="SPEC", help="password:N, hex:N, base64:N, uuid."),
+    ] = None,
+    from_file: Annotated[
+        Path | None, typer.Option("--from-file", help="The new value's exact bytes.")
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Rotate NAME: a new value (--generate, --from-file, stdin, or the policy's
+    generator) through create, set, test, finish.
+
+    Examples:
+      bsecrets rotate db/password -e prod --generate password:32
+      bsecrets rotate api/key -e staging --from-file new-key.txt
+    """
+    cli = obj(ctx)
+    value = None
+    if from_file is not None or (generate is None and not sys.stdin.isatty()):
+        value = read_value(cli, from_file, None) or None  # empty stdin: no value given
+    done = rotation.start(
+        cli.manager, cli.env(env), name, value=value, generator=generate, strategy=strategy
+    )
+    _done(cli, done, json_out)
+
+
+@app.command("due", hidden=True)
+def due(
+    ctx: typer.Context,
+    env: EnvOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what is due.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Rotate every secret whose policy's max_age has passed (with its generator).
+
+    Examples:
+      bsecrets rotate --due --dry-run
+      bsecrets rotate --due -e prod --reason 'scheduled'
+    """
+    cli = obj(ctx)
+    manager = cli.manager
+    if not rotation.has_policies(manager):
+        cli.message("no rotation policies in the profile: nothing is ever due")
+        if cli.want_json(json_out):
+            cli.emit_json({"due": [], "rotated": []})
+        return
+    found = rotation.due(manager, cli.env(env), manager.clock())
+    rotated = []
+    if not dry_run:
+        for item in found:
+            if item["generate"] is None:
+                cli.warn(f"{item['env']}/{item['name']} is due and its policy has no generator")
+                continue
+            rotated.append(rotation.start(manager, item["env"], item["name"]).to_public())
+    if cli.want_json(json_out):
+        cli.emit_json({"due": found, "rotated": rotated})
+        return
+    for item in found:
+        sys.stdout.write(f"{item['env']}/{item['name']} due since {item['due_at']}\n")
+    if not found:
+        cli.message("nothing is due")
+
+
+@app.command("status")
+def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """Your rotations: id, secret, step, when, the last hook result (never a value).
+
+    Examples:
+      bsecrets rotate status
+      bsecrets rotate status --json
+    """
+    cli = obj(ctx)
+    rows = rotation.status(cli.manager)
+    if cli.want_json(json_out):
+        cli.emit_json(rows)
+        return
+    cli.table(
+        ["ID", "SECRET", "STEP", "UPDATED", "RESULT"],
+        [
+            [
+                row["id"],
+                f"{row['env']}/{row['name']}",
+                row["step"],
+                row["updated_at"],
+                _result(row["result"]),
+            ]
+            for row in rows
+        ],
+    )
+
+
+def _result(result: dict[str, Any] | None) -> str:
+    if not result:
+        return ""
+    if "conflict" in result:
+        return "changed meanwhile"
+    return f"{result['step']} hook exit {result['exit_code']}"
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    rotation_id: Annotated[str, typer.Argument(metavar="ID", help="From 'rotate status'.")],
+    json_out: JsonOption = False,
+) -> None:
+    """Go on with a rotation that stopped (killed, a hook failed, a writer came in).
+
+    Examples:
+      bsecrets rotate resume 3f9a0c1b2d4e
+      bsecrets rotate resume 3f9a0c1b2d4e --json
+    """
+    cli = obj(ctx)
+    _done(cli, rotation.resume(cli.manager, rotation_id), json_out)
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    rotation_id: Annotated[str, typer.Argument(metavar="ID", help="From 'rotate status'.")],
+    json_out: JsonOption = False,
+) -> None:
+    """Drop a rotation that did not finish: its pending value is discarded; the current
+    value was never touched.
+
+    Examples:
+      bsecrets rotate cancel 3f9a0c1b2d4e
+      bsecrets rotate cancel 3f9a0c1b2d4e --json
+    """
+    cli = obj(ctx)
+    done = rotation.cancel(cli.manager, rotation_id)
+    if cli.want_json(json_out):
+        cli.emit_json(done.to_public())
+        return
+    cli.message(f"rotation {done.id} cancelled; '{done.name}' keeps its current value")

@@ -1,0 +1,75 @@
+"""Running a rotation hook (``set``, ``test``, ``finish``: docs/rotation.md).
+
+The new value goes to the hook on stdin, never in argv; its environment is the
+caller's without bsecrets' own credentials (BSECRETS_*), plus the rotation's id,
+environment, name and step. A hook that fails is tried again ``retries`` times,
+after ``backoff``, doubling. What it printed is kept (its last 2 KiB, the value
+and each of its lines masked) for the rotation's record.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import NamedTuple
+
+from bsecrets.run.masking import Redactor
+
+OUTPUT_KEPT = 2048
+NOT_FOUND, NOT_EXECUTABLE = 127, 126
+
+
+class HookResult(NamedTuple):
+    step: str
+    command: str  # argv[0] only: the rest may be long
+    exit_code: int
+    attempts: int
+    output: str  # the last OUTPUT_KEPT bytes of stdout and stderr, masked
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def hook_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """``base`` without bsecrets' credentials and settings, plus ``extra``."""
+    env = {k: v for k, v in base.items() if not k.startswith("BSECRETS_")}
+    env.update(extra)
+    return env
+
+
+def run_hook(
+    step: str,
+    argv: list[str],
+    value: bytes,
+    env: Mapping[str, str],
+    *,
+    retries: int = 0,
+    backoff: timedelta = timedelta(seconds=10),
+    sleep: Callable[[float], None] = time.sleep,
+) -> HookResult:
+    """Run ``argv`` with ``value`` on stdin until it exits 0 or ``retries`` run out."""
+    redact = Redactor([value])
+    code, output, attempts = NOT_FOUND, b"", 0
+    for attempt in range(retries + 1):
+        attempts = attempt + 1
+        try:
+            done = subprocess.run(
+                argv, input=value, capture_output=True, env=dict(env), check=False
+            )
+            code, output = done.returncode, done.stdout + done.stderr
+        except FileNotFoundError:
+            code, output = NOT_FOUND, f"{argv[0]}: command not found".encode()
+        except PermissionError:
+            code, output = NOT_EXECUTABLE, f"{argv[0]}: not executable".encode()
+        if code == 0:
+            break
+        if attempt < retries:
+            sleep(backoff.total_seconds() * (1 << attempt))
+    shown = (redact.feed(output) + redact.flush())[-OUTPUT_KEPT:]
+    return HookResult(
+        step, os.path.basename(argv[0]), code, attempts, shown.decode("utf-8", "replace")
+    )

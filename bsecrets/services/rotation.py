@@ -1,0 +1,339 @@
+"""``bsecrets rotate``: a secret's new value in the steps of AWS's rotation protocol,
+on every backend, resumable after a crash (docs/rotation.md).
+
+1. **create**: the new value is kept as *pending* in the rotation's record (sealed in
+   the local vault: vaultfile/rotations.py), with the version that was current;
+2. **set**: the ``set`` hook applies it at the consumer (value on stdin);
+3. **test**: the ``test`` hook proves it works;
+4. **finish**: pending becomes current with one check-and-set write (``put
+   --if-version``): a writer in between makes it stop (exit 7), nothing clobbered;
+   then the ``finish`` hook runs (e.g. revoking the old credential).
+
+The record is stored after each step, each time with an audited ``rotate`` event, so
+a kill at any point leaves exactly one current value, and ``resume`` finishes (a
+finish whose write landed before the kill is recognised by the value) or ``cancel``
+discards the pending value. A failing hook leaves the current value untouched; the
+record keeps the step, the exit code and the hook's output (values masked).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bsecrets.audit.events import Action
+from bsecrets.config.generators import generate, parse_generator
+from bsecrets.config.profile import STRATEGIES, EnvironmentConfig
+from bsecrets.errors import (
+    NextStep,
+    RotationFailed,
+    RotationInFlight,
+    RotationNotFound,
+    SecretNotFound,
+    UsageError,
+    VersionConflict,
+)
+from bsecrets.models import RotationPolicy, validate_name, validate_value
+from bsecrets.run.hooks import HookResult, hook_environment, run_hook
+from bsecrets.timeutil import iso, parse_duration
+from bsecrets.vaultfile.rotations import Rotation, RotationStore, new_id
+
+if TYPE_CHECKING:
+    from bsecrets.services.manager import SecretsManager
+    from bsecrets.vaultfile.vault import LocalVault
+
+AVAILABLE = ("immediate",)  # graceful and blue-green: docs/rotation.md, "Not yet"
+
+
+def policy_for(config: EnvironmentConfig, name: str) -> RotationPolicy | None:
+    """The policy of the first glob of the environment's ``rotation:`` that matches."""
+    for glob, spec in config.rotation.items():
+        if fnmatch.fnmatchcase(name, glob):
+            return _policy(spec)
+    return None
+
+
+def _policy(spec: Mapping[str, Any]) -> RotationPolicy:
+    """A policy as the profile parser validated it (durations as written)."""
+
+    def duration(key: str) -> timedelta | None:
+        text = spec.get(key)
+        return parse_duration(str(text)) if text is not None else None
+
+    hooks = tuple((step, tuple(argv)) for step, argv in dict(spec.get("hooks", {})).items())
+    return RotationPolicy(
+        max_age=duration("max_age"),
+        strategy=str(spec.get("strategy", "immediate")),
+        overlap=duration("overlap"),
+        generate=spec.get("generate"),
+        retries=int(spec.get("retries", 0)),
+        backoff=duration("backoff") or timedelta(seconds=10),
+        hooks=hooks,
+    )
+
+
+def _store(manager: SecretsManager) -> tuple[LocalVault, RotationStore]:
+    vault = manager.gate.require_vault("a rotation's state")
+    return vault, RotationStore(vault)
+
+
+def _save(manager: SecretsManager, store: RotationStore, rotation: Rotation) -> Rotation:
+    """Store the record, with its audited ``rotate`` event, in one transaction."""
+    rotation = rotation._replace(updated_at=iso(manager.clock()))
+    local = manager.profile.environment(rotation.env).backend == "local"
+    details = {"id": rotation.id, "step": rotation.step, "strategy": rotation.strategy}
+    with manager.audit.operation(
+        Action.ROTATE, rotation.env, name=rotation.name, justification=rotation.reason
+    ) as note:
+        note.details = details
+        if rotation.version is not None:
+            note.version = rotation.version
+        store.put(rotation, store.lookup(rotation.env, rotation.name, local))
+    return rotation
+
+
+def start(
+    manager: SecretsManager,
+    env: str | None,
+    name: str,
+    *,
+    value: bytes | None = None,
+    generator: str | None = None,
+    strategy: str | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> Rotation:
+    """Rotate ``name``: a new value (given, or from ``generator`` or the policy's),
+    through the four steps. Returns the finished rotation; raises what stopped it."""
+    validate_name(name)
+    env_name = manager.env_name(env)
+    config = manager.profile.environment(env_name)
+    policy = policy_for(config, name) or RotationPolicy()
+    chosen = strategy or policy.strategy
+    if chosen not in STRATEGIES:
+        raise UsageError(
+            f"--strategy takes {', '.join(STRATEGIES)}", step=NextStep("rotate_immediate")
+        )
+    if chosen not in AVAILABLE:
+        raise UsageError(
+            f"the {chosen} strategy is not available yet", step=NextStep("rotate_immediate")
+        )
+    vault, store = _store(manager)
+    remote = config.backend != "local"
+    with manager.refusals_recorded(Action.ROTATE, env_name, name=name):
+        reason = manager.gate.check(Action.ROTATE, env_name, remote=remote, names=(name,))
+    new_value = value if value is not None else _generated(manager, name, generator, policy)
+    validate_value(new_value, name=name)
+    with vault.store.read():
+        lookup = store.lookup(env_name, name, not remote)
+        for rotation_id, principal in store.in_flight(lookup):
+            theirs = f" (principal '{principal}')" if principal != vault.principal else ""
+            raise RotationInFlight(
+                f"a rotation of '{name}' ({env_name}) is in flight: {rotation_id}{theirs}",
+                step=NextStep("resume_or_cancel_rotation", id=rotation_id),
+            )
+    try:
+        base = manager.backend(env_name).get(name).version
+    except SecretNotFound:
+        base = 0
+    now = iso(manager.clock())
+    rotation = Rotation(
+        new_id(), env_name, name, chosen, "created", base, new_value, now, now,
+        vault.principal, reason,
+    )  # fmt: skip
+    rotation = _save(manager, store, rotation)
+    return _run(manager, store, rotation, policy, sleep)
+
+
+def _generated(
+    manager: SecretsManager, name: str, generator: str | None, policy: RotationPolicy
+) -> bytes:
+    spec = generator or policy.generate
+    if spec is None:
+        raise UsageError(
+            f"rotating '{name}' needs a new value", step=NextStep("give_rotation_value")
+        )
+    try:
+        parsed = parse_generator(spec)
+    except ValueError as exc:
+        raise UsageError(f"--generate: {exc}", step=NextStep("generator_forms")) from None
+    if parsed[0] in ("value", "from_env"):
+        raise UsageError("--generate takes a generator", step=NextStep("generator_forms"))
+    return generate(name, parsed, manager.environ)
+
+
+def resume(
+    manager: SecretsManager, rotation_id: str, *, sleep: Callable[[float], None] | None = None
+) -> Rotation:
+    """Go on with a rotation that stopped (a kill, a failed hook, a conflict)."""
+    _, store = _store(manager)
+    rotation = _mine(store, rotation_id)
+    if not rotation.in_flight:
+        raise RotationInFlight(
+            f"rotation {rotation_id} is {rotation.step}: there is nothing to resume",
+            step=NextStep("rotate_again", name=rotation.name),
+        )
+    with manager.refusals_recorded(Action.ROTATE, rotation.env, name=rotation.name):
+        remote = manager.profile.environment(rotation.env).backend != "local"
+        manager.gate.check(Action.ROTATE, rotation.env, remote=remote, names=(rotation.name,))
+    policy = policy_for(manager.profile.environment(rotation.env), rotation.name)
+    return _run(manager, store, rotation, policy or RotationPolicy(), sleep)
+
+
+def cancel(manager: SecretsManager, rotation_id: str) -> Rotation:
+    """Discard a rotation that did not finish: its pending value is dropped, the current
+    value was never touched."""
+    _, store = _store(manager)
+    rotation = _mine(store, rotation_id)
+    if not rotation.in_flight:
+        raise RotationInFlight(
+            f"rotation {rotation_id} is {rotation.step}: it cannot be cancelled",
+            step=NextStep("rollback_instead", name=rotation.name, env=rotation.env),
+        )
+    return _save(manager, store, rotation._replace(step="cancelled", pending=None))
+
+
+def _mine(store: RotationStore, rotation_id: str) -> Rotation:
+    with store.store.read():
+        rotation = store.get(rotation_id.strip().lower())
+    if rotation is None:
+        raise RotationNotFound(
+            f"no rotation '{rotation_id[:20]}' of yours in this vault",
+            step=NextStep("rotation_status"),
+        )
+    return rotation
+
+
+def _hook(
+    manager: SecretsManager,
+    rotation: Rotation,
+    policy: RotationPolicy,
+    step: str,
+    sleep: Callable[[float], None] | None,
+) -> HookResult | None:
+    argv = policy.hooks_of(step)
+    if argv is None:
+        return None
+    env = hook_environment(
+        manager.environ,
+        {
+            "BSECRETS_ROTATION_ID": rotation.id,
+            "BSECRETS_ROTATION_ENV": rotation.env,
+            "BSECRETS_ROTATION_NAME": rotation.name,
+            "BSECRETS_ROTATION_STEP": step,
+        },
+    )
+    kwargs: dict[str, Any] = {"retries": policy.retries, "backoff": policy.backoff}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    return run_hook(step, argv, rotation.pending or b"", env, **kwargs)
+
+
+def _run(
+    manager: SecretsManager,
+    store: RotationStore,
+    rotation: Rotation,
+    policy: RotationPolicy,
+    sleep: Callable[[float], None] | None,
+) -> Rotation:
+    step = rotation.step
+    if step == "failed":  # go on from the step that failed
+        step = {"set": "created", "test": "set", "finish": "tested"}[
+            str((rotation.result or {}).get("step", "set"))
+        ]
+    for hook_step, before, after in (("set", "created", "set"), ("test", "set", "tested")):
+        if step != before:
+            continue
+        result = _hook(manager, rotation, policy, hook_step, sleep)
+        if result is not None and not result.ok:
+            failed = rotation._replace(step="failed", result=result._asdict())
+            _save(manager, store, failed)
+            raise RotationFailed(
+                f"the {hook_step} hook of rotation {rotation.id} exited {result.exit_code}: "
+                f"'{rotation.name}' keeps its current value",
+                step=NextStep("resume_or_cancel_rotation", id=rotation.id),
+            )
+        rotation = _save(manager, store, rotation._replace(step=after, result=None))
+        step = after
+    version = _finish(manager, store, rotation)
+    rotation = _save(
+        manager, store, rotation._replace(step="finished", pending=None, version=version)
+    )
+    result = _hook(manager, rotation._replace(pending=None), policy, "finish", sleep)
+    if result is not None:
+        rotation = _save(manager, store, rotation._replace(result=result._asdict()))
+        if not result.ok:
+            raise RotationFailed(
+                f"rotation {rotation.id} finished ('{rotation.name}' is v{version}), but its "
+                f"finish hook exited {result.exit_code}",
+                step=NextStep("rotation_status"),
+            )
+    return rotation
+
+
+def _finish(manager: SecretsManager, store: RotationStore, rotation: Rotation) -> int:
+    """Pending becomes current with one check-and-set write; a finish whose write landed
+    before a kill is recognised by its value. VersionConflict (7) if another writer
+    came in between (the record says so; resume checks again, cancel discards)."""
+    backend = manager.backend(rotation.env)
+    try:
+        current = backend.get(rotation.name)
+    except SecretNotFound:
+        current = None
+    version = current.version if current is not None else 0
+    landed = current is not None and current.value == rotation.pending
+    if landed and version > rotation.base_version:
+        return version  # the write of an earlier run landed: nothing to do
+    if version != rotation.base_version:
+        conflict = {"step": "finish", "conflict": {"from": rotation.base_version, "now": version}}
+        _save(manager, store, rotation._replace(step="failed", result=conflict))
+        raise VersionConflict(
+            f"'{rotation.name}' changed while rotation {rotation.id} ran (v{rotation.base_version}"
+            f" then v{version}): nothing was written",
+            step=NextStep("resume_or_cancel_rotation", id=rotation.id),
+        )
+    assert rotation.pending is not None
+    written = manager.put(rotation.env, rotation.name, rotation.pending, if_version=version)
+    return written.version
+
+
+# --- what is due ----------------------------------------------------------------------
+
+
+def due(manager: SecretsManager, env: str | None, now: datetime) -> list[dict[str, Any]]:
+    """Each secret of the environment(s) whose policy's max_age has passed."""
+    envs = [manager.env_name(env)] if env else list(manager.profile.environments)
+    out = []
+    for env_name in envs:
+        config = manager.profile.environment(env_name)
+        if not config.rotation:
+            continue
+        for summary in manager.list_secrets(env_name):
+            policy = policy_for(config, summary.name)
+            if policy is None or policy.max_age is None:
+                continue
+            due_at = summary.updated_at + policy.max_age
+            if due_at <= now:
+                out.append(
+                    {
+                        "env": env_name,
+                        "name": summary.name,
+                        "version": summary.version,
+                        "updated_at": iso(summary.updated_at),
+                        "due_at": iso(due_at),
+                        "generate": policy.generate,
+                    }
+                )
+    return out
+
+
+def status(manager: SecretsManager) -> list[dict[str, Any]]:
+    """The rotations the unlocking principal started, newest last (never a value)."""
+    _, store = _store(manager)
+    with store.store.read():
+        return [rotation.to_public() for rotation in store.mine()]
+
+
+def has_policies(manager: SecretsManager) -> bool:
+    return any(config.rotation for config in manager.profile.environments.values())

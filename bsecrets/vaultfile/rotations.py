@@ -1,0 +1,143 @@
+"""The state of each rotation (``bsecrets rotate``), kept in the local vault so that a
+rotation killed at any step can be resumed or cancelled (services/rotation.py).
+
+Table ``rotations(id, principal, lookup, in_flight, record)`` (created on first use):
+``record`` is JSON (environment, name, strategy, step, the version it started from,
+the pending value while there is one, times, reason, the last hook result) under
+AES-256-GCM with a key derived from the private key of the principal that started
+it, with the vault id, the id and that principal as associated data: a record opens
+only for its principal, and one moved or edited fails authentication (exit 5).
+``lookup`` finds the rotations of one secret without opening them (the environment's
+name HMAC for a local environment, else a SHA-256 of vault id, environment and
+name), and ``in_flight`` says, unsealed, whether one has not ended, so a rotation
+started by another principal blocks a second one too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Any, NamedTuple
+
+from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad, hkdf, sha256_digest
+from bsecrets.errors import IntegrityError
+from bsecrets.vaultfile.schema import blob, text
+from bsecrets.vaultfile.vault import LocalVault
+
+_TABLE = (
+    "CREATE TABLE IF NOT EXISTS rotations (id TEXT PRIMARY KEY, principal TEXT NOT NULL,"
+    " lookup BLOB NOT NULL, in_flight INTEGER NOT NULL, record BLOB NOT NULL)"
+)
+STEPS = ("created", "set", "tested", "finished", "failed", "cancelled")
+IN_FLIGHT = ("created", "set", "tested", "failed")
+
+
+class Rotation(NamedTuple):
+    id: str
+    env: str
+    name: str
+    strategy: str
+    step: str  # STEPS
+    base_version: int  # the current version when it started (0: none)
+    pending: bytes | None  # the new value until it is current (then dropped)
+    started_at: str
+    updated_at: str
+    by: str
+    reason: str | None = None
+    result: dict[str, Any] | None = None  # the last hook or step result (never a value)
+    version: int | None = None  # the version the new value became
+
+    def __repr__(self) -> str:  # never the value
+        return f"Rotation({self.id!r}, {self.env}/{self.name}, {self.step})"
+
+    @property
+    def in_flight(self) -> bool:
+        return self.step in IN_FLIGHT
+
+    def to_public(self) -> dict[str, Any]:
+        """What status and --json show: everything but the value."""
+        data = self._asdict()
+        data.pop("pending")
+        return data
+
+
+def new_id() -> str:
+    return os.urandom(6).hex()
+
+
+class RotationStore:
+    """The rotations of one open vault, as the unlocking principal sees them."""
+
+    def __init__(self, vault: LocalVault) -> None:
+        self.vault = vault
+        self.store = vault.store
+
+    def _key(self) -> bytes:
+        return hkdf(self.vault.private_key(), "bsecrets/v1/rotation", salt=self.vault.vault_id)
+
+    def _aad(self, rotation_id: str, principal: str) -> bytes:
+        return encode_aad("rotation", self.vault.vault_id, rotation_id, principal)
+
+    def lookup(self, env: str, name: str, local: bool) -> bytes:
+        keys = self.vault.env_keys(env) if local else None
+        if keys is not None:
+            return keys.lookup(name)
+        return sha256_digest(encode_aad("rotation-name", self.vault.vault_id, env, name))
+
+    def put(self, rotation: Rotation, lookup: bytes) -> None:
+        """Inside a write transaction: store (or replace) ``rotation``."""
+        data = rotation._asdict()
+        data["pending"] = (
+            base64.b64encode(rotation.pending).decode() if rotation.pending is not None else None
+        )
+        record = aead_seal(
+            self._key(), json.dumps(data).encode(), self._aad(rotation.id, self.vault.principal)
+        )
+        self.store.execute_write(_TABLE)
+        self.store.execute_write(
+            "INSERT OR REPLACE INTO rotations (id, principal, lookup, in_flight, record)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (rotation.id, self.vault.principal, lookup, int(rotation.in_flight), record),
+        )
+
+    def get(self, rotation_id: str) -> Rotation | None:
+        rows = self.store.query_optional_table(
+            "rotations", "SELECT principal, record FROM rotations WHERE id = ?", (rotation_id,)
+        )
+        if not rows:
+            return None
+        principal = text(rows[0][0])
+        if principal != self.vault.principal:
+            return None  # another principal's: it does not open here
+        return self._open(rotation_id, principal, blob(rows[0][1]))
+
+    def in_flight(self, lookup: bytes) -> list[tuple[str, str]]:
+        """(id, principal) of the rotations of one secret that have not ended (the flag
+        is not sealed: a rotation of another principal is seen, not opened)."""
+        rows = self.store.query_optional_table(
+            "rotations",
+            "SELECT id, principal FROM rotations WHERE lookup = ? AND in_flight = 1 ORDER BY rowid",
+            (lookup,),
+        )
+        return [(text(i), text(p)) for i, p in rows]
+
+    def mine(self) -> list[Rotation]:
+        rows = self.store.query_optional_table(
+            "rotations", "SELECT id, record FROM rotations WHERE principal = ? ORDER BY rowid",
+            (self.vault.principal,),
+        )  # fmt: skip
+        return [self._open(text(i), self.vault.principal, blob(r)) for i, r in rows]
+
+    def _open(self, rotation_id: str, principal: str, record: bytes) -> Rotation:
+        plain = aead_open(self._key(), record, self._aad(rotation_id, principal), "a rotation")
+        try:
+            data = json.loads(plain)
+            pending = data["pending"]
+            data["pending"] = base64.b64decode(pending) if pending is not None else None
+            rotation = Rotation(**data)
+        except (ValueError, KeyError, TypeError):
+            raise IntegrityError("a rotation record is malformed") from None
+        if rotation.id != rotation_id:
+            raise IntegrityError("a rotation record was moved")
+        return rotation

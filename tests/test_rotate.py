@@ -1,0 +1,290 @@
+"""``bsecrets rotate`` (#14, first step): the four steps with hooks, failures that
+leave the current value alone, resume and cancel, a concurrent writer, kill -9 at each
+step (real processes), ``--due`` with a fixed clock, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from helpers.cli import assert_error, invoke
+from helpers.values import PASSPHRASE
+
+from bsecrets.config.loader import load_profile
+from bsecrets.services import rotation
+from bsecrets.services.manager import SecretsManager
+from bsecrets.vaultfile.credentials import Credentials
+
+OLD, NEW = "old-value-1a2b", "new-value-9z8y"
+
+
+def ok(args: list[str], **env: str) -> str:
+    result = invoke(args, env=env or None)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def refused(args: list[str], code: int, *needles: str) -> str:
+    result = invoke(args)
+    assert_error(result, code, *needles)
+    assert result.stderr.splitlines()[1].startswith("hint: "), result.stderr
+    return result.stderr
+
+
+def policy(vault: Path, spec: str) -> None:
+    """A rotation policy for 'db/*' in dev (``spec``: its YAML flow mapping)."""
+    profile = vault / "bsecrets.yaml"
+    text = profile.read_text()
+    assert "  dev:\n    backend: local\n" in text
+    profile.write_text(text.replace(
+        "  dev:\n    backend: local\n",
+        f"  dev:\n    backend: local\n    rotation:\n      'db/*': {spec}\n",
+    ))  # fmt: skip
+
+
+def value(name: str = "db/password") -> str:
+    return ok(["get", name, "-e", "dev"]).rstrip("\n")
+
+
+def current_version(name: str = "db/password") -> int:
+    return int(json.loads(ok(["get", name, "-e", "dev", "--json"]))["version"])
+
+
+@pytest.fixture
+def db(vault: Path) -> Path:
+    (vault / "old.txt").write_text(OLD)
+    (vault / "new.txt").write_text(NEW)
+    ok(["put", "db/password", "--from-file", "old.txt", "-e", "dev"])
+    return vault
+
+
+def hook(vault: Path, name: str, body: str) -> str:
+    path = vault / f"{name}.sh"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o700)
+    return str(path)
+
+
+def test_a_rotation_runs_its_hooks_with_the_value_on_stdin(db: Path) -> None:
+    set_hook = hook(db, "set", f'cat > {db}/got; echo "$@" > {db}/argv; env > {db}/env\n')
+    test_hook = hook(db, "test", f"cmp -s - {db}/got\n")
+    policy(db, f"{{hooks: {{set: [{set_hook}, a], test: [{test_hook}]}}}}")
+    done = json.loads(
+        ok(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt", "--json"])
+    )
+    assert done["step"] == "finished" and done["version"] == 2 and "pending" not in done
+    assert value() == NEW and (db / "got").read_text() == NEW
+    assert NEW not in (db / "argv").read_text()
+    env = (db / "env").read_text()
+    assert f"BSECRETS_ROTATION_ID={done['id']}" in env and "BSECRETS_PASSPHRASE" not in env
+    events = [e for e in json.loads(ok(["audit", "log", "--json"])) if e["action"] == "rotate"]
+    assert [e["details"]["step"] for e in events] == ["created", "set", "tested", "finished"]
+    assert all(NEW not in json.dumps(e) for e in events)
+
+
+def test_a_failing_hook_leaves_the_current_value_then_resume_finishes(db: Path) -> None:
+    flaky = hook(db, "test", f"test -f {db}/ready || {{ echo 'not yet {NEW}'; exit 3; }}\n")
+    policy(db, f"{{hooks: {{test: [{flaky}]}}}}")
+    stderr = refused(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt"], 1,
+                     "the test hook", "exited 3", "keeps its current value")  # fmt: skip
+    assert value() == OLD and NEW not in stderr
+    (row,) = json.loads(ok(["rotate", "status", "--json"]))
+    assert row["step"] == "failed" and row["result"]["exit_code"] == 3
+    assert NEW not in row["result"]["output"] and "not yet" in row["result"]["output"]
+    (db / "ready").write_text("")
+    resumed = json.loads(ok(["rotate", "resume", row["id"], "--json"]))
+    assert resumed["step"] == "finished" and value() == NEW
+
+
+def test_cancel_discards_the_pending_value(db: Path) -> None:
+    policy(db, f"{{hooks: {{set: [{hook(db, 'set', 'exit 1')}]}}}}")
+    invoke(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt"])
+    (row,) = json.loads(ok(["rotate", "status", "--json"]))
+    ok(["rotate", "cancel", row["id"]])
+    assert value() == OLD and current_version() == 1
+    refused(["rotate", "resume", row["id"]], 7, "cancelled")
+
+
+def test_a_hook_that_is_not_there_is_127_and_nothing_changes(db: Path) -> None:
+    policy(db, "{hooks: {set: [/nonexistent/hook]}}")
+    refused(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt"], 1, "exited 127")
+    assert value() == OLD
+    (row,) = json.loads(ok(["rotate", "status", "--json"]))
+    assert row["result"]["exit_code"] == 127
+
+
+def test_a_second_rotation_while_one_is_in_flight_is_refused(db: Path) -> None:
+    policy(db, f"{{hooks: {{set: [{hook(db, 'set', 'exit 1')}]}}}}")
+    invoke(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt"])
+    (row,) = json.loads(ok(["rotate", "status", "--json"]))
+    refused(["rotate", "db/password", "-e", "dev", "--generate", "hex:16"], 7, row["id"])
+
+
+def test_a_writer_in_between_stops_the_finish_with_nothing_clobbered(db: Path) -> None:
+    writer = hook(db, "set", f"BSECRETS_PASSPHRASE='{PASSPHRASE}' BSECRETS_INSECURE_TEST_KDF=1 "
+                             f"{sys.executable} -m bsecrets put db/password -e dev "
+                             f"--from-file {db}/old.txt >/dev/null\n")  # fmt: skip
+    policy(db, f"{{hooks: {{set: [{writer}]}}}}")
+    refused(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt"], 7,
+            "changed while rotation", "nothing was written")  # fmt: skip
+    assert value() == OLD and current_version() == 2  # the writer's version, not ours
+
+
+def test_generate_and_the_policy_generator(db: Path) -> None:
+    ok(
+        ["rotate", "db/password", "-e", "dev", "--generate", "hex:16"],
+    )
+    assert len(value()) == 32 and value() != OLD
+    policy(db, "{generate: 'password:40'}")
+    ok(["rotate", "db/password", "-e", "dev"])
+    assert len(value()) == 40
+
+
+# --- kill -9 at each step ------------------------------------------------------------
+
+
+def _rotate_and_kill(db: Path, step: str) -> str:
+    """Start a rotation whose ``step`` hook signals and waits, kill -9 its process
+    group there, and return the rotation's id."""
+    marker = db / f"{step}.reached"
+    waiting = hook(db, step, f"touch {marker}; sleep 60\n")
+    policy(db, f"{{hooks: {{{step}: [{waiting}]}}}}")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bsecrets", "rotate", "db/password", "-e", "dev",
+         "--from-file", "new.txt"],
+        cwd=db, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60  # a hang guard, far past what it needs
+    while not marker.exists():
+        assert child.poll() is None and time.monotonic() < deadline, "the hook never ran"
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    policy_off(db)
+    (row,) = json.loads(ok(["rotate", "status", "--json"]))
+    return str(row["id"])
+
+
+def policy_off(db: Path) -> None:
+    profile = db / "bsecrets.yaml"
+    lines = profile.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if "rotation:" not in line and "'db/*'" not in line]
+    profile.write_text("".join(kept))
+
+
+@pytest.mark.parametrize("step", ["set", "test"])
+def test_a_kill_before_finish_leaves_the_old_value_then_resume_or_cancel(
+    db: Path, step: str
+) -> None:
+    rotation_id = _rotate_and_kill(db, step)
+    assert value() == OLD and current_version() == 1  # exactly one current value
+    assert ok(["verify"]).startswith("ok")
+    ok(["rotate", "resume", rotation_id])
+    assert value() == NEW and current_version() == 2
+
+
+def test_a_kill_before_finish_then_cancel(db: Path) -> None:
+    rotation_id = _rotate_and_kill(db, "set")
+    ok(["rotate", "cancel", rotation_id])
+    assert value() == OLD and current_version() == 1
+
+
+def test_a_kill_in_the_finish_hook_leaves_the_new_value_current(db: Path) -> None:
+    rotation_id = _rotate_and_kill(db, "finish")
+    assert value() == NEW and current_version() == 2
+    (row,) = json.loads(ok(["rotate", "status", "--json"]))
+    assert row["step"] == "finished"
+    refused(["rotate", "resume", rotation_id], 7, "finished")
+
+
+def test_a_finish_whose_write_landed_before_the_kill_is_recognised(db: Path) -> None:
+    """The kill fell between the check-and-set write and the record: resume sees the
+    pending value current and writes nothing more."""
+    rotation_id = _rotate_and_kill(db, "test")
+    ok(["put", "db/password", "--from-file", "new.txt", "-e", "dev"])  # the write that landed
+    done = json.loads(ok(["rotate", "resume", rotation_id, "--json"]))
+    assert done["version"] == 2 and current_version() == 2 and value() == NEW
+
+
+# --- due -------------------------------------------------------------------------------
+
+
+def manager() -> SecretsManager:
+    return SecretsManager(load_profile(Path("bsecrets.yaml")), Credentials(passphrase=PASSPHRASE))
+
+
+def test_due_with_a_fixed_clock(db: Path) -> None:
+    policy(db, "{max_age: 30d, generate: 'hex:8'}")
+    ok(["put", "other", "--from-file", "old.txt", "-e", "dev"])
+    m = manager()
+    written = m.get("dev", "db/password").created_at
+    assert rotation.due(m, "dev", written + timedelta(days=29)) == []
+    (item,) = rotation.due(m, "dev", written + timedelta(days=31))
+    assert item["name"] == "db/password" and item["generate"] == "hex:8"
+    m.close()
+
+
+def test_due_without_policies_says_so(db: Path) -> None:
+    result = invoke(["rotate", "--due"])
+    assert result.exit_code == 0 and "no rotation policies" in result.stderr
+
+
+def test_due_dry_run_lists_nothing_fresh(db: Path) -> None:
+    policy(db, "{max_age: 30d, generate: 'hex:8'}")
+    result = invoke(["rotate", "--due", "--dry-run", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"due": [], "rotated": []}
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+def test_an_unknown_strategy_is_a_usage_error(db: Path) -> None:
+    result = invoke(["rotate", "db/password", "--strategy", "sideways", "--generate", "hex:8"])
+    assert_error(result, 2)
+
+
+def test_a_strategy_not_available_yet_is_a_usage_error(db: Path) -> None:
+    refused(["rotate", "db/password", "-e", "dev", "--strategy", "graceful",
+             "--generate", "hex:8"], 2, "not available yet")  # fmt: skip
+
+
+def test_a_policy_with_a_bad_duration_names_its_line(db: Path) -> None:
+    policy(db, "{max_age: soon}")
+    refused(["rotate", "--due"], 2, "bsecrets.yaml:", "rotation")
+
+
+def test_resume_of_an_unknown_id_is_not_found(db: Path) -> None:
+    refused(["rotate", "resume", "0123456789ab"], 3, "no rotation")
+
+
+def test_no_value_and_no_generator_is_a_usage_error(db: Path) -> None:
+    refused(["rotate", "db/password", "-e", "dev"], 2, "needs a new value")
+
+
+def test_a_bad_generator_is_a_usage_error(db: Path) -> None:
+    refused(["rotate", "db/password", "-e", "dev", "--generate", "dice:6"], 2, "--generate")
+
+
+def test_another_principals_rotation_in_flight_blocks_until_it_ends(db: Path) -> None:
+    alice = {"BSECRETS_PASSPHRASE": "alice-pass-123"}
+    ok(["access", "principal", "add", "alice"], BSECRETS_NEW_PASSPHRASE="alice-pass-123")
+    ok(["access", "grant", "alice", "-e", "dev", "--role", "write"])
+    policy(db, f"{{hooks: {{set: [{hook(db, 'set', 'exit 1')}]}}}}")
+    failed = invoke(["--as", "alice", "rotate", "db/password", "-e", "dev", "--generate",
+                     "hex:8"], env=alice)  # fmt: skip
+    assert failed.exit_code == 1, failed.stderr
+    (row,) = json.loads(ok(["--as", "alice", "rotate", "status", "--json"], **alice))
+    stderr = refused(["rotate", "db/password", "-e", "dev", "--generate", "hex:8"], 7, row["id"])
+    assert "principal 'alice'" in stderr
+    assert json.loads(ok(["rotate", "status", "--json"])) == []  # hers do not open for the owner
+    ok(["--as", "alice", "rotate", "cancel", row["id"]], **alice)
+    policy_off(db)
+    ok(["rotate", "db/password", "-e", "dev", "--generate", "hex:8"])
+    assert value() != OLD
