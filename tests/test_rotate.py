@@ -10,16 +10,19 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers.cli import assert_error, invoke
+from helpers.cli import assert_error, invoke, run_cli
 from helpers.values import PASSPHRASE
 
 from bsecrets.config.loader import load_profile
+from bsecrets.errors import VersionNotFound
 from bsecrets.services import rotation
 from bsecrets.services.manager import SecretsManager
+from bsecrets.timeutil import parse_iso
 from bsecrets.vaultfile.credentials import Credentials
 
 OLD, NEW = "old-value-1a2b", "new-value-9z8y"
@@ -216,8 +219,11 @@ def test_a_finish_whose_write_landed_before_the_kill_is_recognised(db: Path) -> 
 # --- due -------------------------------------------------------------------------------
 
 
-def manager() -> SecretsManager:
-    return SecretsManager(load_profile(Path("bsecrets.yaml")), Credentials(passphrase=PASSPHRASE))
+def manager(clock: Callable[[], datetime] | None = None) -> SecretsManager:
+    creds = Credentials(passphrase=PASSPHRASE)
+    if clock is None:
+        return SecretsManager(load_profile(Path("bsecrets.yaml")), creds)
+    return SecretsManager(load_profile(Path("bsecrets.yaml")), creds, clock=clock)
 
 
 def test_due_with_a_fixed_clock(db: Path) -> None:
@@ -251,7 +257,7 @@ def test_an_unknown_strategy_is_a_usage_error(db: Path) -> None:
 
 
 def test_a_strategy_not_available_yet_is_a_usage_error(db: Path) -> None:
-    refused(["rotate", "db/password", "-e", "dev", "--strategy", "graceful",
+    refused(["rotate", "db/password", "-e", "dev", "--strategy", "blue-green",
              "--generate", "hex:8"], 2, "not available yet")  # fmt: skip
 
 
@@ -288,3 +294,80 @@ def test_another_principals_rotation_in_flight_blocks_until_it_ends(db: Path) ->
     policy_off(db)
     ok(["rotate", "db/password", "-e", "dev", "--generate", "hex:8"])
     assert value() != OLD
+
+
+# --- graceful --------------------------------------------------------------------------
+
+
+def test_graceful_keeps_the_previous_value_readable_until_the_overlap_ends(db: Path) -> None:
+    policy(db, "{strategy: graceful, overlap: 1h}")
+    done = json.loads(ok(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt",
+                          "--json"]))  # fmt: skip
+    assert done["strategy"] == "graceful" and done["grace_until"]
+    assert value() == NEW and value("db/password#previous") == OLD
+    (db / "t.tmpl").write_text("p={{ bsecrets://dev/db/password#previous }}\n")
+    assert ok(["render", "t.tmpl", "-o", "-"]) == f"p={OLD}\n"
+    ends = parse_iso(done["grace_until"])
+    m = manager(lambda: ends - timedelta(seconds=1))  # a fixed clock, just before
+    assert m.get("dev", "db/password#previous").value == OLD.encode()
+    m.close()
+    m = manager(lambda: ends + timedelta(seconds=1))  # and just after
+    with pytest.raises(VersionNotFound, match="no graceful rotation"):
+        m.get("dev", "db/password#previous")
+    m.close()
+
+
+def test_previous_is_not_readable_after_an_immediate_rotation_or_a_later_write(db: Path) -> None:
+    ok(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt"])
+    refused(["get", "db/password#previous", "-e", "dev"], 3, "no graceful rotation")
+    ok(["rotate", "db/password", "-e", "dev", "--strategy", "graceful", "--generate", "hex:8"])
+    assert value("db/password#previous") == NEW
+    ok(["put", "db/password", "--from-file", "old.txt", "-e", "dev"])  # a later write
+    refused(["get", "db/password#previous", "-e", "dev"], 3, "no graceful rotation")
+
+
+# --- emergency -------------------------------------------------------------------------
+
+
+def test_an_emergency_rotation_ends_the_previous_value_at_once(db: Path) -> None:
+    told = hook(db, "set", f'echo "$BSECRETS_ROTATION_EMERGENCY" > {db}/told\n')
+    policy(db, f"{{strategy: graceful, overlap: 24h, hooks: {{set: [{told}]}}}}")
+    ok(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt"])
+    assert value("db/password#previous") == OLD
+    done = json.loads(ok(["rotate", "db/password", "-e", "dev", "--emergency", "--reason",
+                          "leaked in a log", "--generate", "hex:8", "--json"]))  # fmt: skip
+    assert done["strategy"] == "immediate" and done["emergency"] is True
+    assert (db / "told").read_text() == "1\n"
+    refused(["get", "db/password#previous", "-e", "dev"], 3, "no graceful rotation")
+    events = [e for e in json.loads(ok(["audit", "log", "--json"])) if e["action"] == "rotate"]
+    assert events[-1]["details"]["emergency"] is True
+    assert events[-1]["justification"] == "leaked in a log"
+
+
+def test_an_emergency_rotation_needs_a_reason(db: Path) -> None:
+    refused(["rotate", "db/password", "-e", "dev", "--emergency", "--generate", "hex:8"], 2,
+            "needs a reason")  # fmt: skip
+    assert value() == OLD
+
+
+def test_an_emergency_rotation_is_an_admins(db: Path) -> None:
+    writer = {"BSECRETS_PASSPHRASE": "alice-pass-123"}
+    ok(["access", "principal", "add", "alice"], BSECRETS_NEW_PASSPHRASE="alice-pass-123")
+    ok(["access", "grant", "alice", "-e", "dev", "--role", "write"])
+    result = invoke(["--as", "alice", "rotate", "db/password", "-e", "dev", "--emergency",
+                     "--reason", "x", "--generate", "hex:8"], env=writer)  # fmt: skip
+    assert_error(result, 4, "needs admin")
+    assert value() == OLD
+
+
+def test_exec_with_previous_gives_both_values_during_the_overlap(db: Path) -> None:
+    policy(db, "{strategy: graceful, overlap: 1h}")
+    ok(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt"])
+    show = ["sh", "-c", 'echo "$DB_PASSWORD|${DB_PASSWORD_PREVIOUS-unset}"']
+    both = run_cli(["exec", "-e", "dev", "--with-previous", "--", *show], cwd=db)
+    assert both.returncode == 0, both.stderr
+    assert both.stdout.decode() == f"{NEW}|{OLD}\n"
+    plain = run_cli(["exec", "-e", "dev", "--", *show], cwd=db)
+    assert plain.stdout.decode() == f"{NEW}|unset\n"
+    exec_events = [e for e in json.loads(ok(["audit", "log", "--json"])) if e["action"] == "exec"]
+    assert exec_events[0]["names"] == ["db/password", "db/password#previous"]

@@ -34,8 +34,9 @@ from bsecrets.errors import (
     SecretNotFound,
     UsageError,
     VersionConflict,
+    VersionNotFound,
 )
-from bsecrets.models import RotationPolicy, validate_name, validate_value
+from bsecrets.models import RotationPolicy, validate_name, validate_reason, validate_value
 from bsecrets.run.hooks import HookResult, hook_environment, run_hook
 from bsecrets.timeutil import iso, parse_duration
 from bsecrets.vaultfile.rotations import Rotation, RotationStore, new_id
@@ -44,7 +45,9 @@ if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager
     from bsecrets.vaultfile.vault import LocalVault
 
-AVAILABLE = ("immediate",)  # graceful and blue-green: docs/rotation.md, "Not yet"
+AVAILABLE = ("immediate", "graceful")  # blue-green: docs/rotation.md, "Not yet"
+DEFAULT_OVERLAP = timedelta(hours=24)
+PREVIOUS_FIELD = "#previous"  # SecretsManager.get reads NAME#previous
 
 
 def policy_for(config: EnvironmentConfig, name: str) -> RotationPolicy | None:
@@ -83,14 +86,23 @@ def _save(manager: SecretsManager, store: RotationStore, rotation: Rotation) -> 
     """Store the record, with its audited ``rotate`` event, in one transaction."""
     rotation = rotation._replace(updated_at=iso(manager.clock()))
     local = manager.profile.environment(rotation.env).backend == "local"
-    details = {"id": rotation.id, "step": rotation.step, "strategy": rotation.strategy}
+    details: dict[str, Any] = {
+        "id": rotation.id,
+        "step": rotation.step,
+        "strategy": rotation.strategy,
+    }
+    if rotation.emergency:
+        details["emergency"] = True
     with manager.audit.operation(
         Action.ROTATE, rotation.env, name=rotation.name, justification=rotation.reason
     ) as note:
         note.details = details
         if rotation.version is not None:
             note.version = rotation.version
-        store.put(rotation, store.lookup(rotation.env, rotation.name, local))
+        lookup = store.lookup(rotation.env, rotation.name, local)
+        if rotation.emergency and rotation.step == "finished":
+            store.end_overlaps(lookup)  # the previous value is revoked at once
+        store.put(rotation, lookup)
     return rotation
 
 
@@ -102,14 +114,24 @@ def start(
     value: bytes | None = None,
     generator: str | None = None,
     strategy: str | None = None,
+    emergency: bool = False,
     sleep: Callable[[float], None] | None = None,
 ) -> Rotation:
     """Rotate ``name``: a new value (given, or from ``generator`` or the policy's),
-    through the four steps. Returns the finished rotation; raises what stopped it."""
+    through the four steps. Returns the finished rotation; raises what stopped it.
+    ``emergency``: immediate, an admin's, with a reason; the previous value of any
+    earlier graceful rotation stops being readable at once; hooks are told."""
     validate_name(name)
     env_name = manager.env_name(env)
     config = manager.profile.environment(env_name)
     policy = policy_for(config, name) or RotationPolicy()
+    if emergency:
+        if manager.confirmation.reason is None:
+            raise UsageError(
+                "an emergency rotation needs a reason for the audit log",
+                step=NextStep("give_reason"),
+            )
+        strategy = "immediate"
     chosen = strategy or policy.strategy
     if chosen not in STRATEGIES:
         raise UsageError(
@@ -122,7 +144,13 @@ def start(
     vault, store = _store(manager)
     remote = config.backend != "local"
     with manager.refusals_recorded(Action.ROTATE, env_name, name=name):
-        reason = manager.gate.check(Action.ROTATE, env_name, remote=remote, names=(name,))
+        needs = "admin" if emergency else None
+        reason = manager.gate.check(
+            Action.ROTATE, env_name, remote=remote, names=(name,), needs=needs
+        )
+    given = manager.confirmation.reason
+    if reason is None and given is not None:  # recorded whenever given
+        reason = validate_reason(given)
     new_value = value if value is not None else _generated(manager, name, generator, policy)
     validate_value(new_value, name=name)
     with vault.store.read():
@@ -140,7 +168,7 @@ def start(
     now = iso(manager.clock())
     rotation = Rotation(
         new_id(), env_name, name, chosen, "created", base, new_value, now, now,
-        vault.principal, reason,
+        vault.principal, reason, emergency=emergency,
     )  # fmt: skip
     rotation = _save(manager, store, rotation)
     return _run(manager, store, rotation, policy, sleep)
@@ -222,6 +250,7 @@ def _hook(
             "BSECRETS_ROTATION_ENV": rotation.env,
             "BSECRETS_ROTATION_NAME": rotation.name,
             "BSECRETS_ROTATION_STEP": step,
+            "BSECRETS_ROTATION_EMERGENCY": "1" if rotation.emergency else "0",
         },
     )
     kwargs: dict[str, Any] = {"retries": policy.retries, "backoff": policy.backoff}
@@ -257,9 +286,11 @@ def _run(
         rotation = _save(manager, store, rotation._replace(step=after, result=None))
         step = after
     version = _finish(manager, store, rotation)
-    rotation = _save(
-        manager, store, rotation._replace(step="finished", pending=None, version=version)
-    )
+    grace = None
+    if rotation.strategy == "graceful":  # the previous value stays readable a while
+        grace = iso(manager.clock() + (policy.overlap or DEFAULT_OVERLAP))
+    finished = rotation._replace(step="finished", pending=None, version=version, grace_until=grace)
+    rotation = _save(manager, store, finished)
     result = _hook(manager, rotation._replace(pending=None), policy, "finish", sleep)
     if result is not None:
         rotation = _save(manager, store, rotation._replace(result=result._asdict()))
@@ -296,6 +327,32 @@ def _finish(manager: SecretsManager, store: RotationStore, rotation: Rotation) -
     assert rotation.pending is not None
     written = manager.put(rotation.env, rotation.name, rotation.pending, if_version=version)
     return written.version
+
+
+def with_previous(
+    manager: SecretsManager,
+    env: str,
+    secrets: dict[str, bytes],
+    mapping: dict[str, str],
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """``exec --with-previous``: each secret within a graceful rotation's overlap adds
+    ``VAR_PREVIOUS`` (its ``NAME#previous``, read and audited as such); a variable that
+    is already a secret's is a usage error (exit 2), before anything runs."""
+    secrets, mapping = dict(secrets), dict(mapping)
+    for variable, name in sorted(mapping.items()):
+        try:
+            previous = manager.get(env, f"{name}{PREVIOUS_FIELD}").value
+        except VersionNotFound:
+            continue
+        extra = f"{variable}_PREVIOUS"
+        if extra in mapping:
+            raise UsageError(
+                f"{extra} is both secret '{mapping[extra]}' and the previous value of '{name}'",
+                step=NextStep("rename_or_leave_out"),
+            )
+        mapping[extra] = f"{name}{PREVIOUS_FIELD}"
+        secrets[mapping[extra]] = previous
+    return secrets, mapping
 
 
 # --- what is due ----------------------------------------------------------------------

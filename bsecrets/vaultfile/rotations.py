@@ -9,8 +9,9 @@ it, with the vault id, the id and that principal as associated data: a record op
 only for its principal, and one moved or edited fails authentication (exit 5).
 ``lookup`` finds the rotations of one secret without opening them (the environment's
 name HMAC for a local environment, else a SHA-256 of vault id, environment and
-name), and ``in_flight`` says, unsealed, whether one has not ended, so a rotation
-started by another principal blocks a second one too.
+name); ``in_flight`` says, unsealed, whether one has not ended (a rotation started
+by another principal blocks a second one too), and ``version``/``grace_until`` until
+when a graceful rotation keeps the previous version readable (``NAME#previous``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from bsecrets.vaultfile.vault import LocalVault
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS rotations (id TEXT PRIMARY KEY, principal TEXT NOT NULL,"
-    " lookup BLOB NOT NULL, in_flight INTEGER NOT NULL, record BLOB NOT NULL)"
+    " lookup BLOB NOT NULL, in_flight INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " grace_until TEXT NOT NULL, record BLOB NOT NULL)"
 )
 STEPS = ("created", "set", "tested", "finished", "failed", "cancelled")
 IN_FLIGHT = ("created", "set", "tested", "failed")
@@ -47,6 +49,8 @@ class Rotation(NamedTuple):
     reason: str | None = None
     result: dict[str, Any] | None = None  # the last hook or step result (never a value)
     version: int | None = None  # the version the new value became
+    grace_until: str | None = None  # graceful: the previous value readable until then
+    emergency: bool = False  # rotate --emergency: earlier overlaps end at once
 
     def __repr__(self) -> str:  # never the value
         return f"Rotation({self.id!r}, {self.env}/{self.name}, {self.step})"
@@ -94,11 +98,14 @@ class RotationStore:
         record = aead_seal(
             self._key(), json.dumps(data).encode(), self._aad(rotation.id, self.vault.principal)
         )
+        flags = (int(rotation.in_flight), rotation.version or 0, rotation.grace_until or "")
+        row = (rotation.id, self.vault.principal, lookup, *flags, record)
         self.store.execute_write(_TABLE)
         self.store.execute_write(
-            "INSERT OR REPLACE INTO rotations (id, principal, lookup, in_flight, record)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (rotation.id, self.vault.principal, lookup, int(rotation.in_flight), record),
+            "INSERT OR REPLACE INTO rotations"
+            " (id, principal, lookup, in_flight, version, grace_until, record)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            row,
         )
 
     def get(self, rotation_id: str) -> Rotation | None:
@@ -121,6 +128,25 @@ class RotationStore:
             (lookup,),
         )
         return [(text(i), text(p)) for i, p in rows]
+
+    def in_grace(self, lookup: bytes, version: int, now: str) -> bool:
+        """Whether a graceful rotation made ``version`` current and its overlap runs
+        past ``now`` (ISO UTC strings compare as times): the previous version is then
+        readable as ``NAME#previous``. Unsealed, so any reader of the secret sees it."""
+        rows = self.store.query_optional_table(
+            "rotations",
+            "SELECT 1 FROM rotations WHERE lookup = ? AND version = ? AND grace_until > ?",
+            (lookup, version, now),
+        )
+        return bool(rows)
+
+    def end_overlaps(self, lookup: bytes) -> None:
+        """Inside a write transaction: no earlier rotation of the secret keeps its
+        previous value readable any longer (an emergency rotation)."""
+        self.store.execute_write(_TABLE)
+        self.store.execute_write(
+            "UPDATE rotations SET grace_until = '' WHERE lookup = ?", (lookup,)
+        )
 
     def mine(self) -> list[Rotation]:
         rows = self.store.query_optional_table(

@@ -59,7 +59,11 @@ def secret(
     env: EnvOption = None,
     strategy: Annotated[
         str | None,
-        typer.Option("--strategy", metavar="immediate", help="How (default: the policy's)."),
+        typer.Option(
+            "--strategy",
+            metavar="immediate|graceful",
+            help="How (default: the policy's); graceful keeps NAME#previous for the overlap.",
+        ),
     ] = None,
     generate: Annotated[
         str | None,
@@ -68,6 +72,13 @@ def secret(
     from_file: Annotated[
         Path | None, typer.Option("--from-file", help="The new value's exact bytes.")
     ] = None,
+    emergency: Annotated[
+        bool,
+        typer.Option(
+            "--emergency",
+            help="Immediate, an admin's, with --reason; a previous value is revoked at once.",
+        ),
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Rotate NAME: a new value (--generate, --from-file, stdin, or the policy's
@@ -82,8 +93,9 @@ def secret(
     if from_file is not None or (generate is None and not sys.stdin.isatty()):
         value = read_value(cli, from_file, None) or None  # empty stdin: no value given
     done = rotation.start(
-        cli.manager, cli.env(env), name, value=value, generator=generate, strategy=strategy
-    )
+        cli.manager, cli.env(env), name, value=value, generator=generate, strategy=strategy,
+        emergency=emergency,
+    )  # fmt: skip
     _done(cli, done, json_out)
 
 

@@ -95,6 +95,13 @@ def exec_(
             show_default=False,
         ),
     ] = None,
+    with_previous: Annotated[
+        bool,
+        typer.Option(
+            "--with-previous",
+            help="Also VAR_PREVIOUS for each secret within a graceful rotation's overlap.",
+        ),
+    ] = False,
     env: EnvOption = None,
 ) -> None:
     """Run a command with the environment's secrets as environment variables.
@@ -113,6 +120,11 @@ def exec_(
     names = _names(cli, env_name, _split(only))
     mapping = map_names(names, prefix)  # collisions fail before any value is read
     with manager.reading(env_name, names, action=Action.EXEC) as (secrets, note):
+        if with_previous:  # graceful rotations: docs/rotation.md
+            # a seam: exec loads the rotation service only when asked (start-up, #20)
+            from bsecrets.services.rotation import with_previous as add_previous
+
+            secrets, mapping = add_previous(manager, env_name, secrets, mapping)
         child_env, injected = child_environment(
             secrets,
             cli.settings.environ,
