@@ -5,17 +5,15 @@ step (real processes), ``--due`` with a fixed clock, and bad input."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from helpers.cli import assert_error, invoke, run_cli
+from helpers.rotation import hook, policy_off, rotate_and_kill
+from helpers.rotation import policy as set_policy
 from helpers.values import PASSPHRASE
 
 from bsecrets.config.loader import load_profile
@@ -43,13 +41,7 @@ def refused(args: list[str], code: int, *needles: str) -> str:
 
 def policy(vault: Path, spec: str) -> None:
     """A rotation policy for 'db/*' in dev (``spec``: its YAML flow mapping)."""
-    profile = vault / "bsecrets.yaml"
-    text = profile.read_text()
-    assert "  dev:\n    backend: local\n" in text
-    profile.write_text(text.replace(
-        "  dev:\n    backend: local\n",
-        f"  dev:\n    backend: local\n    rotation:\n      'db/*': {spec}\n",
-    ))  # fmt: skip
+    set_policy(vault, "dev", spec)
 
 
 def value(name: str = "db/password") -> str:
@@ -66,13 +58,6 @@ def db(vault: Path) -> Path:
     (vault / "new.txt").write_text(NEW)
     ok(["put", "db/password", "--from-file", "old.txt", "-e", "dev"])
     return vault
-
-
-def hook(vault: Path, name: str, body: str) -> str:
-    path = vault / f"{name}.sh"
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o700)
-    return str(path)
 
 
 def test_a_rotation_runs_its_hooks_with_the_value_on_stdin(db: Path) -> None:
@@ -154,32 +139,7 @@ def test_generate_and_the_policy_generator(db: Path) -> None:
 
 
 def _rotate_and_kill(db: Path, step: str) -> str:
-    """Start a rotation whose ``step`` hook signals and waits, kill -9 its process
-    group there, and return the rotation's id."""
-    marker = db / f"{step}.reached"
-    waiting = hook(db, step, f"touch {marker}; sleep 60\n")
-    policy(db, f"{{hooks: {{{step}: [{waiting}]}}}}")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "bsecrets", "rotate", "db/password", "-e", "dev",
-         "--from-file", "new.txt"],
-        cwd=db, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60  # a hang guard, far past what it needs
-    while not marker.exists():
-        assert child.poll() is None and time.monotonic() < deadline, "the hook never ran"
-        time.sleep(0.05)
-    os.killpg(child.pid, signal.SIGKILL)
-    child.wait(timeout=30)
-    policy_off(db)
-    (row,) = json.loads(ok(["rotate", "status", "--json"]))
-    return str(row["id"])
-
-
-def policy_off(db: Path) -> None:
-    profile = db / "bsecrets.yaml"
-    lines = profile.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if "rotation:" not in line and "'db/*'" not in line]
-    profile.write_text("".join(kept))
+    return rotate_and_kill(db, "dev", step)
 
 
 @pytest.mark.parametrize("step", ["set", "test"])
@@ -245,7 +205,8 @@ def test_due_without_policies_says_so(db: Path) -> None:
 def test_due_dry_run_lists_nothing_fresh(db: Path) -> None:
     policy(db, "{max_age: 30d, generate: 'hex:8'}")
     result = invoke(["rotate", "--due", "--dry-run", "--json"])
-    assert result.exit_code == 0 and json.loads(result.stdout) == {"due": [], "rotated": []}
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"due": [], "rotated": [], "failed": []}
 
 
 # --- bad input -------------------------------------------------------------------------
@@ -254,11 +215,6 @@ def test_due_dry_run_lists_nothing_fresh(db: Path) -> None:
 def test_an_unknown_strategy_is_a_usage_error(db: Path) -> None:
     result = invoke(["rotate", "db/password", "--strategy", "sideways", "--generate", "hex:8"])
     assert_error(result, 2)
-
-
-def test_a_strategy_not_available_yet_is_a_usage_error(db: Path) -> None:
-    refused(["rotate", "db/password", "-e", "dev", "--strategy", "blue-green",
-             "--generate", "hex:8"], 2, "not available yet")  # fmt: skip
 
 
 def test_a_policy_with_a_bad_duration_names_its_line(db: Path) -> None:
@@ -371,3 +327,51 @@ def test_exec_with_previous_gives_both_values_during_the_overlap(db: Path) -> No
     assert plain.stdout.decode() == f"{NEW}|unset\n"
     exec_events = [e for e in json.loads(ok(["audit", "log", "--json"])) if e["action"] == "exec"]
     assert exec_events[0]["names"] == ["db/password", "db/password#previous"]
+
+
+def test_due_goes_on_after_a_failure_and_says_which(db: Path) -> None:
+    ok(["put", "db/other", "--from-file", "old.txt", "-e", "dev"])
+    picky = hook(db, "set", 'test "$BSECRETS_ROTATION_NAME" != db/password\n')
+    policy(db, f"{{max_age: 1d, generate: 'hex:8', hooks: {{set: [{picky}]}}}}")
+    first = manager()
+    written = first.get("dev", "db/password").created_at
+    first.close()
+    m = manager(lambda: written + timedelta(days=2))  # a fixed clock: both are due
+    warnings: list[str] = []
+    found, rotated, failed = rotation.rotate_due(m, "dev", dry_run=False, warn=warnings.append)
+    m.close()
+    assert sorted(item["name"] for item in found) == ["db/other", "db/password"]
+    assert [f["name"] for f in failed] == ["db/password"]
+    assert [r["name"] for r in rotated] == ["db/other"]
+    assert len(warnings) == 1 and "db/password" in warnings[0]
+    assert value() == OLD and value("db/other") != OLD
+
+
+# --- blue-green ------------------------------------------------------------------------
+
+
+def test_blue_green_fills_the_other_slot_and_flips(db: Path) -> None:
+    policy(db, "{strategy: blue-green}")
+    ok(["rotate", "db/password", "-e", "dev", "--from-file", "new.txt"])
+    assert value() == NEW  # green is active
+    assert value("db/password#blue") == OLD and value("db/password#green") == NEW
+    flipped = json.loads(ok(["rotate", "flip", "db/password", "-e", "dev", "--json"]))
+    assert flipped["active"] == "blue" and value() == OLD  # a rollback is a flip
+    assert value("db/password#blue") == OLD and value("db/password#green") == NEW
+    ok(["rotate", "flip", "db/password", "-e", "dev"])
+    assert value() == NEW
+    (db / "newer.txt").write_text("newer-value-5e5e")
+    ok(["rotate", "db/password", "-e", "dev", "--from-file", "newer.txt"])  # fills blue
+    assert value() == "newer-value-5e5e" and value("db/password#blue") == "newer-value-5e5e"
+    assert value("db/password#green") == NEW
+    kinds = [e["details"] for e in json.loads(ok(["audit", "log", "--json"]))
+             if e["action"] == "rotate" and "flip" in e.get("details", {})]  # fmt: skip
+    assert [k["flip"] for k in kinds] == ["blue", "green"]
+
+
+def test_flip_without_slots_is_not_found(db: Path) -> None:
+    refused(["rotate", "flip", "db/password", "-e", "dev"], 3, "no blue-green slots")
+
+
+def test_a_slot_without_a_blue_green_rotation_is_not_found(db: Path) -> None:
+    refused(["get", "db/password#green", "-e", "dev"], 3, "no blue-green rotation")

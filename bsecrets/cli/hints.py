@@ -92,12 +92,13 @@ STEPS: Final[Mapping[str, str]] = {
     ),
     "list_principals": "list them with 'bsecrets access principal ls'",
     "list_tokens": "list them with 'bsecrets token ls'",
-    "rotate_immediate": "use --strategy immediate (docs/rotation.md says what comes next)",
+    "rotate_immediate": "use --strategy immediate, graceful or blue-green (docs/rotation.md)",
     "resume_or_cancel_rotation": (
         "finish it with 'bsecrets rotate resume {id}', "
         "or drop it with 'bsecrets rotate cancel {id}'"
     ),
     "rotate_again": "start a new one with 'bsecrets rotate {name}'",
+    "rotate_blue_green": "rotate it first: 'bsecrets rotate {name} --strategy blue-green'",
     "rollback_instead": "to go back, 'bsecrets rollback {name} -e {env} --to N'",
     "rotation_status": "see 'bsecrets rotate status'",
     "give_rotation_value": (

@@ -28,7 +28,6 @@ from bsecrets.errors import (
     UsageError,
     VaultNotFound,
     VersionConflict,
-    VersionNotFound,
 )
 from bsecrets.health import HealthIndicator, ReflectiveModule
 from bsecrets.models import (
@@ -45,13 +44,12 @@ from bsecrets.models import (
 )
 from bsecrets.ports import Capability, SecretBackend, not_applied, stderr_warning
 from bsecrets.services.access import AccessGate
-from bsecrets.timeutil import Clock, iso, utcnow
+from bsecrets.services.slots import FIELDS as SLOT_FIELDS
+from bsecrets.services.slots import slot_version
+from bsecrets.timeutil import Clock, utcnow
 from bsecrets.vaultfile import session
 from bsecrets.vaultfile.credentials import Credentials
-from bsecrets.vaultfile.rotations import RotationStore
 from bsecrets.vaultfile.vault import LocalVault
-
-PREVIOUS = "previous"  # NAME#previous: see _previous_version
 
 
 class SecretsManager(ReflectiveModule):
@@ -260,8 +258,9 @@ class SecretsManager(ReflectiveModule):
         with self._op(Action.GET, env_name, name=name, changes=False) as note:
             note.version = version
             backend = self.backend(env_name)
-            if field == PREVIOUS:  # a graceful rotation's previous value (docs/rotation.md)
-                secret = backend.get(base, self._previous_version(env_name, base, backend))
+            if field in SLOT_FIELDS:  # a version a rotation keeps readable (docs/rotation.md)
+                kept = slot_version(self.gate, self.clock, env_name, base, field, backend)
+                secret = backend.get(base, kept)
                 note.version = secret.version
                 return secret
             if sep and Capability.FIELDS not in backend.capabilities:
@@ -272,24 +271,6 @@ class SecretsManager(ReflectiveModule):
             secret = backend.get(name, version)
             note.version = secret.version
         return secret
-
-    def _previous_version(self, env: str, name: str, backend: SecretBackend) -> int:
-        """The version before the current one while a graceful rotation's overlap runs;
-        VersionNotFound (exit 3) otherwise."""
-        current = backend.get(name).version
-        store = RotationStore(self.gate.require_vault("a rotation's overlap"))
-        local = self.profile.environment(env).backend == "local"
-        with store.store.read():
-            graced = current > 1 and store.in_grace(
-                store.lookup(env, name, local), current, iso(self.clock())
-            )
-        if not graced:
-            raise VersionNotFound(
-                f"'{name}#previous' is not readable: no graceful rotation of '{name}' "
-                "is within its overlap",
-                hint="the previous value is readable only during a graceful rotation's overlap",
-            )
-        return current - 1
 
     @contextlib.contextmanager
     def reading(

@@ -27,6 +27,7 @@ from bsecrets.audit.events import Action
 from bsecrets.config.generators import generate, parse_generator
 from bsecrets.config.profile import STRATEGIES, EnvironmentConfig
 from bsecrets.errors import (
+    BsecretsError,
     NextStep,
     RotationFailed,
     RotationInFlight,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager
     from bsecrets.vaultfile.vault import LocalVault
 
-AVAILABLE = ("immediate", "graceful")  # blue-green: docs/rotation.md, "Not yet"
 DEFAULT_OVERLAP = timedelta(hours=24)
 PREVIOUS_FIELD = "#previous"  # SecretsManager.get reads NAME#previous
 
@@ -102,8 +102,54 @@ def _save(manager: SecretsManager, store: RotationStore, rotation: Rotation) -> 
         lookup = store.lookup(rotation.env, rotation.name, local)
         if rotation.emergency and rotation.step == "finished":
             store.end_overlaps(lookup)  # the previous value is revoked at once
+        if rotation.strategy == "blue-green" and rotation.version is not None:
+            _fill_slot(store, lookup, rotation)
         store.put(rotation, lookup)
     return rotation
+
+
+def _fill_slot(store: RotationStore, lookup: bytes, rotation: Rotation) -> None:
+    """Blue-green: the version the rotation wrote fills the slot that was inactive, and
+    that slot becomes active (the first rotation puts the old version in blue)."""
+    assert rotation.version is not None
+    found = store.slots(lookup)
+    active, versions = found or ("blue", {"blue": rotation.base_version, "green": 0})
+    if versions[active] == rotation.version:
+        return  # this rotation's slot is filled already
+    other = "green" if active == "blue" else "blue"
+    store.set_slots(lookup, other, {**versions, other: rotation.version})
+
+
+def flip(manager: SecretsManager, env: str | None, name: str) -> tuple[str, int]:
+    """Blue-green: make the other slot's value current (a check-and-set write of it) and
+    that slot active; a rollback is a flip. Returns the active slot and the version."""
+    validate_name(name)
+    env_name = manager.env_name(env)
+    vault, store = _store(manager)
+    local = manager.profile.environment(env_name).backend == "local"
+    with manager.refusals_recorded(Action.ROTATE, env_name, name=name):
+        manager.gate.check(Action.ROTATE, env_name, remote=not local, names=(name,))
+    with vault.store.read():
+        lookup = store.lookup(env_name, name, local)
+        found = store.slots(lookup)
+    if found is None:
+        raise RotationNotFound(
+            f"'{name}' ({env_name}) has no blue-green slots to flip",
+            step=NextStep("rotate_blue_green", name=name),
+        )
+    active, versions = found
+    other = "green" if active == "blue" else "blue"
+    backend = manager.backend(env_name)
+    if versions[other] < 1:
+        raise RotationNotFound(f"the {other} slot of '{name}' holds nothing to flip to")
+    value = backend.get(name, versions[other]).value
+    current = backend.get(name).version
+    written = manager.put(env_name, name, value, if_version=current)
+    with manager.audit.operation(Action.ROTATE, env_name, name=name) as note:
+        note.details = {"flip": other}
+        note.version = written.version
+        store.set_slots(lookup, other, {**versions, other: written.version})
+    return other, written.version
 
 
 def start(
@@ -136,10 +182,6 @@ def start(
     if chosen not in STRATEGIES:
         raise UsageError(
             f"--strategy takes {', '.join(STRATEGIES)}", step=NextStep("rotate_immediate")
-        )
-    if chosen not in AVAILABLE:
-        raise UsageError(
-            f"the {chosen} strategy is not available yet", step=NextStep("rotate_immediate")
         )
     vault, store = _store(manager)
     remote = config.backend != "local"
@@ -383,6 +425,27 @@ def due(manager: SecretsManager, env: str | None, now: datetime) -> list[dict[st
                     }
                 )
     return out
+
+
+def rotate_due(
+    manager: SecretsManager, env: str | None, *, dry_run: bool, warn: Callable[[str], None]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``rotate --due``: (due, rotated, failed). Each due secret with a generator is
+    rotated; one that fails is reported (``warn``) and the others go on."""
+    found = due(manager, env, manager.clock())
+    rotated: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for item in [] if dry_run else found:
+        where = f"{item['env']}/{item['name']}"
+        if item["generate"] is None:
+            warn(f"{where} is due and its policy has no generator")
+            continue
+        try:
+            rotated.append(start(manager, item["env"], item["name"]).to_public())
+        except BsecretsError as exc:
+            warn(f"{where}: {exc.message}")
+            failed.append({"env": item["env"], "name": item["name"], "error": exc.message})
+    return found, rotated, failed
 
 
 def status(manager: SecretsManager) -> list[dict[str, Any]]:

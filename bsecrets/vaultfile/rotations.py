@@ -31,6 +31,11 @@ _TABLE = (
     " lookup BLOB NOT NULL, in_flight INTEGER NOT NULL, version INTEGER NOT NULL,"
     " grace_until TEXT NOT NULL, record BLOB NOT NULL)"
 )
+_SLOTS = (
+    "CREATE TABLE IF NOT EXISTS rotation_slots (lookup BLOB PRIMARY KEY, active TEXT NOT NULL,"
+    " blue INTEGER NOT NULL, green INTEGER NOT NULL)"
+)
+SLOTS = ("blue", "green")
 STEPS = ("created", "set", "tested", "finished", "failed", "cancelled")
 IN_FLIGHT = ("created", "set", "tested", "failed")
 
@@ -139,6 +144,30 @@ class RotationStore:
             (lookup, version, now),
         )
         return bool(rows)
+
+    def slots(self, lookup: bytes) -> tuple[str, dict[str, int]] | None:
+        """A blue-green secret's active slot and the version each slot holds; None if it
+        was never rotated blue-green. Unsealed: versions only, for every reader."""
+        rows = self.store.query_optional_table(
+            "rotation_slots",
+            "SELECT active, blue, green FROM rotation_slots WHERE lookup = ?",
+            (lookup,),
+        )
+        if not rows:
+            return None
+        active, blue, green = rows[0]
+        if active not in SLOTS or type(blue) is not int or type(green) is not int:
+            raise IntegrityError("a blue-green record is damaged")
+        return str(active), {"blue": blue, "green": green}
+
+    def set_slots(self, lookup: bytes, active: str, versions: dict[str, int]) -> None:
+        """Inside a write transaction."""
+        self.store.execute_write(_SLOTS)
+        self.store.execute_write(
+            "INSERT OR REPLACE INTO rotation_slots (lookup, active, blue, green)"
+            " VALUES (?, ?, ?, ?)",
+            (lookup, active, versions["blue"], versions["green"]),
+        )
 
     def end_overlaps(self, lookup: bytes) -> None:
         """Inside a write transaction: no earlier rotation of the secret keeps its

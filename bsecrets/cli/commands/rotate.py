@@ -15,6 +15,7 @@ import typer
 
 from bsecrets.cli.commands.secrets import read_value
 from bsecrets.cli.context import BsecretsGroupHelp, EnvOption, JsonOption, command_group, obj
+from bsecrets.errors import NextStep, RotationFailed
 from bsecrets.services import rotation
 from bsecrets.vaultfile.rotations import Rotation
 
@@ -36,7 +37,7 @@ app = command_group(
     "\b\n"
     "bsecrets rotate NAME [-e ENV] [--generate SPEC | --from-file F | stdin]\n"
     "bsecrets rotate --due [-e ENV] [--dry-run]\n"
-    "bsecrets rotate status | resume ID | cancel ID\n\n"
+    "bsecrets rotate status | resume ID | cancel ID | flip NAME\n\n"
     "Examples:\n"
     "  bsecrets rotate db/password -e prod --generate password:32 --reason 'quarterly'\n"
     "  bsecrets rotate --due --dry-run\n"
@@ -61,7 +62,7 @@ def secret(
         str | None,
         typer.Option(
             "--strategy",
-            metavar="immediate|graceful",
+            metavar="immediate|graceful|blue-green",
             help="How (default: the policy's); graceful keeps NAME#previous for the overlap.",
         ),
     ] = None,
@@ -117,23 +118,23 @@ def due(
     if not rotation.has_policies(manager):
         cli.message("no rotation policies in the profile: nothing is ever due")
         if cli.want_json(json_out):
-            cli.emit_json({"due": [], "rotated": []})
+            cli.emit_json({"due": [], "rotated": [], "failed": []})
         return
-    found = rotation.due(manager, cli.env(env), manager.clock())
-    rotated = []
-    if not dry_run:
-        for item in found:
-            if item["generate"] is None:
-                cli.warn(f"{item['env']}/{item['name']} is due and its policy has no generator")
-                continue
-            rotated.append(rotation.start(manager, item["env"], item["name"]).to_public())
+    found, rotated, failed = rotation.rotate_due(
+        manager, cli.env(env), dry_run=dry_run, warn=cli.warn
+    )
     if cli.want_json(json_out):
-        cli.emit_json({"due": found, "rotated": rotated})
-        return
-    for item in found:
-        sys.stdout.write(f"{item['env']}/{item['name']} due since {item['due_at']}\n")
-    if not found:
-        cli.message("nothing is due")
+        cli.emit_json({"due": found, "rotated": rotated, "failed": failed})
+    else:
+        for item in found:
+            sys.stdout.write(f"{item['env']}/{item['name']} due since {item['due_at']}\n")
+        if not found:
+            cli.message("nothing is due")
+    if failed:
+        raise RotationFailed(
+            f"{len(failed)} of {len(found)} due rotations failed",
+            step=NextStep("rotation_status"),
+        )
 
 
 @app.command("status")
@@ -170,6 +171,27 @@ def _result(result: dict[str, Any] | None) -> str:
     if "conflict" in result:
         return "changed meanwhile"
     return f"{result['step']} hook exit {result['exit_code']}"
+
+
+@app.command("flip")
+def flip(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A secret rotated blue-green.")],
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Blue-green: make the other slot current (a rollback is a flip).
+
+    Examples:
+      bsecrets rotate flip db/password -e prod --reason 'new password breaks the app'
+      bsecrets rotate flip db/password -e staging --json
+    """
+    cli = obj(ctx)
+    active, version = rotation.flip(cli.manager, cli.env(env), name)
+    if cli.want_json(json_out):
+        cli.emit_json({"name": name, "active": active, "version": version})
+        return
+    sys.stdout.write(f"{name} v{version}: the {active} slot is active\n")
 
 
 @app.command("resume")
