@@ -19,6 +19,7 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enum import StrEnum
+from typing import Any
 
 from bsecrets.errors import BsecretsError, NextStep, UsageError
 from bsecrets.health import ReflectiveModule
@@ -135,6 +136,23 @@ class SecretBackend(ReflectiveModule):
             f"the {self.kind} backend has no recovery window",
             step=NextStep("delete_without_recovery_window"),
         )
+
+    def rotation_service(self, name: str) -> dict[str, Any] | None:
+        """The backend's own rotation of ``name`` (AWS: a rotation Lambda and its
+        schedule), if it has one configured; None by default."""
+        return None
+
+    def schedule_rotation(self, name: str, function: str, every_days: int) -> None:
+        """Configure the backend's own rotation of ``name``; backends without one
+        refuse (exit 2)."""
+        raise UsageError(
+            f"the {self.kind} backend has no rotation service of its own",
+            step=NextStep("rotation_service_aws"),
+        )
+
+    def rotate_with_service(self, name: str) -> None:
+        """Ask the backend's own rotation to rotate ``name`` now."""
+        self.schedule_rotation(name, "", 0)
 
     def current_values(self) -> dict[str, bytes]:
         """Name -> current value of every secret that is not deleted (for export,

@@ -18,7 +18,7 @@ from helpers.values import PASSPHRASE
 
 from bsecrets.config.loader import load_profile
 from bsecrets.errors import VersionNotFound
-from bsecrets.services import rotation
+from bsecrets.services import rotation_due
 from bsecrets.services.manager import SecretsManager
 from bsecrets.timeutil import parse_iso
 from bsecrets.vaultfile.credentials import Credentials
@@ -191,8 +191,8 @@ def test_due_with_a_fixed_clock(db: Path) -> None:
     ok(["put", "other", "--from-file", "old.txt", "-e", "dev"])
     m = manager()
     written = m.get("dev", "db/password").created_at
-    assert rotation.due(m, "dev", written + timedelta(days=29)) == []
-    (item,) = rotation.due(m, "dev", written + timedelta(days=31))
+    assert rotation_due.due(m, "dev", written + timedelta(days=29)) == []
+    (item,) = rotation_due.due(m, "dev", written + timedelta(days=31))
     assert item["name"] == "db/password" and item["generate"] == "hex:8"
     m.close()
 
@@ -338,7 +338,7 @@ def test_due_goes_on_after_a_failure_and_says_which(db: Path) -> None:
     first.close()
     m = manager(lambda: written + timedelta(days=2))  # a fixed clock: both are due
     warnings: list[str] = []
-    found, rotated, failed = rotation.rotate_due(m, "dev", dry_run=False, warn=warnings.append)
+    found, rotated, failed = rotation_due.rotate_due(m, "dev", dry_run=False, warn=warnings.append)
     m.close()
     assert sorted(item["name"] for item in found) == ["db/other", "db/password"]
     assert [f["name"] for f in failed] == ["db/password"]

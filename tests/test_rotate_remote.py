@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers.aws_env import write_profile as write_aws_profile
-from helpers.cli import invoke
+from helpers.cli import invoke, run_cli
 from helpers.moto_server import REGION, MotoServer
 from helpers.openbao_server import OpenBao
 from helpers.rotation import hook, policy, policy_off, rotate_and_kill
@@ -100,3 +100,85 @@ def test_a_writer_in_between_is_exit_7(remote: str, isolated: Path) -> None:
     assert result.exit_code == 7, result.stderr
     assert value(remote) == OLD
     policy_off(isolated)
+
+
+# --- AWS's own rotation (a Lambda) -----------------------------------------------------
+
+
+@pytest.fixture
+def aws_lambda(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> tuple[MotoServer, str]:
+    """A prod environment on moto holding db/password, and a rotation Lambda's ARN (moto
+    stores the function; it cannot run it here: no Docker)."""
+    import io
+    import zipfile
+
+    request.getfixturevalue("vault")
+    aws: MotoServer = request.getfixturevalue("aws")
+    alias = f"alias/rotate-{unique_prefix()}"
+    kms = aws.client("kms")
+    kms.create_alias(AliasName=alias, TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    write_aws_profile(isolated, region=REGION, prefix=f"{unique_prefix('svc')}/",
+                      kms_key_id=alias, endpoint_url=aws.endpoint)  # fmt: skip
+    (isolated / "old.txt").write_text(OLD)
+    ok(["put", "db/password", "-e", "prod", "--from-file", "old.txt"])
+    role = aws.client("iam").create_role(
+        RoleName=unique_prefix("role"), AssumeRolePolicyDocument='{"Version": "2012-10-17"}'
+    )["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("rotate.py", "def handler(event, context):\n    pass\n")
+    function = aws.client("lambda").create_function(
+        FunctionName=unique_prefix("rotate"), Runtime="python3.11", Role=role,
+        Handler="rotate.handler", Code={"ZipFile": code.getvalue()},
+    )["FunctionArn"]  # fmt: skip
+    return aws, function
+
+
+def _described(aws: MotoServer) -> dict[str, object]:
+    client = aws.client("secretsmanager")
+    (entry,) = [s for s in client.list_secrets()["SecretList"] if s["Name"].endswith("db/password")
+                and s["Name"].startswith("svc-")]  # fmt: skip
+    described: dict[str, object] = client.describe_secret(SecretId=entry["ARN"])
+    return described
+
+
+def test_schedule_configures_aws_rotation_then_rotate_asks_aws(
+    aws_lambda: tuple[MotoServer, str],
+) -> None:
+    aws, function = aws_lambda
+    # a process of its own: moto, in this one, prints its Docker warnings on stdout
+    scheduled = run_cli(["rotate", "schedule", "db/password", "-e", "prod", "--lambda",
+                         function, "--every", "30d", "--json"])  # fmt: skip
+    assert scheduled.returncode == 0, scheduled.stderr
+    done = json.loads(scheduled.stdout)
+    assert done["every_days"] == 30
+    described = _described(aws)
+    assert described["RotationEnabled"] is True and described["RotationLambdaARN"] == function
+    assert described["RotationRules"] == {"AutomaticallyAfterDays": 30}
+    given = invoke(["rotate", "db/password", "-e", "prod", "--generate", "hex:8"])
+    assert given.exit_code == 2 and "own rotation" in given.stderr
+    asked = run_cli(["rotate", "db/password", "-e", "prod"])
+    assert asked.returncode == 0, asked.stderr
+    assert b"asked the backend's own rotation" in asked.stdout
+    events = [e for e in json.loads(ok(["audit", "log", "--json"])) if e["action"] == "rotate"]
+    assert events[-1]["details"] == {"by": "aws", "lambda": function}
+    assert [e["outcome"] for e in events[-2:]] == ["started", "ok"]
+    # moto then shows a rotation that ran (LastRotatedDate) without a Lambda having made
+    # a value: what a real Lambda does is not testable here (docs/rotation.md)
+    assert _described(aws)["LastRotatedDate"]
+
+
+def test_schedule_on_a_local_environment_is_refused(vault: Path) -> None:
+    result = invoke(["rotate", "schedule", "x", "-e", "dev", "--lambda", "arn:aws:lambda:x",
+                     "--every", "30d"])  # fmt: skip
+    assert result.exit_code == 2 and "no rotation service" in result.stderr
+    assert "hint: " in result.stderr
+
+
+def test_schedule_takes_whole_days(aws_lambda: tuple[MotoServer, str]) -> None:
+    _aws, function = aws_lambda
+    result = invoke(["rotate", "schedule", "db/password", "-e", "prod", "--lambda", function,
+                     "--every", "36h"])  # fmt: skip
+    assert result.exit_code == 2 and "whole days" in result.stderr

@@ -98,6 +98,12 @@ STEPS: Final[Mapping[str, str]] = {
         "or drop it with 'bsecrets rotate cancel {id}'"
     ),
     "rotate_again": "start a new one with 'bsecrets rotate {name}'",
+    "rotation_service_aws": (
+        "'rotate schedule' configures AWS's own rotation (a Lambda); elsewhere 'bsecrets "
+        "rotate NAME' with hooks does it"
+    ),
+    "rotate_without_value": "run 'bsecrets rotate {name} -e {env}' without a value",
+    "every_days": "use --every 30d (whole days)",
     "rotate_blue_green": "rotate it first: 'bsecrets rotate {name} --strategy blue-green'",
     "rollback_instead": "to go back, 'bsecrets rollback {name} -e {env} --to N'",
     "rotation_status": "see 'bsecrets rotate status'",

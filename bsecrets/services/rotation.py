@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.audit.events import Action
 from bsecrets.config.generators import generate, parse_generator
 from bsecrets.config.profile import STRATEGIES, EnvironmentConfig
 from bsecrets.errors import (
-    BsecretsError,
     NextStep,
     RotationFailed,
     RotationInFlight,
@@ -193,6 +192,15 @@ def start(
     given = manager.confirmation.reason
     if reason is None and given is not None:  # recorded whenever given
         reason = validate_reason(given)
+    service = manager.backend(env_name).rotation_service(name) if remote else None
+    if service is not None:  # the backend rotates it itself (AWS: a rotation Lambda)
+        if value is not None or generator is not None:
+            raise UsageError(
+                f"'{name}' is rotated by {config.backend}'s own rotation "
+                f"({service['lambda']}): it makes the new value",
+                step=NextStep("rotate_without_value", name=name, env=env_name),
+            )
+        return _delegate(manager, env_name, name, service, reason, vault.principal)
     new_value = value if value is not None else _generated(manager, name, generator, policy)
     validate_value(new_value, name=name)
     with vault.store.read():
@@ -214,6 +222,49 @@ def start(
     )  # fmt: skip
     rotation = _save(manager, store, rotation)
     return _run(manager, store, rotation, policy, sleep)
+
+
+def _delegate(
+    manager: SecretsManager,
+    env: str,
+    name: str,
+    service: dict[str, Any],
+    reason: str | None,
+    principal: str,
+) -> Rotation:
+    """Ask the backend's own rotation to rotate ``name`` now (its Lambda does the
+    steps): an audited ``rotate`` event (intent, then outcome), no record to resume."""
+    backend = manager.backend(env)
+    with manager.audit.operation(
+        Action.ROTATE, env, name=name, remote=True, justification=reason
+    ) as note:
+        note.details = {"by": backend.kind, "lambda": service["lambda"]}
+        backend.rotate_with_service(name)
+    now = iso(manager.clock())
+    return Rotation(new_id(), env, name, "service", "delegated", 0, None, now, now,
+                    principal, reason)  # fmt: skip
+
+
+def schedule(
+    manager: SecretsManager, env: str | None, name: str, function: str, every: timedelta
+) -> dict[str, Any]:
+    """Configure the backend's own rotation of ``name`` (AWS: RotateSecret with a Lambda
+    and a rule of every N days); a change, audited."""
+    validate_name(name)
+    env_name = manager.env_name(env)
+    remote = manager.profile.environment(env_name).backend != "local"
+    days = every.days
+    if days < 1 or every != timedelta(days=days) or days > 1000:
+        raise UsageError("--every takes whole days, 1d to 1000d", step=NextStep("every_days"))
+    with manager.refusals_recorded(Action.ROTATE, env_name, name=name):
+        reason = manager.gate.check(Action.ROTATE, env_name, remote=remote, names=(name,))
+    backend = manager.backend(env_name)
+    with manager.audit.operation(
+        Action.ROTATE, env_name, name=name, remote=remote, justification=reason
+    ) as note:
+        note.details = {"schedule": {"lambda": function, "every_days": days}}
+        backend.schedule_rotation(name, function, days)
+    return {"env": env_name, "name": name, "lambda": function, "every_days": days}
 
 
 def _generated(
@@ -397,63 +448,8 @@ def with_previous(
     return secrets, mapping
 
 
-# --- what is due ----------------------------------------------------------------------
-
-
-def due(manager: SecretsManager, env: str | None, now: datetime) -> list[dict[str, Any]]:
-    """Each secret of the environment(s) whose policy's max_age has passed."""
-    envs = [manager.env_name(env)] if env else list(manager.profile.environments)
-    out = []
-    for env_name in envs:
-        config = manager.profile.environment(env_name)
-        if not config.rotation:
-            continue
-        for summary in manager.list_secrets(env_name):
-            policy = policy_for(config, summary.name)
-            if policy is None or policy.max_age is None:
-                continue
-            due_at = summary.updated_at + policy.max_age
-            if due_at <= now:
-                out.append(
-                    {
-                        "env": env_name,
-                        "name": summary.name,
-                        "version": summary.version,
-                        "updated_at": iso(summary.updated_at),
-                        "due_at": iso(due_at),
-                        "generate": policy.generate,
-                    }
-                )
-    return out
-
-
-def rotate_due(
-    manager: SecretsManager, env: str | None, *, dry_run: bool, warn: Callable[[str], None]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """``rotate --due``: (due, rotated, failed). Each due secret with a generator is
-    rotated; one that fails is reported (``warn``) and the others go on."""
-    found = due(manager, env, manager.clock())
-    rotated: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-    for item in [] if dry_run else found:
-        where = f"{item['env']}/{item['name']}"
-        if item["generate"] is None:
-            warn(f"{where} is due and its policy has no generator")
-            continue
-        try:
-            rotated.append(start(manager, item["env"], item["name"]).to_public())
-        except BsecretsError as exc:
-            warn(f"{where}: {exc.message}")
-            failed.append({"env": item["env"], "name": item["name"], "error": exc.message})
-    return found, rotated, failed
-
-
 def status(manager: SecretsManager) -> list[dict[str, Any]]:
     """The rotations the unlocking principal started, newest last (never a value)."""
     _, store = _store(manager)
     with store.store.read():
         return [rotation.to_public() for rotation in store.mine()]
-
-
-def has_policies(manager: SecretsManager) -> bool:
-    return any(config.rotation for config in manager.profile.environments.values())

@@ -276,6 +276,32 @@ class AWSAdapter(SecretBackend):
                 SecretId=sid, ForceDeleteWithoutRecovery=True,
             )  # fmt: skip
 
+    # --- AWS's own rotation (services/rotation.py) ------------------------------
+
+    def rotation_service(self, name: str) -> dict[str, Any] | None:
+        _sid, meta = self.api.describe(name)
+        function = meta.get("RotationLambdaARN")
+        if not meta.get("RotationEnabled") or not function:
+            return None
+        rules = meta.get("RotationRules") or {}
+        return {"lambda": str(function), "every_days": rules.get("AutomaticallyAfterDays")}
+
+    def schedule_rotation(self, name: str, function: str, every_days: int) -> None:
+        """RotateSecret with a Lambda and rules, not rotating now: AWS rotates from then on."""
+        with self.write_operation():
+            sid, _meta = self.api.describe(name)
+            self._change(
+                name, "rotate_secret", f"scheduling the rotation of secret '{name}'",
+                SecretId=sid, RotationLambdaARN=function,
+                RotationRules={"AutomaticallyAfterDays": every_days}, RotateImmediately=False,
+            )  # fmt: skip
+
+    def rotate_with_service(self, name: str) -> None:
+        """RotateSecret now, with the Lambda already configured (its steps are AWS's)."""
+        with self.write_operation():
+            sid, _meta = self.api.describe(name)
+            self._change(name, "rotate_secret", f"rotating secret '{name}'", SecretId=sid)
+
     def _change(self, name: str, operation: str, action: str, **params: Any) -> None:
         """One call that changes ``name``; a failure that may have reached AWS says how
         to check (the error of a call AWS refused says that nothing was applied)."""

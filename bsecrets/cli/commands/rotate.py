@@ -16,7 +16,8 @@ import typer
 from bsecrets.cli.commands.secrets import read_value
 from bsecrets.cli.context import BsecretsGroupHelp, EnvOption, JsonOption, command_group, obj
 from bsecrets.errors import NextStep, RotationFailed
-from bsecrets.services import rotation
+from bsecrets.services import rotation, rotation_due
+from bsecrets.timeutil import parse_duration
 from bsecrets.vaultfile.rotations import Rotation
 
 
@@ -37,7 +38,8 @@ app = command_group(
     "\b\n"
     "bsecrets rotate NAME [-e ENV] [--generate SPEC | --from-file F | stdin]\n"
     "bsecrets rotate --due [-e ENV] [--dry-run]\n"
-    "bsecrets rotate status | resume ID | cancel ID | flip NAME\n\n"
+    "bsecrets rotate status | resume ID | cancel ID | flip NAME\n"
+    "bsecrets rotate schedule NAME --lambda ARN --every 30d   (AWS)\n\n"
     "Examples:\n"
     "  bsecrets rotate db/password -e prod --generate password:32 --reason 'quarterly'\n"
     "  bsecrets rotate --due --dry-run\n"
@@ -49,6 +51,9 @@ app.info.cls = _RotateGroup
 def _done(cli: Any, row: Rotation, json_out: bool) -> None:
     if cli.want_json(json_out):
         cli.emit_json(row.to_public())
+        return
+    if row.step == "delegated":
+        sys.stdout.write(f"{row.name} ({row.env}): asked the backend's own rotation to rotate it\n")
         return
     sys.stdout.write(f"{row.name} v{row.version} ({row.env}): rotation {row.id} {row.step}\n")
 
@@ -115,12 +120,12 @@ def due(
     """
     cli = obj(ctx)
     manager = cli.manager
-    if not rotation.has_policies(manager):
+    if not rotation_due.has_policies(manager):
         cli.message("no rotation policies in the profile: nothing is ever due")
         if cli.want_json(json_out):
             cli.emit_json({"due": [], "rotated": [], "failed": []})
         return
-    found, rotated, failed = rotation.rotate_due(
+    found, rotated, failed = rotation_due.rotate_due(
         manager, cli.env(env), dry_run=dry_run, warn=cli.warn
     )
     if cli.want_json(json_out):
@@ -171,6 +176,33 @@ def _result(result: dict[str, Any] | None) -> str:
     if "conflict" in result:
         return "changed meanwhile"
     return f"{result['step']} hook exit {result['exit_code']}"
+
+
+@app.command("schedule")
+def schedule(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A secret of an AWS environment.")],
+    function: Annotated[
+        str, typer.Option("--lambda", metavar="ARN", help="The rotation Lambda's ARN.")
+    ],
+    every: Annotated[str, typer.Option("--every", help="How often AWS rotates it (days).")],
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Configure AWS's own rotation of a secret (a Lambda, every N days): from then on
+    'bsecrets rotate NAME' asks AWS to rotate it instead of rotating it here.
+
+    Examples:
+      bsecrets rotate schedule db/password -e prod --lambda arn:aws:lambda:...:rot --every 30d
+      bsecrets rotate schedule db/password -e prod --lambda arn:aws:lambda:...:rot --every 7d
+    """
+    cli = obj(ctx)
+    duration = parse_duration(every, what="--every")
+    done = rotation.schedule(cli.manager, cli.env(env), name, function, duration)
+    if cli.want_json(json_out):
+        cli.emit_json(done)
+        return
+    cli.message(f"AWS rotates {name} ({done['env']}) every {done['every_days']} days")
 
 
 @app.command("flip")
