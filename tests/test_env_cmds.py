@@ -276,7 +276,7 @@ def test_ls_counts_local_secrets_without_unlocking(
     monkeypatch.delenv("BSECRETS_PASSPHRASE")
     data = json.loads(ok(["env", "ls", "--json"]))
     assert data[0] == {"name": "dev", "backend": "local", "protected": False, "default": True,
-                       "secrets": 2, "options": {}}  # fmt: skip
+                       "secrets": 2, "options": {}, "protection": None}  # fmt: skip
     assert [(e["name"], e["backend"], e["secrets"]) for e in data[1:]] == [
         ("staging", "vault", None),
         ("prod", "aws", None),
@@ -287,7 +287,7 @@ def test_ls_counts_local_secrets_without_unlocking(
     assert table[1].split()[:5] == ["dev", "local", "*", "2", "vault"]
     assert table[2].split() == ["staging", "vault", "-", "https://vault.example.com:8200",
                                 "secret/myapp/staging"]  # fmt: skip
-    assert table[3].split() == ["prod", "aws", "yes", "-", "eu-west-1", "myapp/prod/"]
+    assert table[3].split() == ["prod", "aws", "declared", "-", "eu-west-1", "myapp/prod/"]
     assert ok(["env", "ls", "-q"]).split() == ["dev", "staging", "prod"]
     assert audit_rows(hand_written.parent) == events  # no vault operation, no event
 

@@ -404,3 +404,11 @@ def test_a_removed_policy_is_caught_before_a_missing_name_is_looked_up(
 ) -> None:
     TAMPERS["row and manifest deleted"]()
     assert_integrity_error(["get", "NOPE", "-e", "prod"])  # not 3: the chain witness comes first
+
+
+def test_env_ls_shows_the_protection_the_vault_records(prod_all: Authenticator) -> None:
+    rows = {row["name"]: row for row in json.loads(ok(["env", "ls", "--json"]).stdout)}
+    assert (rows["prod"]["protection"], rows["prod"]["protected"]) == ("all", False)
+    assert rows["dev"]["protection"] is None
+    table = {line.split()[0]: line for line in ok(["env", "ls"]).stdout.splitlines()[1:]}
+    assert " all " in table["prod"] and " all " not in table["dev"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bsecrets.errors import BsecretsError
+from bsecrets.vaultfile.policy import peek_policy
 from bsecrets.vaultfile.store import VaultStore
 
 if TYPE_CHECKING:
@@ -28,16 +29,22 @@ class StoredCounts(NamedTuple):
 
     counts: dict[str, int] | None
     problem: BsecretsError | None = None
+    # environment -> what its protection asks a code for ("writes" or "all"), as the
+    # vault's access policy states it (read without unlocking: not authenticated)
+    protections: dict[str, str] | None = None
 
 
 def stored_counts(vault_file: Path) -> StoredCounts:
-    """Rows per environment in ``vault_file``; {} when there is no vault file."""
+    """Rows per environment in ``vault_file``, and its protections; {} when there is
+    no vault file."""
     if not Path(vault_file).exists():
         return StoredCounts({})
     try:
         store = VaultStore.open(Path(vault_file))
         try:
-            return StoredCounts(store.counts())
+            policy = peek_policy(store)
+            modes = {env: p.mfa for env, p in policy.protected.items()}
+            return StoredCounts(store.counts(), None, modes)
         finally:
             store.close()
     except BsecretsError as exc:
@@ -47,10 +54,16 @@ def stored_counts(vault_file: Path) -> StoredCounts:
 class EnvironmentSummary(NamedTuple):
     name: str
     backend: str
-    protected: bool
+    protected: bool  # the profile's declaration
     default: bool
     secrets: int | None  # None: not counted (remote, or the vault could not be read)
     options: dict[str, Any]  # the profile's keys for remote backends (no secrets there)
+    protection: str | None = None  # the vault's record: "writes", "all", or None
+
+    def protected_text(self) -> str:
+        """The PROTECTED column: the vault's record, else 'declared' (the profile says
+        so and the vault does not record it yet), else nothing."""
+        return self.protection or ("declared" if self.protected else "")
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
@@ -67,8 +80,11 @@ class EnvironmentSummary(NamedTuple):
         return "vault file"
 
 
-def summaries(profile: Profile, counts: dict[str, int] | None) -> list[EnvironmentSummary]:
-    """Every environment of ``profile`` in file order, with the local counts given."""
+def summaries(
+    profile: Profile, counts: dict[str, int] | None, protections: dict[str, str] | None = None
+) -> list[EnvironmentSummary]:
+    """Every environment of ``profile`` in file order, with the local counts and the
+    vault's protections given."""
     out = []
     for name, config in profile.environments.items():
         local = config.backend == "local"
@@ -81,6 +97,7 @@ def summaries(profile: Profile, counts: dict[str, int] | None) -> list[Environme
                 name == profile.default_env,
                 secrets,
                 {} if local else dict(config.options),
+                (protections or {}).get(name),
             )
         )
     return out

@@ -34,6 +34,7 @@ from bsecrets.crypto.keys import EnvironmentKeys, encode_aad, hkdf, sha256_diges
 from bsecrets.errors import IntegrityError
 from bsecrets.vaultfile.manifest import Manifest
 from bsecrets.vaultfile.schema import POLICY_FORMAT, blob
+from bsecrets.vaultfile.store import VaultStore
 from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
@@ -206,6 +207,15 @@ class AccessPolicy(NamedTuple):
         )  # fmt: skip
 
 
+def peek_policy(store: VaultStore) -> AccessPolicy:
+    """The policy as an open vault file states it, without a key: unchecked (``env ls``
+    shows it, as it shows counts; every command that acts on it checks it)."""
+    rows = store.query_optional_table(
+        "access_policy", "SELECT body FROM access_policy WHERE id = 1"
+    )
+    return AccessPolicy.parse(blob(rows[0][0]), store.vault_id) if rows else AccessPolicy.empty()
+
+
 def _signing_key(master: bytes) -> Any:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -265,8 +275,7 @@ class PolicyStore:
     def peek(self) -> AccessPolicy:
         """The policy as the file states it, unchecked: for a remote environment when the
         vault does not open without a prompt (the remote's own policy is the boundary)."""
-        row = self._row()
-        return AccessPolicy.parse(row[0], self.vault.vault_id) if row else AccessPolicy.empty()
+        return peek_policy(self.store)
 
     def load(self, *, witnessed: bool = True) -> AccessPolicy:
         """The policy, checked: signature, manifest, and the audit chain's record of it

@@ -246,11 +246,11 @@ def ls(ctx: typer.Context, json_out: JsonOption = False) -> None:
     """
     cli = obj(ctx)
     profile = load_profile_cached(cli.profile_path())
-    counts, problem = stored_counts(Path(profile.vault_file))
+    counts, problem, protections = stored_counts(Path(profile.vault_file))
     has_local = any(env.backend == "local" for env in profile.environments.values())
     if problem is not None and has_local:
         cli.warn(f"local secrets not counted: {problem.message}")
-    rows = summaries(profile, counts)
+    rows = summaries(profile, counts, protections)
     if cli.want_json(json_out):
         cli.emit_json([row.to_dict() for row in rows])
         return
@@ -261,7 +261,7 @@ def ls(ctx: typer.Context, json_out: JsonOption = False) -> None:
                 row.name,
                 row.backend,
                 "*" if row.default else "",
-                "yes" if row.protected else "",
+                row.protected_text(),
                 "-" if row.secrets is None else str(row.secrets),
                 row.where(),
             ]
