@@ -40,7 +40,7 @@ from bsecrets.errors import (
 from bsecrets.models import Confirmation, validate_reason
 from bsecrets.timeutil import Clock, iso, parse_iso
 from bsecrets.vaultfile.factors import Factor, FactorStore
-from bsecrets.vaultfile.policy import AccessPolicy, Grant, PolicyStore
+from bsecrets.vaultfile.policy import AccessPolicy, Grant, PolicyStore, peek_policy
 from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
@@ -156,10 +156,9 @@ class AccessGate:
             vault = self._vault()
             if vault is None:
                 return AccessPolicy.empty()
-            store = PolicyStore(vault)
             if remote and not vault.can_unlock_quietly():
-                return store.peek()
-            self._policy = store.load()
+                return peek_policy(vault.store)
+            self._policy = PolicyStore(vault).load()
         return self._policy
 
     def check(
@@ -285,7 +284,7 @@ class AccessGate:
         clears = self.policy().mfa_clears.get(self.principal, 0)
         if is_locked_out(factor.state, now) and clears <= factor.clears_seen:
             raise self._locked_out(factor)
-        code = self._code(why)
+        code = self.one_time_code(f"{why}: it")
         with vault.store.write():
             factor = factors.get() or factor  # the state as it is now, under the write lock
             if clears > factor.clears_seen:  # an admin cleared the lockout since
@@ -318,12 +317,14 @@ class AccessGate:
             step=step,
         )
 
-    def _code(self, why: str) -> str:
+    def one_time_code(self, what: str) -> str:
+        """The code the caller gives (BSECRETS_OTP or a prompt); SecondFactorRequired
+        (exit 4) saying that ``what`` needs one when none is given."""
         source = self.confirmation.one_time_code
         code = source() if source is not None else None
         if not code:
             raise SecondFactorRequired(
-                f"{why}: it needs a one-time code, and none was given",
+                f"{what} needs a one-time code, and none was given",
                 step=NextStep("give_one_time_code"),
             )
         return code.strip()

@@ -16,7 +16,6 @@ from bsecrets.errors import (
     NotFound,
     PrincipalUnknown,
     SecondFactorRejected,
-    SecondFactorRequired,
 )
 from bsecrets.timeutil import iso
 from bsecrets.vaultfile.factors import Factor, FactorStore
@@ -65,14 +64,8 @@ def confirm(manager: SecretsManager) -> None:
             f"principal '{principal}' has no enrolment to confirm",
             step=NextStep("enroll_mfa"),
         )
-    source = manager.confirmation.one_time_code
-    code = source() if source is not None else None
-    if not code:
-        raise SecondFactorRequired(
-            "confirming the enrolment needs a one-time code, and none was given",
-            step=NextStep("give_one_time_code"),
-        )
-    result = attempt(factor.seed, code.strip(), FactorState(), manager.clock())
+    code = manager.gate.one_time_code("confirming the enrolment")
+    result = attempt(factor.seed, code, FactorState(), manager.clock())
     with manager.audit.operation(Action.MFA_CONFIRM, None):
         if not result.accepted:
             raise SecondFactorRejected(

@@ -38,6 +38,7 @@ from bsecrets.errors import (
 )
 from bsecrets.models import RotationPolicy, validate_name, validate_reason, validate_value
 from bsecrets.run.hooks import HookResult, hook_environment, run_hook
+from bsecrets.services.slots import PREVIOUS
 from bsecrets.timeutil import iso, parse_duration
 from bsecrets.vaultfile.rotations import Rotation, RotationStore, new_id
 
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from bsecrets.vaultfile.vault import LocalVault
 
 DEFAULT_OVERLAP = timedelta(hours=24)
-PREVIOUS_FIELD = "#previous"  # SecretsManager.get reads NAME#previous
 
 
 def policy_for(config: EnvironmentConfig, name: str) -> RotationPolicy | None:
@@ -434,7 +434,7 @@ def with_previous(
     secrets, mapping = dict(secrets), dict(mapping)
     for variable, name in sorted(mapping.items()):
         try:
-            previous = manager.get(env, f"{name}{PREVIOUS_FIELD}").value
+            previous = manager.get(env, f"{name}#{PREVIOUS}").value
         except VersionNotFound:
             continue
         extra = f"{variable}_PREVIOUS"
@@ -443,7 +443,7 @@ def with_previous(
                 f"{extra} is both secret '{mapping[extra]}' and the previous value of '{name}'",
                 step=NextStep("rename_or_leave_out"),
             )
-        mapping[extra] = f"{name}{PREVIOUS_FIELD}"
+        mapping[extra] = f"{name}#{PREVIOUS}"
         secrets[mapping[extra]] = previous
     return secrets, mapping
 

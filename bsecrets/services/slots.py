@@ -18,7 +18,8 @@ from bsecrets.services.access import AccessGate
 from bsecrets.timeutil import Clock, iso
 from bsecrets.vaultfile.rotations import SLOTS, RotationStore
 
-FIELDS = ("previous", *SLOTS)
+PREVIOUS = "previous"  # NAME#previous: a graceful rotation's previous value
+FIELDS = (PREVIOUS, *SLOTS)
 
 
 def slot_version(
@@ -30,7 +31,7 @@ def slot_version(
     local = gate.profile.environment(env).backend == "local"
     with store.store.read():
         lookup = store.lookup(env, name, local)
-        if field == "previous":
+        if field == PREVIOUS:
             current = backend.get(name).version
             if current > 1 and store.in_grace(lookup, current, iso(clock())):
                 return current - 1

@@ -272,11 +272,6 @@ class PolicyStore:
         )
         return (blob(rows[0][0]), blob(rows[0][1])) if rows else None
 
-    def peek(self) -> AccessPolicy:
-        """The policy as the file states it, unchecked: for a remote environment when the
-        vault does not open without a prompt (the remote's own policy is the boundary)."""
-        return peek_policy(self.store)
-
     def load(self, *, witnessed: bool = True) -> AccessPolicy:
         """The policy, checked: signature, manifest, and the audit chain's record of it
         (not with ``witnessed=False``: for the witness itself). IntegrityError (exit 5)

@@ -140,14 +140,6 @@ def keyring_load(vault_id: bytes) -> bytes | None:
     return key
 
 
-def unlock_owner(
-    store: KeyWrapSource, creds: Credentials, now: datetime, *, allow_session: bool = True
-) -> bytes:
-    """Return the owner's X25519 private key, checked against the stored public key."""
-    private_key, _ = unlock_principal(store, creds, now, allow_session=allow_session)
-    return private_key
-
-
 def unlock_principal(
     store: KeyWrapSource, creds: Credentials, now: datetime, *, allow_session: bool = True
 ) -> tuple[bytes, bytes]:

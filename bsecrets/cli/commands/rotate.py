@@ -48,6 +48,9 @@ app = command_group(
 app.info.cls = _RotateGroup
 
 
+RotationId = Annotated[str, typer.Argument(metavar="ID", help="From 'rotate status'.")]
+
+
 def _done(cli: Any, row: Rotation, json_out: bool) -> None:
     if cli.want_json(json_out):
         cli.emit_json(row.to_public())
@@ -229,7 +232,7 @@ def flip(
 @app.command("resume")
 def resume(
     ctx: typer.Context,
-    rotation_id: Annotated[str, typer.Argument(metavar="ID", help="From 'rotate status'.")],
+    rotation_id: RotationId,
     json_out: JsonOption = False,
 ) -> None:
     """Go on with a rotation that stopped (killed, a hook failed, a writer came in).
@@ -245,7 +248,7 @@ def resume(
 @app.command("cancel")
 def cancel(
     ctx: typer.Context,
-    rotation_id: Annotated[str, typer.Argument(metavar="ID", help="From 'rotate status'.")],
+    rotation_id: RotationId,
     json_out: JsonOption = False,
 ) -> None:
     """Drop a rotation that did not finish: its pending value is discarded; the current
