@@ -86,6 +86,7 @@ class VersionState(StrEnum):
     CURRENT = "current"
     PREVIOUS = "previous"
     DELETED = "deleted"  # the latest version of a soft-deleted secret
+    PENDING = "pending"  # written by a rotation, not current yet (AWS: AWSPENDING)
 
 
 class SecretVersion(NamedTuple):

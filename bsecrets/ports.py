@@ -76,6 +76,7 @@ class Capability(StrEnum):
     TAGS = "tags"
     BINARY = "binary"  # any bytes, not only UTF-8
     FIELDS = "fields"  # get NAME#field selects one field of a structured value (Vault)
+    PENDING = "pending"  # a version kept pending, not current (stage/make_current: AWS)
 
 
 class SecretBackend(ReflectiveModule):
@@ -153,6 +154,25 @@ class SecretBackend(ReflectiveModule):
     def rotate_with_service(self, name: str) -> None:
         """Ask the backend's own rotation to rotate ``name`` now."""
         self.schedule_rotation(name, "", 0)
+
+    # --- pending versions: a rotation's create and finish steps (services/rotation.py) ---
+
+    def stage(self, name: str, value: bytes, *, actor: str) -> int | None:
+        """Store ``value`` as a new version of ``name`` that is *pending*: kept, readable
+        by its number, not current (AWS: labelled AWSPENDING). Idempotent: a pending
+        version holding ``value`` already is reused. Returns its number, or None where
+        the store has no pending versions (KV v2, the local vault: the caller keeps the
+        value; docs/rotation.md says why)."""
+        return None
+
+    def make_current(self, name: str, version: int, *, if_version: int) -> WriteResult:
+        """Pending ``version`` becomes current, in one check-and-set step against
+        ``if_version`` (else VersionConflict, nothing changed); done already is done."""
+        raise UsageError(f"the {self.kind} backend has no pending versions")
+
+    def unstage(self, name: str, version: int) -> None:
+        """``version`` is pending no more (a cancelled rotation); it stays in history
+        where the store cannot delete one version (AWS)."""
 
     def current_values(self) -> dict[str, bytes]:
         """Name -> current value of every secret that is not deleted (for export,

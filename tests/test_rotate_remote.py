@@ -44,6 +44,7 @@ def remote(request: pytest.FixtureRequest, isolated: Path, monkeypatch: pytest.M
         write_aws_profile(
             isolated, region=REGION, prefix=prefix, kms_key_id=alias, endpoint_url=aws.endpoint
         )
+        (isolated / "secret-id").write_text(f"{prefix}db/password")
         env = "prod"
     (isolated / "old.txt").write_text(OLD)
     (isolated / "new.txt").write_text(NEW)
@@ -85,10 +86,35 @@ def test_a_kill_in_a_hook_then_cancel(remote: str, isolated: Path) -> None:
     assert value(remote) == OLD and version(remote) == before
 
 
-def test_a_finish_write_that_landed_before_the_kill(remote: str, isolated: Path) -> None:
+def stages(request: pytest.FixtureRequest, isolated: Path) -> dict[str, list[str]]:
+    """AWS, as boto3 sees it: version id -> staging labels of db/password."""
+    aws: MotoServer = request.getfixturevalue("aws")
+    found = aws.client("secretsmanager").list_secret_version_ids(
+        SecretId=(isolated / "secret-id").read_text(), IncludeDeprecated=True
+    )
+    return {v["VersionId"]: sorted(v.get("VersionStages", [])) for v in found["Versions"]}
+
+
+def holding(labels: dict[str, list[str]], label: str) -> str:
+    (version_id,) = [v for v, stages in labels.items() if label in stages]
+    return version_id
+
+
+def test_a_finish_write_that_landed_before_the_kill(
+    remote: str, isolated: Path, request: pytest.FixtureRequest
+) -> None:
     before = version(remote)
     rotation_id = rotate_and_kill(isolated, remote, "test")
-    ok(["put", "db/password", "-e", remote, "--from-file", "new.txt"])  # the write that landed
+    if remote == "prod":  # AWS: the finish moves AWSCURRENT to the staged version
+        labels = stages(request, isolated)
+        aws: MotoServer = request.getfixturevalue("aws")
+        aws.client("secretsmanager").update_secret_version_stage(
+            SecretId=(isolated / "secret-id").read_text(), VersionStage="AWSCURRENT",
+            MoveToVersionId=holding(labels, "AWSPENDING"),
+            RemoveFromVersionId=holding(labels, "AWSCURRENT"),
+        )  # fmt: skip
+    else:  # the write that landed
+        ok(["put", "db/password", "-e", remote, "--from-file", "new.txt"])
     done = json.loads(ok(["rotate", "resume", rotation_id, "--json"]))
     assert done["version"] == before + 1 == version(remote) and value(remote) == NEW
 
@@ -100,6 +126,80 @@ def test_a_writer_in_between_is_exit_7(remote: str, isolated: Path) -> None:
     assert result.exit_code == 7, result.stderr
     assert value(remote) == OLD
     policy_off(isolated)
+
+
+# --- AWS: the pending value is the version labelled AWSPENDING ---------------------------
+
+
+@pytest.mark.parametrize("remote", ["aws"], indirect=True)
+def test_aws_stages_the_new_value_as_awspending_then_moves_awscurrent(
+    remote: str, isolated: Path, request: pytest.FixtureRequest
+) -> None:
+    sid = (isolated / "secret-id").read_text()
+    client = request.getfixturevalue("aws").client("secretsmanager")
+    before = version(remote)
+    rotation_id = rotate_and_kill(isolated, remote, "test")
+    labels = stages(request, isolated)
+    pending = holding(labels, "AWSPENDING")
+    assert labels[pending] == ["AWSPENDING"]  # staged, not current: readers see the old value
+    assert client.get_secret_value(SecretId=sid, VersionStage="AWSPENDING")["SecretString"] == NEW
+    assert value(remote) == OLD and version(remote) == before
+    history = json.loads(ok(["history", "db/password", "-e", remote, "--json"]))
+    assert [v["state"] for v in history][-2:] == ["current", "pending"]
+    status = json.loads(ok(["rotate", "status", "--json"]))
+    assert status[0]["staged"] == before + 1 and "pending" not in status[0]
+    ok(["rotate", "resume", rotation_id])
+    after = stages(request, isolated)
+    assert after[pending] == ["AWSCURRENT"]  # the staged version itself became current
+    assert "AWSPREVIOUS" in after[holding(labels, "AWSCURRENT")]
+    assert not [v for v, s in after.items() if "AWSPENDING" in s]
+    assert value(remote) == NEW and version(remote) == before + 1
+
+
+@pytest.mark.parametrize("remote", ["aws"], indirect=True)
+def test_aws_cancel_removes_awspending_and_keeps_awscurrent(
+    remote: str, isolated: Path, request: pytest.FixtureRequest
+) -> None:
+    current = holding(stages(request, isolated), "AWSCURRENT")
+    rotation_id = rotate_and_kill(isolated, remote, "set")
+    assert len([v for v, s in stages(request, isolated).items() if "AWSPENDING" in s]) == 1
+    ok(["rotate", "cancel", rotation_id])
+    labels = stages(request, isolated)
+    assert not [v for v, s in labels.items() if "AWSPENDING" in s]
+    assert holding(labels, "AWSCURRENT") == current and value(remote) == OLD
+    result = invoke(["rotate", "resume", rotation_id])
+    assert result.exit_code == 7, result.stderr  # cancelled: nothing to resume
+
+
+@pytest.mark.parametrize("remote", ["aws"], indirect=True)
+def test_aws_a_put_while_staged_wins_and_the_rotation_stops_with_7(
+    remote: str, isolated: Path, request: pytest.FixtureRequest
+) -> None:
+    """Another writer's put after the create step: AWS refuses to move AWSCURRENT from
+    the version the rotation started from; the put's value stays current."""
+    rotation_id = rotate_and_kill(isolated, remote, "test")
+    (isolated / "theirs.txt").write_text("theirs-5a1f")
+    ok(["put", "db/password", "-e", remote, "--from-file", "theirs.txt"])
+    result = invoke(["rotate", "resume", rotation_id])
+    assert result.exit_code == 7, result.stderr
+    assert value(remote) == "theirs-5a1f"
+    ok(["rotate", "cancel", rotation_id])
+    assert not [v for v, s in stages(request, isolated).items() if "AWSPENDING" in s]
+
+
+@pytest.mark.parametrize("remote", ["aws"], indirect=True)
+def test_aws_graceful_previous_is_the_version_replaced(
+    remote: str, isolated: Path, request: pytest.FixtureRequest
+) -> None:
+    """#previous names the version the rotation replaced, also when versions in between
+    exist that were never current (an earlier cancelled rotation's staged version)."""
+    rotation_id = rotate_and_kill(isolated, remote, "set")
+    ok(["rotate", "cancel", rotation_id])  # leaves an unlabelled staged version behind
+    (isolated / "newer.txt").write_text("newer-9e3c")
+    ok(["rotate", "db/password", "-e", remote, "--from-file", "newer.txt",
+        "--strategy", "graceful"])  # fmt: skip
+    assert value(remote) == "newer-9e3c"
+    assert ok(["get", "db/password#previous", "-e", remote]).rstrip("\n") == OLD
 
 
 # --- AWS's own rotation (a Lambda) -----------------------------------------------------

@@ -248,6 +248,14 @@ class SecretsManager(ReflectiveModule):
             note.version = result.version
         return result
 
+    def make_current(self, env: str, name: str, version: int, *, if_version: int) -> WriteResult:
+        """A rotation's pending ``version`` becomes current (SecretBackend.make_current),
+        audited as the put it completes."""
+        with self._op(Action.PUT, env, name=name) as note:
+            result = self.backend(env).make_current(name, version, if_version=if_version)
+            note.version = result.version
+        return result
+
     def get(self, env: str | None, name: str, version: int | None = None) -> Secret:
         """``NAME#field`` selects one field where the backend stores structured values."""
         base, sep, field = name.partition("#")

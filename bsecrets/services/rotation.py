@@ -2,11 +2,14 @@
 on every backend, resumable after a crash (docs/rotation.md).
 
 1. **create**: the new value is kept as *pending* in the rotation's record (sealed in
-   the local vault: vaultfile/rotations.py), with the version that was current;
+   the local vault: vaultfile/rotations.py), with the version that was current; where
+   the backend keeps pending versions (Capability.PENDING: AWS, labelled AWSPENDING)
+   it is also staged there, and the record notes the version;
 2. **set**: the ``set`` hook applies it at the consumer (value on stdin);
 3. **test**: the ``test`` hook proves it works;
 4. **finish**: pending becomes current with one check-and-set write (``put
-   --if-version``): a writer in between makes it stop (exit 7), nothing clobbered;
+   --if-version``; a staged version: AWSCURRENT moved to it from the version the
+   rotation started from): a writer in between makes it stop (exit 7), nothing clobbered;
    then the ``finish`` hook runs (e.g. revoking the old credential).
 
 The record is stored after each step, each time with an audited ``rotate`` event, so
@@ -37,7 +40,9 @@ from bsecrets.errors import (
     VersionNotFound,
 )
 from bsecrets.models import RotationPolicy, validate_name, validate_reason, validate_value
+from bsecrets.ports import Capability
 from bsecrets.run.hooks import HookResult, hook_environment, run_hook
+from bsecrets.services.rotation_service import delegate
 from bsecrets.services.slots import PREVIOUS
 from bsecrets.timeutil import iso, parse_duration
 from bsecrets.vaultfile.rotations import Rotation, RotationStore, new_id
@@ -92,6 +97,8 @@ def _save(manager: SecretsManager, store: RotationStore, rotation: Rotation) -> 
     }
     if rotation.emergency:
         details["emergency"] = True
+    if rotation.staged is not None:
+        details["staged"] = rotation.staged
     with manager.audit.operation(
         Action.ROTATE, rotation.env, name=rotation.name, justification=rotation.reason
     ) as note:
@@ -101,6 +108,8 @@ def _save(manager: SecretsManager, store: RotationStore, rotation: Rotation) -> 
         lookup = store.lookup(rotation.env, rotation.name, local)
         if rotation.emergency and rotation.step == "finished":
             store.end_overlaps(lookup)  # the previous value is revoked at once
+        if rotation.grace_until is not None and rotation.version is not None:
+            store.set_grace(lookup, rotation.version, rotation.base_version, rotation.grace_until)
         if rotation.strategy == "blue-green" and rotation.version is not None:
             _fill_slot(store, lookup, rotation)
         store.put(rotation, lookup)
@@ -200,7 +209,7 @@ def start(
                 f"({service['lambda']}): it makes the new value",
                 step=NextStep("rotate_without_value", name=name, env=env_name),
             )
-        return _delegate(manager, env_name, name, service, reason, vault.principal)
+        return delegate(manager, env_name, name, service, reason, vault.principal)
     new_value = value if value is not None else _generated(manager, name, generator, policy)
     validate_value(new_value, name=name)
     with vault.store.read():
@@ -222,49 +231,6 @@ def start(
     )  # fmt: skip
     rotation = _save(manager, store, rotation)
     return _run(manager, store, rotation, policy, sleep)
-
-
-def _delegate(
-    manager: SecretsManager,
-    env: str,
-    name: str,
-    service: dict[str, Any],
-    reason: str | None,
-    principal: str,
-) -> Rotation:
-    """Ask the backend's own rotation to rotate ``name`` now (its Lambda does the
-    steps): an audited ``rotate`` event (intent, then outcome), no record to resume."""
-    backend = manager.backend(env)
-    with manager.audit.operation(
-        Action.ROTATE, env, name=name, remote=True, justification=reason
-    ) as note:
-        note.details = {"by": backend.kind, "lambda": service["lambda"]}
-        backend.rotate_with_service(name)
-    now = iso(manager.clock())
-    return Rotation(new_id(), env, name, "service", "delegated", 0, None, now, now,
-                    principal, reason)  # fmt: skip
-
-
-def schedule(
-    manager: SecretsManager, env: str | None, name: str, function: str, every: timedelta
-) -> dict[str, Any]:
-    """Configure the backend's own rotation of ``name`` (AWS: RotateSecret with a Lambda
-    and a rule of every N days); a change, audited."""
-    validate_name(name)
-    env_name = manager.env_name(env)
-    remote = manager.profile.environment(env_name).backend != "local"
-    days = every.days
-    if days < 1 or every != timedelta(days=days) or days > 1000:
-        raise UsageError("--every takes whole days, 1d to 1000d", step=NextStep("every_days"))
-    with manager.refusals_recorded(Action.ROTATE, env_name, name=name):
-        reason = manager.gate.check(Action.ROTATE, env_name, remote=remote, names=(name,))
-    backend = manager.backend(env_name)
-    with manager.audit.operation(
-        Action.ROTATE, env_name, name=name, remote=remote, justification=reason
-    ) as note:
-        note.details = {"schedule": {"lambda": function, "every_days": days}}
-        backend.schedule_rotation(name, function, days)
-    return {"env": env_name, "name": name, "lambda": function, "every_days": days}
 
 
 def _generated(
@@ -312,6 +278,8 @@ def cancel(manager: SecretsManager, rotation_id: str) -> Rotation:
             f"rotation {rotation_id} is {rotation.step}: it cannot be cancelled",
             step=NextStep("rollback_instead", name=rotation.name, env=rotation.env),
         )
+    if rotation.staged is not None:  # the backend's pending version is pending no more
+        manager.backend(rotation.env).unstage(rotation.name, rotation.staged)
     return _save(manager, store, rotation._replace(step="cancelled", pending=None))
 
 
@@ -359,6 +327,7 @@ def _run(
     policy: RotationPolicy,
     sleep: Callable[[float], None] | None,
 ) -> Rotation:
+    rotation = _stage(manager, store, rotation)
     step = rotation.step
     if step == "failed":  # go on from the step that failed
         step = {"set": "created", "test": "set", "finish": "tested"}[
@@ -396,6 +365,31 @@ def _run(
     return rotation
 
 
+def _stage(manager: SecretsManager, store: RotationStore, rotation: Rotation) -> Rotation:
+    """The rest of the create step where the backend keeps pending versions (AWS: the
+    new value labelled AWSPENDING): staged once, the record notes the version (a kill
+    before that: staged again, which finds the version holding the value)."""
+    backend = manager.backend(rotation.env)
+    if (
+        rotation.step != "created"
+        or rotation.staged is not None
+        or rotation.pending is None
+        or Capability.PENDING not in backend.capabilities
+    ):
+        return rotation
+    remote = manager.profile.environment(rotation.env).backend != "local"
+    with manager.audit.operation(
+        Action.ROTATE, rotation.env, name=rotation.name, remote=remote,
+        justification=rotation.reason,
+    ) as note:  # fmt: skip
+        note.details = {"id": rotation.id, "step": "staging", "strategy": rotation.strategy}
+        staged = backend.stage(rotation.name, rotation.pending, actor=manager.context.actor)
+        note.version = staged
+    if staged is None:  # nothing current to stage against: the finish creates it
+        return rotation
+    return _save(manager, store, rotation._replace(staged=staged))
+
+
 def _finish(manager: SecretsManager, store: RotationStore, rotation: Rotation) -> int:
     """Pending becomes current with one check-and-set write; a finish whose write landed
     before a kill is recognised by its value. VersionConflict (7) if another writer
@@ -406,19 +400,34 @@ def _finish(manager: SecretsManager, store: RotationStore, rotation: Rotation) -
     except SecretNotFound:
         current = None
     version = current.version if current is not None else 0
-    landed = current is not None and current.value == rotation.pending
+    if rotation.staged is not None:
+        landed = version == rotation.staged
+    else:
+        landed = current is not None and current.value == rotation.pending
     if landed and version > rotation.base_version:
         return version  # the write of an earlier run landed: nothing to do
-    if version != rotation.base_version:
-        conflict = {"step": "finish", "conflict": {"from": rotation.base_version, "now": version}}
-        _save(manager, store, rotation._replace(step="failed", result=conflict))
-        raise VersionConflict(
-            f"'{rotation.name}' changed while rotation {rotation.id} ran (v{rotation.base_version}"
-            f" then v{version}): nothing was written",
-            step=NextStep("resume_or_cancel_rotation", id=rotation.id),
+    try:
+        if version != rotation.base_version:
+            raise VersionConflict(
+                f"'{rotation.name}' changed while rotation {rotation.id} ran "
+                f"(v{rotation.base_version} then v{version}): nothing was written"
+            )
+        if rotation.staged is not None:
+            written = manager.make_current(
+                rotation.env, rotation.name, rotation.staged, if_version=version
+            )
+        else:
+            assert rotation.pending is not None
+            written = manager.put(rotation.env, rotation.name, rotation.pending, if_version=version)
+    except VersionConflict as exc:  # seen before the write, or the store's own check-and-set
+        seen = {"from": rotation.base_version, "now": version}
+        _save(
+            manager,
+            store,
+            rotation._replace(step="failed", result={"step": "finish", "conflict": seen}),
         )
-    assert rotation.pending is not None
-    written = manager.put(rotation.env, rotation.name, rotation.pending, if_version=version)
+        exc.step = NextStep("resume_or_cancel_rotation", id=rotation.id)
+        raise
     return written.version
 
 

@@ -1,8 +1,8 @@
 """What ``NAME#previous``, ``NAME#blue`` and ``NAME#green`` read: a version of the
 secret that a rotation keeps readable (services/rotation.py, docs/rotation.md).
 
-- ``#previous``: the version before the current one, while a graceful rotation's
-  overlap runs and the version it wrote is still current;
+- ``#previous``: the version a graceful rotation replaced, while its overlap runs
+  and the version it wrote is still current;
 - ``#blue``, ``#green``: the versions a blue-green rotation keeps in its two slots
   (the active one is also the current value).
 
@@ -32,9 +32,9 @@ def slot_version(
     with store.store.read():
         lookup = store.lookup(env, name, local)
         if field == PREVIOUS:
-            current = backend.get(name).version
-            if current > 1 and store.in_grace(lookup, current, iso(clock())):
-                return current - 1
+            previous = store.previous_in_grace(lookup, backend.get(name).version, iso(clock()))
+            if previous is not None:
+                return previous
             raise VersionNotFound(
                 f"'{name}#previous' is not readable: no graceful rotation of '{name}' "
                 "is within its overlap",

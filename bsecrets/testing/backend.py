@@ -128,3 +128,38 @@ class BackendContract:
     def test_health(self, backend: SecretBackend) -> None:
         assert backend.is_healthy()
         assert backend.get_module_status()["backend"] == backend.kind
+
+    def test_pending_versions(self, backend: SecretBackend) -> None:
+        """A rotation's create and finish steps (SecretBackend.stage, make_current)."""
+        backend.put("rot", b"old", actor=ACTOR)
+        staged = backend.stage("rot", b"new", actor=ACTOR)
+        if Capability.PENDING not in backend.capabilities:
+            assert staged is None  # the caller keeps the pending value
+            assert backend.get("rot").value == b"old"
+            return
+        assert staged == 2 and backend.stage("rot", b"new", actor=ACTOR) == staged  # idempotent
+        assert backend.get("rot").value == b"old" and backend.get("rot").version == 1
+        assert backend.get("rot", staged).value == b"new"
+        states = [v.state for v in backend.history("rot")]
+        assert states == [VersionState.CURRENT, VersionState.PENDING]
+        with pytest.raises(VersionConflict):
+            backend.make_current("rot", staged, if_version=7)
+        assert backend.get("rot").value == b"old"
+        assert backend.make_current("rot", staged, if_version=1).version == staged
+        assert backend.make_current("rot", staged, if_version=1).version == staged  # done is done
+        assert backend.get("rot").value == b"new" and backend.get("rot").version == staged
+        assert [v.state for v in backend.history("rot")] == [
+            VersionState.PREVIOUS,
+            VersionState.CURRENT,
+        ]
+
+    def test_unstaged_version_is_never_current(self, backend: SecretBackend) -> None:
+        backend.put("cancel", b"old", actor=ACTOR)
+        staged = backend.stage("cancel", b"new", actor=ACTOR)
+        if staged is None:
+            pytest.skip("backend keeps no pending versions")
+        backend.unstage("cancel", staged)
+        backend.unstage("cancel", staged)  # twice is fine
+        assert backend.history("cancel")[-1].state == VersionState.PREVIOUS
+        assert backend.put("cancel", b"later", actor=ACTOR).version == staged + 1
+        assert backend.get("cancel").value == b"later"

@@ -10,8 +10,13 @@ only for its principal, and one moved or edited fails authentication (exit 5).
 ``lookup`` finds the rotations of one secret without opening them (the environment's
 name HMAC for a local environment, else a SHA-256 of vault id, environment and
 name); ``in_flight`` says, unsealed, whether one has not ended (a rotation started
-by another principal blocks a second one too), and ``version``/``grace_until`` until
-when a graceful rotation keeps the previous version readable (``NAME#previous``).
+by another principal blocks a second one too); ``version``/``grace_until`` repeat, unsealed,
+the version it wrote and the end of its overlap.
+
+Table ``rotation_grace(lookup, version, previous, until)``: per secret, the version
+the last graceful rotation made current, the version it replaced and the end of its
+overlap: what ``NAME#previous`` reads, unsealed so any reader of the secret resolves
+it. Table ``rotation_slots``: a blue-green secret's active slot and slot versions.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ _SLOTS = (
     "CREATE TABLE IF NOT EXISTS rotation_slots (lookup BLOB PRIMARY KEY, active TEXT NOT NULL,"
     " blue INTEGER NOT NULL, green INTEGER NOT NULL)"
 )
+_GRACE = (
+    "CREATE TABLE IF NOT EXISTS rotation_grace (lookup BLOB PRIMARY KEY,"
+    " version INTEGER NOT NULL, previous INTEGER NOT NULL, until TEXT NOT NULL)"
+)
 SLOTS = ("blue", "green")
 STEPS = ("created", "set", "tested", "finished", "failed", "cancelled")
 IN_FLIGHT = ("created", "set", "tested", "failed")
@@ -56,6 +65,7 @@ class Rotation(NamedTuple):
     version: int | None = None  # the version the new value became
     grace_until: str | None = None  # graceful: the previous value readable until then
     emergency: bool = False  # rotate --emergency: earlier overlaps end at once
+    staged: int | None = None  # the pending version the backend keeps (AWS: AWSPENDING)
 
     def __repr__(self) -> str:  # never the value
         return f"Rotation({self.id!r}, {self.env}/{self.name}, {self.step})"
@@ -134,16 +144,30 @@ class RotationStore:
         )
         return [(text(i), text(p)) for i, p in rows]
 
-    def in_grace(self, lookup: bytes, version: int, now: str) -> bool:
-        """Whether a graceful rotation made ``version`` current and its overlap runs
-        past ``now`` (ISO UTC strings compare as times): the previous version is then
-        readable as ``NAME#previous``. Unsealed, so any reader of the secret sees it."""
+    def previous_in_grace(self, lookup: bytes, version: int, now: str) -> int | None:
+        """The version a graceful rotation replaced, if it made ``version`` current and
+        its overlap runs past ``now`` (ISO UTC strings compare as times): readable then
+        as ``NAME#previous``. Unsealed, so any reader of the secret sees it."""
         rows = self.store.query_optional_table(
-            "rotations",
-            "SELECT 1 FROM rotations WHERE lookup = ? AND version = ? AND grace_until > ?",
+            "rotation_grace",
+            "SELECT previous FROM rotation_grace WHERE lookup = ? AND version = ? AND until > ?",
             (lookup, version, now),
         )
-        return bool(rows)
+        if not rows:
+            return None
+        if type(rows[0][0]) is not int:
+            raise IntegrityError("a graceful rotation's record is damaged")
+        return rows[0][0] if rows[0][0] >= 1 else None
+
+    def set_grace(self, lookup: bytes, version: int, previous: int, until: str) -> None:
+        """Inside a write transaction: ``previous`` stays readable until ``until`` while
+        ``version`` is current."""
+        self.store.execute_write(_GRACE)
+        self.store.execute_write(
+            "INSERT OR REPLACE INTO rotation_grace (lookup, version, previous, until)"
+            " VALUES (?, ?, ?, ?)",
+            (lookup, version, previous, until),
+        )
 
     def slots(self, lookup: bytes) -> tuple[str, dict[str, int]] | None:
         """A blue-green secret's active slot and the version each slot holds; None if it
@@ -172,10 +196,8 @@ class RotationStore:
     def end_overlaps(self, lookup: bytes) -> None:
         """Inside a write transaction: no earlier rotation of the secret keeps its
         previous value readable any longer (an emergency rotation)."""
-        self.store.execute_write(_TABLE)
-        self.store.execute_write(
-            "UPDATE rotations SET grace_until = '' WHERE lookup = ?", (lookup,)
-        )
+        self.store.execute_write(_GRACE)
+        self.store.execute_write("DELETE FROM rotation_grace WHERE lookup = ?", (lookup,))
 
     def mine(self) -> list[Rotation]:
         rows = self.store.query_optional_table(

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from bsecrets.backends.aws.api import SM, SecretsApi
 from bsecrets.backends.aws.settings import check_recovery_days
+from bsecrets.backends.aws.staging import StagingWriter
 from bsecrets.backends.aws.versions import (
     AUTHORS_TAG,
+    AWSPENDING,
     CURRENT,
     UNKNOWN_AUTHOR,
     current_of,
@@ -26,7 +28,6 @@ from bsecrets.backends.aws.versions import (
     value_of,
     version_token,
 )
-from bsecrets.backends.aws.writes import SecretWriter
 from bsecrets.backends.budget import Budget
 from bsecrets.errors import (
     BackendUnavailable,
@@ -67,7 +68,7 @@ class AWSAdapter(SecretBackend):
         self.context = context
         self._budget = Budget(settings.timeout_s, f"environments.{settings.env}.timeout")
         self.api = SecretsApi(settings, context, self._budget)
-        self.writer = SecretWriter(self.api, context.warn)
+        self.writer = StagingWriter(self.api, context.warn)
 
     def budget(self) -> AbstractContextManager[None]:
         return self._budget.scope()
@@ -197,6 +198,8 @@ class AWSAdapter(SecretBackend):
                 continue  # a put still (or never) making it current
             if v.current:
                 state = VersionState.DELETED if deleted else VersionState.CURRENT
+            elif AWSPENDING in v.stages:
+                state = VersionState.PENDING
             else:
                 state = VersionState.PREVIOUS
             out.append(
@@ -225,6 +228,18 @@ class AWSAdapter(SecretBackend):
             return self.writer.put(
                 name, value, actor=actor, tags=tags, description=description, if_version=if_version
             )
+
+    def stage(self, name: str, value: bytes, *, actor: str) -> int | None:
+        with self.write_operation():
+            return self.writer.stage(name, value, actor)
+
+    def make_current(self, name: str, version: int, *, if_version: int) -> WriteResult:
+        with self.write_operation():
+            return self.writer.make_current(name, version, if_version)
+
+    def unstage(self, name: str, version: int) -> None:
+        with self.write_operation():
+            self.writer.unstage(name, version)
 
     def delete(self, name: str, *, recovery_days: int | None = None) -> None:
         """Schedule deletion after a recovery window (default 30 days, 7 to 30)."""

@@ -31,6 +31,8 @@ PREVIOUS = "AWSPREVIOUS"
 # Not AWSPENDING: that one belongs to rotation, and moto lets a token whose
 # version is AWSPENDING be reused with another value (moto gap 4).
 PENDING = "bsecrets-pending"
+# A rotation's new value before it is current (AWS's rotation protocol; services/rotation.py).
+AWSPENDING = "AWSPENDING"
 
 ENV_TAG = "bsecrets:env"
 AUTHORS_TAG = "bsecrets:authors"

@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 
 MAX_USER_TAGS = MAX_TAGS - 2  # bsecrets:env and bsecrets:authors are ours
 NO_TAG = "bsecrets:no-such-tag"  # removed by the permission check: no secret has it
-_UNREAD = "(not read)"  # what _current_id says when it could not ask: never a version id
+UNREAD = "(not read)"  # what _current_id says when it could not ask: never a version id
 
 
 @dataclass(frozen=True)
@@ -279,7 +279,7 @@ class SecretWriter:
             self._unlabel_pending(sid, token)  # AWS refused the move: nothing is current
             now = self._current_id(name)
             before = current.version_id if current else None
-            if now != _UNREAD and now != before:
+            if now != UNREAD and now != before:
                 raise VersionConflict(
                     f"secret '{name}' changed while version {number} was being written "
                     f"({aws_code(exc)}); the current value was not replaced"
@@ -290,13 +290,13 @@ class SecretWriter:
     def _current_id(self, name: str) -> str | None:
         """The version AWSCURRENT is on, read after a failure to learn what became of a
         write: only within what is left of the budget, and never an error of its own
-        (the write's is the one to report). _UNREAD when it cannot be read."""
+        (the write's is the one to report). UNREAD when it cannot be read."""
         if self.api.budget.remaining() <= 0:
-            return _UNREAD
+            return UNREAD
         try:
             return self.api.current_id(name)
         except BsecretsError:
-            return _UNREAD
+            return UNREAD
 
     def _holds(self, name: str, sid: str, token: str, value: bytes) -> bool:
         """After a lost answer: does AWS hold ``value`` as version ``token``? (Bounded as
@@ -322,11 +322,14 @@ class SecretWriter:
         )
 
     def _unlabel_pending(self, sid: str, token: str) -> None:
-        """Best effort: a later writer's put may already have taken the label."""
+        self._unlabel(sid, token, PENDING)
+
+    def _unlabel(self, sid: str, token: str, label: str) -> None:
+        """Best effort: a later writer may already have taken the label."""
         with contextlib.suppress(BsecretsError):
             self.api.call(
                 SM, "update_secret_version_stage", "tidying a staging label",
-                SecretId=sid, VersionStage=PENDING, RemoveFromVersionId=token,
+                SecretId=sid, VersionStage=label, RemoveFromVersionId=token,
             )  # fmt: skip
 
     def _record(self, name: str, sid: str, number: int, plan: MetadataPlan, asked: str) -> None:

@@ -53,7 +53,7 @@ def _json(data: dict[str, Any]) -> bytes:
 
 class LocalAdapter(SecretBackend):
     kind = "local"
-    capabilities = frozenset(Capability) - {Capability.FIELDS}
+    capabilities = frozenset(Capability) - {Capability.FIELDS, Capability.PENDING}
 
     def __init__(self, vault: LocalVault, env: str, clock: Clock) -> None:
         super().__init__(env)

@@ -60,7 +60,7 @@ def _asked_for(tags: dict[str, str] | None, description: str | None) -> str:
 
 class VaultAdapter(SecretBackend):
     kind = "vault"
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.PENDING}
 
     def __init__(self, settings: VaultSettings, context: BackendContext) -> None:
         super().__init__(settings.env)

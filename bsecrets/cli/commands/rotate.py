@@ -16,7 +16,7 @@ import typer
 from bsecrets.cli.commands.secrets import read_value
 from bsecrets.cli.context import BsecretsGroupHelp, EnvOption, JsonOption, command_group, obj
 from bsecrets.errors import NextStep, RotationFailed
-from bsecrets.services import rotation, rotation_due
+from bsecrets.services import rotation, rotation_due, rotation_service
 from bsecrets.timeutil import parse_duration
 from bsecrets.vaultfile.rotations import Rotation
 
@@ -201,7 +201,7 @@ def schedule(
     """
     cli = obj(ctx)
     duration = parse_duration(every, what="--every")
-    done = rotation.schedule(cli.manager, cli.env(env), name, function, duration)
+    done = rotation_service.schedule(cli.manager, cli.env(env), name, function, duration)
     if cli.want_json(json_out):
         cli.emit_json(done)
         return
