@@ -18,7 +18,7 @@ from helpers.values import PASSPHRASE
 
 from bsecrets.config.loader import load_profile
 from bsecrets.errors import VersionNotFound
-from bsecrets.services import rotation_due
+from bsecrets.services import rotation_due, rotation_status
 from bsecrets.services.manager import SecretsManager
 from bsecrets.timeutil import parse_iso
 from bsecrets.vaultfile.credentials import Credentials
@@ -195,6 +195,35 @@ def test_due_with_a_fixed_clock(db: Path) -> None:
     (item,) = rotation_due.due(m, "dev", written + timedelta(days=31))
     assert item["name"] == "db/password" and item["generate"] == "hex:8"
     m.close()
+
+
+def test_status_of_one_secret_with_a_fixed_clock(db: Path) -> None:
+    """Age, the policy that applies, the next due date, in flight, the last result."""
+    policy(db, "{max_age: 30d, strategy: graceful, generate: 'hex:8'}")
+    m = manager()
+    written = m.get("dev", "db/password").created_at
+    m.close()
+    m = manager(lambda: written + timedelta(days=31))  # a fixed clock: past max_age
+    found = rotation_status.secret_status(m, "dev", "db/password")
+    m.close()
+    assert found["age_seconds"] == 31 * 86400 and found["due"] is True
+    assert found["policy"] == {"glob": "db/*", "max_age": "30d", "strategy": "graceful",
+                               "generate": "hex:8", "retries": 0}  # fmt: skip
+    assert parse_iso(found["due_at"]) == written + timedelta(days=30)
+    assert found["in_flight"] == [] and found["last"] is None
+    policy_off(db)
+    rotation_id = rotate_and_kill(db, "dev", "set")
+    shown = json.loads(ok(["rotate", "status", "db/password", "-e", "dev", "--json"]))
+    assert shown["in_flight"][0]["id"] == rotation_id and shown["due"] is False
+    assert shown["last"]["id"] == rotation_id and shown["last"]["step"] == "created"
+    assert shown["policy"] is None  # rotate_and_kill took the policy off again
+    text = ok(["rotate", "status", "db/password", "-e", "dev"])
+    assert f"in flight:     {rotation_id}" in text and "policy:        none" in text
+    assert OLD not in text and NEW not in text
+
+
+def test_status_of_a_missing_secret_is_exit_3(db: Path) -> None:
+    refused(["rotate", "status", "db/nothing", "-e", "dev"], 3, "db/nothing")
 
 
 def test_due_without_policies_says_so(db: Path) -> None:

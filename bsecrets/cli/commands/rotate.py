@@ -16,7 +16,7 @@ import typer
 from bsecrets.cli.commands.secrets import read_value
 from bsecrets.cli.context import BsecretsGroupHelp, EnvOption, JsonOption, command_group, obj
 from bsecrets.errors import NextStep, RotationFailed
-from bsecrets.services import rotation, rotation_due, rotation_service
+from bsecrets.services import rotation, rotation_due, rotation_service, rotation_status
 from bsecrets.timeutil import parse_duration
 from bsecrets.vaultfile.rotations import Rotation
 
@@ -146,14 +146,26 @@ def due(
 
 
 @app.command("status")
-def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
-    """Your rotations: id, secret, step, when, the last hook result (never a value).
+def status(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="One secret: its age, policy, next due date.")
+    ] = None,
+    env: EnvOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Your rotations (id, secret, step, when, the last hook result), or one secret's:
+    its age, the policy that applies, when it is due, rotations in flight (never a value).
 
     Examples:
       bsecrets rotate status
-      bsecrets rotate status --json
+      bsecrets rotate status db/password -e prod --json
     """
     cli = obj(ctx)
+    if name is not None:
+        _secret_status(cli, rotation_status.secret_status(cli.manager, cli.env(env), name),
+                       json_out)  # fmt: skip
+        return
     rows = rotation.status(cli.manager)
     if cli.want_json(json_out):
         cli.emit_json(rows)
@@ -171,6 +183,27 @@ def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
             for row in rows
         ],
     )
+
+
+def _secret_status(cli: Any, found: dict[str, Any], json_out: bool) -> None:
+    if cli.want_json(json_out):
+        cli.emit_json(found)
+        return
+    policy = found["policy"]
+    last = found["last"]
+    lines = [
+        ("secret", f"{found['env']}/{found['name']} v{found['version']}"),
+        ("updated", f"{found['updated_at']} ({found['age_seconds'] // 86400} days ago)"),
+        ("policy", "none" if policy is None else
+         " ".join(f"{k}={v}" for k, v in policy.items() if k != "hooks")),
+        ("due", "never (no max_age)" if found["due_at"] is None else
+         f"{found['due_at']}{' (due now)' if found['due'] else ''}"),
+        ("in flight", ", ".join(f"{r['id']} ({r['by']})" for r in found["in_flight"]) or "none"),
+        ("last rotation", "none of yours" if last is None else
+         f"{last['id']} {last['step']} {last['updated_at']} {_result(last['result'])}".rstrip()),
+    ]  # fmt: skip
+    for label, text in lines:
+        sys.stdout.write(f"{label + ':':<15}{text}\n")
 
 
 def _result(result: dict[str, Any] | None) -> str:
