@@ -13,7 +13,7 @@ from helpers.aws_env import write_profile as write_aws_profile
 from helpers.cli import invoke, run_cli
 from helpers.moto_server import REGION, MotoServer
 from helpers.openbao_server import OpenBao
-from helpers.rotation import hook, policy, policy_off, rotate_and_kill
+from helpers.rotation import hook, kill_campaign, policy, policy_off, rotate_and_kill
 from helpers.vault_env import unique_prefix, vault_env, write_profile
 
 OLD, NEW = "old-remote-7c6b", "new-remote-1d2e"
@@ -126,6 +126,13 @@ def test_a_writer_in_between_is_exit_7(remote: str, isolated: Path) -> None:
     assert result.exit_code == 7, result.stderr
     assert value(remote) == OLD
     policy_off(isolated)
+
+
+def test_kills_at_random_points_leave_one_current_value(remote: str, isolated: Path) -> None:
+    """kill -9 spread over whole rotations (create, AWS's staging, the finish write,
+    the record after it), then resume or cancel: one current value each time."""
+    seen = kill_campaign(isolated, remote, kills=6, seed=41)
+    assert sum(seen.values()) == 6
 
 
 # --- AWS: the pending value is the version labelled AWSPENDING ---------------------------

@@ -278,6 +278,13 @@ def cancel(manager: SecretsManager, rotation_id: str) -> Rotation:
             f"rotation {rotation_id} is {rotation.step}: it cannot be cancelled",
             step=NextStep("rollback_instead", name=rotation.name, env=rotation.env),
         )
+    version, landed = _landed(manager, rotation)
+    if landed:  # killed after its finish write: the new value is current already
+        raise RotationInFlight(
+            f"rotation {rotation.id} made '{rotation.name}' v{version} current before it "
+            "stopped: there is nothing to cancel; resume records it",
+            step=NextStep("rollback_instead", name=rotation.name, env=rotation.env),
+        )
     if rotation.staged is not None:  # the backend's pending version is pending no more
         manager.backend(rotation.env).unstage(rotation.name, rotation.staged)
     return _save(manager, store, rotation._replace(step="cancelled", pending=None))
@@ -390,21 +397,26 @@ def _stage(manager: SecretsManager, store: RotationStore, rotation: Rotation) ->
     return _save(manager, store, rotation._replace(staged=staged))
 
 
+def _landed(manager: SecretsManager, rotation: Rotation) -> tuple[int, bool]:
+    """(the current version, whether it is this rotation's finish write, landed before
+    a kill): the staged version, or else a later version holding the pending value."""
+    try:
+        current = manager.backend(rotation.env).get(rotation.name)
+    except SecretNotFound:
+        return 0, False
+    if rotation.staged is not None:
+        landed = current.version == rotation.staged
+    else:
+        landed = current.value == rotation.pending
+    return current.version, landed and current.version > rotation.base_version
+
+
 def _finish(manager: SecretsManager, store: RotationStore, rotation: Rotation) -> int:
     """Pending becomes current with one check-and-set write; a finish whose write landed
     before a kill is recognised by its value. VersionConflict (7) if another writer
     came in between (the record says so; resume checks again, cancel discards)."""
-    backend = manager.backend(rotation.env)
-    try:
-        current = backend.get(rotation.name)
-    except SecretNotFound:
-        current = None
-    version = current.version if current is not None else 0
-    if rotation.staged is not None:
-        landed = version == rotation.staged
-    else:
-        landed = current is not None and current.value == rotation.pending
-    if landed and version > rotation.base_version:
+    version, landed = _landed(manager, rotation)
+    if landed:
         return version  # the write of an earlier run landed: nothing to do
     try:
         if version != rotation.base_version:
