@@ -439,3 +439,32 @@ def test_a_removed_principal_session_is_refused_not_called_tampering(team: Path)
     token = unlock("alice")
     owner(["access", "principal", "rm", "alice"])
     refused(invoke(["get", "db/url", "-e", "dev"], env=session_of(token)), 3)
+
+
+@pytest.mark.parametrize("batch", ["import", "provision"])
+def test_a_principals_batch_of_writes_is_witnessed_whole(team: Path, batch: str) -> None:
+    """Several writes of a non-owner principal in one transaction (a batch): each of
+    its intake entries starts where the one before left, so the owner's chain accepts
+    them all, and the owner's next read is not refused as a change the log never saw."""
+    (team / "in.env").write_text("NEW_A=1\nNEW_B=2\nNEW_C=3\n")
+    profile = team / "bsecrets.yaml"
+    text = profile.read_text().replace(
+        "  dev:\n    backend: local\n",
+        "  dev:\n    backend: local\n    provision:\n      gen/a: hex:8\n      gen/b: hex:8\n",
+    )
+    profile.write_text(text + "promote:\n  prod:\n    dev:\n      names: ['db/url']\n")
+    owner(["access", "grant", "alice", "-e", "prod", "--role", "read"])
+    args = {
+        "import": ["import", "in.env", "-e", "dev"],
+        "provision": ["provision", "-e", "dev"],
+        "promote": ["promote", "--from", "prod", "--to", "dev", "--only", "db/*", "--yes"],
+    }[batch]
+    result = as_("alice", args)
+    assert result.exit_code == 0, result.stderr
+    listed = json.loads(owner(["ls", "-e", "dev", "--json"]))
+    if batch == "promote":
+        assert owner(["get", "db/url", "-e", "dev"]) == PROD["db/url"] + "\n"
+    else:
+        assert len(listed) > len(DEV)
+    assert invoke(["audit", "verify"]).exit_code == 0
+    assert invoke(["verify"]).exit_code == 0

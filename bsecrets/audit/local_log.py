@@ -198,7 +198,8 @@ class LocalAuditLog(AuditSink):
             keys = self._writing_keys()
             if keys is None:
                 if not self.keyholder() and self.vault.can_unlock_quietly():
-                    member_intake.record(self.vault, self.witness.found(), dict(fields))
+                    after = member_intake.record(self.vault, self.witness.found(), dict(fields))
+                    self.witness.entry_written(after)
                 else:
                     self._intake(fields)
                 return

@@ -133,16 +133,17 @@ def advance(state: State, entries: list[Entry], may_write: Callable[[str, str], 
 # --- for the local audit log --------------------------------------------------
 
 
-def record(vault: LocalVault, found: dict[str, Any], fields: dict[str, Any]) -> None:
+def record(vault: LocalVault, found: dict[str, Any], fields: dict[str, Any]) -> State:
     """Inside the caller's write transaction: an event of the unlocked principal (not
     the owner), with the manifests its transaction ``found`` (the witness's record)
-    and those it leaves."""
+    and those it leaves (returned: where the next entry of the transaction starts)."""
     policy = PolicyStore(vault).load()
     if len(policy.audit_public) != 32:
         raise IntegrityError("the vault's access policy names no audit key")
     before = {env: value for env, value in found.items() if is_witnessed(env)}
     entry = {"fields": fields, "before": before, "after": state_of(vault.store.manifest_macs())}
     write(vault.store, vault.principal, vault.private_key(), policy.audit_public, entry)
+    return entry["after"]
 
 
 def entries(vault: LocalVault, audit_env: str) -> tuple[list[Entry], AccessPolicy]:

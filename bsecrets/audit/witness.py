@@ -191,6 +191,14 @@ class ChainWitness:
         self._this_transaction()
         return dict(self._found)
 
+    def entry_written(self, after: dict[str, list[Any]]) -> None:
+        """An intake entry of this transaction left ``after``: the next entry of the same
+        transaction (an import's or a promotion's puts, then their batch event) starts
+        from there, so that the entries chain."""
+        self._this_transaction()
+        for env in self._found:
+            self._found[env] = after.get(env)
+
     def head(self) -> Head | None:
         """The newest event, its record and MAC authenticated; None if there is none."""
         rows = self.store.query_optional_table(

@@ -22,13 +22,13 @@ it. Table ``rotation_slots``: a blue-green secret's active slot and slot version
 from __future__ import annotations
 
 import base64
-import json
 import os
 from typing import Any, NamedTuple
 
-from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad, hkdf, sha256_digest
+from bsecrets.crypto.keys import encode_aad, sha256_digest
 from bsecrets.errors import IntegrityError
 from bsecrets.vaultfile.schema import blob, text
+from bsecrets.vaultfile.sealed_records import SealedRecords
 from bsecrets.vaultfile.vault import LocalVault
 
 _TABLE = (
@@ -91,12 +91,7 @@ class RotationStore:
     def __init__(self, vault: LocalVault) -> None:
         self.vault = vault
         self.store = vault.store
-
-    def _key(self) -> bytes:
-        return hkdf(self.vault.private_key(), "bsecrets/v1/rotation", salt=self.vault.vault_id)
-
-    def _aad(self, rotation_id: str, principal: str) -> bytes:
-        return encode_aad("rotation", self.vault.vault_id, rotation_id, principal)
+        self.sealed = SealedRecords(vault, "rotation")
 
     def lookup(self, env: str, name: str, local: bool) -> bytes:
         keys = self.vault.env_keys(env) if local else None
@@ -110,9 +105,7 @@ class RotationStore:
         data["pending"] = (
             base64.b64encode(rotation.pending).decode() if rotation.pending is not None else None
         )
-        record = aead_seal(
-            self._key(), json.dumps(data).encode(), self._aad(rotation.id, self.vault.principal)
-        )
+        record = self.sealed.seal(rotation.id, data)
         flags = (int(rotation.in_flight), rotation.version or 0, rotation.grace_until or "")
         row = (rotation.id, self.vault.principal, lookup, *flags, record)
         self.store.execute_write(_TABLE)
@@ -207,9 +200,8 @@ class RotationStore:
         return [self._open(text(i), self.vault.principal, blob(r)) for i, r in rows]
 
     def _open(self, rotation_id: str, principal: str, record: bytes) -> Rotation:
-        plain = aead_open(self._key(), record, self._aad(rotation_id, principal), "a rotation")
+        data = self.sealed.open(rotation_id, principal, record)
         try:
-            data = json.loads(plain)
             pending = data["pending"]
             data["pending"] = base64.b64decode(pending) if pending is not None else None
             rotation = Rotation(**data)
