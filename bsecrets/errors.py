@@ -150,6 +150,10 @@ class RotationNotFound(NotFound):
     kind = "rotation_not_found"
 
 
+class PromotionNotFound(NotFound):
+    kind = "promotion_not_found"
+
+
 class PrincipalUnknown(NotFound):
     kind = "principal_not_found"
 
@@ -185,6 +189,13 @@ class AccessDenied(Denied):
     """A principal without the grant, role or name scope an operation needs."""
 
     kind = "access_denied"
+
+
+class ApprovalRequired(Denied):
+    """A promotion into an environment whose protection asks for a second admin's
+    approval, run without one (or approved by its own requester)."""
+
+    kind = "approval_required"
 
 
 class VaultLocked(Denied):
@@ -288,6 +299,12 @@ class RotationInFlight(Conflict):
     """A rotation of the secret has not finished (or one that finished is resumed)."""
 
     kind = "rotation_in_flight"
+
+
+class PromotionInFlight(Conflict):
+    """A promotion into the environment stopped midway: resume or abort it first."""
+
+    kind = "promotion_in_flight"
 
 
 # --- everything else ----------------------------------------------------------

@@ -441,7 +441,7 @@ def test_a_removed_principal_session_is_refused_not_called_tampering(team: Path)
     refused(invoke(["get", "db/url", "-e", "dev"], env=session_of(token)), 3)
 
 
-@pytest.mark.parametrize("batch", ["import", "provision"])
+@pytest.mark.parametrize("batch", ["import", "provision", "promote"])
 def test_a_principals_batch_of_writes_is_witnessed_whole(team: Path, batch: str) -> None:
     """Several writes of a non-owner principal in one transaction (a batch): each of
     its intake entries starts where the one before left, so the owner's chain accepts

@@ -52,6 +52,9 @@ class Action(StrEnum):
     TOKEN_EXTEND = "token.extend"
     # rotation (services/rotation.py): one event per step of a rotation
     ROTATE = "rotate"
+    # promotion (services/promotion.py): the plan, one event per promoted secret, and
+    # one for the promotion, sharing its id
+    PROMOTE = "promote"
     # the audit trail (reading it is itself recorded)
     AUDIT_LOG = "audit.log"
     AUDIT_SEARCH = "audit.search"

@@ -193,6 +193,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "access": ("bsecrets.cli.commands.access", "app"),
     "token": ("bsecrets.cli.commands.token", "app"),
     "rotate": ("bsecrets.cli.commands.rotate", "app"),
+    "promote": ("bsecrets.cli.commands.promote", "app"),
 }
 
 

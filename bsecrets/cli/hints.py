@@ -107,6 +107,26 @@ STEPS: Final[Mapping[str, str]] = {
     "rotate_blue_green": "rotate it first: 'bsecrets rotate {name} --strategy blue-green'",
     "rollback_instead": "to go back, 'bsecrets rollback {name} -e {env} --to N'",
     "rotation_status": "see 'bsecrets rotate status'",
+    "promote_other_env": "promote between two environments: --from staging --to prod",
+    "promote_mapping": (
+        "name what goes in the profile (promote: {{{source}: {{{target}: {{names: [...]}}}}}}), "
+        "with --map FILE, or with --only GLOB (docs/promotion.md)"
+    ),
+    "promote_never": "leave those names out of --only, or change the mapping's never: list",
+    "promote_rename": "give each secret its own target name in rename:",
+    "resume_or_abort_promotion": (
+        "finish it with 'bsecrets promote --resume {id}', "
+        "or undo it with 'bsecrets promote --abort {id}'"
+    ),
+    "promotion_log": "see 'bsecrets promote log'",
+    "promote_request": (
+        "ask with 'bsecrets promote --from {source} --to {target} --request'; another "
+        "admin runs 'bsecrets promote approve ID'"
+    ),
+    "promotion_approver": "an admin of '{env}' other than the requester approves it",
+    "promote_request_again": (
+        "ask again: 'bsecrets promote --from {source} --to {target} --request'"
+    ),
     "give_rotation_value": (
         "give --generate password:32 (or hex:N, base64:N, uuid), --from-file F, or stdin; "
         "or set generate: in the profile's rotation policy"

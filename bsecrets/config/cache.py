@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from bsecrets.config.loader import check_profile_file, load_profile
-from bsecrets.config.profile import EnvironmentConfig, Profile
+from bsecrets.config.profile import EnvironmentConfig, Profile, PromotionRoute
 from bsecrets.errors import InsecureFile
 from bsecrets.files import check_trusted_dirs, write_private_file
 
-CACHE_FORMAT = 3  # 2: environments carry provision; 3: audit retention
+CACHE_FORMAT = 4  # 2: environments carry provision; 3: audit retention; 4: promote
 
 
 def cache_dir() -> Path:
@@ -65,6 +65,7 @@ def _to_json(profile: Profile) -> dict[str, Any]:
             for e in profile.environments.values()
         ],
         "audit_retention": profile.audit_retention,
+        "promotions": [[*r[:3], dict(r.rename), *r[4:]] for r in profile.promotions],
     }
 
 
@@ -88,6 +89,10 @@ def _from_json(data: dict[str, Any]) -> Profile:
         Path(data["vault_file"]),
         envs,
         data["audit_retention"],
+        tuple(
+            PromotionRoute(source, target, tuple(names), rename, tuple(never), line)
+            for source, target, names, rename, never, line in data["promotions"]
+        ),
     )
 
 

@@ -22,12 +22,14 @@ from bsecrets.config.profile import (
     ENV_VAR_RE,
     HOOK_STEPS,
     PROFILE_VERSION,
+    PROMOTE_KEYS,
     ROTATION_KEYS,
     STRATEGIES,
     TIMEOUT_MAX_S,
     TIMEOUT_MIN_S,
     EnvironmentConfig,
     Profile,
+    PromotionRoute,
 )
 from bsecrets.config.yamlreader import (
     ValueReader,
@@ -52,6 +54,22 @@ def parse_profile(text: str, shown: str, absolute: Path) -> Profile:
         hint = "a profile needs at least 'version: 1' and 'environments:'"
         raise ProfileError(shown, None, "", "the profile is empty", hint=hint)
     return _ProfileReader(shown, absolute.parent).profile(root, absolute)
+
+
+def read_route(path: Path) -> PromotionRoute:
+    """A ``promote --map FILE``: one route's ``names``, ``rename`` and ``never``, checked
+    as the profile's ``promote:`` routes are (errors name the file and line, exit 2)."""
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise UsageError(f"cannot read --map {shown}: {why}") from None
+    root = compose(text, shown)
+    if root is None:
+        hint = "write names: [...], and optionally rename: {...} and never: [...]"
+        raise ProfileError(shown, None, "", "the mapping is empty", hint=hint)
+    return _ProfileReader(shown, path.parent).route(root, "")
 
 
 def render(environments: list[str], default_env: str, vault_file: str = DEFAULT_VAULT_FILE) -> str:
@@ -163,7 +181,7 @@ class _ProfileReader(YamlReader):
 
     def profile(self, root: Node, path: Path) -> Profile:
         top = self.mapping(root, "")
-        top.only(("version", "default_env", "vault_file", "environments", "audit"))
+        top.only(("version", "default_env", "vault_file", "environments", "audit", "promote"))
         version = top.require("version", self.version)
         envs = top.require("environments", self.mapping)
         if not envs.items:
@@ -178,7 +196,85 @@ class _ProfileReader(YamlReader):
         default_vault = os.path.abspath(self.base / DEFAULT_VAULT_FILE)
         vault_file = top.get("vault_file", self.path, default_vault)
         retention = top.opt("audit", self.audit)
-        return Profile(path, version, default_env, Path(vault_file), environments, retention)
+        routes: tuple[PromotionRoute, ...] = ()
+        if "promote" in top.items:
+            routes = self.promote(top.items["promote"][1], "promote", environments)
+        return Profile(
+            path, version, default_env, Path(vault_file), environments, retention, routes
+        )
+
+    def promote(
+        self, node: Node, key_path: str, environments: dict[str, EnvironmentConfig]
+    ) -> tuple[PromotionRoute, ...]:
+        """``promote: {SOURCE: {TARGET: {names, rename, never}}}`` (docs/promotion.md)."""
+        routes = []
+        sources = self.mapping(node, key_path)
+        for source, (source_key, targets_node) in sources.items.items():
+            self.known_env(source_key, sources.sub(source), source, environments)
+            targets = self.mapping(targets_node, sources.sub(source))
+            for target, (target_key, route_node) in targets.items.items():
+                self.known_env(target_key, targets.sub(target), target, environments)
+                if target == source:
+                    problem = "an environment does not promote to itself"
+                    raise self.error(target_key, targets.sub(target), problem)
+                routes.append(
+                    self.route(route_node, targets.sub(target))._replace(
+                        source=source, target=target
+                    )
+                )
+        return tuple(routes)
+
+    def known_env(
+        self, node: Node, key_path: str, name: str, environments: dict[str, EnvironmentConfig]
+    ) -> None:
+        if name not in environments:
+            hint = f"known environments: {', '.join(environments)}"
+            raise self.error(node, key_path, f"no environment named '{name}'", hint)
+
+    def route(self, node: Node, key_path: str) -> PromotionRoute:
+        """One route's ``names``, ``rename`` and ``never`` (also a ``--map`` file's)."""
+        spec = self.mapping(node, key_path)
+        spec.only(PROMOTE_KEYS)
+        rename: dict[str, str] = {}
+        if "rename" in spec.items:
+            table = self.mapping(spec.items["rename"][1], spec.sub("rename"))
+            for old, (old_key, new_node) in table.items.items():
+                self.secret_name(old_key, table.sub(old))
+                rename[old] = self.secret_name(new_node, table.sub(old))
+            targets = list(rename.values())
+            for old, new in rename.items():
+                if targets.count(new) > 1:
+                    problem = f"two names are renamed to '{new}'"
+                    raise self.error(table.items[old][0], table.sub(old), problem)
+        return PromotionRoute(
+            "", "",
+            tuple(spec.get("names", self.globs, [])),
+            rename,
+            tuple(spec.get("never", self.globs, [])),
+            line_of(node),
+        )  # fmt: skip
+
+    def secret_name(self, node: Node, key_path: str) -> str:
+        text = self.string(node, key_path)
+        try:
+            validate_name(text)
+        except InvalidName as exc:
+            raise self.error(node, key_path, exc.message, exc.hint) from None
+        return text
+
+    def globs(self, node: Node, key_path: str) -> list[str]:
+        """A list of secret names or globs (``*``, ``?``, ``[...]``)."""
+        if shape(node) != "sequence":
+            raise self.wrong_type(node, key_path, "a list of names or globs")
+        out = []
+        for index, item in enumerate(node.value):
+            text = self.string(item, f"{key_path}[{index}]")
+            try:
+                validate_name(re.sub(r"[*?\[\]]", "x", text))
+            except InvalidName as exc:
+                raise self.error(item, f"{key_path}[{index}]", exc.message, exc.hint) from None
+            out.append(text)
+        return out
 
     def audit(self, node: Node, key_path: str) -> str | None:
         """``audit: {retention: 365d}``: how long events stay in the live log."""

@@ -74,6 +74,22 @@ class EnvironmentConfig(NamedTuple):
     rotation: Mapping[str, Mapping[str, Any]] = {}  # never mutated
 
 
+class PromotionRoute(NamedTuple):
+    """What ``bsecrets promote`` moves from one environment to another (the profile's
+    ``promote: {SOURCE: {TARGET: {names, rename, never}}}`` or ``--map FILE``;
+    docs/promotion.md)."""
+
+    source: str
+    target: str
+    names: tuple[str, ...] = ()  # the names or globs that go
+    rename: Mapping[str, str] = {}  # source name -> target name; never mutated
+    never: tuple[str, ...] = ()  # globs that never go, whatever else says so
+    line: int | None = None  # where it is written
+
+
+PROMOTE_KEYS = ("names", "rename", "never")
+
+
 class Profile(NamedTuple):
     """A validated profile. ``environments`` keeps the file's order."""
 
@@ -83,6 +99,10 @@ class Profile(NamedTuple):
     vault_file: Path  # absolute
     environments: Mapping[str, EnvironmentConfig]
     audit_retention: str | None = None  # "audit: {retention: 365d}": a valid duration
+    promotions: tuple[PromotionRoute, ...] = ()  # "promote:", in file order
+
+    def route(self, source: str, target: str) -> PromotionRoute | None:
+        return next((r for r in self.promotions if (r.source, r.target) == (source, target)), None)
 
     def environment(self, name: str) -> EnvironmentConfig:
         """The environment called ``name``; EnvironmentNotFound (exit 3) if there is none."""

@@ -59,6 +59,7 @@ CHANGES = frozenset(
         Action.ACCESS_REVOKE,
         Action.TOKEN_ISSUE,
         Action.ROTATE,
+        Action.PROMOTE,
     }
 )
 

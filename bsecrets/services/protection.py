@@ -17,9 +17,12 @@ if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager
 
 
-def protect(manager: SecretsManager, env: str, mfa: str) -> tuple[Protection, bool]:
-    """Record ``env`` as protected (``mfa``: what needs a second factor). Needs a second
-    factor itself. Returns the protection and whether anything changed."""
+def protect(
+    manager: SecretsManager, env: str, mfa: str, promote_approval: bool = False
+) -> tuple[Protection, bool]:
+    """Record ``env`` as protected (``mfa``: what needs a second factor;
+    ``promote_approval``: promotions into it need another admin's approval). Needs a
+    second factor itself. Returns the protection and whether anything changed."""
     if mfa not in MFA_MODES:
         raise UsageError(
             "--mfa takes writes or all", hint="writes: changes need a code; all: reads too"
@@ -38,11 +41,13 @@ def protect(manager: SecretsManager, env: str, mfa: str) -> tuple[Protection, bo
     with manager.audit.operation(Action.ENV_PROTECT, env_name, justification=reason) as note:
         policy = store.load()
         current = policy.protected.get(env_name)
-        note.details = {"mfa": mfa}
-        if current is not None and current.mfa == mfa:
+        note.details = {"mfa": mfa, "promote_approval": promote_approval}
+        if current is not None and (current.mfa, current.promote_approval) == (
+            mfa, promote_approval
+        ):  # fmt: skip
             note.details["changed"] = False
             return current, False
-        protection = Protection(mfa, gate.principal, iso(manager.clock()))
+        protection = Protection(mfa, gate.principal, iso(manager.clock()), promote_approval)
         store.save(policy.with_protection(env_name, protection))
     gate.forget_policy()
     return protection, True

@@ -54,6 +54,16 @@ class Protection(NamedTuple):
     mfa: str  # "writes" or "all"
     by: str  # the principal who protected it
     at: str  # when (ISO 8601, UTC)
+    promote_approval: bool = False  # promotions into it need another admin's approval
+
+
+def _protection(protection: Protection) -> dict[str, Any]:
+    """A protection as the policy body holds it (``promote_approval`` only when set, so
+    policies written before it existed read back the same)."""
+    data = protection._asdict()
+    if not protection.promote_approval:
+        del data["promote_approval"]
+    return data
 
 
 class PrincipalRecord(NamedTuple):
@@ -139,7 +149,7 @@ class AccessPolicy(NamedTuple):
             "v": 1,
             "vault_id": vault_id.hex(),
             "generation": self.generation,
-            "protected": {env: p._asdict() for env, p in sorted(self.protected.items())},
+            "protected": {env: _protection(p) for env, p in sorted(self.protected.items())},
             "principals": {n: p.to_dict() for n, p in sorted(self.principals.items())},
             "grants": {
                 env: {n: g.to_dict() for n, g in sorted(grants.items())}
@@ -165,7 +175,10 @@ class AccessPolicy(NamedTuple):
                 raise ValueError("generation")
             protected = {}
             for env, item in data["protected"].items():
-                protection = Protection(str(item["mfa"]), str(item["by"]), str(item["at"]))
+                protection = Protection(
+                    str(item["mfa"]), str(item["by"]), str(item["at"]),
+                    item.get("promote_approval", False) is True,
+                )  # fmt: skip
                 if protection.mfa not in MFA_MODES:
                     raise ValueError("mfa mode")
                 protected[str(env)] = protection

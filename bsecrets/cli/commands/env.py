@@ -394,6 +394,13 @@ def protect(
             "--mfa", metavar="writes|all", help="What needs a one-time code: changes, or all."
         ),
     ] = "writes",
+    promote_approval: Annotated[
+        bool,
+        typer.Option(
+            "--promote-approval",
+            help="Promotions into it need a second admin: promote --request, promote approve.",
+        ),
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Protect an environment: its changes (with --mfa all, its reads too) need a
@@ -404,11 +411,13 @@ def protect(
     Examples:
       bsecrets env protect prod
       bsecrets env protect prod --mfa all --reason "reads audited for SOC 2"
+      bsecrets env protect prod --promote-approval
     """
     cli = obj(ctx)
-    protection, changed = protections.protect(cli.manager, name, mfa)
+    protection, changed = protections.protect(cli.manager, name, mfa, promote_approval)
     if cli.want_json(json_out):
-        cli.emit_json({"env": name, "mfa": protection.mfa, "changed": changed})
+        cli.emit_json({"env": name, "mfa": protection.mfa, "changed": changed,
+                       "promote_approval": protection.promote_approval})  # fmt: skip
         return
     if changed:
         cli.message(f"environment '{name}' is protected (one-time code for: {protection.mfa})")
