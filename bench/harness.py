@@ -339,9 +339,11 @@ def source_env(work: Path, root: Path) -> dict[str, str]:
     return env
 
 
-def fill_environment(env: dict[str, str], work: Path, names: str, count: int) -> None:
-    """``count`` random secrets named ``names.format(i=i)`` in environment dev, through the
-    façade in one transaction (as ``import`` writes them), in a child process."""
+def fill_environment(
+    env: dict[str, str], work: Path, names: str, count: int, target: str = "dev"
+) -> None:
+    """``count`` random secrets named ``names.format(i=i)`` in environment ``target``,
+    through the façade in one transaction (as ``import`` writes them), in a child process."""
     script = (
         "import os\n"
         "from pathlib import Path\n"
@@ -351,9 +353,9 @@ def fill_environment(env: dict[str, str], work: Path, names: str, count: int) ->
         "m = SecretsManager(load_profile(Path('bsecrets.yaml')),"
         " Credentials(passphrase=os.environ['BSECRETS_PASSPHRASE']))\n"
         f"names = [{names!r}.format(i=i) for i in range({count})]\n"
-        "with m.transaction('dev', action='import', names=names):\n"
+        f"with m.transaction({target!r}, action='import', names=names):\n"
         "    for name in names:\n"
-        "        m.put('dev', name, os.urandom(24).hex().encode())\n"
+        f"        m.put({target!r}, name, os.urandom(24).hex().encode())\n"
         "m.close()\n"
     )
     call([sys.executable, "-c", script], env, work)

@@ -119,6 +119,7 @@ STEPS: Final[Mapping[str, str]] = {
         "or undo it with 'bsecrets promote --abort {id}'"
     ),
     "promotion_log": "see 'bsecrets promote log'",
+    "abort_promotion": "finish the undo with 'bsecrets promote --abort {id}', then promote again",
     "promote_request": (
         "ask with 'bsecrets promote --from {source} --to {target} --request'; another "
         "admin runs 'bsecrets promote approve ID'"

@@ -185,7 +185,8 @@ def _undone(
     result = {"failed_at": failed.target, "error": exc.kind, "not_undone": kept}
     _save(manager, store, promotion._replace(step="failed" if kept else "undone", result=result))
     undone = [i.target for i in promotion.items if i.undone]
-    report = f"undone: {', '.join(undone) or 'nothing was written'}"
+    written = any(i.written is not None for i in promotion.items)
+    report = f"undone: {', '.join(undone) or ('nothing' if written else 'nothing was written')}"
     if kept:
         report += f"; NOT undone (changed meanwhile or unreachable): {', '.join(kept)}"
     step = NextStep("resume_or_abort_promotion", id=promotion.id) if kept else exc.step
@@ -279,9 +280,17 @@ def _landed(manager: SecretsManager, promotion: Promotion) -> tuple[Promotion, d
 
 def resume(manager: SecretsManager, promotion_id: str) -> Promotion:
     """Finish a promotion that stopped: the remaining writes, each still checked
-    against the version the plan saw (a change meanwhile: undone, exit 7)."""
+    against the version the plan saw (a change meanwhile: undone, exit 7). One whose
+    undo had begun is refused (exit 7): only ``abort`` finishes that."""
     store = _store(manager)
     promotion = _mine(store, promotion_id)
+    undone = [i.target for i in promotion.items if i.undone]
+    if undone:  # its undo began: the versions the plan saw are gone for those
+        raise PromotionInFlight(
+            f"promotion {promotion.id} was partly undone ({', '.join(undone)}) when it "
+            "stopped: it cannot be finished, only its undo",
+            step=NextStep("abort_promotion", id=promotion.id),
+        )
     _check(manager, promotion)
     promotion, values = _landed(manager, promotion)
     return _run(manager, store, promotion._replace(step="writing"), values, None)

@@ -163,15 +163,17 @@ def make_plan(
         src = {s.name: s.version for s in from_backend.list_secrets()
                if gate.in_scope_of(source, s.name)}  # fmt: skip
         going, skipped = select(route, only, set(src))
-        values = {n: v for n, v in from_backend.current_values().items() if n in going}
+        values = from_backend.values_of(sorted(going))
         dst = {s.name: s.version for s in to_backend.list_secrets()}
-        wanted = set(going.values()) & set(dst)
-        current = {n: v for n, v in to_backend.current_values().items() if n in wanted}
+        current = to_backend.values_of(sorted(set(going.values()) & set(dst)))
         key = os.urandom(32)  # for this run only; never printed or stored
         a, b = keyed_digests(values, key), keyed_digests(current, key)
         items = [PlanItem(name, name, "skipped", src[name], 0, why)
                  for name, why in skipped.items()]  # fmt: skip
         for name, to_name in going.items():
+            if name not in values:  # deleted since it was listed
+                items.append(PlanItem(name, to_name, "skipped", src[name], 0, "deleted meanwhile"))
+                continue
             action = "add" if to_name not in dst else "same" if a[name] == b[to_name] else "change"
             items.append(PlanItem(name, to_name, action, src[name], dst.get(to_name, 0)))
         items.sort(key=lambda i: (i.action == "skipped", i.source))

@@ -167,3 +167,14 @@ class BackendContract:
         assert backend.history("cancel")[-1].state == VersionState.PREVIOUS
         assert backend.put("cancel", b"later", actor=ACTOR).version == staged + 1
         assert backend.get("cancel").value == b"later"
+
+    def test_values_of_reads_the_current_values_of_the_names_given(
+        self, backend: SecretBackend
+    ) -> None:
+        for i in range(23):  # more than one AWS batch
+            backend.put(f"many/{i:02d}", f"v{i}".encode(), actor=ACTOR)
+        backend.put("many/05", b"newer", actor=ACTOR)  # a later version is the current one
+        names = [f"many/{i:02d}" for i in range(23)]
+        found = backend.values_of([*names, "many/missing"])
+        assert found == {n: b"newer" if n == "many/05" else f"v{int(n[5:])}".encode()
+                         for n in names}  # fmt: skip

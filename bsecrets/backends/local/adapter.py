@@ -268,6 +268,10 @@ class LocalAdapter(SecretBackend):
                     )
         return sorted(out, key=lambda s: s.name)
 
+    def values_of(self, names: list[str]) -> dict[str, bytes]:
+        every = self.current_values()
+        return {name: every[name] for name in names if name in every}
+
     def current_values(self) -> dict[str, bytes]:
         """Every current value in one snapshot, each bucket verified once."""
         out: dict[str, bytes] = {}
