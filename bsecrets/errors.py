@@ -150,6 +150,10 @@ class RotationNotFound(NotFound):
     kind = "rotation_not_found"
 
 
+class BreakGlassNotFound(NotFound):
+    kind = "break_glass_not_found"
+
+
 class PromotionNotFound(NotFound):
     kind = "promotion_not_found"
 

@@ -55,6 +55,14 @@ class Action(StrEnum):
     # promotion (services/promotion.py): the plan, one event per promoted secret, and
     # one for the promotion, sharing its id
     PROMOTE = "promote"
+    # break-glass (services/break_glass.py): every step
+    BREAK_GLASS_SETUP = "break_glass.setup"
+    BREAK_GLASS_REQUEST = "break_glass.request"
+    BREAK_GLASS_APPROVE = "break_glass.approve"
+    BREAK_GLASS_ACTIVATE = "break_glass.activate"
+    BREAK_GLASS_REVOKE = "break_glass.revoke"
+    BREAK_GLASS_REVIEW = "break_glass.review"
+    BREAK_GLASS_REKEY = "break_glass.rekey"
     # the audit trail (reading it is itself recorded)
     AUDIT_LOG = "audit.log"
     AUDIT_SEARCH = "audit.search"

@@ -194,6 +194,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("bsecrets.cli.commands.token", "app"),
     "rotate": ("bsecrets.cli.commands.rotate", "app"),
     "promote": ("bsecrets.cli.commands.promote", "app"),
+    "break-glass": ("bsecrets.cli.commands.break_glass", "app"),
 }
 
 

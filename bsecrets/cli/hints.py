@@ -119,6 +119,31 @@ STEPS: Final[Mapping[str, str]] = {
         "or undo it with 'bsecrets promote --abort {id}'"
     ),
     "promotion_log": "see 'bsecrets promote log'",
+    "break_glass_as_principal": "request it as the principal who needs access (--as NAME)",
+    "break_glass_custodian": "a custodian of '{env}' other than the requester approves it "
+    "(see 'bsecrets break-glass status')",
+    "break_glass_custodians": (
+        "name 2 to 16 distinct custodians and a --threshold from 2 to their number"
+    ),
+    "break_glass_local_only": "break-glass applies to local environments",
+    "break_glass_offline_words": (
+        "pipe the share's words: 'bsecrets break-glass approve ID --offline-share < words.txt'"
+    ),
+    "break_glass_rekey": "re-key it first: 'bsecrets break-glass rekey -e {env}'",
+    "break_glass_request_again": (
+        "ask again: 'bsecrets break-glass request -e {env} --reason ... --ttl 1h'"
+    ),
+    "break_glass_review": (
+        "an admin reviews it first: 'bsecrets break-glass review {id} --notes ...' "
+        "(or requests with --override and a reason)"
+    ),
+    "break_glass_reviewer": "an admin of '{env}' other than the requester reviews it",
+    "break_glass_setup": (
+        "set it up: 'bsecrets break-glass setup -e {env} --custodians a,b,c --threshold 2'"
+    ),
+    "break_glass_status": "see 'bsecrets break-glass status'",
+    "break_glass_ttl": "use --ttl 1m to 24h",
+    "break_glass_wait": "wait for more custodians ('bsecrets break-glass status' shows who)",
     "abort_promotion": "finish the undo with 'bsecrets promote --abort {id}', then promote again",
     "promote_request": (
         "ask with 'bsecrets promote --from {source} --to {target} --request'; another "

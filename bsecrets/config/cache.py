@@ -30,7 +30,7 @@ from bsecrets.config.profile import EnvironmentConfig, Profile, PromotionRoute
 from bsecrets.errors import InsecureFile
 from bsecrets.files import check_trusted_dirs, write_private_file
 
-CACHE_FORMAT = 4  # 2: environments carry provision; 3: audit retention; 4: promote
+CACHE_FORMAT = 5  # 2: provision; 3: audit retention; 4: promote; 5: break_glass
 
 
 def cache_dir() -> Path:
@@ -66,6 +66,7 @@ def _to_json(profile: Profile) -> dict[str, Any]:
         ],
         "audit_retention": profile.audit_retention,
         "promotions": [[*r[:3], dict(r.rename), *r[4:]] for r in profile.promotions],
+        "break_glass_notify": list(profile.break_glass_notify),
     }
 
 
@@ -93,6 +94,7 @@ def _from_json(data: dict[str, Any]) -> Profile:
             PromotionRoute(source, target, tuple(names), rename, tuple(never), line)
             for source, target, names, rename, never, line in data["promotions"]
         ),
+        tuple(data["break_glass_notify"]),
     )
 
 

@@ -181,7 +181,10 @@ class _ProfileReader(YamlReader):
 
     def profile(self, root: Node, path: Path) -> Profile:
         top = self.mapping(root, "")
-        top.only(("version", "default_env", "vault_file", "environments", "audit", "promote"))
+        top.only(
+            ("version", "default_env", "vault_file", "environments", "audit", "promote",
+             "break_glass")
+        )  # fmt: skip
         version = top.require("version", self.version)
         envs = top.require("environments", self.mapping)
         if not envs.items:
@@ -199,8 +202,10 @@ class _ProfileReader(YamlReader):
         routes: tuple[PromotionRoute, ...] = ()
         if "promote" in top.items:
             routes = self.promote(top.items["promote"][1], "promote", environments)
+        empty: list[str] = []
+        notify = tuple(top.get("break_glass", self.break_glass, empty))
         return Profile(
-            path, version, default_env, Path(vault_file), environments, retention, routes
+            path, version, default_env, Path(vault_file), environments, retention, routes, notify
         )
 
     def promote(
@@ -398,15 +403,24 @@ class _ProfileReader(YamlReader):
         section.only(HOOK_STEPS)
         out: dict[str, list[str]] = {}
         for step, (_k, value) in section.items.items():
-            where = section.sub(step)
-            if shape(value) == "sequence":
-                argv = [self.string(item, where) for item in value.value]
-                if not argv:
-                    raise self.error(value, where, "must not be empty")
-                out[step] = argv
-            else:
-                out[step] = ["/bin/sh", "-c", self.string(value, where)]
+            out[step] = self.command(value, section.sub(step))
         return out
+
+    def command(self, node: Node, key_path: str) -> list[str]:
+        """A command: a list of arguments, or one string run by /bin/sh -c."""
+        if shape(node) == "sequence":
+            argv = [self.string(item, key_path) for item in node.value]
+            if not argv:
+                raise self.error(node, key_path, "must not be empty")
+            return argv
+        return ["/bin/sh", "-c", self.string(node, key_path)]
+
+    def break_glass(self, node: Node, key_path: str) -> list[str]:
+        """``break_glass: {notify: CMD}``: told of every break-glass step (JSON on stdin)."""
+        section = self.mapping(node, key_path)
+        section.only(("notify",))
+        empty: list[str] = []
+        return section.get("notify", self.command, empty)
 
     def provision(self, node: Node, key_path: str) -> dict[str, tuple[str, str | int | None]]:
         """``provision:`` name -> generator (see bsecrets.config.generators)."""

@@ -34,6 +34,7 @@ from bsecrets.errors import (
     ProtectionNotApplied,
     SecondFactorRejected,
     SecondFactorRequired,
+    SessionInvalid,
     TokenExpired,
     VaultNotFound,
 )
@@ -60,6 +61,8 @@ CHANGES = frozenset(
         Action.TOKEN_ISSUE,
         Action.ROTATE,
         Action.PROMOTE,
+        Action.BREAK_GLASS_SETUP,
+        Action.BREAK_GLASS_REKEY,
     }
 )
 
@@ -211,7 +214,7 @@ class AccessGate:
                 f"the token ({principal}) expired at {expires}",
                 step=NextStep("extend_or_issue_token"),
             )
-        grant = policy.grant_of(env, principal)
+        grant = policy.grant_of(env, principal) or self._emergency_grant(env)
         if grant is None:
             raise AccessDenied(
                 f"principal '{principal}' has no access to environment '{env}'",
@@ -232,6 +235,24 @@ class AccessGate:
                     f"'{env}' ({', '.join(grant.only)})",
                     step=NextStep("ask_for_grant", env=env),
                 )
+
+    def _emergency_grant(self, env: str) -> Grant | None:
+        """A break-glass session's grant on ``env`` (services/break_glass.py), while its
+        request is active: SessionInvalid (exit 4) once revoked or past its TTL."""
+        vault = self._vault()
+        found = vault.emergency_grant() if vault is not None else None
+        if vault is None or found is None or found[1] != env:
+            return None
+        from bsecrets.vaultfile.break_glass import BreakGlassStore
+
+        with vault.store.read():
+            request = BreakGlassStore(vault).request(found[0])
+        if request is None or request.state != "active":
+            raise SessionInvalid(f"the break-glass session of request {found[0]} was revoked")
+        ends = request.expires_at
+        if self.clock() >= parse_iso(ends):
+            raise SessionInvalid(f"the break-glass session of request {found[0]} ended at {ends}")
+        return Grant(found[2], (), request.requester, request.activated_at or "")
 
     def in_scope_of(self, env: str, name: str) -> bool:
         """Whether the principal's grant on ``env`` covers ``name`` (bulk reads keep only

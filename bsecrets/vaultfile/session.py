@@ -91,6 +91,9 @@ class SessionContents(NamedTuple):
     env_masters: dict[str, bytes]
     principal: str = "owner"
     payload: bytes = b""  # what was sealed after the private key (a trust root)
+    # a break-glass session: (request id, environment, "read" or "write"), bound to the
+    # environment key's associated data so that it cannot be edited in the file
+    emergency: tuple[str, str, str] | None = None
 
     def __repr__(self) -> str:
         return f"SessionContents(envs={sorted(self.env_masters)})"
@@ -106,6 +109,7 @@ def start(
     *,
     principal: str = "owner",
     payload: bytes = b"",
+    emergency: tuple[str, str, str] | None = None,
 ) -> Session:
     if ttl > MAX_TTL:
         raise UsageError("a session lasts at most 7 days", step=NextStep("shorten_session"))
@@ -123,14 +127,24 @@ def start(
         "expires_at": expires,
         "sealed": _b64(aead_seal(key, private_key + payload, aad(_key_role(principal)))),
         "envs": {
-            env: _b64(aead_seal(key, master, aad(f"env:{env}")))
+            env: _b64(aead_seal(key, master, aad(_env_role(env, emergency))))
             for env, master in (env_masters or {}).items()
         },
     }
+    if emergency is not None:
+        body["emergency"] = list(emergency)
     directory = session_dir()
     ensure_private_dir(directory)
     write_private_file(directory / f"{session_id}.json", json.dumps(body).encode(), exclusive=True)
     return Session(f"{TOKEN_PREFIX}.{session_id}.{_b64(key)}", session_id, parse_iso(expires))
+
+
+def _env_role(env: str, emergency: tuple[str, str, str] | None) -> str:
+    """An environment key's role in the associated data; a break-glass session's key of
+    the emergency environment also binds the request and the mode."""
+    if emergency is not None and emergency[1] == env:
+        return f"emergency:{emergency[0]}:{env}:{emergency[2]}"
+    return f"env:{env}"
 
 
 def _key_role(principal: str) -> str:
@@ -177,6 +191,8 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
         owner_public = bytes.fromhex(str(body["owner_public"]))
         principal = str(body.get("principal", "owner"))
         sealed_envs = {str(env): _unb64(str(blob)) for env, blob in body.get("envs", {}).items()}
+        marked = body.get("emergency")
+        emergency = None if marked is None else (str(marked[0]), str(marked[1]), str(marked[2]))
     except FileNotFoundError:
         raise SessionInvalid("the session has ended (locked, expired or never started)") from None
     except (OSError, ValueError, KeyError, TypeError):
@@ -194,7 +210,7 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
             env: aead_open(
                 key,
                 blob,
-                _aad(session_id, vault_id, owner_public, f"env:{env}", expires),
+                _aad(session_id, vault_id, owner_public, _env_role(env, emergency), expires),
                 "session",
             )
             for env, blob in sealed_envs.items()
@@ -205,7 +221,9 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
         with contextlib.suppress(OSError):
             path.unlink()
         raise SessionInvalid(f"the session expired at {expires}")
-    return SessionContents(opened[:32], owner_public, masters, principal, opened[32:])
+    if emergency is not None and emergency[1] not in masters:
+        raise SessionInvalid("the session file is unreadable")
+    return SessionContents(opened[:32], owner_public, masters, principal, opened[32:], emergency)
 
 
 def end(token: str | None, vault_id: bytes) -> int:

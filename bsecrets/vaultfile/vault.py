@@ -80,6 +80,8 @@ class LocalVault:
         # or carried by the session. Keys are sealed and unsealed with this one only.
         self._owner_public: bytes | None = None
         self._masters: dict[str, bytes] | None = None  # from the session, if any
+        # a break-glass session's (request id, environment, mode): services/break_glass.py
+        self.emergency: tuple[str, str, str] | None = None
         self._unsealed: dict[str, bytes] = {}
         self._created: dict[str, bytes] = {}  # masters made in a transaction still open
         self._env_keys: dict[str, EnvironmentKeys] = {}
@@ -170,6 +172,7 @@ class LocalVault:
                 self._payload = contents.payload
                 self._owner_public = contents.owner_public
                 self._masters = contents.env_masters
+                self.emergency = contents.emergency
             else:
                 self._masters = {}
         return self._masters
@@ -196,6 +199,11 @@ class LocalVault:
             if self._owner_public is None:
                 self._owner_public = public_key_of(private_key)
         return self._owner_public
+
+    def emergency_grant(self) -> tuple[str, str, str] | None:
+        """The break-glass grant the session carries, if any (request id, env, mode)."""
+        self._session_masters()
+        return self.emergency
 
     def env_masters(self) -> dict[str, bytes]:
         """Every environment's master key (for sealing into a new session)."""
@@ -297,6 +305,11 @@ class LocalVault:
         if self.env_keys(env, create=create) is None:
             return None
         return self._unsealed.get(env) or self._created[env]
+
+    def master_opens(self, env: str, keys: EnvironmentKeys) -> bool:
+        """Whether ``keys`` are ``env``'s current ones (break-glass: an emergency copy of
+        the key from before a re-key is not)."""
+        return self._opens_manifest(env, keys)
 
     def _opens_manifest(self, env: str, keys: EnvironmentKeys) -> bool:
         """Whether ``keys`` authenticate ``env``'s manifest (or it has none): a session's
