@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bsecrets.audit.events import Action, Outcome
 from bsecrets.audit.query import actor_key, actor_text, ci_key, event_names
+from bsecrets.audit.report.break_glass import BreakGlassLog
 from bsecrets.audit.report.criteria import Criteria, format_duration
 from bsecrets.audit.report.verdicts import (
     age_verdict,
@@ -129,6 +130,7 @@ def build_report(
     denied_items: list[dict[str, Any]] = []
     prod_total = prod_secret_reads = 0
     prod_items: list[dict[str, Any]] = []
+    glass = BreakGlassLog()
 
     for event in events:
         total += 1
@@ -156,6 +158,7 @@ def build_report(
         who = labels.get(key)
         if who is None:
             who = labels[key] = actor_text(*key)
+        glass.add(event, who, outcome)
         stats = actors.get(who)
         if stats is None:
             stats = actors[who] = _ActorStats()
@@ -293,6 +296,7 @@ def build_report(
             for who, a in sorted(actors.items())
         },
         "principals": _by_principal(access),
+        "break_glass": glass.to_dict(),
         "denied": {
             "total": denied_total,
             "shown": len(denied_items),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from bsecrets.audit.report import break_glass
 from bsecrets.audit.report.aggregate import ACCESS_COUNTS, ACTOR_COUNTS
 from bsecrets.audit.report.verdicts import result_word, some_names
 from bsecrets.errors import UsageError
@@ -58,6 +59,7 @@ def _sections(report: Mapping[str, Any]) -> list[_Section]:
     envs = report["environments"]
     denied, prod = report["denied"], report["production_reads"]
     never, old = report["never_read"], report["secrets_over_max_age"]
+    glass = report.get("break_glass", {})
     out = [
         _Section(
             "Criteria",
@@ -189,6 +191,29 @@ def _sections(report: Mapping[str, Any]) -> list[_Section]:
                 for who, envs in sorted(report.get("principals", {}).items())
                 for env, a in sorted(envs.items())
             ],
+        ),
+        _Section(
+            "Break-glass",
+            [
+                f"{glass.get('activated', 0)} emergency accesses activated; "
+                f"{len(glass.get('unreviewed', []))} not reviewed yet "
+                "(docs/break-glass.md)."
+            ],
+            [
+                "Request",
+                "Environment",
+                "Requester",
+                "Reason",
+                "Requested",
+                "Approved by",
+                "Activated",
+                "Mode",
+                "Revoked",
+                "Reviewed",
+                "Reviewed by",
+                "Denied",
+            ],
+            break_glass.rows(glass),
         ),
         _Section(
             "Secrets never read",
@@ -393,6 +418,7 @@ def csv_rows(report: Mapping[str, Any]) -> Iterable[tuple[str, str, str, Any]]:
         for item in data["items"]:
             for metric in fields:
                 yield (section, _text(item["seq"]), metric, item[metric])
+    yield from break_glass.csv_rows(report.get("break_glass", {}))
     never = report["never_read"]
     yield ("never_read", "", "total", never["total"])
     for env, names in sorted(never["by_env"].items()):
