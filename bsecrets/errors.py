@@ -91,6 +91,12 @@ class UsageError(BsecretsError):
     kind = "usage_error"
 
 
+class ClientClosed(UsageError):
+    """An SDK ``Client`` used after ``close()`` (or its ``with`` block)."""
+
+    kind = "client_closed"
+
+
 class InvalidName(UsageError):
     kind = "invalid_name"
     default_hint = (

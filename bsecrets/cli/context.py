@@ -227,26 +227,9 @@ class CliContext:
     # --- core ------------------------------------------------------------
 
     def credentials(self) -> Credentials:
-        prompt = _prompt if sys.stdin.isatty() else None
-        token = self.settings.session_token()
-        pipeline = self.settings.pipeline_token()
-        principal = self.settings.as_principal
-        if principal is None and pipeline:
-            from bsecrets.vaultfile.tokens import principal_named_by  # only with a token
+        from bsecrets.services.credentials import credentials_for
 
-            principal = principal_named_by(pipeline)
-        elif principal is None and token:
-            from bsecrets.vaultfile.session import peek_principal  # only with a session
-
-            principal = peek_principal(token)
-        return Credentials(
-            session_token=token,
-            passphrase=self.settings.passphrase(),
-            prompt=prompt,
-            principal=principal or "owner",
-            token=pipeline,
-            key_file=self.settings.key_file(),
-        )
+        return credentials_for(self.settings, _prompt if sys.stdin.isatty() else None)
 
     def profile_path(self) -> Path:
         return find_profile(self.settings.profile, self.settings.environ, Path.cwd())

@@ -1,6 +1,6 @@
 """status: what the profile names and how each part is doing (docs/cli.md, Status).
 
-The JSON document has fixed keys (``status_document``); the text is made for
+The JSON document has fixed keys (services/status_report.py); the text is made for
 people: a table on a terminal, aligned lines otherwise (scripts use --json).
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from bsecrets.cli.context import CliContext, JsonOption, obj
-from bsecrets.health import HealthIndicator
+from bsecrets.services.status_report import status_document
 
 
 def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
@@ -26,33 +26,13 @@ def status(ctx: typer.Context, json_out: JsonOption = False) -> None:
     """
     cli = obj(ctx)
     manager = cli.manager
-    document = status_document(manager.get_module_status(), manager.get_health_indicators())
+    document = status_document(manager)
     if cli.want_json(json_out):
         cli.emit_json(document)
     elif sys.stdout.isatty() and not cli.settings.quiet:
         _print_tables(cli, document)
     else:
         _print_text(document)
-
-
-def status_document(state: dict[str, Any], indicators: list[HealthIndicator]) -> dict[str, Any]:
-    """The stable shape of ``status --json``: these keys always, whatever the backends.
-    An environment has "backend" and either its backend's figures or "error"."""
-    return {
-        "version": state["version"],
-        "profile": state["profile"],
-        "vault_file": state["vault_file"],
-        "default_env": state["default_env"],
-        "healthy": all(i.ok for i in indicators),
-        "environments": {
-            name: {k: v for k, v in figures.items() if k != "name"}
-            for name, figures in state["environments"].items()
-        },
-        "audit": {"sink": state["audit"]["sink"]},
-        "indicators": [
-            {"name": i.name, "ok": i.ok, "detail": i.detail, "value": i.value} for i in indicators
-        ],
-    }
 
 
 def _figure(key: str, value: Any) -> str | None:
