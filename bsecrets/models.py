@@ -119,6 +119,7 @@ class Secret(NamedTuple):
     created_by: str
     tags: dict[str, str] = {}  # noqa: RUF012 - a shared default, never mutated
     description: str = ""
+    stale: bool = False  # served from the offline fallback (backends/offline.py)
 
     def __repr__(self) -> str:  # never show the value in a traceback or log
         return f"Secret(name={self.name!r}, env={self.env!r}, version={self.version})"

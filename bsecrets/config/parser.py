@@ -281,6 +281,13 @@ class _ProfileReader(YamlReader):
             out.append(text)
         return out
 
+    def offline(self, node: Node, key_path: str) -> dict[str, str]:
+        """``offline: {max_stale: 24h}``: a remote environment's reads fall back to the last
+        values read while it is unreachable (backends/offline.py)."""
+        section = self.mapping(node, key_path)
+        section.only(("max_stale",))
+        return {"max_stale": section.require("max_stale", self.duration)}
+
     def audit(self, node: Node, key_path: str) -> str | None:
         """``audit: {retention: 365d}``: how long events stay in the live log."""
         section = self.mapping(node, key_path)
@@ -338,6 +345,7 @@ class _ProfileReader(YamlReader):
             options["auth"] = env.get("auth", self.auth, {"method": "token"})
             options["insecure_http"] = env.opt("insecure_http", self.boolean)
             options["timeout"] = env.opt("timeout", self.seconds)
+            options["offline"] = env.opt("offline", self.offline)
         elif backend == "aws":
             options["region"] = env.opt("region", self.string)
             options["prefix"] = env.get("prefix", self.string, "")
@@ -346,6 +354,7 @@ class _ProfileReader(YamlReader):
             options["endpoint_url"] = env.opt("endpoint_url", self.url)
             options["insecure_http"] = env.opt("insecure_http", self.boolean)
             options["timeout"] = env.opt("timeout", self.seconds)
+            options["offline"] = env.opt("offline", self.offline)
         options = {key: value for key, value in options.items() if value is not None}
         provision: dict[str, tuple[str, str | int | None]] = {}
         if provision_entry is not None:

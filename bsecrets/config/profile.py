@@ -42,9 +42,11 @@ BACKEND_KEYS = {
     "local": (),
     "vault": (
         "address", "mount", "prefix", "namespace", "ca_cert", "auth", "insecure_http", "timeout",
+        "offline",
     ),
     "aws": (
         "region", "prefix", "kms_key_id", "role_arn", "endpoint_url", "insecure_http", "timeout",
+        "offline",
     ),
 }  # fmt: skip
 # ``timeout:`` of a remote environment: one operation's time budget, in seconds
