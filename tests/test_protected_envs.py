@@ -134,7 +134,8 @@ def test_protect_needs_only_a_code_and_records_no_reason_when_none_is_given(
 def test_protect_records_a_signed_policy_held_by_access(vault: Path) -> None:
     auth = enrolled()
     result = ok(["env", "protect", "prod", "--json", "--reason", REASON], auth.code())
-    assert json.loads(result.stdout) == {"env": "prod", "mfa": "writes", "changed": True}
+    assert json.loads(result.stdout) == {"env": "prod", "mfa": "writes", "changed": True,
+                                         "promote_approval": False}  # fmt: skip
     ((body, signature),) = sql("SELECT body, signature FROM access_policy WHERE id = 1")
     assert json.loads(body)["protected"]["prod"]["mfa"] == "writes" and len(signature) == 64
     assert sql("SELECT count(*) FROM manifests WHERE env = '__access__'") == [(1,)]

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from bsecrets.audit.witness import is_witnessed, state_of
 from bsecrets.crypto.keys import encode_aad, hkdf, public_key_of, seal_to, unseal
 from bsecrets.errors import IntegrityError
+from bsecrets.vaultfile.break_glass import BreakGlassStore
 from bsecrets.vaultfile.policy import ACCESS_ENV, AccessPolicy, PolicyStore
 from bsecrets.vaultfile.store import VaultStore
 from bsecrets.vaultfile.unlock import OWNER
@@ -163,14 +164,22 @@ def entries(vault: LocalVault, audit_env: str) -> tuple[list[Entry], AccessPolic
 
 def advance_by_policy(vault: LocalVault, audit_env: str, state: State) -> State:
     """``state`` advanced by the waiting entries whose principals may write what they
-    changed (a write grant in the policy)."""
+    changed (a write grant in the policy, or an activated break-glass request for
+    write on that environment: services/break_glass.py)."""
     waiting, policy = entries(vault, audit_env)
+    emergency: set[tuple[str, str]] | None = None
 
     def may_write(name: str, env: str) -> bool:
+        nonlocal emergency
         if env == ACCESS_ENV:  # the policy: an admin's (it holds the policy key)
             return any(g.get(name) is not None and g[name].role == "admin"
                        for g in policy.grants.values())  # fmt: skip
         grant = policy.grant_of(env, name)
-        return grant is not None and grant.role in ("write", "admin")
+        if grant is not None and grant.role in ("write", "admin"):
+            return True
+        if emergency is None:
+            emergency = {(r.requester, r.env) for r in BreakGlassStore(vault).requests()
+                         if r.write and r.activated_at is not None}  # fmt: skip
+        return (name, env) in emergency
 
     return advance(state, waiting, may_write)

@@ -52,8 +52,9 @@ MAX_TTL = timedelta(hours=24)
 
 
 def _notify(manager: SecretsManager, event: dict[str, Any]) -> None:
-    """The profile's ``break_glass: {notify: ...}`` command, the event as JSON on stdin
-    (never a key or value); a failure is a warning: an emergency does not wait on it."""
+    """The profile's ``break_glass: {notify: ...}`` command at a request, approval,
+    activation, revocation and review: the event as JSON on stdin (never a key or
+    value); a failure is a warning: an emergency does not wait on it."""
     import json
 
     from bsecrets.run.hooks import hook_environment, run_hook
