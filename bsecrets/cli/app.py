@@ -195,6 +195,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rotate": ("bsecrets.cli.commands.rotate", "app"),
     "promote": ("bsecrets.cli.commands.promote", "app"),
     "break-glass": ("bsecrets.cli.commands.break_glass", "app"),
+    "completion": ("bsecrets.cli.commands.completion", "completion"),
 }
 
 
@@ -257,6 +258,14 @@ class BsecretsGroup(BsecretsGroupHelp):
         command = build_command(cmd_name)
         add_global_options(command, self.params)
         return command
+
+    def _main_shell_completion(
+        self, ctx_args: Any, prog_name: str, complete_var: str | None = None
+    ) -> None:
+        if os.environ.get("_BSECRETS_COMPLETE"):  # a TAB in a shell (completion scripts)
+            from bsecrets.cli.commands.completion import complete  # the seam: only on a TAB
+
+            sys.exit(complete(self, ctx_args, prog_name))
 
     def main(  # type: ignore[override]
         self,

@@ -77,7 +77,6 @@ def setup(
 @app.command("request")
 def request(
     ctx: typer.Context,
-    reason: Annotated[str, typer.Option("--reason", help="Why: the incident, for everyone.")],
     ttl: Annotated[str, typer.Option("--ttl", help="How long the access lasts (1m to 24h).")],
     env: EnvOption = None,
     write: Annotated[bool, typer.Option("--write", help="Ask for write access too.")] = False,
@@ -87,15 +86,21 @@ def request(
     ] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Ask for emergency access to an environment: custodians approve, then you activate.
+    """Ask for emergency access to an environment, with --reason (the incident, for
+    everyone): custodians approve, then you activate.
 
     Examples:
       bsecrets break-glass request -e prod --reason 'INC-7 payments down' --ttl 1h
       bsecrets break-glass request -e prod --reason 'INC-8 rotate a leaked key' --ttl 30m --write
     """
     cli = obj(ctx)
-    made = break_glass.request(cli.manager, cli.env(env), reason, parse_duration(ttl),
-                               write=write, override=override)  # fmt: skip
+    if not cli.settings.reason:
+        raise UsageError(
+            "a break-glass request needs --reason (the incident)",
+            hint="bsecrets break-glass request -e prod --reason 'INC-7 db down' --ttl 1h",
+        )
+    made = break_glass.request(cli.manager, cli.env(env), cli.settings.reason,
+                               parse_duration(ttl), write=write, override=override)  # fmt: skip
     if cli.want_json(json_out):
         cli.emit_json({**made._asdict(), "expires_at": made.expires_at})
         return
@@ -113,10 +118,11 @@ def approve(
     ] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Approve a break-glass request as one of its custodians (a one-time code needed).
+    """Approve a break-glass request as one of its custodians (your one-time code in
+    BSECRETS_OTP, or asked on a terminal).
 
     Examples:
-      BSECRETS_OTP=123456 bsecrets --as bob break-glass approve 4f2a9c1b7d3e
+      bsecrets --as bob break-glass approve 4f2a9c1b7d3e
       bsecrets break-glass approve 4f2a9c1b7d3e --offline-share < share.txt
     """
     cli = obj(ctx)
@@ -138,10 +144,10 @@ def approve(
 @app.command("activate")
 def activate(ctx: typer.Context, request_id: RequestId, json_out: JsonOption = False) -> None:
     """Activate an approved request: a session for the environment until the request's
-    TTL (read only unless it asked for --write). Prints the export line.
+    TTL (read only unless it asked for --write). Prints the export line to eval.
 
     Examples:
-      eval "$(bsecrets --as dana break-glass activate 4f2a9c1b7d3e)"
+      bsecrets --as dana break-glass activate 4f2a9c1b7d3e
       bsecrets --as dana break-glass activate 4f2a9c1b7d3e --json
     """
     cli = obj(ctx)
