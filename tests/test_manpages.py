@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from helpers.cli import invoke
 
+import bsecrets
 from bsecrets.cli import manpages
 from bsecrets.cli.app import COMMANDS, build_command
 from bsecrets.cli.exit_codes import ExitCode
@@ -157,3 +158,14 @@ def test_the_wheel_installs_the_man_pages_and_completions(tmp_path: Path) -> Non
     assert {"share/bash-completion/completions/bsecrets", "share/zsh/site-functions/_bsecrets",
             "share/fish/vendor_completions.d/bsecrets.fish"} <= set(data)  # fmt: skip
     assert "bsecrets/py.typed" in names
+    # installed into a fresh virtualenv (its dependencies from this one's site-packages)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--no-deps", "--no-index",
+                    str(wheel)], check=True, capture_output=True)  # fmt: skip
+    assert (venv / "share" / "man" / "man1" / "bsecrets-get.1").is_file()
+    assert (venv / "share" / "bash-completion" / "completions" / "bsecrets").is_file()
+    done = subprocess.run([str(venv / "bin" / "bsecrets"), "--version"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.strip().endswith(bsecrets.__version__)
