@@ -196,6 +196,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("bsecrets.cli.commands.promote", "app"),
     "break-glass": ("bsecrets.cli.commands.break_glass", "app"),
     "completion": ("bsecrets.cli.commands.completion", "completion"),
+    "serve": ("bsecrets.server.command", "serve"),  # the server layer, above the CLI
 }
 
 

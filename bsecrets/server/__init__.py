@@ -1,0 +1,1 @@
+"""``bsecrets serve``: the REST API (docs/server.md), one more caller of the façade."""

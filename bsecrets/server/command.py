@@ -1,0 +1,69 @@
+"""``bsecrets serve`` (registered by name in the CLI's command table, so the CLI never
+imports the server: FastAPI loads only for this command)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bsecrets.cli.context import obj
+from bsecrets.errors import UsageError
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8270,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", metavar="FILE", help="TLS certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", metavar="FILE", help="TLS private key (PEM).")
+    ] = None,
+    rate: Annotated[
+        str, typer.Option("--rate", help="Requests allowed per token and per address.")
+    ] = "120/minute",
+) -> None:
+    """Serve the REST API (/v1, OpenAPI at /v1/openapi.json) for this profile: each
+    request authenticates with a pipeline token (Authorization: Bearer). Loopback only
+    unless TLS is given (or --insecure-http).
+
+    Examples:
+      bsecrets serve
+      bsecrets serve --host 0.0.0.0 --port 8443 --tls-cert cert.pem --tls-key key.pem
+    """
+    cli = obj(ctx)
+    if (tls_cert is None) != (tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together", hint="give both, or neither")
+    if not _loopback(host) and tls_cert is None and not cli.settings.insecure_http:
+        raise UsageError(
+            f"serving on {host} without TLS would send tokens and values in clear",
+            hint="give --tls-cert and --tls-key, or bind 127.0.0.1 (--insecure-http to insist)",
+        )
+    try:
+        import uvicorn
+
+        from bsecrets.server.app import create_app
+    except ImportError as exc:
+        raise UsageError(
+            f"bsecrets serve needs its extra ({exc.name} is missing)",
+            hint="pip install 'bsecrets[server]'",
+        ) from None
+    app = create_app(cli.profile_path(), rate=rate, environ=dict(cli.settings.environ))
+    uvicorn.run(
+        app, host=host, port=port, log_level="info",
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+    )  # fmt: skip

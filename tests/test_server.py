@@ -1,0 +1,234 @@
+"""``bsecrets serve`` (#18, first step): the REST API as a real uvicorn process on
+loopback, over real HTTP, with pipeline tokens: every route, the error shape and its
+statuses (401, 403, 404, 400, 412, 413, 429 with Retry-After), the audit events of the
+token's principal, no value in the server's log, and the refusals of ``serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helpers.values import PASSPHRASE
+
+VALUES = {"db/password": "pw-server-4e1b", "api/key": "key-server-9c2d"}
+
+
+def cli(work: Path, *args: str, input: str | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "bsecrets", *args], cwd=work, input=input,
+                          capture_output=True, text=True, env=_env(work), check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _env(work: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BSECRETS_")}
+    env.update(BSECRETS_PASSPHRASE=PASSPHRASE, BSECRETS_INSECURE_TEST_KDF="1", HOME=str(work),
+               XDG_RUNTIME_DIR=str(work / "run"), XDG_CACHE_HOME=str(work / "cache"))  # fmt: skip
+    (work / "run").mkdir(mode=0o700, exist_ok=True)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, work: Path, *args: str) -> None:
+        self.work = work
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (work / f"server-{self.port}.log").open("w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bsecrets", "serve", "--port", str(self.port), *args],
+            cwd=work, env=_env(work), stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60  # a hang guard, far past what start-up needs
+        while True:
+            try:
+                httpx.get(self.url + "/v1/openapi.json", timeout=2)
+                return
+            except httpx.TransportError:
+                assert self.proc.poll() is None, self.output()
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+
+    def output(self) -> str:
+        self.log.flush()
+        return (self.work / f"server-{self.port}.log").read_text()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("server")
+    cli(root, "init", "--env", "dev", "--env", "prod")
+    for name, value in VALUES.items():
+        cli(root, "put", name, "-e", "prod", input=value)
+    cli(root, "put", "dev-only", "-e", "dev", input="dev-value")
+    return root
+
+
+def token(work: Path, *args: str) -> str:
+    out = cli(work, "token", "issue", "-e", "prod", *args, "--json")
+    return str(json.loads(out)["token"])
+
+
+@pytest.fixture(scope="module")
+def server(work: Path) -> Iterator[Server]:
+    running = Server(work)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def writer(work: Path) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(work, '--role', 'write')}"}
+
+
+@pytest.fixture(scope="module")
+def reader(work: Path) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(work, '--role', 'read', '--only', 'db/*')}"}
+
+
+def call(server: Server, method: str, path: str, headers: dict[str, str] | None = None,
+         **kw: Any) -> httpx.Response:  # fmt: skip
+    return httpx.request(method, server.url + path, headers=headers, timeout=30, **kw)
+
+
+def error(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error", "hint", "kind"} and body["kind"] == kind, body
+    for value in VALUES.values():
+        assert value not in response.text
+    return body
+
+
+def test_the_routes_with_a_write_token(server: Server, writer: dict[str, str]) -> None:
+    assert call(server, "GET", "/v1/health", writer).json()["healthy"] is True
+    envs = call(server, "GET", "/v1/envs", writer).json()
+    assert [e["name"] for e in envs["environments"]] == ["dev", "prod"]
+    listed = call(server, "GET", "/v1/envs/prod/secrets", writer).json()
+    assert {s["name"] for s in listed} >= {"db/password", "api/key"}
+    got = call(server, "GET", "/v1/envs/prod/secrets/api/key", writer).json()
+    assert (got["value"], got["encoding"], got["version"]) == (VALUES["api/key"], "utf-8", 1)
+    written = call(server, "PUT", "/v1/envs/prod/secrets/app/new",
+                   {**writer, "If-Match": "0"}, json={"value": "created-1"})  # fmt: skip
+    assert written.json()["version"] == 1
+    binary = call(server, "PUT", "/v1/envs/prod/secrets/app/bin", writer,
+                  json={"value": "AP8A", "encoding": "base64"})  # fmt: skip
+    assert binary.status_code == 200, binary.text
+    read = call(server, "GET", "/v1/envs/prod/secrets/app/bin", writer).json()
+    assert (read["value"], read["encoding"]) == ("AP8A", "base64")
+    again = call(server, "PUT", "/v1/envs/prod/secrets/app/new",
+                 {**writer, "If-Match": '"1"'}, json={"value": "created-2"})  # fmt: skip
+    assert again.json()["version"] == 2
+    history = call(server, "GET", "/v1/envs/prod/secrets/app/new/history", writer).json()
+    assert [v["version"] for v in history] == [1, 2]
+    back = call(server, "POST", "/v1/envs/prod/secrets/app/new/rollback", writer,
+                json={"to": 1})  # fmt: skip
+    assert back.json()["version"] == 3
+    assert call(server, "GET", "/v1/envs/prod/secrets/app/new", writer).json()["value"] == (
+        "created-1"
+    )
+    assert call(server, "DELETE", "/v1/envs/prod/secrets/app/new", writer).json()["deleted"]
+    error(call(server, "GET", "/v1/envs/prod/secrets/app/new", writer), 404,
+          "secret_not_found")  # fmt: skip
+    restored = call(server, "POST", "/v1/envs/prod/secrets/app/new/restore", writer)
+    assert restored.json()["version"] == 3
+
+
+def test_errors_have_one_shape_and_their_status(
+    server: Server, writer: dict[str, str], reader: dict[str, str]
+) -> None:
+    error(call(server, "GET", "/v1/envs/prod/secrets"), 401, "token_invalid")
+    error(call(server, "GET", "/v1/envs/prod/secrets", {"Authorization": "Bearer bst1.x"}),
+          401, "token_invalid")  # fmt: skip
+    error(call(server, "GET", "/v1/envs/dev/secrets", writer), 403, "access_denied")
+    error(call(server, "GET", "/v1/envs/prod/secrets/api/key", reader), 403, "access_denied")
+    error(call(server, "PUT", "/v1/envs/prod/secrets/db/password", reader,
+               json={"value": "x"}), 403, "access_denied")  # fmt: skip
+    error(call(server, "GET", "/v1/envs/nowhere/secrets", writer), 404, "environment_not_found")
+    error(call(server, "GET", "/v1/envs/prod/secrets/no/such", writer), 404, "secret_not_found")
+    conflict = call(server, "PUT", "/v1/envs/prod/secrets/db/password",
+                    {**writer, "If-Match": "7"}, json={"value": "lost"})  # fmt: skip
+    error(conflict, 412, "version_conflict")
+    error(call(server, "PUT", "/v1/envs/prod/secrets/db/password", {**writer, "If-Match": "x"},
+               json={"value": "v"}), 400, "usage_error")  # fmt: skip
+    error(call(server, "PUT", "/v1/envs/prod/secrets/db/password", writer, json={}), 400,
+          "usage_error")  # fmt: skip
+    huge = call(server, "PUT", "/v1/envs/prod/secrets/db/password",
+                {**writer, "content-type": "application/json"},
+                content=b'{"value": "' + b"x" * (3 * 1024 * 1024) + b'"}')  # fmt: skip
+    error(huge, 413, "value_too_large")
+    assert (
+        call(server, "GET", "/v1/envs/prod/secrets/db/password", reader).json()["value"]
+        == (VALUES["db/password"])
+    )
+
+
+def test_the_token_principal_is_audited_and_no_value_is_logged(
+    server: Server, work: Path, reader: dict[str, str]
+) -> None:
+    call(server, "GET", "/v1/envs/prod/secrets/db/password", reader)
+    events = json.loads(cli(work, "audit", "log", "--json"))
+    gets = [e for e in events if e["action"] == "get" and e.get("name") == "db/password"]
+    assert gets and gets[-1]["actor"]["principal"].startswith("token-")
+    log = server.output()
+    assert "GET /v1/envs/prod/secrets/db/password" in log
+    for value in (*VALUES.values(), "created-1", "created-2"):
+        assert value not in log
+    assert "bst1." not in log
+
+
+def test_rate_limits_answer_429_with_retry_after(work: Path) -> None:
+    limited = Server(work, "--rate", "3/minute")
+    try:
+        headers = {"Authorization": f"Bearer {token(work, '--role', 'read')}"}
+        codes = [call(limited, "GET", "/v1/envs/prod/secrets", headers).status_code
+                 for _ in range(4)]  # fmt: skip
+        assert codes[:3] == [200, 200, 200]
+        last = call(limited, "GET", "/v1/envs/prod/secrets", headers)
+        error(last, 429, "rate_limited")
+        assert int(last.headers["Retry-After"]) >= 1
+    finally:
+        limited.stop()
+
+
+def test_the_openapi_document_lists_the_v1_routes(server: Server) -> None:
+    spec = call(server, "GET", "/v1/openapi.json").json()
+    assert spec["info"]["title"] == "bsecrets"
+    assert {"/v1/health", "/v1/envs", "/v1/envs/{env}/secrets",
+            "/v1/envs/{env}/secrets/{name}"} <= set(spec["paths"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--host", "0.0.0.0"], "without TLS"),
+        (["--tls-cert", "c.pem"], "go together"),
+    ],
+    ids=["public-without-tls", "cert-without-key"],
+)
+def test_serve_refuses_what_would_expose_tokens(work: Path, args: list[str], words: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "bsecrets", "serve", *args], cwd=work,
+                          env=_env(work), capture_output=True, text=True, check=False,
+                          timeout=60)  # fmt: skip
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and lines[0].startswith("error: ") and words in lines[0]
+    assert lines[1].startswith("hint: ")
