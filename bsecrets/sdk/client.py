@@ -29,6 +29,7 @@ from bsecrets.errors import ClientClosed, UsageError
 
 if TYPE_CHECKING:
     from bsecrets.models import Secret, SecretSummary, SecretVersion, WriteResult
+    from bsecrets.sdk.http import HttpTransport
     from bsecrets.services.manager import SecretsManager
 
 
@@ -39,7 +40,8 @@ class Client:
     first); ``env``: the environment (default: BSECRETS_ENV, else the profile's
     default); ``token``: a pipeline token (as BSECRETS_TOKEN); ``passphrase``: the
     vault's passphrase (as BSECRETS_PASSPHRASE); ``cache_ttl``: seconds a value read
-    stays cached (0: no cache); ``reason``: recorded with changes (as --reason).
+    stays cached (0: no cache); ``reason``: recorded with changes (as --reason);
+    ``url``: a ``bsecrets serve`` to talk to instead of the vault (with ``token``).
 
     Example::
 
@@ -58,6 +60,8 @@ class Client:
         cache_ttl: float = 60.0,
         reason: str | None = None,
         environ: Mapping[str, str] | None = None,
+        url: str | None = None,
+        timeout: float = 30.0,
     ) -> None:
         from bsecrets.config.settings import ENV_PASSPHRASE, ENV_TOKEN, Settings
 
@@ -77,6 +81,11 @@ class Client:
         self._cache: dict[tuple[str, str, int | None], tuple[float, Secret]] = {}
         self._core: SecretsManager | None = None
         self._closed = False
+        self._http: HttpTransport | None = None
+        if url is not None:  # bsecrets serve instead of the vault (sdk/http.py)
+            from bsecrets.sdk.http import HttpTransport
+
+            self._http = HttpTransport(url, variables.get(ENV_TOKEN), timeout)
 
     # --- the façade ---------------------------------------------------------------
 
@@ -113,6 +122,10 @@ class Client:
     def env(self) -> str:
         """The environment this client reads and writes."""
         with self._lock:
+            if self._http is not None:
+                if self._closed:
+                    raise ClientClosed("this bsecrets Client is closed")
+                return self._settings.env or self._http.default_env()
             return self._manager().env_name(self._settings.env)
 
     # --- reads --------------------------------------------------------------------
@@ -122,14 +135,16 @@ class Client:
 
         Example: ``client.get("db/password").version``"""
         with self._lock:
-            manager = self._manager()
-            env = manager.env_name(self._settings.env)
+            env = self.env
             key = (env, name, version)
             found = self._cache.get(key)
             now = time.monotonic()
             if found is not None and found[0] > now:
                 return found[1]
-            secret = manager.get(env, name, version)
+            if self._http is not None:
+                secret = self._http.get(env, name, version)
+            else:
+                secret = self._manager().get(env, name, version)
             if self.cache_ttl > 0:
                 self._cache[key] = (now + self.cache_ttl, secret)
             return secret
@@ -148,12 +163,16 @@ class Client:
     def ls(self, prefix: str = "") -> list[SecretSummary]:
         """Summaries of the environment's secrets (never values), sorted by name."""
         with self._lock:
+            if self._http is not None:
+                return self._http.ls(self.env, prefix)
             manager = self._manager()
             return manager.list_secrets(manager.env_name(self._settings.env), prefix)
 
     def history(self, name: str) -> list[SecretVersion]:
         """Every version kept, oldest first."""
         with self._lock:
+            if self._http is not None:
+                return self._http.history(self.env, name)
             manager = self._manager()
             return manager.history(manager.env_name(self._settings.env), name)
 
@@ -165,6 +184,8 @@ class Client:
         from bsecrets.audit.events import Action
         from bsecrets.config.envmap import map_names, select_names
 
+        if self._http is not None:
+            raise UsageError("environ() is not available over HTTP yet: use ls() and value()")
         with self._lock:
             manager = self._manager()
             env = manager.env_name(self._settings.env)
@@ -184,6 +205,8 @@ class Client:
         from bsecrets.services.status_report import status_document
 
         with self._lock:
+            if self._http is not None:
+                return self._http.health()
             return status_document(self._manager())
 
     # --- writes -------------------------------------------------------------------
@@ -200,10 +223,11 @@ class Client:
         VersionConflict). Example: ``client.put("api/key", new_key, if_version=3)``"""
         data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
         with self._lock:
-            manager = self._manager()
-            env = manager.env_name(self._settings.env)
+            env = self.env
             try:
-                return manager.put(env, name, data, tags=tags, if_version=if_version)
+                if self._http is not None:
+                    return self._http.put(env, name, data, tags, if_version)
+                return self._manager().put(env, name, data, tags=tags, if_version=if_version)
             finally:
                 self._forget(env, name)
 
@@ -219,6 +243,7 @@ class Client:
         profile's policy and hooks). Returns the rotation (never the value)."""
         from bsecrets.services import rotation
 
+        self._local_only()
         data = value.encode("utf-8") if isinstance(value, str) else value
         with self._lock:
             manager = self._manager()
@@ -243,6 +268,7 @@ class Client:
         plan and the promotion, as ``--json`` prints them."""
         from bsecrets.services import promotion, promotion_plan
 
+        self._local_only()
         with self._lock:
             manager = self._manager()
             path = Path(map_file) if map_file is not None else None
@@ -255,6 +281,10 @@ class Client:
                 finally:
                     self._cache.clear()
             return out
+
+    def _local_only(self) -> None:
+        if self._http is not None:
+            raise UsageError("this method is not available over HTTP yet (docs/sdk.md)")
 
     # --- the cache and the end ------------------------------------------------------
 
