@@ -527,6 +527,7 @@ def test_an_all_passing_report() -> None:
         "secrets",
         "actors",
         "principals",
+        "break_glass",
         "denied",
         "production_reads",
         "never_read",

@@ -383,7 +383,7 @@ def test_unknown_key_hint_lists_allowed_keys(tmp_path: Path) -> None:
     exc = profile_error(tmp_path, HEAD + "  a:\n    backend: aws\n    regoin: eu\n")
     assert exc.hint == (
         "allowed here: backend, protected, region, prefix, kms_key_id, role_arn, endpoint_url, "
-        "insecure_http, timeout"
+        "insecure_http, timeout, offline"
     )
 
 
