@@ -77,16 +77,16 @@ def test_the_routes_with_a_write_token(server: Server, writer: dict[str, str]) -
                    {**writer, "If-Match": "0"}, json={"value": "created-1"})  # fmt: skip
     assert written.json()["version"] == 1
     binary = call(server, "PUT", "/v1/envs/prod/secrets/app/bin", writer,
-                  json={"value": "AP8A", "encoding": "base64"})  # fmt: skip
+                  json={"value_base64": "AP8A"})  # fmt: skip
     assert binary.status_code == 200, binary.text
     read = call(server, "GET", "/v1/envs/prod/secrets/app/bin", writer).json()
     assert (read["value"], read["encoding"]) == ("AP8A", "base64")
     again = call(server, "PUT", "/v1/envs/prod/secrets/app/new",
                  {**writer, "If-Match": '"1"'}, json={"value": "created-2"})  # fmt: skip
     assert again.json()["version"] == 2
-    history = call(server, "GET", "/v1/envs/prod/secrets/app/new/history", writer).json()
+    history = call(server, "GET", "/v1/envs/prod/history/app/new", writer).json()
     assert [v["version"] for v in history] == [1, 2]
-    back = call(server, "POST", "/v1/envs/prod/secrets/app/new/rollback", writer,
+    back = call(server, "POST", "/v1/envs/prod/rollback/app/new", writer,
                 json={"to": 1})  # fmt: skip
     assert back.json()["version"] == 3
     assert call(server, "GET", "/v1/envs/prod/secrets/app/new", writer).json()["value"] == (
@@ -95,7 +95,7 @@ def test_the_routes_with_a_write_token(server: Server, writer: dict[str, str]) -
     assert call(server, "DELETE", "/v1/envs/prod/secrets/app/new", writer).json()["deleted"]
     error(call(server, "GET", "/v1/envs/prod/secrets/app/new", writer), 404,
           "secret_not_found")  # fmt: skip
-    restored = call(server, "POST", "/v1/envs/prod/secrets/app/new/restore", writer)
+    restored = call(server, "POST", "/v1/envs/prod/restore/app/new", writer)
     assert restored.json()["version"] == 3
 
 
@@ -178,3 +178,23 @@ def test_serve_refuses_what_would_expose_tokens(work: Path, args: list[str], wor
     lines = done.stderr.splitlines()
     assert done.returncode == 2 and lines[0].startswith("error: ") and words in lines[0]
     assert lines[1].startswith("hint: ")
+
+
+def test_the_workflow_routes(server: Server, work: Path, writer: dict[str, str]) -> None:
+    who = call(server, "GET", "/v1/whoami", writer).json()
+    assert who["principal"].startswith("token-") and who["kind"] == "token"
+    done = call(server, "POST", "/v1/envs/prod/rotate/api/key", writer,
+                json={"generate": "hex:8"})  # fmt: skip
+    assert done.status_code == 200, done.text
+    assert done.json()["step"] == "finished" and "pending" not in done.json()
+    assert len(call(server, "GET", "/v1/envs/prod/secrets/api/key", writer).json()["value"]) == 16
+    assert [r["name"] for r in call(server, "GET", "/v1/rotations", writer).json()] == ["api/key"]
+    error(call(server, "POST", "/v1/envs/prod/rotate/api/key", writer, json={}), 400,
+          "usage_error")  # fmt: skip
+    both = {"Authorization": f"Bearer {token(work, '-e', 'dev', '--role', 'write')}"}
+    plan = call(server, "POST", "/v1/promote", both,
+                json={"from": "prod", "to": "dev", "only": ["db/*"], "dry_run": True})  # fmt: skip
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["plan"]["counts"]["add"] == 1 and "promotion" not in plan.json()
+    assert call(server, "GET", "/v1/break-glass", writer).json() == {"setups": [], "requests": []}
+    error(call(server, "GET", "/v1/audit", writer), 403, "access_denied")

@@ -79,10 +79,10 @@ class HttpTransport:
         return cls(message, hint=hint)
 
     @staticmethod
-    def _path(env: str, name: str = "") -> str:
+    def _path(env: str, name: str = "", route: str = "secrets") -> str:
         quoted = urllib.parse.quote(env, safe="")
         tail = "/" + urllib.parse.quote(name, safe="/") if name else ""
-        return f"/v1/envs/{quoted}/secrets{tail}"
+        return f"/v1/envs/{quoted}/{route}{tail}"
 
     # --- the operations -----------------------------------------------------------
 
@@ -105,9 +105,9 @@ class HttpTransport:
         if_version: int | None,
     ) -> WriteResult:  # fmt: skip
         try:
-            body: dict[str, Any] = {"value": value.decode("utf-8"), "encoding": "utf-8"}
+            body: dict[str, Any] = {"value": value.decode("utf-8")}
         except UnicodeDecodeError:
-            body = {"value": base64.b64encode(value).decode(), "encoding": "base64"}
+            body = {"value_base64": base64.b64encode(value).decode()}
         if tags is not None:
             body["tags"] = tags
         headers = {"If-Match": str(if_version)} if if_version is not None else None
@@ -126,7 +126,7 @@ class HttpTransport:
         return [
             SecretVersion(int(v["version"]), datetime.fromisoformat(v["created_at"]),
                           str(v["created_by"]), VersionState(v["state"]))
-            for v in self.call("GET", self._path(env, name) + "/history")
+            for v in self.call("GET", self._path(env, name, "history"))
         ]  # fmt: skip
 
     def health(self) -> dict[str, Any]:

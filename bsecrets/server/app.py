@@ -16,30 +16,81 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bsecrets import __version__
 from bsecrets.cli.hints import hint_for
 from bsecrets.errors import BsecretsError, TokenInvalid, UsageError, ValueTooLarge
-from bsecrets.models import MAX_VALUE_BYTES
+from bsecrets.models import MAX_DESCRIPTION, MAX_TAG_VALUE, MAX_TAGS, MAX_VALUE_BYTES
+from bsecrets.server.core import unlocked
 from bsecrets.server.errors import body_of, status_of
+from bsecrets.server.routing import TAG_KEY_PATTERN, Env, IfMatch, Name
+from bsecrets.server.ui import mount_ui
+from bsecrets.server.workflows import add_workflow_routes
 
 MAX_BODY = 2 * 1024 * 1024  # a value is at most 1 MiB; base64 and JSON around it
 
 
-class PutBody(BaseModel):
-    value: str = Field(description="The new value: UTF-8 text, or base64 with encoding")
-    encoding: str = Field("utf-8", pattern="^(utf-8|base64)$")
-    tags: dict[str, str] | None = None
-    description: str | None = None
+TagKey = Annotated[str, StringConstraints(pattern=TAG_KEY_PATTERN)]
+TagValue = Annotated[str, StringConstraints(max_length=MAX_TAG_VALUE)]
+# keys outside the pattern are refused: say so in the schema (patternProperties alone
+# would leave any other key allowed)
+Tags = Annotated[
+    dict[TagKey, TagValue],
+    Field(max_length=MAX_TAGS, json_schema_extra={"additionalProperties": False}),
+]
+
+
+# non-empty standard base64 with its padding
+BASE64 = (
+    r"^(?:(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+    r"|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$"
+)
+
+
+class PutText(BaseModel):
+    """A value that is text (UTF-8 on the wire and in the store)."""
+
+    value: str = Field(min_length=1, description="The new value")
+    tags: Tags | None = None
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
+
+
+class PutBytes(BaseModel):
+    """A value of any bytes, base64 on the wire."""
+
+    value_base64: str = Field(pattern=BASE64, description="The new value's bytes, base64")
+    tags: Tags | None = None
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
+
+
+class ErrorBody(BaseModel):
+    """Every error: the CLI's --json error without its exit code (docs/server.md)."""
+
+    error: str
+    hint: str | None
+    kind: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (400, "usage: the request is not valid"), (401, "no token, or not a valid one"),
+        (403, "the token's principal may not do this"), (404, "no such environment or secret"),
+        (409, "conflict"), (412, "If-Match named another version: nothing written"),
+        (413, "body or value too large"), (429, "rate limited (Retry-After)"),
+        (500, "integrity or unexpected error"), (503, "the store is unreachable"),
+    )
+}  # fmt: skip
 
 
 class RollbackBody(BaseModel):
@@ -53,10 +104,8 @@ def _value_json(value: bytes) -> dict[str, str]:
         return {"value": base64.b64encode(value).decode(), "encoding": "base64"}
 
 
-def create_app(profile: Path, *, rate: str = "120/minute", environ: dict[str, str]) -> FastAPI:
+def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str, str]) -> FastAPI:
     """The API for the profile at ``profile``; ``rate``: per token and per address."""
-    from bsecrets.config.cache import load_profile_cached
-    from bsecrets.services.credentials import credentials_for
     from bsecrets.services.manager import SecretsManager
 
     def client_key(request: Request) -> str:
@@ -68,7 +117,7 @@ def create_app(profile: Path, *, rate: str = "120/minute", environ: dict[str, st
 
     limiter = Limiter(key_func=client_key, default_limits=[rate])
     app = FastAPI(title="bsecrets", version=__version__, openapi_url="/v1/openapi.json",
-                  docs_url=None, redoc_url=None)  # fmt: skip
+                  docs_url=None, redoc_url=None, responses=ERRORS)  # fmt: skip
     app.state.limiter = limiter
 
     @app.exception_handler(BsecretsError)
@@ -81,6 +130,14 @@ def create_app(profile: Path, *, rate: str = "120/minute", environ: dict[str, st
         where = ".".join(str(p) for p in first.get("loc", ()))
         error = UsageError(f"invalid request: {where}: {first.get('msg', 'not valid')}")
         return JSONResponse(body_of(error, "see /v1/openapi.json"), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own answers (an unknown path, a method not allowed, a body that is
+        not JSON) in the one error shape."""
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "usage_error")
+        body = {"error": str(exc.detail), "hint": "see /v1/openapi.json", "kind": kind}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RateLimitExceeded)
     async def rate_limited(request: Request, exc: RateLimitExceeded) -> JSONResponse:
@@ -110,20 +167,31 @@ def create_app(profile: Path, *, rate: str = "120/minute", environ: dict[str, st
                 "no token: send 'Authorization: Bearer <token>'",
                 hint="make one with 'bsecrets token issue -e ENV --role read'",
             )
-        from bsecrets.config.settings import ENV_PASSPHRASE, ENV_SESSION, ENV_TOKEN, Settings
-
-        variables = {k: v for k, v in environ.items() if k not in (ENV_PASSPHRASE, ENV_SESSION)}
-        variables[ENV_TOKEN] = token.strip()
-        settings = Settings.resolve(profile=str(profile), env=None, json=True, quiet=True,
-                                    no_color=True, environ=variables)  # fmt: skip
-        core = SecretsManager(load_profile_cached(profile), credentials_for(settings, None),
-                              environ=settings.environ)  # fmt: skip
-        try:
+        with unlocked(profile, environ, token.strip()) as core:
             yield core
-        finally:
-            core.close()
 
     Core = Depends(manager)
+    add_workflow_routes(app, limiter, rate, token_key, Core)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with optional headers as plain strings: a header is absent
+        or a string on the wire, never JSON null (pydantic writes anyOf [string, null])."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            for item in document.get("paths", {}).values():
+                for operation in item.values():
+                    for param in operation.get("parameters", []):
+                        schema = param.get("schema", {})
+                        if param.get("in") == "header" and "anyOf" in schema:
+                            kept = [s for s in schema["anyOf"] if s.get("type") != "null"]
+                            schema.pop("anyOf")
+                            schema.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/v1/health")
     @limiter.limit(rate, key_func=token_key)
@@ -141,13 +209,13 @@ def create_app(profile: Path, *, rate: str = "120/minute", environ: dict[str, st
 
     @app.get("/v1/envs/{env}/secrets")
     @limiter.limit(rate, key_func=token_key)
-    def ls(request: Request, env: str, prefix: str = "", core: SecretsManager = Core) -> Any:
+    def ls(request: Request, env: Env, prefix: str = "", core: SecretsManager = Core) -> Any:
         return [{"name": s.name, "version": s.version, "updated_at": s.updated_at.isoformat(),
                  "tags": s.tags} for s in core.list_secrets(env, prefix)]  # fmt: skip
 
-    @app.get("/v1/envs/{env}/secrets/{name:path}/history")
+    @app.get("/v1/envs/{env}/history/{name:path}")
     @limiter.limit(rate, key_func=token_key)
-    def history(request: Request, env: str, name: str, core: SecretsManager = Core) -> Any:
+    def history(request: Request, env: Env, name: Name, core: SecretsManager = Core) -> Any:
         return [{"version": v.version, "created_at": v.created_at.isoformat(),
                  "created_by": v.created_by, "state": str(v.state)}
                 for v in core.history(env, name)]  # fmt: skip
@@ -155,7 +223,7 @@ def create_app(profile: Path, *, rate: str = "120/minute", environ: dict[str, st
     @app.get("/v1/envs/{env}/secrets/{name:path}")
     @limiter.limit(rate, key_func=token_key)
     def get(
-        request: Request, env: str, name: str, version: int | None = None,
+        request: Request, env: Env, name: Name, version: int | None = Query(None, ge=1),
         core: SecretsManager = Core,
     ) -> dict[str, Any]:  # fmt: skip
         secret = core.get(env, name, version)
@@ -167,8 +235,9 @@ def create_app(profile: Path, *, rate: str = "120/minute", environ: dict[str, st
     @app.put("/v1/envs/{env}/secrets/{name:path}")
     @limiter.limit(rate, key_func=token_key)
     def put(
-        request: Request, env: str, name: str, body: PutBody,
-        if_match: str | None = Header(default=None), core: SecretsManager = Core,
+        request: Request, env: Env, name: Name, body: PutText | PutBytes,
+        if_match: IfMatch = None,
+        core: SecretsManager = Core,
     ) -> dict[str, Any]:  # fmt: skip
         value = _decoded(body)
         written = core.put(env, name, value, tags=body.tags, description=body.description,
@@ -177,36 +246,37 @@ def create_app(profile: Path, *, rate: str = "120/minute", environ: dict[str, st
 
     @app.delete("/v1/envs/{env}/secrets/{name:path}")
     @limiter.limit(rate, key_func=token_key)
-    def rm(request: Request, env: str, name: str, core: SecretsManager = Core) -> Any:
+    def rm(request: Request, env: Env, name: Name, core: SecretsManager = Core) -> Any:
         core.delete(env, name)
         return {"name": name, "env": env, "deleted": True}
 
-    @app.post("/v1/envs/{env}/secrets/{name:path}/restore")
+    @app.post("/v1/envs/{env}/restore/{name:path}")
     @limiter.limit(rate, key_func=token_key)
-    def restore(request: Request, env: str, name: str, core: SecretsManager = Core) -> Any:
+    def restore(request: Request, env: Env, name: Name, core: SecretsManager = Core) -> Any:
         summary = core.restore(env, name)
         return {"name": summary.name, "env": env, "version": summary.version}
 
-    @app.post("/v1/envs/{env}/secrets/{name:path}/rollback")
+    @app.post("/v1/envs/{env}/rollback/{name:path}")
     @limiter.limit(rate, key_func=token_key)
     def rollback(
-        request: Request, env: str, name: str, body: RollbackBody,
-        if_match: str | None = Header(default=None), core: SecretsManager = Core,
+        request: Request, env: Env, name: Name, body: RollbackBody, if_match: IfMatch = None,
+        core: SecretsManager = Core,
     ) -> Any:  # fmt: skip
         written = core.rollback(env, name, body.to, if_version=_version(if_match))
         return {"name": name, "env": env, "version": written.version}
 
+    mount_ui(app, profile, environ)
     return app
 
 
-def _decoded(body: PutBody) -> bytes:
-    if body.encoding == "base64":
-        try:
-            value = base64.b64decode(body.value, validate=True)
-        except ValueError:
-            raise UsageError("value is not base64", hint='send "encoding": "utf-8"') from None
+def _decoded(body: PutText | PutBytes) -> bytes:
+    if isinstance(body, PutBytes):
+        value = base64.b64decode(body.value_base64)
     else:
-        value = body.value.encode("utf-8")
+        try:
+            value = body.value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (\ud800) is JSON but not text
+            raise UsageError("value is not Unicode text", hint="send value_base64") from None
     if len(value) > MAX_VALUE_BYTES:
         raise ValueTooLarge(f"value over {MAX_VALUE_BYTES} bytes")
     return value

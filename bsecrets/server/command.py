@@ -36,9 +36,9 @@ def serve(
         str, typer.Option("--rate", help="Requests allowed per token and per address.")
     ] = "120/minute",
 ) -> None:
-    """Serve the REST API (/v1, OpenAPI at /v1/openapi.json) for this profile: each
-    request authenticates with a pipeline token (Authorization: Bearer). Loopback only
-    unless TLS is given (or --insecure-http).
+    """Serve the REST API (/v1, OpenAPI at /v1/openapi.json) and the web UI (/ui) for
+    this profile: each request, and each UI sign-in, authenticates with a pipeline token.
+    Loopback only unless TLS is given (or --insecure-http).
 
     Examples:
       bsecrets serve
@@ -66,4 +66,5 @@ def serve(
         app, host=host, port=port, log_level="info",
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
+        timeout_graceful_shutdown=10,  # an idle keep-alive client must not hold a stop
     )  # fmt: skip

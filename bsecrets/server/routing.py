@@ -1,0 +1,17 @@
+"""What the API's routes share: the patterns of environment names, secret names and
+If-Match, as path and header parameters (stated in the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Header, Path
+
+ENV_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$"  # models.validate_name's
+TAG_KEY_PATTERN = r"^[A-Za-z0-9_.:/-]{1,128}$"  # models.validate_tags's
+IF_MATCH_PATTERN = r'^"?[0-9]{1,18}"?$'
+# module level: FastAPI resolves the routes' annotations (strings) in this namespace
+Env = Annotated[str, Path(pattern=ENV_PATTERN, max_length=63)]
+Name = Annotated[str, Path(pattern=NAME_PATTERN, max_length=255)]
+IfMatch = Annotated[str | None, Header(pattern=IF_MATCH_PATTERN)]
