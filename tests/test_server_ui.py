@@ -23,14 +23,14 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from helpers.values import PASSPHRASE
+from helpers.bsecrets_server import Server as SharedServer
+from helpers.bsecrets_server import cli, free_port, server_env
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -60,67 +60,14 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def env_of(work: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BSECRETS_")}
-    env.update(BSECRETS_PASSPHRASE=PASSPHRASE, BSECRETS_INSECURE_TEST_KDF="1", HOME=str(work),
-               XDG_RUNTIME_DIR=str(work / "run"), XDG_CACHE_HOME=str(work / "cache"),
-               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", **extra)  # fmt: skip
-    (work / "run").mkdir(mode=0o700, exist_ok=True)
-    return env
+    return server_env(work, **extra)
 
 
-def cli(work: Path, *args: str, input: str | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "bsecrets", *args], cwd=work, input=input,
-        capture_output=True, text=True, env=env_of(work), check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``bsecrets serve`` on a free loopback port; ``tls``: (cert, key) files."""
+class Server(SharedServer):
+    """The shared test server with the UI's short reveal delay."""
 
     def __init__(self, work: Path, tls: tuple[Path, Path] | None = None) -> None:
-        self.work = work
-        self.port = free_port()
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        self.log_path = work / f"server-{self.port}.log"
-        self.log = self.log_path.open("w+")
-        self.clients: list[httpx.Client] = []  # closed first: uvicorn waits for them
-        args = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bsecrets", "serve", "--port", str(self.port), *args],
-            cwd=work, env=env_of(work, BSECRETS_UI_REVEAL_SECONDS=str(REVEAL_SECONDS)),
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60  # a hang guard, far past what start-up needs
-        while True:
-            try:
-                httpx.get(self.url + "/v1/openapi.json", timeout=2, verify=False)
-                return
-            except httpx.TransportError:
-                assert self.proc.poll() is None, self.output()
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        for client in self.clients:
-            client.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.log.close()
+        super().__init__(work, tls=tls, env={"BSECRETS_UI_REVEAL_SECONDS": str(REVEAL_SECONDS)})
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -347,9 +294,7 @@ def test_reveal_shows_the_value_hides_it_again_and_is_audited(
     page.wait_for_url(server.url + "/ui/envs/prod/reveal/db/password")
     assert page.inner_text("#value") == VALUES["db/password"]
     screenshot(page, "secret-revealed")
-    started = time.monotonic()
-    page.wait_for_selector("#value", state="hidden", timeout=20_000)
-    assert time.monotonic() - started < REVEAL_SECONDS + 10
+    page.wait_for_selector("#value", state="hidden", timeout=20_000)  # a hang guard: 10x
     assert page.is_visible("#rehidden")
     assert VALUES["db/password"] not in page.content()  # off the page, not only hidden
     principal = "token-" + writer.split(".")[2]

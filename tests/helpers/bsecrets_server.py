@@ -25,10 +25,13 @@ def cli(work: Path, *args: str, input: str | None = None) -> str:
     return done.stdout
 
 
-def server_env(work: Path) -> dict[str, str]:
+def server_env(work: Path, **extra: str) -> dict[str, str]:
+    """The environment of a CLI or server process at home in ``work``: the test KDF,
+    the test passphrase, no OS keyring, ``extra`` on top."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BSECRETS_")}
     env.update(BSECRETS_PASSPHRASE=PASSPHRASE, BSECRETS_INSECURE_TEST_KDF="1", HOME=str(work),
-               XDG_RUNTIME_DIR=str(work / "run"), XDG_CACHE_HOME=str(work / "cache"))  # fmt: skip
+               XDG_RUNTIME_DIR=str(work / "run"), XDG_CACHE_HOME=str(work / "cache"),
+               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", **extra)  # fmt: skip
     (work / "run").mkdir(mode=0o700, exist_ok=True)
     return env
 
@@ -40,19 +43,33 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, work: Path, *args: str) -> None:
+    """``bsecrets serve`` on a free loopback port in ``work``, with ``args``; ``tls``:
+    (certificate, key) files; ``env``: more variables for the server."""
+
+    def __init__(
+        self,
+        work: Path,
+        *args: str,
+        tls: tuple[Path, Path] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.work = work
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (work / f"server-{self.port}.log").open("w+")
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.log_path = work / f"server-{self.port}.log"
+        self.log = self.log_path.open("w+")
+        self.clients: list[httpx.Client] = []  # closed first: uvicorn waits for them
+        if tls:
+            args = (*args, "--tls-cert", str(tls[0]), "--tls-key", str(tls[1]))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bsecrets", "serve", "--port", str(self.port), *args],
-            cwd=work, env=server_env(work), stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=work, env=server_env(work, **(env or {})), stdout=self.log,
+            stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 60  # a hang guard, far past what start-up needs
         while True:
             try:
-                httpx.get(self.url + "/v1/openapi.json", timeout=2)
+                httpx.get(self.url + "/v1/openapi.json", timeout=2, verify=False)
                 return
             except httpx.TransportError:
                 assert self.proc.poll() is None, self.output()
@@ -61,9 +78,11 @@ class Server:
 
     def output(self) -> str:
         self.log.flush()
-        return (self.work / f"server-{self.port}.log").read_text()
+        return self.log_path.read_text()
 
     def stop(self) -> None:
+        for client in self.clients:
+            client.close()
         self.proc.terminate()
         self.proc.wait(timeout=30)
         self.log.close()
