@@ -9,6 +9,7 @@ and each of its lines masked) for the rotation's record.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -20,6 +21,7 @@ from bsecrets.run.masking import Redactor
 
 OUTPUT_KEPT = 2048
 NOT_FOUND, NOT_EXECUTABLE = 127, 126
+TIMED_OUT = 124  # as timeout(1) reports it
 
 
 class HookResult(NamedTuple):
@@ -50,17 +52,17 @@ def run_hook(
     retries: int = 0,
     backoff: timedelta = timedelta(seconds=10),
     sleep: Callable[[float], None] = time.sleep,
+    timeout: float | None = None,
 ) -> HookResult:
-    """Run ``argv`` with ``value`` on stdin until it exits 0 or ``retries`` run out."""
+    """Run ``argv`` with ``value`` on stdin until it exits 0 or ``retries`` run out.
+    ``timeout``: seconds an attempt may take; then its process group is killed and the
+    attempt counts as exit 124 (as timeout(1) reports it)."""
     redact = Redactor([value])
     code, output, attempts = NOT_FOUND, b"", 0
     for attempt in range(retries + 1):
         attempts = attempt + 1
         try:
-            done = subprocess.run(
-                argv, input=value, capture_output=True, env=dict(env), check=False
-            )
-            code, output = done.returncode, done.stdout + done.stderr
+            code, output = _attempt(argv, value, env, timeout)
         except FileNotFoundError:
             code, output = NOT_FOUND, f"{argv[0]}: command not found".encode()
         except PermissionError:
@@ -73,3 +75,28 @@ def run_hook(
     return HookResult(
         step, os.path.basename(argv[0]), code, attempts, shown.decode("utf-8", "replace")
     )
+
+
+def _attempt(
+    argv: list[str], value: bytes, env: Mapping[str, str], timeout: float | None
+) -> tuple[int, bytes]:
+    """(exit code, stdout and stderr) of one run of ``argv``."""
+    if timeout is None:
+        done = subprocess.run(argv, input=value, capture_output=True, env=dict(env), check=False)
+        return done.returncode, done.stdout + done.stderr
+    # its own process group, so that a timeout ends what it started too (a shell's
+    # children would otherwise keep the pipes open and the wait going)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=dict(env), start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, _ = proc.communicate(value, timeout=timeout)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return TIMED_OUT, out + f"\n(killed after {timeout:g} s)".encode()

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from bsecrets.vaultfile.vault import LocalVault
 
 MAX_TTL = timedelta(hours=24)
+NOTIFY_TIMEOUT_S = 20.0  # an emergency does not wait longer on its notify command
 
 
 def _notify(manager: SecretsManager, event: dict[str, Any]) -> None:
@@ -57,15 +58,17 @@ def _notify(manager: SecretsManager, event: dict[str, Any]) -> None:
     value); a failure is a warning: an emergency does not wait on it."""
     import json
 
-    from bsecrets.run.hooks import hook_environment, run_hook
+    from bsecrets.run.hooks import TIMED_OUT, hook_environment, run_hook
 
     argv = manager.profile.break_glass_notify
     if not argv:
         return
     body = json.dumps(event, sort_keys=True).encode()
-    result = run_hook("notify", list(argv), body, hook_environment(manager.environ, {}))
+    result = run_hook("notify", list(argv), body, hook_environment(manager.environ, {}),
+                      timeout=NOTIFY_TIMEOUT_S)  # fmt: skip
     if not result.ok:
-        manager.warn(f"the break-glass notify command exited {result.exit_code}")
+        manager.warn(f"the break-glass notify command exited {result.exit_code}"
+                     + (" (timed out)" if result.exit_code == TIMED_OUT else ""))  # fmt: skip
 
 
 def _store(manager: SecretsManager) -> tuple[LocalVault, BreakGlassStore]:
