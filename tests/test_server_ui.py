@@ -59,10 +59,6 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 # --- the server ------------------------------------------------------------------
 
 
-def env_of(work: Path, **extra: str) -> dict[str, str]:
-    return server_env(work, **extra)
-
-
 class Server(SharedServer):
     """The shared test server with the UI's short reveal delay."""
 
@@ -488,6 +484,6 @@ def test_a_revoked_token_signs_the_session_out(server: Server, work: Path) -> No
 
 def test_a_bad_reveal_delay_is_refused(work: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "bsecrets", "serve", "--port", str(free_port())],
-                          cwd=work, env=env_of(work, BSECRETS_UI_REVEAL_SECONDS="soon"),
+                          cwd=work, env=server_env(work, BSECRETS_UI_REVEAL_SECONDS="soon"),
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 2 and "BSECRETS_UI_REVEAL_SECONDS" in done.stderr

@@ -43,6 +43,7 @@ class HttpTransport:
         self._token = token
         self.timeout = timeout
         self._kinds = _error_classes()
+        self._default_env: str | None = None
 
     def call(
         self, method: str, path: str, body: dict[str, Any] | None = None,
@@ -87,7 +88,10 @@ class HttpTransport:
     # --- the operations -----------------------------------------------------------
 
     def default_env(self) -> str:
-        return str(self.call("GET", "/v1/envs")["default"])
+        """The server profile's default environment, asked once (not at every call)."""
+        if self._default_env is None:
+            self._default_env = str(self.call("GET", "/v1/envs")["default"])
+        return self._default_env
 
     def get(self, env: str, name: str, version: int | None) -> Secret:
         query = f"?version={version}" if version is not None else ""

@@ -33,7 +33,7 @@ from bsecrets.errors import BsecretsError, TokenInvalid, UsageError, ValueTooLar
 from bsecrets.models import MAX_DESCRIPTION, MAX_TAG_VALUE, MAX_TAGS, MAX_VALUE_BYTES
 from bsecrets.server.core import unlocked
 from bsecrets.server.errors import body_of, status_of
-from bsecrets.server.routing import TAG_KEY_PATTERN, Env, IfMatch, Name
+from bsecrets.server.routing import TAG_KEY_PATTERN, Env, IfMatch, Name, value_json
 from bsecrets.server.ui import mount_ui
 from bsecrets.server.workflows import add_workflow_routes
 
@@ -95,13 +95,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 class RollbackBody(BaseModel):
     to: int = Field(ge=1, description="The version whose value becomes the next one")
-
-
-def _value_json(value: bytes) -> dict[str, str]:
-    try:
-        return {"value": value.decode("utf-8"), "encoding": "utf-8"}
-    except UnicodeDecodeError:
-        return {"value": base64.b64encode(value).decode(), "encoding": "base64"}
 
 
 def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str, str]) -> FastAPI:
@@ -228,7 +221,7 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
     ) -> dict[str, Any]:  # fmt: skip
         secret = core.get(env, name, version)
         return {"name": secret.name, "env": secret.env, "version": secret.version,
-                **_value_json(secret.value), "created_at": secret.created_at.isoformat(),
+                **value_json(secret.value), "created_at": secret.created_at.isoformat(),
                 "created_by": secret.created_by, "tags": secret.tags,
                 "description": secret.description, "stale": secret.stale}  # fmt: skip
 

@@ -15,3 +15,13 @@ IF_MATCH_PATTERN = r'^"?[0-9]{1,18}"?$'
 Env = Annotated[str, Path(pattern=ENV_PATTERN, max_length=63)]
 Name = Annotated[str, Path(pattern=NAME_PATTERN, max_length=255)]
 IfMatch = Annotated[str | None, Header(pattern=IF_MATCH_PATTERN)]
+
+
+def value_json(value: bytes) -> dict[str, str]:
+    """A value as the API and the UI show it: text as is, other bytes in base64."""
+    import base64
+
+    try:
+        return {"value": value.decode("utf-8"), "encoding": "utf-8"}
+    except UnicodeDecodeError:
+        return {"value": base64.b64encode(value).decode(), "encoding": "base64"}

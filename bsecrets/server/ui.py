@@ -16,7 +16,6 @@ token; a POST without it is 403. Values appear only in the response to a reveal
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +43,7 @@ from bsecrets.errors import (
 )
 from bsecrets.server.core import grants_of, token_principal, unlocked
 from bsecrets.server.errors import status_of
+from bsecrets.server.routing import value_json
 from bsecrets.server.ui_session import COOKIE, SessionStore, UiSession
 from bsecrets.services import audit_ops
 
@@ -305,12 +305,10 @@ def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
         version = _number(fields.get("version", ""), "version")
         with unlocked(profile, environ, token) as core:
             got = core.get(env, name, version)  # audited as a get by the token principal
-        try:
-            value, encoding = got.value.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            value, encoding = base64.b64encode(got.value).decode(), "base64"
-        return render(request, "reveal.html", session, env=env, secret=got, value=value,
-                      encoding=encoding, seconds=seconds)  # fmt: skip
+        shown = value_json(got.value)
+        return render(request, "reveal.html", session, env=env, secret=got,
+                      value=shown["value"], encoding=shown["encoding"],
+                      seconds=seconds)  # fmt: skip
 
     @ui.post("/envs/{env}/rollback/{name:path}")
     def rollback(request: Request, env: str, name: str, fields: dict[str, str] = Form) -> Response:
