@@ -175,9 +175,14 @@ class AccessContext(NamedTuple):
     host: str
     pid: int
     principal: str = "owner"
+    via: str | None = None  # the server: "bsecrets serve, from ADDRESS"
 
     @property
     def actor(self) -> str:
+        """Who a new version says created it: ``user@host``; through the server, the
+        principal and the way (the server's OS user would say nothing)."""
+        if self.via is not None:
+            return f"{self.principal} via {self.via}"
         return f"{self.os_user}@{self.host}"
 
     @classmethod

@@ -72,6 +72,7 @@ class Action(StrEnum):
     AUDIT_EXPORT = "audit.export"
     AUDIT_ARCHIVE = "audit.archive"
     AUDIT_REPORT = "audit.report"
+    SERVER_AUTH = "server.auth"  # a token refused by bsecrets serve (API or web UI)
     AUDIT_INTAKE = "audit.intake"  # an event written without the key that could not be read
 
 
@@ -86,12 +87,14 @@ class Outcome(StrEnum):
 
 
 class Actor(TypedDict):
-    """Who: the OS user, the principal (``owner``), the host and the process."""
+    """Who: the OS user, the principal (``owner``), the host and the process; ``via``
+    for a request to the server (``bsecrets serve from ADDRESS``)."""
 
     user: str
     principal: str
     host: str
     pid: int
+    via: NotRequired[str]
 
 
 class EventFields(TypedDict):

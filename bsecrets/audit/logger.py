@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bsecrets import __version__
-from bsecrets.audit.events import Action, EventFields, Outcome
+from bsecrets.audit.events import Action, Actor, EventFields, Outcome
 from bsecrets.config.ci import detect
 from bsecrets.errors import BsecretsError, Denied, NotFound
 from bsecrets.health import HealthIndicator, ReflectiveModule
@@ -145,15 +145,14 @@ class AuditLogger(ReflectiveModule):
         self, action: Action, env: str | None, note: Note, outcome: Outcome, reason: str
     ) -> EventFields:
         ctx = self.context
+        actor: Actor = {"user": ctx.os_user, "principal": ctx.principal, "host": ctx.host,
+                        "pid": ctx.pid}  # fmt: skip
+        if ctx.via is not None:
+            actor["via"] = ctx.via
         fields: EventFields = {
             "v": 1,
             "time": iso(self.clock()),
-            "actor": {
-                "user": ctx.os_user,
-                "principal": ctx.principal,
-                "host": ctx.host,
-                "pid": ctx.pid,
-            },
+            "actor": actor,
             "action": action,
             "env": env,
             "outcome": outcome,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -29,13 +30,28 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bsecrets import __version__
 from bsecrets.cli.hints import hint_for
-from bsecrets.errors import BsecretsError, TokenInvalid, UsageError, ValueTooLarge
-from bsecrets.models import MAX_DESCRIPTION, MAX_TAG_VALUE, MAX_TAGS, MAX_VALUE_BYTES
-from bsecrets.server.core import unlocked
+from bsecrets.errors import (
+    BsecretsError,
+    SessionInvalid,
+    TokenInvalid,
+    UsageError,
+    ValueTooLarge,
+    WrongPassphrase,
+)
+from bsecrets.models import (
+    MAX_DESCRIPTION,
+    MAX_TAG_VALUE,
+    MAX_TAGS,
+    MAX_VALUE_BYTES,
+    Confirmation,
+)
+from bsecrets.server.core import CorePool
 from bsecrets.server.errors import body_of, status_of
 from bsecrets.server.routing import TAG_KEY_PATTERN, Env, IfMatch, Name, value_json
+from bsecrets.server.sign_in import SIGN_IN_AGAIN, SignIns, is_sign_in
 from bsecrets.server.ui import mount_ui
 from bsecrets.server.workflows import add_workflow_routes
+from bsecrets.timeutil import iso
 
 MAX_BODY = 2 * 1024 * 1024  # a value is at most 1 MiB; base64 and JSON around it
 
@@ -97,6 +113,15 @@ class RollbackBody(BaseModel):
     to: int = Field(ge=1, description="The version whose value becomes the next one")
 
 
+class SignInBody(BaseModel):
+    """A person signing in (docs/server.md, "Signing in as a principal")."""
+
+    principal: str = Field("owner", pattern=r"^[a-z][a-z0-9._-]{0,63}$",
+                           description="owner, or a principal's name")  # fmt: skip
+    passphrase: str = Field(min_length=1, max_length=1024)
+    ttl_seconds: int = Field(3600, ge=60, le=28800, description="How long the sign-in lasts")
+
+
 def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str, str]) -> FastAPI:
     """The API for the profile at ``profile``; ``rate``: per token and per address."""
     from bsecrets.services.manager import SecretsManager
@@ -109,8 +134,12 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
         return "token:" + auth.rpartition(".")[0][-40:] if auth else client_key(request)
 
     limiter = Limiter(key_func=client_key, default_limits=[rate])
+    pool = CorePool(profile, environ)
+    sign_ins = SignIns(profile, environ)
     app = FastAPI(title="bsecrets", version=__version__, openapi_url="/v1/openapi.json",
                   docs_url=None, redoc_url=None, responses=ERRORS)  # fmt: skip
+    app.router.add_event_handler("shutdown", pool.close)
+    app.router.add_event_handler("shutdown", sign_ins.close)
     app.state.limiter = limiter
 
     @app.exception_handler(BsecretsError)
@@ -128,8 +157,11 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """Starlette's own answers (an unknown path, a method not allowed, a body that is
         not JSON) in the one error shape."""
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "usage_error")
-        body = {"error": str(exc.detail), "hint": "see /v1/openapi.json", "kind": kind}
+        kinds = {404: "not_found", 405: "method_not_allowed", 429: "rate_limited"}
+        kind = kinds.get(exc.status_code, "usage_error")
+        wait = (exc.headers or {}).get("Retry-After")
+        hint = f"retry in {wait} s" if wait else "see /v1/openapi.json"
+        body = {"error": str(exc.detail), "hint": hint, "kind": kind}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RateLimitExceeded)
@@ -153,17 +185,60 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
             return JSONResponse(body_of(exc, None), status_code=413)
         return await call_next(request)
 
-    def manager(authorization: str | None = Header(default=None)) -> Iterator[SecretsManager]:
+    def manager(
+        request: Request,
+        authorization: str | None = Header(default=None),
+        x_bsecrets_reason: str | None = Header(default=None),
+        x_bsecrets_otp: str | None = Header(default=None),
+    ) -> Iterator[SecretsManager]:
+        """The request's core, for its bearer: a pipeline token, or a principal's
+        sign-in; for a protected environment, the reason and one-time code headers."""
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise TokenInvalid(
                 "no token: send 'Authorization: Bearer <token>'",
                 hint="make one with 'bsecrets token issue -e ENV --role read'",
             )
-        with unlocked(profile, environ, token.strip()) as core:
+        address = client_key(request)
+        if is_sign_in(token):
+            pool.guard.check(address)
+            try:
+                token = sign_ins.resolve(token).session_token
+            except SessionInvalid as exc:
+                pool.refused(address, "unknown", exc)
+                raise
+        confirmation = Confirmation(reason=x_bsecrets_reason, yes=True,
+                                    one_time_code=lambda: x_bsecrets_otp)  # fmt: skip
+        with pool.core(token, address, confirmation) as (core, _principal):
             yield core
 
     Core = Depends(manager)
+
+    @app.post("/v1/sign-in")
+    @limiter.limit(rate)
+    def sign_in(request: Request, body: SignInBody) -> dict[str, Any]:
+        address = client_key(request)
+        pool.guard.check(address)
+        try:
+            bearer, held = sign_ins.sign_in(body.principal, body.passphrase,
+                                            timedelta(seconds=body.ttl_seconds),
+                                            f"bsecrets serve from {address}")  # fmt: skip
+        except WrongPassphrase:
+            pool.guard.failed(address)  # the unlock's own event records the refusal
+            raise
+        return {"token": bearer, "principal": held.principal, "expires_at": iso(held.expires_at)}
+
+    @app.post("/v1/sign-out")
+    @limiter.limit(rate)
+    def sign_out(request: Request, authorization: str | None = Header(default=None)) -> Any:
+        bearer = (authorization or "").partition(" ")[2].strip()
+        held = sign_ins.sign_out(bearer) if is_sign_in(bearer) else None
+        if held is None:
+            raise SessionInvalid("not signed in: nothing to sign out", hint=SIGN_IN_AGAIN)
+        pool.drop(held.session_token)
+        return {"principal": held.principal, "signed_out": True}
+
     add_workflow_routes(app, limiter, rate, token_key, Core)
 
     def openapi() -> dict[str, Any]:
@@ -258,7 +333,7 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
         written = core.rollback(env, name, body.to, if_version=_version(if_match))
         return {"name": name, "env": env, "version": written.version}
 
-    mount_ui(app, profile, environ)
+    mount_ui(app, pool, environ)
     return app
 
 

@@ -1,14 +1,18 @@
-"""The server's way to the core: one SecretsManager per request, unlocked with the
-request's pipeline token alone (docs/server.md). The REST API (app.py) and the web UI
-(ui.py) both build their managers here.
+"""The server's way to the core: SecretsManagers unlocked with a request's pipeline
+token alone (docs/server.md). The REST API (app.py) and the web UI (ui.py) both take
+their managers from one CorePool.
 
 The server holds no standing key: of the server's environment, the variables that
 would unlock the vault some other way (a passphrase, its file, a session, a key file,
-``--as``) are dropped, and the token is the only credential.
+``--as``) are dropped, and the token is the only credential. What it keeps between
+requests is what a token already opened (CorePool), and only while it still opens it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,42 +27,61 @@ from bsecrets.config.settings import (
     ENV_TOKEN,
     Settings,
 )
-from bsecrets.errors import TokenExpired, TokenInvalid
+from bsecrets.errors import BsecretsError, SessionInvalid, TokenExpired, TokenInvalid
+from bsecrets.models import Confirmation
+from bsecrets.server.auth_guard import FailedAuth, record_refusal
 from bsecrets.services.credentials import credentials_for
 from bsecrets.services.manager import SecretsManager
 from bsecrets.timeutil import parse_iso
 from bsecrets.vaultfile.policy import Grant
-from bsecrets.vaultfile.tokens import is_token_principal
+from bsecrets.vaultfile.session import TOKEN_PREFIX
+from bsecrets.vaultfile.session import peek_principal as session_principal
+from bsecrets.vaultfile.tokens import is_token_principal, principal_named_by
+from bsecrets.vaultfile.unlock import OWNER
+
+SESSION_PREFIX = TOKEN_PREFIX + "."
+
+
+def principal_named(token: str) -> str:
+    """Who a credential says it is (unchecked: for the audit event of its refusal)."""
+    if token.startswith(SESSION_PREFIX):
+        return session_principal(token) or "unknown"
+    return principal_named_by(token)
+
 
 # what would unlock the vault without the request's token
 NOT_FROM_THE_SERVER = (ENV_PASSPHRASE, ENV_PASSPHRASE_FILE, ENV_SESSION, ENV_KEY_FILE, ENV_AS)
 
 
 def manager_for(profile: Path, environ: Mapping[str, str], token: str) -> SecretsManager:
-    """A SecretsManager for ``profile`` that unlocks with ``token`` and nothing else
-    (TokenInvalid when there is no token). The caller closes it."""
+    """A SecretsManager for ``profile`` that unlocks with ``token`` and nothing else: a
+    pipeline token, or the session of a principal signed in here (server/sign_in.py).
+    TokenInvalid when there is none. The caller closes it."""
     token = token.strip()
     if not token:
         raise TokenInvalid(
             "no token", hint="make one with 'bsecrets token issue -e ENV --role read'"
         )
     variables = {k: v for k, v in environ.items() if k not in NOT_FROM_THE_SERVER}
-    variables[ENV_TOKEN] = token
+    variables[ENV_SESSION if token.startswith(SESSION_PREFIX) else ENV_TOKEN] = token
     settings = Settings.resolve(profile=str(profile), env=None, json=True, quiet=True,
                                 no_color=True, environ=variables)  # fmt: skip
     return SecretsManager(load_profile_cached(profile), credentials_for(settings, None),
                           environ=settings.environ)  # fmt: skip
 
 
-@contextmanager
-def unlocked(profile: Path, environ: Mapping[str, str], token: str) -> Iterator[SecretsManager]:
-    """``with unlocked(profile, environ, token) as core:`` one request's manager, closed
-    when the block ends."""
-    core = manager_for(profile, environ, token)
-    try:
-        yield core
-    finally:
-        core.close()
+def principal_of(core: SecretsManager) -> str:
+    """The principal ``core``'s credential opens, checked now: a pipeline token as
+    ``token_principal`` checks it; a signed-in principal's session still opens (not
+    expired: SessionInvalid) and names a principal the policy still has."""
+    if core.creds.token is not None:
+        return token_principal(core)
+    vault = core.gate.require_vault("a signed-in principal")
+    vault.private_key()
+    principal = vault.principal
+    if principal != OWNER and principal not in core.gate.policy().principals:
+        raise SessionInvalid(f"principal '{principal}' was removed from the vault")
+    return principal
 
 
 def token_principal(core: SecretsManager) -> str:
@@ -82,3 +105,118 @@ def grants_of(core: SecretsManager) -> dict[str, Grant | None]:
     policy = core.gate.policy()
     principal = core.creds.principal
     return {env: policy.grant_of(env, principal) for env in core.profile.environments}
+
+
+class CorePool:
+    """Unlocked managers kept between requests, per token (docs/server.md, "What the
+    server keeps"). A token's first request unlocks a manager with it (the token's key
+    unwrapped, the vault file opened); its later requests take an idle one back, and
+    each use starts as a request must: the access policy read again and checked
+    (``token_principal``: a token revoked or expired since is refused at its next
+    request, and its managers closed), the environment keys unsealed again, the checks
+    made anew, a new audit request id.
+
+    Keyed by the token's SHA-256 (the token itself is in the managers' credentials); at
+    most ``per_token`` idle managers a token and ``max_tokens`` tokens, the least
+    recently used closed first. Thread-safe: one request uses a manager at a time."""
+
+    def __init__(
+        self, profile: Path, environ: Mapping[str, str], *, per_token: int = 8,
+        max_tokens: int = 64, guard: FailedAuth | None = None,
+    ) -> None:  # fmt: skip
+        self.profile = profile
+        self.environ = dict(environ)
+        self.guard = guard or FailedAuth()
+        self.per_token = per_token
+        self.max_tokens = max_tokens
+        self._idle: OrderedDict[bytes, list[SecretsManager]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def core(
+        self, token: str, address: str, confirmation: Confirmation | None = None
+    ) -> Iterator[tuple[SecretsManager, str]]:
+        """``with pool.core(token, address) as (core, principal):`` a manager unlocked
+        with ``token`` and checked now, for a client at ``address``. A refused token is
+        an audit event and counts against the address (auth_guard.py): past the limit,
+        429 before a token is tried, unless that token already opened a manager here
+        (one client guessing does not lock out the good tokens behind the same proxy)."""
+        token = token.strip()
+        key = hashlib.sha256(token.encode()).digest()
+        core = self._take(key)
+        if core is None and not self._known(key):  # a token that opened nothing yet
+            self.guard.check(address)
+        via = f"bsecrets serve from {address}"
+        keep = False  # a manager goes back to the pool only after a request it served
+        try:
+            try:
+                if core is None:
+                    core = manager_for(self.profile, self.environ, token)
+                core.begin_request(via, confirmation or Confirmation())
+                principal = principal_of(core)
+            except (TokenInvalid, TokenExpired, SessionInvalid) as exc:
+                self.drop(token)  # refused now: no manager of this token is kept
+                self.refused(address, principal_named(token), exc)
+                raise
+            try:
+                yield core, principal
+            except BsecretsError:
+                keep = True  # a refusal or a missing secret leaves the manager as it was
+                raise
+            keep = True
+        finally:
+            if core is not None and not (keep and self._give_back(key, core)):
+                core.close()
+
+    def refused(self, address: str, principal: str, error: BsecretsError) -> None:
+        """A credential of ``principal`` (as it names itself) refused: counted against
+        ``address``, and an audit event."""
+        self.guard.failed(address)
+        record_refusal(self.profile, self.environ, principal, error,
+                       f"bsecrets serve from {address}")  # fmt: skip
+
+    def _known(self, key: bytes) -> bool:
+        """Whether the token of ``key`` opened a manager here (and was not refused since)."""
+        with self._lock:
+            return key in self._idle
+
+    def _take(self, key: bytes) -> SecretsManager | None:
+        with self._lock:
+            idle = self._idle.get(key)
+            if not idle:
+                return None
+            self._idle.move_to_end(key)
+            return idle.pop()
+
+    def _give_back(self, key: bytes, core: SecretsManager) -> bool:
+        closing: list[SecretsManager] = []
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            self._idle.move_to_end(key)
+            kept = len(idle) < self.per_token
+            if kept:
+                idle.append(core)
+            while len(self._idle) > self.max_tokens:
+                closing.extend(self._idle.popitem(last=False)[1])
+        for old in closing:
+            old.close()
+        return kept
+
+    def drop(self, token: str) -> None:
+        """Close the idle managers of ``token`` (refused, or signed out)."""
+        with self._lock:
+            idle = self._idle.pop(hashlib.sha256(token.strip().encode()).digest(), [])
+        for core in idle:
+            core.close()
+
+    def close(self) -> None:
+        """Close every idle manager (the server stops)."""
+        with self._lock:
+            idle = [core for cores in self._idle.values() for core in cores]
+            self._idle.clear()
+        for core in idle:
+            core.close()
+
+    def idle_count(self) -> int:
+        with self._lock:
+            return sum(len(cores) for cores in self._idle.values())

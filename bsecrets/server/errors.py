@@ -19,6 +19,7 @@ from bsecrets.errors import (
     ValueTooLarge,
     VaultLocked,
     VersionConflict,
+    WrongPassphrase,
 )
 
 # The most specific class first: the first match gives the status.
@@ -30,6 +31,7 @@ STATUS: tuple[tuple[type[BsecretsError], int], ...] = (
     (TokenExpired, 401),
     (SessionInvalid, 401),
     (VaultLocked, 401),  # no credential at all
+    (WrongPassphrase, 401),  # a sign-in with a wrong principal or passphrase
     (Denied, 403),
     (VersionConflict, 412),  # If-Match named another version
     (Conflict, 409),

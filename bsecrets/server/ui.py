@@ -17,7 +17,8 @@ token; a POST without it is 403. Values appear only in the response to a reveal
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -41,11 +42,12 @@ from bsecrets.errors import (
     UsageError,
     VersionConflict,
 )
-from bsecrets.server.core import grants_of, token_principal, unlocked
+from bsecrets.server.core import CorePool, grants_of
 from bsecrets.server.errors import status_of
 from bsecrets.server.routing import value_json
 from bsecrets.server.ui_session import COOKIE, SessionStore, UiSession
 from bsecrets.services import audit_ops
+from bsecrets.services.manager import SecretsManager
 
 HERE = Path(__file__).parent
 ENV_REVEAL_SECONDS = "BSECRETS_UI_REVEAL_SECONDS"
@@ -114,12 +116,12 @@ def reveal_seconds(environ: Mapping[str, str]) -> float:
     return seconds
 
 
-def mount_ui(app: FastAPI, profile: Path, environ: Mapping[str, str]) -> None:
-    """Serve the web UI under /ui of ``app``, for the profile at ``profile``."""
-    app.mount("/ui", SecurityHeaders(ui_app(profile, dict(environ))))
+def mount_ui(app: FastAPI, pool: CorePool, environ: Mapping[str, str]) -> None:
+    """Serve the web UI under /ui of ``app``, its managers from ``pool`` (the API's)."""
+    app.mount("/ui", SecurityHeaders(ui_app(pool, dict(environ))))
 
 
-def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
+def ui_app(pool: CorePool, environ: dict[str, str]) -> FastAPI:
     seconds = reveal_seconds(environ)
     store = SessionStore()
     pages = Environment(
@@ -130,6 +132,16 @@ def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
 
     def base(request: Request) -> str:
         return str(request.scope.get("root_path", "")).rstrip("/")
+
+    def address_of(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    @contextmanager
+    def unlocked(token: str, request: Request) -> Iterator[SecretsManager]:
+        """The pool's manager for the session's token (checked now: a revoked one is
+        refused, and signs the session out)."""
+        with pool.core(token, address_of(request)) as (core, _principal):
+            yield core
 
     def session_of(request: Request) -> UiSession | None:
         return store.get(request.cookies.get(COOKIE))
@@ -230,16 +242,14 @@ def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
     @ui.post("/signin")
     def sign_in(request: Request, fields: dict[str, str] = Form) -> Response:
         session: UiSession = request.state.session
-        address = request.client.host if request.client else "unknown"
-        if store.too_many_failures(address):
+        if pool.guard.retry_after(address_of(request)):
             return render(request, "signin.html", session, 429,
                           error="Too many failed sign-ins: wait a few minutes.")  # fmt: skip
         token = fields.get("token", "").strip()
         try:
-            with unlocked(profile, environ, token) as core:
-                principal = token_principal(core)
+            with pool.core(token, address_of(request)) as (_core, principal):
+                pass  # the token opens the vault, and is in the policy, unexpired
         except BsecretsError as exc:
-            store.failed(address)
             return render(request, "signin.html", session, status_of(exc),
                           error=f"This token was not accepted: {exc.message}.")  # fmt: skip
         fresh = store.sign_in(session, token, principal)
@@ -249,7 +259,10 @@ def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
 
     @ui.post("/signout")
     def sign_out(request: Request, fields: dict[str, str] = Form) -> Response:
-        store.drop(request.state.session)
+        session: UiSession = request.state.session
+        if session.token is not None:
+            pool.drop(session.token)  # no key of the token stays for this session's sake
+        store.drop(session)
         return to_sign_in(request, "Signed out.")
 
     def token_of(request: Request) -> tuple[UiSession, str] | None:
@@ -263,7 +276,7 @@ def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
         if (held := token_of(request)) is None:
             return to_sign_in(request)
         session, token = held
-        with unlocked(profile, environ, token) as core:
+        with unlocked(token, request) as core:
             grants = grants_of(core)
             rows = [{"name": name, "backend": e.backend, "default": name ==
                      core.profile.default_env, "grant": grants.get(name)}
@@ -275,7 +288,7 @@ def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
         if (held := token_of(request)) is None:
             return to_sign_in(request)
         session, token = held
-        with unlocked(profile, environ, token) as core:
+        with unlocked(token, request) as core:
             listed = core.list_secrets(env, prefix)
             grant = grants_of(core).get(env)
         return render(request, "secrets.html", session, env=env, prefix=prefix,
@@ -286,7 +299,7 @@ def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
         if (held := token_of(request)) is None:
             return to_sign_in(request)
         session, token = held
-        with unlocked(profile, environ, token) as core:
+        with unlocked(token, request) as core:
             versions = core.history(env, name)
             found = [s for s in core.list_secrets(env, name, include_deleted=True)
                      if s.name == name]  # fmt: skip
@@ -303,7 +316,7 @@ def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
             return to_sign_in(request)
         session, token = held
         version = _number(fields.get("version", ""), "version")
-        with unlocked(profile, environ, token) as core:
+        with unlocked(token, request) as core:
             got = core.get(env, name, version)  # audited as a get by the token principal
         shown = value_json(got.value)
         return render(request, "reveal.html", session, env=env, secret=got,
@@ -319,7 +332,7 @@ def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
         expected = _number(fields.get("if_version", ""), "if_version")  # the page's version
         if to is None or expected is None:
             raise UsageError("a rollback needs the version to roll back to and the current one")
-        with unlocked(profile, environ, token) as core:
+        with unlocked(token, request) as core:
             written = core.rollback(env, name, to, if_version=expected)
         session.flash = (
             f"Rolled back: version {written.version} has version {to}'s value."
@@ -334,7 +347,7 @@ def ui_app(profile: Path, environ: dict[str, str]) -> FastAPI:
             return to_sign_in(request)
         session, token = held
         try:
-            with unlocked(profile, environ, token) as core:
+            with unlocked(token, request) as core:
                 events = audit_ops.query(core, EventFilter(), AUDIT_EVENTS)
         except AccessDenied as exc:  # the owner's log: a token principal may not read it
             return render(request, "audit.html", session, 403, events=None,

@@ -22,8 +22,6 @@ IDLE_SECONDS = 15 * 60  # a signed-in session unused this long is dropped
 MAX_AGE_SECONDS = 8 * 3600  # and any session this old, used or not
 ANONYMOUS_SECONDS = 10 * 60  # a sign-in form is good for this long
 MAX_SESSIONS = 10_000  # past it, the least recently used sessions are dropped
-FAILED_SIGN_INS = 20  # per client address per FAILURE_WINDOW: then 429
-FAILURE_WINDOW = 5 * 60
 
 
 class UiSession:
@@ -61,7 +59,6 @@ class SessionStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._sessions: dict[str, UiSession] = {}
-        self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
     def _expired(self, session: UiSession, now: float) -> bool:
@@ -117,21 +114,3 @@ class SessionStore:
     def count(self) -> int:
         with self._lock:
             return len(self._sessions)
-
-    # --- failed sign-ins, per client address ---------------------------------
-
-    def too_many_failures(self, address: str) -> bool:
-        now = self._clock()
-        with self._lock:
-            recent = [t for t in self._failures.get(address, []) if now - t < FAILURE_WINDOW]
-            if recent:
-                self._failures[address] = recent
-            else:
-                self._failures.pop(address, None)
-            return len(recent) >= FAILED_SIGN_INS
-
-    def failed(self, address: str) -> None:
-        with self._lock:
-            if len(self._failures) >= MAX_SESSIONS:
-                self._failures.clear()
-            self._failures.setdefault(address, []).append(self._clock())

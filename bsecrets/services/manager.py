@@ -213,6 +213,20 @@ class SecretsManager(ReflectiveModule):
             self._backends[name] = backend
         return self._backends[name]
 
+    def begin_request(self, via: str, confirmation: Confirmation) -> None:
+        """For a caller that keeps this manager across requests (the server): the next
+        operation reads the access policy and the environment keys again and makes its
+        checks anew (with the request's ``confirmation``), and its audit events carry a
+        new request id and ``via``."""
+        self.confirmation = confirmation
+        self._gate = None
+        if self._local is not None:
+            self._local.forget_env_keys()
+        self._context = self.context._replace(via=via)
+        if self._audit is not None:
+            self._audit.context = self._context
+            self._audit.request_id = os.urandom(8).hex()
+
     def close(self) -> None:
         for backend in self._backends.values():
             backend.close()

@@ -252,6 +252,13 @@ def _cert_message(vault_id: bytes, policy_key: bytes, epoch: int) -> bytes:
     return encode_aad("policy-key", vault_id, policy_key, epoch)
 
 
+# digests of (document, signature, root, vault) this process has verified: checking
+# the same bytes against the same root again gives the same answer (a long-lived caller,
+# the server, reads the policy at every request)
+_VERIFIED: set[bytes] = set()
+_VERIFIED_MAX = 256
+
+
 def _verified(body: bytes, signature: bytes, root: bytes, vault_id: bytes) -> AccessPolicy:
     """The policy in ``body`` if its key is certified by ``root`` (the owner's identity)
     and signed ``body``; IntegrityError (exit 5) otherwise."""
@@ -259,12 +266,18 @@ def _verified(body: bytes, signature: bytes, root: bytes, vault_id: bytes) -> Ac
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     policy = AccessPolicy.parse(body, vault_id)
+    seen = sha256_digest(encode_aad("verified-policy", body, signature, root, vault_id))
+    if seen in _VERIFIED:
+        return policy
     try:
         message = _cert_message(vault_id, policy.policy_key, policy.key_epoch)
         Ed25519PublicKey.from_public_bytes(root).verify(policy.key_cert, message)
         Ed25519PublicKey.from_public_bytes(policy.policy_key).verify(signature, body)
     except (InvalidSignature, ValueError):
         raise IntegrityError("the vault's access policy failed authentication") from None
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED.add(seen)
     return policy
 
 

@@ -299,6 +299,12 @@ class LocalVault:
         self._env_keys[env] = keys
         return keys
 
+    def forget_env_keys(self) -> None:
+        """Unseal environment keys again when next asked (a handle kept across requests:
+        an environment re-keyed since, or a grant revoked, is then seen)."""
+        self._env_keys.clear()
+        self._unsealed.clear()
+
     def env_master(self, env: str, *, create: bool = False) -> bytes | None:
         """The 256-bit master key of ``env`` (for keys derived beyond the three of
         EnvironmentKeys: the access policy's signing key); as :meth:`env_keys`."""

@@ -16,10 +16,12 @@ import httpx
 from helpers.values import PASSPHRASE
 
 
-def cli(work: Path, *args: str, input: str | None = None) -> str:
+def cli(
+    work: Path, *args: str, input: str | None = None, env_extra: dict[str, str] | None = None
+) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "bsecrets", *args], cwd=work, input=input,
-        capture_output=True, text=True, env=server_env(work), check=False,
+        capture_output=True, text=True, env=server_env(work, **(env_extra or {})), check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout
