@@ -13,7 +13,9 @@ installed in :mod:`bsecrets.vaultfile.build`.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,20 @@ from bsecrets.vaultfile.build import Build, begin_build, discard_build, install_
 from bsecrets.vaultfile.connection import connect
 from bsecrets.vaultfile.schema import blob, header_rows, integer, read_header, text
 from bsecrets.vaultfile.sqlite_errors import translate
+
+# One lock per vault file for the writers of this process (a server's threads): they
+# queue here, in order, instead of in SQLite's busy handler, which sleeps in steps of
+# up to 100 ms and so gave a waiting writer seconds of delay under load (bench/README.md,
+# "The server"). Other processes still wait on the file's lock. Re-entrant, so a thread
+# that holds it and opens another write on the same file gets SQLite's answer, as before.
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writers_of(path: Path) -> threading.RLock:
+    key = os.path.abspath(path)
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(key, threading.RLock())
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -130,7 +146,7 @@ class VaultStore:
             return
         self._writing = True
         try:
-            with self._transaction("BEGIN IMMEDIATE"):
+            with _writers_of(self.path), self._transaction("BEGIN IMMEDIATE"):
                 yield
         finally:
             self._writing = False

@@ -85,6 +85,7 @@ class LocalVault:
         self._unsealed: dict[str, bytes] = {}
         self._created: dict[str, bytes] = {}  # masters made in a transaction still open
         self._env_keys: dict[str, EnvironmentKeys] = {}
+        self._kept: dict[str, bytes] = {}  # unsealed before forget_env_keys: checked first
         # Set by the audit log: checks each manifest against the audit chain.
         self.witness: ManifestWitness | None = None
 
@@ -260,14 +261,15 @@ class LocalVault:
         """
         if env in self._env_keys:
             return self._env_keys[env]
-        from_session = self._session_masters().get(env)
-        if from_session is not None:
-            keys = EnvironmentKeys.from_master(from_session)
+        for held in (self._kept.pop(env, None), self._session_masters().get(env)):
+            if held is None:
+                continue
+            keys = EnvironmentKeys.from_master(held)
             if self._opens_manifest(env, keys):
-                self._unsealed[env] = from_session
+                self._unsealed[env] = held
                 self._env_keys[env] = keys
                 return keys
-            # re-keyed since the session began (access revoke): the file's sealed copy
+            # re-keyed since it was unsealed (access revoke): the file's sealed copy
         sealed = self.store.sealed_env_key(env, self.principal)
         if sealed is None:
             if self.principal != OWNER:
@@ -300,8 +302,11 @@ class LocalVault:
         return keys
 
     def forget_env_keys(self) -> None:
-        """Unseal environment keys again when next asked (a handle kept across requests:
-        an environment re-keyed since, or a grant revoked, is then seen)."""
+        """A handle kept across requests (the server): each environment key is checked
+        again when next asked, against the environment's manifest as the file has it
+        now, and unsealed again from the file when it no longer opens it (re-keyed
+        since, as a revoke does)."""
+        self._kept.update(self._unsealed)
         self._env_keys.clear()
         self._unsealed.clear()
 
