@@ -55,8 +55,32 @@ def test_the_same_methods_over_http(served: tuple[Server, str, str]) -> None:
             c.put("api/key", "key-3", if_version=1)
         assert [v.version for v in c.history("api/key")] == [1, 2]
         assert c.health()["healthy"] is True
+
+
+def test_environ_rotate_and_promote_over_http(
+    served: tuple[Server, str, str], tmp_path: Path
+) -> None:
+    server, write, read = served
+    with Client(url=server.url, token=write, env="prod", cache_ttl=0) as c:
+        before = c.put("app/rotated", "first").version
+        env = c.environ(prefix="APP_")
+        assert env["APP_DB_PASSWORD"] == c.value("db/password")
+        assert set(c.environ(["db/*"])) == {"DB_PASSWORD"}
+        with pytest.raises(SecretNotFound):
+            c.environ(["nothing/*"])  # a glob that matches nothing is an error, as on the CLI
+        done = c.rotate("app/rotated", generate="hex:8")
+        assert done["step"] == "finished" and done["name"] == "app/rotated", done
+        assert "value" not in json.dumps(done)
+        after = c.get("app/rotated")
+        assert after.version == before + 1 and len(after.value) == 16
+        with pytest.raises(AccessDenied):  # the write token has no grant on dev
+            c.promote("prod", "dev", only=["db/*"], dry_run=True)
         with pytest.raises(UsageError):
-            c.rotate("api/key", generate="hex:8")
+            c.promote("prod", "dev", map_file=tmp_path / "map.yaml")
+    with Client(url=server.url, token=read, env="prod", cache_ttl=0) as scoped:
+        assert set(scoped.environ()) == {"DB_PASSWORD"}  # its scope: db/* only
+        with pytest.raises(AccessDenied):
+            scoped.environ(["api/key"])
 
 
 def test_errors_become_the_same_classes(served: tuple[Server, str, str]) -> None:

@@ -198,3 +198,32 @@ def test_the_workflow_routes(server: Server, work: Path, writer: dict[str, str])
     assert plan.json()["plan"]["counts"]["add"] == 1 and "promotion" not in plan.json()
     assert call(server, "GET", "/v1/break-glass", writer).json() == {"setups": [], "requests": []}
     error(call(server, "GET", "/v1/audit", writer), 403, "access_denied")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        ({"only": ["bad name!"]}, 400, "invalid_name"),
+        ({"only": "db/*"}, 400, "usage_error"),
+        ({"only": ["nothing/*"]}, 404, "secret_not_found"),
+        ({"only": ["no/such"]}, 404, "secret_not_found"),
+    ],
+)
+def test_a_bulk_read_refuses_bad_input(
+    server: Server, writer: dict[str, str], body: dict[str, Any], status: int, kind: str
+) -> None:
+    error(call(server, "POST", "/v1/envs/prod/read", writer, json=body), status, kind)
+
+
+def test_a_bulk_read_is_one_audited_read_within_the_scope(
+    server: Server, work: Path, reader: dict[str, str]
+) -> None:
+    got = call(server, "POST", "/v1/envs/prod/read", reader, json={"only": []})
+    assert got.status_code == 200, got.text
+    assert got.json()["values"] == {"db/password": {"value": VALUES["db/password"],
+                                                    "encoding": "utf-8"}}  # fmt: skip
+    error(call(server, "POST", "/v1/envs/prod/read", reader, json={"only": ["api/key"]}),
+          403, "access_denied")  # fmt: skip
+    reads = [e for e in json.loads(cli(work, "audit", "log", "--json")) if e["action"] == "read"]
+    assert reads[-2]["outcome"] == "ok" and reads[-2]["names"] == ["db/password"]
+    assert reads[-1]["outcome"] == "denied"

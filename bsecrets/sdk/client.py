@@ -184,19 +184,21 @@ class Client:
         from bsecrets.audit.events import Action
         from bsecrets.config.envmap import map_names, select_names
 
-        if self._http is not None:
-            raise UsageError("environ() is not available over HTTP yet: use ls() and value()")
         with self._lock:
-            manager = self._manager()
-            env = manager.env_name(self._settings.env)
+            if self._http is not None:
+                values = self._http.read(self.env, list(names or []))
+                chosen = sorted(values)
+            else:
+                manager = self._manager()
+                env = manager.env_name(self._settings.env)
 
-            def listed() -> list[str]:
-                return [s.name for s in manager.list_secrets(env)]
+                def listed() -> list[str]:
+                    return [s.name for s in manager.list_secrets(env)]
 
-            chosen = select_names(names or [], listed, env)
+                chosen = select_names(names or [], listed, env)
+                with manager.reading(env, chosen, action=Action.READ) as (values, _note):
+                    pass
             mapping = map_names(chosen, prefix)
-            with manager.reading(env, chosen, action=Action.READ) as (values, _note):
-                pass
         return {var: values[name].decode("utf-8", "surrogateescape")
                 for var, name in mapping.items()}  # fmt: skip
 
@@ -243,14 +245,16 @@ class Client:
         profile's policy and hooks). Returns the rotation (never the value)."""
         from bsecrets.services import rotation
 
-        self._local_only()
         data = value.encode("utf-8") if isinstance(value, str) else value
         with self._lock:
-            manager = self._manager()
-            env = manager.env_name(self._settings.env)
+            env = self.env
             try:
-                done = rotation.start(manager, env, name, value=data, generator=generate,
-                                      strategy=strategy)  # fmt: skip
+                if self._http is not None:
+                    text = data.decode("utf-8") if data is not None else None
+                    body = {"value": text, "generate": generate, "strategy": strategy}
+                    return self._http.rotate(env, name, {k: v for k, v in body.items() if v})
+                done = rotation.start(self._manager(), env, name, value=data,
+                                      generator=generate, strategy=strategy)  # fmt: skip
             finally:
                 self._forget(env, name)
             return done.to_public()
@@ -268,8 +272,16 @@ class Client:
         plan and the promotion, as ``--json`` prints them."""
         from bsecrets.services import promotion, promotion_plan
 
-        self._local_only()
         with self._lock:
+            if self._http is not None:
+                if map_file is not None:
+                    raise UsageError("map_file is not sent over HTTP: the server's profile "
+                                     "has its own promote map")  # fmt: skip
+                body = {"from": source, "to": target, "only": list(only or []), "dry_run": dry_run}
+                try:
+                    return self._http.promote(body)
+                finally:
+                    self._cache.clear()
             manager = self._manager()
             path = Path(map_file) if map_file is not None else None
             route = promotion_plan.route_for(manager, source, target, path, list(only or []))
@@ -281,10 +293,6 @@ class Client:
                 finally:
                     self._cache.clear()
             return out
-
-    def _local_only(self) -> None:
-        if self._http is not None:
-            raise UsageError("this method is not available over HTTP yet (docs/sdk.md)")
 
     # --- the cache and the end ------------------------------------------------------
 

@@ -96,10 +96,8 @@ class HttpTransport:
     def get(self, env: str, name: str, version: int | None) -> Secret:
         query = f"?version={version}" if version is not None else ""
         found = self.call("GET", self._path(env, name) + query)
-        value = (base64.b64decode(found["value"]) if found["encoding"] == "base64"
-                 else str(found["value"]).encode("utf-8"))  # fmt: skip
         return Secret(
-            found["name"], found["env"], int(found["version"]), value,
+            found["name"], found["env"], int(found["version"]), _value_of(found),
             datetime.fromisoformat(found["created_at"]), str(found["created_by"]),
             dict(found["tags"]), str(found["description"]), bool(found.get("stale")),
         )  # fmt: skip
@@ -136,3 +134,23 @@ class HttpTransport:
     def health(self) -> dict[str, Any]:
         found: dict[str, Any] = self.call("GET", "/v1/health")
         return found
+
+    def read(self, env: str, only: list[str]) -> dict[str, bytes]:
+        """Name -> current value, in one audited read (POST /v1/envs/ENV/read)."""
+        found = self.call("POST", self._path(env, route="read"), {"only": only})
+        return {name: _value_of(item) for name, item in found["values"].items()}
+
+    def rotate(self, env: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        done: dict[str, Any] = self.call("POST", self._path(env, name, "rotate"), body)
+        return done
+
+    def promote(self, body: dict[str, Any]) -> dict[str, Any]:
+        done: dict[str, Any] = self.call("POST", "/v1/promote", body)
+        return done
+
+
+def _value_of(item: dict[str, Any]) -> bytes:
+    """A value as the server sends it (server/routing.value_json)."""
+    if item["encoding"] == "base64":
+        return base64.b64decode(item["value"])
+    return str(item["value"]).encode("utf-8")

@@ -20,6 +20,13 @@ class RotateBody(BaseModel):
     strategy: str | None = Field(None, pattern="^(immediate|graceful|blue-green)$")
 
 
+class ReadBody(BaseModel):
+    only: list[str] = Field(
+        default_factory=list, max_length=1000,
+        description="Names or globs (as exec --only); none: every secret",
+    )  # fmt: skip
+
+
 class PromoteBody(BaseModel):
     source: str = Field(alias="from", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     target: str = Field(alias="to", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -51,6 +58,27 @@ def add_workflow_routes(
         done = rotation.start(manager, env, name, value=value, generator=body.generate,
                               strategy=body.strategy)  # fmt: skip
         return done.to_public()
+
+    @app.post("/v1/envs/{env}/read")
+    @limiter.limit(rate, key_func=key)
+    def read(
+        request: Request, env: Env, body: ReadBody, manager: SecretsManager = core
+    ) -> dict[str, Any]:  # fmt: skip
+        """The current values of several secrets in one audited read (as ``exec`` and the
+        SDK's ``environ()`` read them): name -> value (text, or base64)."""
+        from bsecrets.audit.events import Action
+        from bsecrets.config.envmap import select_names
+        from bsecrets.server.routing import value_json
+
+        env_name = manager.env_name(env)
+
+        def listed() -> list[str]:
+            return [s.name for s in manager.list_secrets(env_name)]
+
+        chosen = select_names(body.only, listed, env_name)
+        with manager.reading(env_name, chosen, action=Action.READ) as (values, _note):
+            pass
+        return {"env": env_name, "values": {name: value_json(values[name]) for name in chosen}}
 
     @app.get("/v1/rotations")
     @limiter.limit(rate, key_func=key)
