@@ -38,6 +38,15 @@ def cache_dir() -> Path:
     return Path(base) / "bsecrets" / "profiles"
 
 
+def fingerprint(path: Path) -> list[Any] | None:
+    """What changes when the profile file does (its size, inode, times); None when it
+    cannot be read now. A caller that keeps a parsed profile compares these."""
+    try:
+        return _fingerprint(Path(os.path.abspath(path)))
+    except OSError:
+        return None
+
+
 def _fingerprint(path: Path) -> list[Any]:
     st = os.stat(path)
     return [

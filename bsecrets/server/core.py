@@ -16,8 +16,9 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from bsecrets.config.cache import load_profile_cached
+from bsecrets.config.cache import fingerprint, load_profile_cached
 from bsecrets.config.settings import (
     ENV_AS,
     ENV_KEY_FILE,
@@ -101,7 +102,11 @@ def token_principal(core: SecretsManager) -> str:
 
 
 def grants_of(core: SecretsManager) -> dict[str, Grant | None]:
-    """Environment -> the grant of ``core``'s principal on it (None: no access)."""
+    """Environment -> the grant of ``core``'s principal on it (None: no access); the
+    owner (signed in with its passphrase) holds every environment as an admin."""
+    if core.creds.principal == OWNER and core.creds.token is None:
+        owner = Grant("admin", (), OWNER, "")
+        return dict.fromkeys(core.profile.environments, owner)
     policy = core.gate.policy()
     principal = core.creds.principal
     return {env: policy.grant_of(env, principal) for env in core.profile.environments}
@@ -129,7 +134,9 @@ class CorePool:
         self.guard = guard or FailedAuth()
         self.per_token = per_token
         self.max_tokens = max_tokens
-        self._idle: OrderedDict[bytes, list[SecretsManager]] = OrderedDict()
+        # token's SHA-256 -> its idle managers, each with the profile's fingerprint
+        # when it was made (a profile edited since: that manager is closed, not used)
+        self._idle: OrderedDict[bytes, list[tuple[Any, SecretsManager]]] = OrderedDict()
         self._lock = threading.Lock()
 
     @contextmanager
@@ -143,7 +150,8 @@ class CorePool:
         (one client guessing does not lock out the good tokens behind the same proxy)."""
         token = token.strip()
         key = hashlib.sha256(token.encode()).digest()
-        core = self._take(key)
+        seen = fingerprint(self.profile)
+        core = self._take(key, seen)
         if core is None and not self._known(key):  # a token that opened nothing yet
             self.guard.check(address)
         via = f"bsecrets serve from {address}"
@@ -165,7 +173,7 @@ class CorePool:
                 raise
             keep = True
         finally:
-            if core is not None and not (keep and self._give_back(key, core)):
+            if core is not None and not (keep and self._give_back(key, seen, core)):
                 core.close()
 
     def refused(self, address: str, principal: str, error: BsecretsError) -> None:
@@ -180,24 +188,35 @@ class CorePool:
         with self._lock:
             return key in self._idle
 
-    def _take(self, key: bytes) -> SecretsManager | None:
+    def _take(self, key: bytes, seen: Any) -> SecretsManager | None:
+        """An idle manager of ``key`` made under the profile as it is now (``seen``);
+        those made under an older profile are closed."""
+        stale: list[SecretsManager] = []
+        found: SecretsManager | None = None
         with self._lock:
             idle = self._idle.get(key)
-            if not idle:
-                return None
-            self._idle.move_to_end(key)
-            return idle.pop()
+            if idle:
+                self._idle.move_to_end(key)
+                while idle and found is None:
+                    made, core = idle.pop()
+                    if made == seen and seen is not None:
+                        found = core
+                    else:
+                        stale.append(core)
+        for core in stale:
+            core.close()
+        return found
 
-    def _give_back(self, key: bytes, core: SecretsManager) -> bool:
+    def _give_back(self, key: bytes, seen: Any, core: SecretsManager) -> bool:
         closing: list[SecretsManager] = []
         with self._lock:
             idle = self._idle.setdefault(key, [])
             self._idle.move_to_end(key)
             kept = len(idle) < self.per_token
             if kept:
-                idle.append(core)
+                idle.append((seen, core))
             while len(self._idle) > self.max_tokens:
-                closing.extend(self._idle.popitem(last=False)[1])
+                closing.extend(core for _, core in self._idle.popitem(last=False)[1])
         for old in closing:
             old.close()
         return kept
@@ -206,13 +225,13 @@ class CorePool:
         """Close the idle managers of ``token`` (refused, or signed out)."""
         with self._lock:
             idle = self._idle.pop(hashlib.sha256(token.strip().encode()).digest(), [])
-        for core in idle:
+        for _, core in idle:
             core.close()
 
     def close(self) -> None:
         """Close every idle manager (the server stops)."""
         with self._lock:
-            idle = [core for cores in self._idle.values() for core in cores]
+            idle = [core for cores in self._idle.values() for _, core in cores]
             self._idle.clear()
         for core in idle:
             core.close()
