@@ -47,6 +47,7 @@ from bsecrets.models import (
 )
 from bsecrets.server.core import CorePool
 from bsecrets.server.errors import body_of, status_of
+from bsecrets.server.pass_through import is_stateless
 from bsecrets.server.routing import TAG_KEY_PATTERN, Env, IfMatch, Name, value_json
 from bsecrets.server.sign_in import SIGN_IN_AGAIN, SignIns, is_sign_in
 from bsecrets.server.ui import mount_ui
@@ -134,7 +135,7 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
         return "token:" + auth.rpartition(".")[0][-40:] if auth else client_key(request)
 
     limiter = Limiter(key_func=client_key, default_limits=[rate])
-    pool = CorePool(profile, environ)
+    pool = CorePool(profile, environ, stateless=is_stateless(profile))
     sign_ins = SignIns(profile, environ)
     app = FastAPI(title="bsecrets", version=__version__, openapi_url="/v1/openapi.json",
                   docs_url=None, redoc_url=None, responses=ERRORS)  # fmt: skip

@@ -37,7 +37,8 @@ def serve(
     ] = "120/minute",
 ) -> None:
     """Serve the REST API (/v1, OpenAPI at /v1/openapi.json) and the web UI (/ui) for
-    this profile: each request, and each UI sign-in, authenticates with a pipeline token.
+    this profile: each request, and each UI sign-in, authenticates with a pipeline token
+    or a principal's passphrase; without a vault file, with the caller's own Vault token.
     Loopback only unless TLS is given (or --insecure-http).
 
     Examples:
@@ -61,7 +62,18 @@ def serve(
             f"bsecrets serve needs its extra ({exc.name} is missing)",
             hint="pip install 'bsecrets[server]'",
         ) from None
-    app = create_app(cli.profile_path(), rate=rate, environ=dict(cli.settings.environ))
+    from bsecrets.config.cache import load_profile_cached
+    from bsecrets.server.pass_through import is_stateless, left_out, served_profile
+
+    path = cli.profile_path()
+    if is_stateless(path):  # no vault file: each caller's own Vault token (docs/server.md)
+        profile = load_profile_cached(path)
+        served = served_profile(profile)
+        skipped = left_out(profile)
+        cli.warn(f"no vault file: serving {', '.join(served.environments)} with each "
+                 "caller's own Vault token" + (f"; not served: {', '.join(skipped)}"
+                                               if skipped else ""))  # fmt: skip
+    app = create_app(path, rate=rate, environ=dict(cli.settings.environ))
     uvicorn.run(
         app, host=host, port=port, log_level="info",
         ssl_certfile=str(tls_cert) if tls_cert else None,

@@ -31,6 +31,7 @@ from bsecrets.config.settings import (
 from bsecrets.errors import BsecretsError, SessionInvalid, TokenExpired, TokenInvalid
 from bsecrets.models import Confirmation
 from bsecrets.server.auth_guard import FailedAuth, record_refusal
+from bsecrets.server.pass_through import label_of, remote_manager
 from bsecrets.services.credentials import credentials_for
 from bsecrets.services.manager import SecretsManager
 from bsecrets.timeutil import parse_iso
@@ -107,6 +108,9 @@ def grants_of(core: SecretsManager) -> dict[str, Grant | None]:
     if core.creds.principal == OWNER and core.creds.token is None:
         owner = Grant("admin", (), OWNER, "")
         return dict.fromkeys(core.profile.environments, owner)
+    if core.remote_only:  # a caller's own Vault token: Vault decides each call
+        remote = Grant("write", (), "vault", "")
+        return dict.fromkeys(core.profile.environments, remote)
     policy = core.gate.policy()
     principal = core.creds.principal
     return {env: policy.grant_of(env, principal) for env in core.profile.environments}
@@ -127,9 +131,10 @@ class CorePool:
 
     def __init__(
         self, profile: Path, environ: Mapping[str, str], *, per_token: int = 8,
-        max_tokens: int = 64, guard: FailedAuth | None = None,
+        max_tokens: int = 64, guard: FailedAuth | None = None, stateless: bool = False,
     ) -> None:  # fmt: skip
         self.profile = profile
+        self.stateless = stateless  # no vault file: bearers are Vault tokens (pass_through)
         self.environ = dict(environ)
         self.guard = guard or FailedAuth()
         self.per_token = per_token
@@ -159,9 +164,10 @@ class CorePool:
         try:
             try:
                 if core is None:
-                    core = manager_for(self.profile, self.environ, token)
+                    make = remote_manager if self.stateless else manager_for
+                    core = make(self.profile, self.environ, token)
                 core.begin_request(via, confirmation or Confirmation())
-                principal = principal_of(core)
+                principal = label_of(token) if self.stateless else principal_of(core)
             except (TokenInvalid, TokenExpired, SessionInvalid) as exc:
                 self.drop(token)  # refused now: no manager of this token is kept
                 self.refused(address, principal_named(token), exc)

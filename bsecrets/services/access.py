@@ -92,8 +92,12 @@ class AccessGate:
         local_vault: Callable[[], LocalVault],
         clock: Clock,
         confirmation: Confirmation,
+        remote_only: bool = False,
     ) -> None:
         self.profile = profile
+        # the server without a vault file: each remote call carries the caller's own
+        # credential, and the remote's policy is the boundary (server/pass_through.py)
+        self.remote_only = remote_only
         self._principal = principal
         self._local_vault = local_vault
         self.clock = clock
@@ -178,6 +182,8 @@ class AccessGate:
         action needs, "admin" for a purge): raises what refuses it; returns the reason
         to record in its event (None when the environment is not protected)."""
         declared = self.profile.environment(env).protected
+        if self.remote_only and remote and not declared:
+            return None
         if self.principal != OWNER:
             self.authorize(action, env, names, needs)
         elif not declared and self._vault() is None:
@@ -257,7 +263,7 @@ class AccessGate:
     def in_scope_of(self, env: str, name: str) -> bool:
         """Whether the principal's grant on ``env`` covers ``name`` (bulk reads keep only
         those); always for the owner."""
-        if self.principal == OWNER:
+        if self.principal == OWNER or self.remote_only:
             return True
         grant = self.policy().grant_of(env, self.principal)
         return grant is not None and in_scope(grant, name)

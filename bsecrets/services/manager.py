@@ -65,8 +65,10 @@ class SecretsManager(ReflectiveModule):
         warn: Callable[[str], None] | None = None,
         insecure_http: bool = False,
         confirmation: Confirmation | None = None,
+        remote_only: bool = False,  # the server without a vault file (access.py)
     ) -> None:
         self.profile = profile
+        self.remote_only = remote_only
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.creds = creds
         self.clock = clock
@@ -131,6 +133,7 @@ class SecretsManager(ReflectiveModule):
                 self.local_vault,
                 self.clock,
                 self.confirmation,
+                self.remote_only,
             )
         return self._gate
 
