@@ -195,9 +195,11 @@ def _share(vault: LocalVault, setup_: Setup, custodian: str, words: str | None) 
                 step=NextStep("break_glass_offline_words"),
             )
         if offline_hash(setup_, vault.vault_id, custodian, given) != held:
-            raise IntegrityError(
+            # a wrong credential, typed or picked up wrongly: denied, not a damaged vault
+            raise AccessDenied(
                 f"these words are not custodian '{custodian}'s share of '{setup_.env}' "
-                f"(generation {setup_.generation})"
+                f"(generation {setup_.generation})",
+                hint="give your own share's words, all of them, in order",
             )
         return given.encode()
     context = setup_.share_context(vault.vault_id, custodian)
