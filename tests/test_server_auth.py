@@ -293,3 +293,17 @@ def test_a_protected_environment_takes_the_reason_and_code_headers(
     assert done.status_code == 200, done.text
     puts = [e for e in events(work, "put") if e.get("name") == "protected/one"]
     assert puts[-1]["justification"] == "ticket 7"
+
+
+def test_each_sign_in_has_its_own_rate_limit(work: Path) -> None:
+    from helpers.values import PASSPHRASE
+
+    limited = Server(work, "--rate", "3/minute")
+    try:
+        first, second = (sign_in(limited, passphrase=PASSPHRASE).json()["token"] for _ in "12")
+        one = {"Authorization": f"Bearer {first}"}
+        codes = [get(limited, "/v1/whoami", one).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        assert get(limited, "/v1/whoami", {"Authorization": f"Bearer {second}"}).status_code == 200
+    finally:
+        limited.stop()

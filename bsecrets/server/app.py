@@ -15,6 +15,7 @@ Retry-After.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path as FilePath
@@ -45,6 +46,7 @@ from bsecrets.models import (
     MAX_VALUE_BYTES,
     Confirmation,
 )
+from bsecrets.server.admin_routes import add_admin_routes
 from bsecrets.server.core import CorePool
 from bsecrets.server.errors import body_of, status_of
 from bsecrets.server.pass_through import is_stateless
@@ -131,8 +133,12 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
         return request.client.host if request.client else "unknown"
 
     def token_key(request: Request) -> str:
+        """A bearer's own bucket (a digest of the whole header: pipeline tokens, sign-ins
+        and Vault tokens alike), else the client address's."""
         auth = request.headers.get("authorization", "")
-        return "token:" + auth.rpartition(".")[0][-40:] if auth else client_key(request)
+        if not auth:
+            return client_key(request)
+        return "token:" + hashlib.sha256(auth.encode()).hexdigest()[:32]
 
     limiter = Limiter(key_func=client_key, default_limits=[rate])
     pool = CorePool(profile, environ, stateless=is_stateless(profile))
@@ -241,6 +247,7 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
         return {"principal": held.principal, "signed_out": True}
 
     add_workflow_routes(app, limiter, rate, token_key, Core)
+    add_admin_routes(app, limiter, rate, token_key, Core)
 
     def openapi() -> dict[str, Any]:
         """FastAPI's document, with optional headers as plain strings: a header is absent
@@ -334,7 +341,7 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
         written = core.rollback(env, name, body.to, if_version=_version(if_match))
         return {"name": name, "env": env, "version": written.version}
 
-    mount_ui(app, pool, environ)
+    mount_ui(app, pool, sign_ins, environ)
     return app
 
 

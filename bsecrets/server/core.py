@@ -105,12 +105,12 @@ def token_principal(core: SecretsManager) -> str:
 def grants_of(core: SecretsManager) -> dict[str, Grant | None]:
     """Environment -> the grant of ``core``'s principal on it (None: no access); the
     owner (signed in with its passphrase) holds every environment as an admin."""
-    if core.creds.principal == OWNER and core.creds.token is None:
-        owner = Grant("admin", (), OWNER, "")
-        return dict.fromkeys(core.profile.environments, owner)
     if core.remote_only:  # a caller's own Vault token: Vault decides each call
         remote = Grant("write", (), "vault", "")
         return dict.fromkeys(core.profile.environments, remote)
+    if core.creds.principal == OWNER and core.creds.token is None:
+        owner = Grant("admin", (), OWNER, "")
+        return dict.fromkeys(core.profile.environments, owner)
     policy = core.gate.policy()
     principal = core.creds.principal
     return {env: policy.grant_of(env, principal) for env in core.profile.environments}

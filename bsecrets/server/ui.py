@@ -2,9 +2,10 @@
 
 Server-rendered pages (Jinja2, autoescaped) over the same façade calls as the REST
 API: each request is served by a SecretsManager unlocked with the pipeline token of
-its session (server/core.py), so the UI sees what the token may, and its reads and
-writes are audited as the token principal's. The token is kept in the server's
-memory (server/ui_session.py); the browser holds only a random session id.
+its session (server/core.py), or the vault session of a person signed in with its
+passphrase (server/ui_people.py), so the UI sees what that principal may, and its
+reads and writes are audited as that principal's. The credential is kept in the
+server's memory (server/ui_session.py); the browser holds only a random session id.
 
 Every response carries a strict Content-Security-Policy (no inline script: the one
 script is static/ui.js), ``X-Content-Type-Options: nosniff``, no framing, no
@@ -35,17 +36,26 @@ from bsecrets.cli.hints import hint_for
 from bsecrets.errors import (
     AccessDenied,
     BsecretsError,
+    ConfirmationNeeded,
     Denied,
+    SecondFactorRejected,
+    SecondFactorRequired,
     SecretNotFound,
+    SessionInvalid,
     TokenExpired,
     TokenInvalid,
     UsageError,
     VersionConflict,
 )
+from bsecrets.models import Confirmation
 from bsecrets.server.core import CorePool, grants_of
 from bsecrets.server.errors import status_of
 from bsecrets.server.routing import value_json
+from bsecrets.server.sign_in import SignIns
+from bsecrets.server.ui_break_glass import add_break_glass_pages
+from bsecrets.server.ui_people import add_person_sign_in, confirmation_of, ender
 from bsecrets.server.ui_session import COOKIE, SessionStore, UiSession
+from bsecrets.server.ui_workflows import add_workflow_pages
 from bsecrets.services import audit_ops
 from bsecrets.services.manager import SecretsManager
 
@@ -73,6 +83,10 @@ HEADERS = {
 UI_HINTS: dict[type[BsecretsError], str] = {
     VersionConflict: "the secret changed since this page was loaded: open it again and retry",
     TokenInvalid: "sign in with a token made by 'bsecrets token issue'",
+    ConfirmationNeeded: "give a reason in the form: it goes into the audit log",
+    SecondFactorRequired: "type the code your authenticator app shows (none enrolled: "
+    "'bsecrets mfa enroll')",
+    SecondFactorRejected: "type the code your authenticator app shows now: each code is good once",
 }
 
 
@@ -116,14 +130,15 @@ def reveal_seconds(environ: Mapping[str, str]) -> float:
     return seconds
 
 
-def mount_ui(app: FastAPI, pool: CorePool, environ: Mapping[str, str]) -> None:
-    """Serve the web UI under /ui of ``app``, its managers from ``pool`` (the API's)."""
-    app.mount("/ui", SecurityHeaders(ui_app(pool, dict(environ))))
+def mount_ui(app: FastAPI, pool: CorePool, sign_ins: SignIns, environ: Mapping[str, str]) -> None:
+    """Serve the web UI under /ui of ``app``, its managers from ``pool`` and its people's
+    sign-ins in ``sign_ins`` (the API's)."""
+    app.mount("/ui", SecurityHeaders(ui_app(pool, sign_ins, dict(environ))))
 
 
-def ui_app(pool: CorePool, environ: dict[str, str]) -> FastAPI:
+def ui_app(pool: CorePool, sign_ins: SignIns, environ: dict[str, str]) -> FastAPI:
     seconds = reveal_seconds(environ)
-    store = SessionStore()
+    store = SessionStore(on_end=ender(sign_ins, pool))  # a person's end ends its vault session
     pages = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
     )
@@ -137,10 +152,12 @@ def ui_app(pool: CorePool, environ: dict[str, str]) -> FastAPI:
         return request.client.host if request.client else "unknown"
 
     @contextmanager
-    def unlocked(token: str, request: Request) -> Iterator[SecretsManager]:
+    def unlocked(
+        token: str, request: Request, confirmation: Confirmation | None = None
+    ) -> Iterator[SecretsManager]:
         """The pool's manager for the session's token (checked now: a revoked one is
-        refused, and signs the session out)."""
-        with pool.core(token, address_of(request)) as (core, _principal):
+        refused, and signs the session out); ``confirmation``: a form's reason and code."""
+        with pool.core(token, address_of(request), confirmation) as (core, _principal):
             yield core
 
     def session_of(request: Request) -> UiSession | None:
@@ -206,7 +223,8 @@ def ui_app(pool: CorePool, environ: dict[str, str]) -> FastAPI:
     @ui.exception_handler(BsecretsError)
     async def refused(request: Request, exc: BsecretsError) -> Response:
         session: UiSession | None = getattr(request.state, "session", None)
-        if isinstance(exc, TokenInvalid | TokenExpired) and session and session.signed_in:
+        gone = isinstance(exc, TokenInvalid | TokenExpired | SessionInvalid)
+        if gone and session and session.signed_in:
             store.drop(session)  # the token no longer opens anything: forget it
             return to_sign_in(request, f"Signed out: {exc.message}.")
         hint = next((h for c, h in UI_HINTS.items() if isinstance(exc, c)), None)
@@ -306,8 +324,9 @@ def ui_app(pool: CorePool, environ: dict[str, str]) -> FastAPI:
             if not found:
                 raise SecretNotFound(f"secret '{name}' not found in environment '{env}'")
             grant = grants_of(core).get(env)
+            protected = env in core.gate.policy().protected  # a change asks reason and code
         return render(request, "secret.html", session, env=env, summary=found[0],
-                      versions=versions, grant=grant,
+                      versions=versions, grant=grant, protected=protected,
                       can_write=grant is not None and grant.role != "read")  # fmt: skip
 
     @ui.post("/envs/{env}/reveal/{name:path}")
@@ -332,7 +351,7 @@ def ui_app(pool: CorePool, environ: dict[str, str]) -> FastAPI:
         expected = _number(fields.get("if_version", ""), "if_version")  # the page's version
         if to is None or expected is None:
             raise UsageError("a rollback needs the version to roll back to and the current one")
-        with unlocked(token, request) as core:
+        with unlocked(token, request, confirmation_of(fields)) as core:
             written = core.rollback(env, name, to, if_version=expected)
         session.flash = (
             f"Rolled back: version {written.version} has version {to}'s value."
@@ -354,6 +373,15 @@ def ui_app(pool: CorePool, environ: dict[str, str]) -> FastAPI:
                           refusal=exc.message, hint=hint_for(exc))  # fmt: skip
         return render(request, "audit.html", session, events=list(reversed(events)),
                       refusal=None, hint=None)  # fmt: skip
+
+    # the pages of rotations and promotion plans (ui_workflows.py)
+    add_workflow_pages(ui, pages, token_of=token_of, unlocked=unlocked, render=render,
+                       form=form, to_sign_in=to_sign_in)  # fmt: skip
+    # people: sign-in with a passphrase (ui_people.py), break-glass (ui_break_glass.py)
+    add_person_sign_in(ui, store=store, pool=pool, sign_ins=sign_ins, render=render, form=form,
+                       cookie=cookie, go=go, address_of=address_of)  # fmt: skip
+    add_break_glass_pages(ui, token_of=token_of, unlocked=unlocked, render=render, form=form,
+                          to_sign_in=to_sign_in, go=go)  # fmt: skip
 
     return ui
 

@@ -33,7 +33,8 @@ def server_env(work: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BSECRETS_")}
     env.update(BSECRETS_PASSPHRASE=PASSPHRASE, BSECRETS_INSECURE_TEST_KDF="1", HOME=str(work),
                XDG_RUNTIME_DIR=str(work / "run"), XDG_CACHE_HOME=str(work / "cache"),
-               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", **extra)  # fmt: skip
+               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")  # fmt: skip
+    env.update(extra)  # on top: another passphrase, say
     (work / "run").mkdir(mode=0o700, exist_ok=True)
     return env
 
