@@ -153,13 +153,8 @@ def _audit_routes(
         given = Anchor.parse(anchor) if anchor is not None else None
         archives = body is None or not body.skip_archives
         result = audit_ops.verify(manager, given, archives=archives)
-        if result.problem is not None:
-            problem = result.problem
-            raise audit_ops.AuditIntegrityError(
-                f"audit log: {problem.kind} at event {problem.seq}: {problem.detail}",
-                hint="the log was changed outside bsecrets; keep a copy of the vault file "
-                "as evidence (docs/audit.md)",
-            )
+        if (found := audit_ops.problem_error(result)) is not None:
+            raise found
         return result.to_dict()
 
     @app.get("/v1/audit/report")

@@ -102,6 +102,18 @@ def verify(
     return result
 
 
+def problem_error(result: Verification) -> AuditIntegrityError | None:
+    """What ``verify`` found, as the error the CLI and the server raise (None: nothing)."""
+    problem = result.problem
+    if problem is None:
+        return None
+    return AuditIntegrityError(
+        f"audit log: {problem.kind} at event {problem.seq}: {problem.detail}",
+        hint="the log was changed outside bsecrets; keep a copy of the vault file "
+        "as evidence (docs/audit.md)",
+    )
+
+
 def anchor(manager: SecretsManager) -> tuple[Anchor, bool]:
     log = manager.audit_log()
     manager.audit.record(Action.AUDIT_ANCHOR)

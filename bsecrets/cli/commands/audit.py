@@ -259,13 +259,8 @@ def verify(
         if result.problem is not None:
             raise typer.Exit(int(exit_code_of(audit_ops.AuditIntegrityError)))
         return
-    if result.problem is not None:
-        problem = result.problem
-        raise audit_ops.AuditIntegrityError(
-            f"audit log: {problem.kind} at event {problem.seq}: {problem.detail}",
-            hint="the log was changed outside bsecrets; keep a copy of the vault file "
-            "as evidence (docs/audit.md)",
-        )
+    if (found := audit_ops.problem_error(result)) is not None:
+        raise found
     out = sys.stdout.write
     span = f"{result.first_seq}-{result.last_seq}" if result.events else "none"
     out(f"ok: {result.events} events ({span}), chain intact\n")
