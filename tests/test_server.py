@@ -227,3 +227,21 @@ def test_a_bulk_read_is_one_audited_read_within_the_scope(
     reads = [e for e in json.loads(cli(work, "audit", "log", "--json")) if e["action"] == "read"]
     assert reads[-2]["outcome"] == "ok" and reads[-2]["names"] == ["db/password"]
     assert reads[-1]["outcome"] == "denied"
+
+
+def test_a_body_without_a_length_is_bounded_as_it_is_read(
+    server: Server, writer: dict[str, str]
+) -> None:
+    def chunks(total: int) -> Iterator[bytes]:
+        yield b'{"value": "'
+        for _ in range(total // 65536):
+            yield b"x" * 65536
+        yield b'"}'
+
+    url = "/v1/envs/prod/secrets/chunked/value"
+    headers = {**writer, "content-type": "application/json"}
+    huge = call(server, "PUT", url, headers, content=chunks(3 * 1024 * 1024))
+    error(huge, 413, "value_too_large")
+    assert "content-length" not in huge.request.headers  # sent chunked
+    small = call(server, "PUT", url, headers, content=chunks(65536))
+    assert small.status_code == 200, small.text

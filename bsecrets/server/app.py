@@ -47,6 +47,7 @@ from bsecrets.models import (
     Confirmation,
 )
 from bsecrets.server.admin_routes import add_admin_routes
+from bsecrets.server.body_limit import BodyLimit
 from bsecrets.server.core import CorePool
 from bsecrets.server.errors import body_of, status_of
 from bsecrets.server.pass_through import is_stateless
@@ -184,13 +185,7 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
             status_code=429, headers={"Retry-After": str(wait)},
         )  # fmt: skip
 
-    @app.middleware("http")
-    async def bounded(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            exc = ValueTooLarge(f"request body over {MAX_BODY} bytes")
-            return JSONResponse(body_of(exc, None), status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
 
     def manager(
         request: Request,
