@@ -10,6 +10,7 @@ gets 429 with Retry-After, while a token that already opened the vault keeps wor
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,20 @@ def test_each_sign_in_has_its_own_rate_limit(work: Path) -> None:
         assert get(limited, "/v1/whoami", {"Authorization": f"Bearer {second}"}).status_code == 200
     finally:
         limited.stop()
+
+
+def test_a_vault_session_token_is_not_taken_over_http(server: Server, work: Path) -> None:
+    session_token = json.loads(cli(work, "unlock", "--ttl", "10m", "--json"))["session"]
+    assert session_token.startswith("bss1."), session_token
+    refused = get(server, "/v1/whoami", {"Authorization": f"Bearer {session_token}"})
+    assert refused.status_code == 401 and refused.json()["kind"] == "token_invalid"
+    assert session_token not in refused.text
+    with httpx.Client(base_url=server.url, timeout=30) as browser:
+        form = browser.get("/ui/signin").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf, form
+        ui = browser.post("/ui/signin", data={"token": session_token, "csrf": csrf.group(1)})
+    assert ui.status_code == 401, ui.status_code
+    assert "not taken over HTTP" in ui.text and session_token not in ui.text
+    assert "bss1." not in json.dumps(events(work, "server.auth"))
+    cli(work, "lock")

@@ -203,6 +203,9 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
                 hint="make one with 'bsecrets token issue -e ENV --role read'",
             )
         address = client_key(request)
+        confirmation = Confirmation(reason=x_bsecrets_reason, yes=True,
+                                    one_time_code=lambda: x_bsecrets_otp)  # fmt: skip
+        opened = pool.client_core  # a bearer from the client: never a vault session token
         if is_sign_in(token):
             pool.guard.check(address)
             try:
@@ -210,9 +213,8 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
             except SessionInvalid as exc:
                 pool.refused(address, "unknown", exc)
                 raise
-        confirmation = Confirmation(reason=x_bsecrets_reason, yes=True,
-                                    one_time_code=lambda: x_bsecrets_otp)  # fmt: skip
-        with pool.core(token, address, confirmation) as (core, _principal):
+            opened = pool.core  # the vault session this server started for the sign-in
+        with opened(token, address, confirmation) as (core, _principal):
             yield core
 
     Core = Depends(manager)

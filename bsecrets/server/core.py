@@ -14,7 +14,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,21 @@ class CorePool:
         finally:
             if core is not None and not (keep and self._give_back(key, seen, core)):
                 core.close()
+
+    def client_core(
+        self, token: str, address: str, confirmation: Confirmation | None = None
+    ) -> AbstractContextManager[tuple[SecretsManager, str]]:
+        """``core`` for a bearer a client sent (the API, the UI's token form): never a
+        vault session token (``bss1.``), which is the server host's own credential and
+        is not taken over HTTP (a person signs in instead: server/sign_in.py)."""
+        if token.strip().startswith(SESSION_PREFIX):
+            refused = TokenInvalid(
+                "a vault session token is not taken over HTTP",
+                hint="sign in with a name and passphrase (POST /v1/sign-in, or the web UI)",
+            )
+            self.refused(address, "unknown", refused)
+            raise refused
+        return self.core(token, address, confirmation)
 
     def refused(self, address: str, principal: str, error: BsecretsError) -> None:
         """A credential of ``principal`` (as it names itself) refused: counted against

@@ -265,7 +265,7 @@ def ui_app(pool: CorePool, sign_ins: SignIns, environ: dict[str, str]) -> FastAP
                           error="Too many failed sign-ins: wait a few minutes.")  # fmt: skip
         token = fields.get("token", "").strip()
         try:
-            with pool.core(token, address_of(request)) as (_core, principal):
+            with pool.client_core(token, address_of(request)) as (_core, principal):
                 pass  # the token opens the vault, and is in the policy, unexpired
         except BsecretsError as exc:
             return render(request, "signin.html", session, status_of(exc),
