@@ -325,3 +325,27 @@ def test_a_vault_session_token_is_not_taken_over_http(server: Server, work: Path
     assert "not taken over HTTP" in ui.text and session_token not in ui.text
     assert "bss1." not in json.dumps(events(work, "server.auth"))
     cli(work, "lock")
+
+
+def test_a_token_unused_for_a_while_has_its_kept_cores_closed(work: Path) -> None:
+    """In-process, with a moved clock: no request waits for it."""
+    from helpers.bsecrets_server import server_env
+
+    from bsecrets.server.core import CorePool
+
+    now = [1000.0]
+    environ = server_env(work)
+    pool = CorePool(work / "bsecrets.yaml", environ, idle_seconds=600, clock=lambda: now[0])
+    first = issue(work, "-e", "prod", "--role", "read")["token"]
+    second = issue(work, "-e", "prod", "--role", "read")["token"]
+    with pool.core(first, "127.0.0.1") as (core, _):
+        assert core.get("prod", "api/key").value == b"api-pool-1"
+    assert pool.idle_count() == 1
+    now[0] += 601  # the first token unused for longer than idle_seconds
+    with pool.core(second, "127.0.0.1"):
+        pass
+    assert pool.idle_count() == 1  # the first token's core was closed, the second's kept
+    now[0] += 601
+    pool.sweep()
+    assert pool.idle_count() == 0
+    pool.close()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from bsecrets.vaultfile.tokens import is_token_principal, principal_named_by
 from bsecrets.vaultfile.unlock import OWNER
 
 SESSION_PREFIX = TOKEN_PREFIX + "."
+IDLE_SECONDS = 10 * 60.0  # CorePool: a token unused this long has its managers closed
 
 
 def principal_named(token: str) -> str:
@@ -132,8 +134,12 @@ class CorePool:
     def __init__(
         self, profile: Path, environ: Mapping[str, str], *, per_token: int = 8,
         max_tokens: int = 64, guard: FailedAuth | None = None, stateless: bool = False,
+        idle_seconds: float = IDLE_SECONDS, clock: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
         self.profile = profile
+        self.idle_seconds = idle_seconds  # a token unused this long: its managers closed
+        self._clock = clock
+        self._used: dict[bytes, float] = {}  # token's SHA-256 -> when last given back
         self.stateless = stateless  # no vault file: bearers are Vault tokens (pass_through)
         self.environ = dict(environ)
         self.guard = guard or FailedAuth()
@@ -229,23 +235,47 @@ class CorePool:
         return found
 
     def _give_back(self, key: bytes, seen: Any, core: SecretsManager) -> bool:
-        closing: list[SecretsManager] = []
+        now = self._clock()
         with self._lock:
             idle = self._idle.setdefault(key, [])
             self._idle.move_to_end(key)
+            self._used[key] = now
             kept = len(idle) < self.per_token
             if kept:
                 idle.append((seen, core))
-            while len(self._idle) > self.max_tokens:
-                closing.extend(core for _, core in self._idle.popitem(last=False)[1])
+            closing = self._evicted(now)
         for old in closing:
             old.close()
         return kept
 
+    def sweep(self) -> None:
+        """Close the managers of tokens unused for ``idle_seconds`` (done as requests
+        come too; a caller may call it on a timer)."""
+        with self._lock:
+            closing = self._evicted(self._clock())
+        for old in closing:
+            old.close()
+
+    def _evicted(self, now: float) -> list[SecretsManager]:
+        """Under the lock: the managers of the least recently used tokens taken out, while
+        there are more than ``max_tokens`` or the oldest was unused for ``idle_seconds``."""
+        closing: list[SecretsManager] = []
+        while self._idle:
+            oldest = next(iter(self._idle))
+            unused = now - self._used.get(oldest, now)
+            if len(self._idle) <= self.max_tokens and unused <= self.idle_seconds:
+                break
+            cores = self._idle.pop(oldest)
+            self._used.pop(oldest, None)
+            closing.extend(core for _, core in cores)
+        return closing
+
     def drop(self, token: str) -> None:
         """Close the idle managers of ``token`` (refused, or signed out)."""
+        key = hashlib.sha256(token.strip().encode()).digest()
         with self._lock:
-            idle = self._idle.pop(hashlib.sha256(token.strip().encode()).digest(), [])
+            idle = self._idle.pop(key, [])
+            self._used.pop(key, None)
         for _, core in idle:
             core.close()
 
