@@ -21,10 +21,10 @@ from pydantic import BaseModel, Field
 from slowapi import Limiter
 
 from bsecrets.audit.events import Action, Outcome
-from bsecrets.audit.query import EventFilter, parse_when
+from bsecrets.audit.query import EventFilter
 from bsecrets.errors import UsageError
 from bsecrets.models import MAX_REASON
-from bsecrets.server.routing import ENV_PATTERN
+from bsecrets.server.routing import ENV_PATTERN, event_filter
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager
@@ -92,23 +92,6 @@ def _owner_first(manager: SecretsManager, refuse: Callable[[], object]) -> None:
         refuse()
 
 
-def _filter(
-    manager: SecretsManager, since: str | None, until: str | None, env: str | None = None,
-    name: str | None = None, action: str | None = None, actor: str | None = None,
-    outcome: str | None = None, text: str | None = None,
-) -> EventFilter:  # fmt: skip
-    """The CLI's filter checks (cli/commands/audit.py ``_filter``), with the query
-    parameters' names: a bad time or period is 400, an unknown environment 404."""
-    now = manager.clock()
-    start = parse_when(since, "since", now) if since is not None else None
-    end = parse_when(until, "until", now) if until is not None else None
-    if start is not None and end is not None and start >= end:
-        raise UsageError("since is not before until", hint="swap them, or widen the period")
-    if env is not None:
-        env = manager.env_name(env)  # an unknown environment is an error, not an empty result
-    return EventFilter(start, end, env, name, action, actor, outcome, text)
-
-
 def add_admin_routes(
     app: FastAPI, limiter: Limiter, rate: str, key: Callable[[Request], str], core: Any
 ) -> None:
@@ -137,7 +120,7 @@ def _audit_routes(
         if q is not None and not q.strip():
             raise UsageError("empty search text", hint="give some text in q, or leave q out")
         text = q.strip() if q is not None else None
-        where = _filter(manager, since, until, env, name, action, actor, outcome, text)
+        where = event_filter(manager, since, until, env, name, action, actor, outcome, text)
         return audit_ops.query(manager, where, limit, what)
 
     @app.post("/v1/audit/verify")
@@ -166,7 +149,7 @@ def _audit_routes(
         """``audit report --format json`` (the default criteria)."""
         _owner_first(manager, lambda: audit_ops.report(manager, EventFilter(), None,
                                                        manager.clock()))  # fmt: skip
-        where = _filter(manager, since, until)
+        where = event_filter(manager, since, until)
         return audit_ops.report(manager, where, None, manager.clock())
 
 

@@ -31,10 +31,8 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bsecrets.audit.query import EventFilter
 from bsecrets.cli.hints import hint_for
 from bsecrets.errors import (
-    AccessDenied,
     BsecretsError,
     ConfirmationNeeded,
     Denied,
@@ -52,17 +50,16 @@ from bsecrets.server.core import CorePool, grants_of
 from bsecrets.server.errors import status_of
 from bsecrets.server.routing import value_json
 from bsecrets.server.sign_in import SignIns
+from bsecrets.server.ui_audit import add_audit_pages
 from bsecrets.server.ui_break_glass import add_break_glass_pages
 from bsecrets.server.ui_people import add_person_sign_in, confirmation_of, ender
 from bsecrets.server.ui_session import COOKIE, SessionStore, UiSession
 from bsecrets.server.ui_workflows import add_workflow_pages
-from bsecrets.services import audit_ops
 from bsecrets.services.manager import SecretsManager
 
 HERE = Path(__file__).parent
 ENV_REVEAL_SECONDS = "BSECRETS_UI_REVEAL_SECONDS"
 REVEAL_SECONDS = 30.0
-AUDIT_EVENTS = 100  # the audit page shows the latest events, newest first
 VERSION = re.compile(r"[0-9]{1,18}")
 MAX_FORM = 64 * 1024  # a form here is a CSRF token, a token, a version or two
 
@@ -360,20 +357,6 @@ def ui_app(pool: CorePool, sign_ins: SignIns, environ: dict[str, str]) -> FastAP
         )
         return go(request, f"/envs/{env}/secrets/{name}")
 
-    @ui.get("/audit")
-    def audit(request: Request) -> Response:
-        if (held := token_of(request)) is None:
-            return to_sign_in(request)
-        session, token = held
-        try:
-            with unlocked(token, request) as core:
-                events = audit_ops.query(core, EventFilter(), AUDIT_EVENTS)
-        except AccessDenied as exc:  # the owner's log: a token principal may not read it
-            return render(request, "audit.html", session, 403, events=None,
-                          refusal=exc.message, hint=hint_for(exc))  # fmt: skip
-        return render(request, "audit.html", session, events=list(reversed(events)),
-                      refusal=None, hint=None)  # fmt: skip
-
     # the pages of rotations and promotion plans (ui_workflows.py)
     add_workflow_pages(ui, pages, token_of=token_of, unlocked=unlocked, render=render,
                        form=form, to_sign_in=to_sign_in)  # fmt: skip
@@ -382,6 +365,8 @@ def ui_app(pool: CorePool, sign_ins: SignIns, environ: dict[str, str]) -> FastAP
                        cookie=cookie, go=go, address_of=address_of)  # fmt: skip
     add_break_glass_pages(ui, token_of=token_of, unlocked=unlocked, render=render, form=form,
                           to_sign_in=to_sign_in, go=go)  # fmt: skip
+    add_audit_pages(ui, token_of=token_of, unlocked=unlocked, render=render, form=form,
+                    to_sign_in=to_sign_in)  # fmt: skip
 
     return ui
 
