@@ -156,6 +156,27 @@ def test_a_pipeline_token_reads_with_nothing_else(prod: Path) -> None:
     assert caught.value.kind == "access_denied"
 
 
+def test_a_long_lived_client_sees_a_revocation_and_a_re_key(prod: Path) -> None:
+    """A client kept open (a service) reads the access policy and the environment keys
+    again at each uncached call: a token revoked since is refused, and a re-key by
+    another revocation does not strand the client."""
+    issue = ["token", "issue", "-e", "prod", "--role", "read", "--json"]
+    kept, other, gone = (json.loads(ok(issue)) for _ in range(3))
+    with (
+        Client(env="prod", token=kept["token"], passphrase="", cache_ttl=0) as service,
+        Client(env="prod", token=gone["token"], passphrase="", cache_ttl=0) as revoked,
+    ):
+        assert service.value("db/password") == "p1" and revoked.value("db/password") == "p1"
+        ok(["token", "revoke", other["id"]])  # re-keys prod: each token's key sealed anew
+        ok(["put", "db/password", "--value", "p-after-rekey", "-e", "prod"])
+        assert service.value("db/password") == "p-after-rekey"
+        ok(["token", "revoke", gone["id"]])
+        with pytest.raises(BsecretsError) as caught:
+            revoked.value("db/password")
+        assert caught.value.kind in ("token_invalid", "access_denied"), caught.value.kind
+        assert service.value("api/key") == "k1"
+
+
 def test_rotate_and_promote_through_the_sdk(prod: Path) -> None:
     with Client(env="prod") as secrets:
         done = secrets.rotate("api/key", generate="hex:16")

@@ -116,6 +116,8 @@ class Client:
                     reason=settings.reason, one_time_code=settings.one_time_code
                 ),
             )
+        else:  # a client kept open: a revocation or a re-key since applies now
+            self._core.refresh(checks=False)
         return self._core
 
     @property

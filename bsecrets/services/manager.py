@@ -216,15 +216,23 @@ class SecretsManager(ReflectiveModule):
             self._backends[name] = backend
         return self._backends[name]
 
-    def begin_request(self, via: str, confirmation: Confirmation) -> None:
-        """For a caller that keeps this manager across requests (the server): the next
-        operation reads the access policy and the environment keys again and makes its
-        checks anew (with the request's ``confirmation``), and its audit events carry a
-        new request id and ``via``."""
-        self.confirmation = confirmation
-        self._gate = None
+    def refresh(self, *, checks: bool) -> None:
+        """For a caller that keeps this manager (the server, the SDK): the next operation
+        reads the access policy again (a token revoked since, a grant changed) and checks
+        each environment key against the file (a re-key); with ``checks``, a second
+        factor and confirmations are asked anew too (else kept, once per process)."""
+        if checks:
+            self._gate = None
+        elif self._gate is not None:
+            self._gate.forget_policy()
         if self._local is not None:
             self._local.forget_env_keys()
+
+    def begin_request(self, via: str, confirmation: Confirmation) -> None:
+        """The server, at each request: ``refresh`` with its checks, the request's
+        ``confirmation``, and audit events with a new request id and ``via``."""
+        self.confirmation = confirmation
+        self.refresh(checks=True)
         self._context = self.context._replace(via=via)
         if self._audit is not None:
             self._audit.context = self._context
@@ -473,7 +481,10 @@ class SecretsManager(ReflectiveModule):
                     )
                     continue
                 indicators += self.backend(name).get_health_indicators()
-                indicators.append(self._session_indicator())
+                vault_id = self.local_vault().vault_id if self.creds.session_token else b""
+                indicators.append(
+                    session.indicator(self.creds.session_token, vault_id, self.clock())
+                )
                 indicators += self.audit.get_health_indicators()
                 continue
             try:
@@ -484,15 +495,3 @@ class SecretsManager(ReflectiveModule):
                 HealthIndicator(f"{name}.{i.name}", i.ok, i.detail, i.value) for i in remote
             ]
         return indicators
-
-    def _session_indicator(self) -> HealthIndicator:
-        """Whether BSECRETS_SESSION (if set) still opens this vault; never unlocks otherwise."""
-        if not self.creds.session_token:
-            return HealthIndicator("session", True, "none (BSECRETS_SESSION is not set)")
-        try:
-            session.open_session(
-                self.creds.session_token, self.local_vault().vault_id, self.clock()
-            )
-        except BsecretsError as exc:
-            return HealthIndicator("session", False, exc.message)
-        return HealthIndicator("session", True, "unlocked")

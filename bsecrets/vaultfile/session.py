@@ -33,6 +33,7 @@ from bsecrets.files import (
     ensure_private_dir,
     write_private_file,
 )
+from bsecrets.health import HealthIndicator
 from bsecrets.timeutil import iso, parse_iso
 
 TOKEN_PREFIX = "bss1"
@@ -244,3 +245,15 @@ def end(token: str | None, vault_id: bytes) -> int:
         except (OSError, ValueError):
             continue
     return ended
+
+
+def indicator(token: str | None, vault_id: bytes, now: datetime) -> HealthIndicator:
+    """Whether BSECRETS_SESSION (if set) still opens the vault ``vault_id``; never
+    unlocks otherwise (the status's ``session`` indicator)."""
+    if not token:
+        return HealthIndicator("session", True, "none (BSECRETS_SESSION is not set)")
+    try:
+        open_session(token, vault_id, now)
+    except BsecretsError as exc:
+        return HealthIndicator("session", False, exc.message)
+    return HealthIndicator("session", True, "unlocked")
