@@ -199,7 +199,12 @@ def test_a_token_and_a_principal_are_refused_the_log_as_on_the_cli(
     principal = "alice" if who == "alice" else "token-"
     searched = [e for e in audit(work, "audit.search") if e["actor"].get("via")]
     assert searched[-1]["actor"]["principal"].startswith(principal)  # audited, as the CLI
-    assert audit(work, "audit.report")[-1]["actor"]["principal"].startswith(principal)
+    assert searched[-1]["outcome"] == "denied"  # a refusal, not an ok look
+    reported = audit(work, "audit.report")[-1]
+    assert reported["actor"]["principal"].startswith(principal)
+    assert reported["outcome"] == "denied"
+    verified = [e for e in audit(work, "audit.verify") if e["actor"].get("via")]
+    assert verified[-1]["outcome"] == "denied"
 
 
 @pytest.mark.parametrize(

@@ -36,9 +36,19 @@ class AuditIntegrityError(IntegrityError):
 def _open(
     manager: SecretsManager, action: Action, details: dict[str, Any] | None = None
 ) -> tuple[LocalAuditLog, EnvironmentKeys | None]:
-    log = manager.audit_log()
+    log = _readable_log(manager, action)
     manager.audit.record(action, details=details)
     return log, log.reading_keys()
+
+
+def _readable_log(manager: SecretsManager, action: Action) -> LocalAuditLog:
+    """The audit log, for its owner: anyone else is refused (AccessDenied), and the
+    refusal is the ``action``'s event with outcome denied (not an ok look)."""
+    log = manager.audit_log()
+    if not log.keyholder():
+        with manager.refusals_recorded(action, None):
+            log.reading_keys()  # raises: the owner's to read
+    return log
 
 
 def query(
@@ -85,7 +95,7 @@ def verify(
     On success the head is kept in the OS keyring as the next anchor. The check is
     recorded first as ``action`` (``bsecrets verify``: ``verify``, or None on a file
     with damaged pages, which is not written to)."""
-    log = manager.audit_log()
+    log = manager.audit_log() if action is None else _readable_log(manager, action)
     if action is not None:
         # If the chain cannot take an event (it disagrees with the vault), say why below.
         with contextlib.suppress(IntegrityError):
