@@ -52,6 +52,7 @@ from bsecrets.server.routing import value_json
 from bsecrets.server.sign_in import SignIns
 from bsecrets.server.ui_audit import add_audit_pages
 from bsecrets.server.ui_break_glass import add_break_glass_pages
+from bsecrets.server.ui_kit import UiKit
 from bsecrets.server.ui_people import add_person_sign_in, confirmation_of, ender
 from bsecrets.server.ui_session import COOKIE, SessionStore, UiSession
 from bsecrets.server.ui_workflows import add_workflow_pages
@@ -357,16 +358,13 @@ def ui_app(pool: CorePool, sign_ins: SignIns, environ: dict[str, str]) -> FastAP
         )
         return go(request, f"/envs/{env}/secrets/{name}")
 
-    # the pages of rotations and promotion plans (ui_workflows.py)
-    add_workflow_pages(ui, pages, token_of=token_of, unlocked=unlocked, render=render,
-                       form=form, to_sign_in=to_sign_in)  # fmt: skip
-    # people: sign-in with a passphrase (ui_people.py), break-glass (ui_break_glass.py)
-    add_person_sign_in(ui, store=store, pool=pool, sign_ins=sign_ins, render=render, form=form,
-                       cookie=cookie, go=go, address_of=address_of)  # fmt: skip
-    add_break_glass_pages(ui, token_of=token_of, unlocked=unlocked, render=render, form=form,
-                          to_sign_in=to_sign_in, go=go)  # fmt: skip
-    add_audit_pages(ui, token_of=token_of, unlocked=unlocked, render=render, form=form,
-                    to_sign_in=to_sign_in)  # fmt: skip
+    # the pages of other modules, with ui.py's helpers: rotations and promotion plans
+    # (ui_workflows.py), people (ui_people.py), break-glass, the audit log
+    kit = UiKit(token_of, unlocked, render, form, to_sign_in, go, cookie, address_of)
+    add_workflow_pages(ui, pages, kit)
+    add_person_sign_in(ui, kit, store=store, pool=pool, sign_ins=sign_ins)
+    add_break_glass_pages(ui, kit)
+    add_audit_pages(ui, kit)
 
     return ui
 

@@ -16,42 +16,27 @@ the core's message, and the refusal is audited, as the command line's is.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 
 from bsecrets.audit.events import Action, Outcome
 from bsecrets.audit.query import EventFilter
 from bsecrets.cli.hints import hint_for
 from bsecrets.errors import AccessDenied, IntegrityError, UsageError
 from bsecrets.server.routing import event_filter
-from bsecrets.server.ui_session import UiSession
+from bsecrets.server.ui_kit import UiKit
 from bsecrets.services import audit_ops
-from bsecrets.services.manager import SecretsManager
 
 AUDIT_EVENTS = 100  # the page shows the newest events that match, newest first
 FILTERS = ("env", "action", "actor", "outcome", "since", "until", "q")
 MAX_FILTER = 256
 
-TokenOf = Callable[[Request], tuple[UiSession, str] | None]
-Unlocked = Callable[..., AbstractContextManager[SecretsManager]]
-Render = Callable[..., HTMLResponse]
-FormOf = Callable[[Request], Awaitable[dict[str, str]]]
 
-
-def add_audit_pages(
-    ui: FastAPI,
-    *,
-    token_of: TokenOf,
-    unlocked: Unlocked,
-    render: Render,
-    form: FormOf,
-    to_sign_in: Callable[[Request], Response],
-) -> None:
+def add_audit_pages(ui: FastAPI, kit: UiKit) -> None:
     """Add the audit page and its verify form to ``ui`` (ui.py lends its helpers)."""
+    token_of, unlocked, render, form, to_sign_in = kit[:5]
     Form = Depends(form)
 
     def page(request: Request, verified: dict[str, Any] | None) -> Response:

@@ -18,25 +18,16 @@ back, and the status holds none of them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 
-from bsecrets.models import Confirmation
+from bsecrets.server.ui_kit import UiKit
 from bsecrets.server.ui_people import confirmation_of
-from bsecrets.server.ui_session import UiSession
 from bsecrets.services import break_glass
-from bsecrets.services.manager import SecretsManager
 
 MAX_WORDS = 4096  # a SLIP-39 share is 20 or 33 words
-
-TokenOf = Callable[[Request], tuple[UiSession, str] | None]
-Unlocked = Callable[[str, Request, Confirmation | None], AbstractContextManager[SecretsManager]]
-Render = Callable[..., HTMLResponse]
-FormOf = Callable[[Request], Awaitable[dict[str, str]]]
 
 
 def rows(status: dict[str, Any], principal: str | None) -> list[dict[str, Any]]:
@@ -73,19 +64,11 @@ def rows(status: dict[str, Any], principal: str | None) -> list[dict[str, Any]]:
     return out
 
 
-def add_break_glass_pages(
-    ui: FastAPI,
-    *,
-    token_of: TokenOf,
-    unlocked: Unlocked,
-    render: Render,
-    form: FormOf,
-    to_sign_in: Callable[[Request], Response],
-    go: Callable[[Request, str], Response],
-) -> None:
+def add_break_glass_pages(ui: FastAPI, kit: UiKit) -> None:
     """Add the break-glass pages to ``ui`` (ui.py lends its helpers: ``token_of`` the
     signed-in session and its credential, ``unlocked`` the request's manager with a
     Confirmation, ``form`` the CSRF-checked form of a POST)."""
+    token_of, unlocked, render, form, to_sign_in, go = kit[:6]
     Form = Depends(form)
 
     @ui.get("/break-glass")

@@ -21,25 +21,23 @@ Confirmation (a protected environment's change, a break-glass approval).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 
 from bsecrets.errors import BsecretsError, WrongPassphrase
 from bsecrets.models import Confirmation
 from bsecrets.server.core import CorePool
 from bsecrets.server.errors import status_of
 from bsecrets.server.sign_in import DEFAULT_TTL, SignIns
+from bsecrets.server.ui_kit import UiKit
 from bsecrets.server.ui_session import SessionStore, UiSession
 
 PRINCIPAL = re.compile(r"[a-z][a-z0-9._-]{0,63}")  # as the API's sign-in body
 MAX_PASSPHRASE = 1024
 MAX_CODE = 16  # a TOTP code is 6 digits; anything longer is not one
-
-Render = Callable[..., HTMLResponse]
-FormOf = Callable[[Request], Awaitable[dict[str, str]]]
 
 
 def ender(sign_ins: SignIns, pool: CorePool) -> Callable[[UiSession], None]:
@@ -63,19 +61,11 @@ def confirmation_of(fields: dict[str, str]) -> Confirmation:
 
 
 def add_person_sign_in(
-    ui: FastAPI,
-    *,
-    store: SessionStore,
-    pool: CorePool,
-    sign_ins: SignIns,
-    render: Render,
-    form: FormOf,
-    cookie: Callable[[Request, Response, UiSession], None],
-    go: Callable[[Request, str], Response],
-    address_of: Callable[[Request], str],
+    ui: FastAPI, kit: UiKit, *, store: SessionStore, pool: CorePool, sign_ins: SignIns
 ) -> None:
     """Add ``POST /signin/person`` to ``ui`` (ui.py lends its helpers: ``form`` checks
     the CSRF token, ``cookie`` sets the session id, ``go`` redirects)."""
+    render, form, go, cookie, address_of = kit.render, kit.form, kit.go, kit.cookie, kit.address_of
     Form = Depends(form)
 
     def again(

@@ -21,19 +21,18 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from jinja2 import Environment
 
 from bsecrets.errors import UsageError
 from bsecrets.server.core import grants_of
 from bsecrets.server.routing import ENV_PATTERN
-from bsecrets.server.ui_session import UiSession
+from bsecrets.server.ui_kit import UiKit
 from bsecrets.services import promotion_plan, rotation, rotation_status
 from bsecrets.services.manager import SecretsManager
 from bsecrets.timeutil import iso
@@ -51,26 +50,13 @@ SHOWS = {
 }
 ENV = re.compile(ENV_PATTERN)
 
-TokenOf = Callable[[Request], tuple[UiSession, str] | None]
-Unlocked = Callable[[str, Request], AbstractContextManager[SecretsManager]]
-Render = Callable[..., HTMLResponse]
-FormOf = Callable[[Request], Awaitable[dict[str, str]]]
 
-
-def add_workflow_pages(
-    ui: FastAPI,
-    pages: Environment,
-    *,
-    token_of: TokenOf,
-    unlocked: Unlocked,
-    render: Render,
-    form: FormOf,
-    to_sign_in: Callable[[Request], Response],
-) -> None:
+def add_workflow_pages(ui: FastAPI, pages: Environment, kit: UiKit) -> None:
     """Add the rotation and promotion pages to ``ui``. ``token_of``: the signed-in
     session and its token (None: not signed in, then ``to_sign_in``); ``unlocked``:
     the request's SecretsManager for a token; ``render``: ui.py's page renderer;
     ``form``: the urlencoded form of a POST, 403 without the session's CSRF token."""
+    token_of, unlocked, render, form, to_sign_in = kit[:5]
     pages.filters["age"] = age
     pages.filters["when"] = when
     Form = Depends(form)
