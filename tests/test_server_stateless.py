@@ -8,6 +8,7 @@ the profile (no vault file, no session), so either replica answers the same."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -153,3 +154,34 @@ def test_serve_refuses_a_profile_with_nothing_to_serve(tmp_path: Path) -> None:
     lines = done.stderr.splitlines()
     assert lines[0].startswith("error: nothing to serve") and lines[1].startswith("hint: ")
     assert "Traceback" not in done.stderr
+
+
+def csrf_in(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_the_web_ui_signs_in_with_a_vault_token_and_reveals_through_it(
+    setting: tuple[Path, str, str, list[Server]],
+) -> None:
+    """The UI without a vault file: the token form takes the caller's Vault token; the
+    environments, the secret's page and a reveal go to Vault with it, and a token whose
+    policy does not cover an environment gets Vault's refusal (403)."""
+    _, root, limited, (one, _) = setting
+    call(one, "PUT", "/v1/envs/app/secrets/ui/shown", root, json={"value": "ui-value-7"})
+    with httpx.Client(base_url=one.url, timeout=30) as browser:
+        form = browser.get("/ui/signin").text
+        signed = browser.post("/ui/signin", data={"token": limited, "csrf": csrf_in(form)})
+        assert signed.status_code == 303, signed.text
+        envs = browser.get("/ui/envs")
+        assert envs.status_code == 200 and "app" in envs.text and "other" in envs.text
+        page = browser.get("/ui/envs/app/secrets/ui/shown")
+        assert page.status_code == 200, page.text
+        assert "ui-value-7" not in page.text  # hidden until a reveal
+        reveal = {"csrf": csrf_in(page.text), "version": ""}
+        shown = browser.post("/ui/envs/app/reveal/ui/shown", data=reveal)
+        assert shown.status_code == 200 and "ui-value-7" in shown.text
+        refused = browser.get("/ui/envs/other/secrets")
+        assert refused.status_code == 403, refused.status_code
+        assert limited not in refused.text + shown.text + page.text
