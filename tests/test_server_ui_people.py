@@ -303,6 +303,13 @@ def test_an_idle_person_session_ends_its_vault_session(vault: Path) -> None:
     assert session.token is None and session.bearer is None
     assert list(folder.glob("*.json")) == []
     assert sign_ins.sign_out(bearer) is None  # already ended
+    # a person's session never seen again: another browser's request sweeps it
+    bearer, held = sign_ins.sign_in("owner", PASSPHRASE, DEFAULT_TTL, "a test")
+    forgotten = store.sign_in(store.anonymous(), held.session_token, "owner", bearer=bearer)
+    other = store.anonymous()
+    now[0] += IDLE_SECONDS + 1
+    assert store.get(other.id) is None  # the anonymous one expired too (10 min)
+    assert forgotten.token is None and list(folder.glob("*.json")) == []
     pool.close()
 
 

@@ -26,6 +26,7 @@ COOKIE = "bsecrets_ui"
 IDLE_SECONDS = 15 * 60  # a signed-in session unused this long is dropped
 MAX_AGE_SECONDS = 8 * 3600  # and any session this old, used or not
 ANONYMOUS_SECONDS = 10 * 60  # a sign-in form is good for this long
+SWEEP_SECONDS = 60.0  # how often a request sweeps the expired sessions
 MAX_SESSIONS = 10_000  # past it, the least recently used sessions are dropped
 
 
@@ -77,6 +78,7 @@ class SessionStore:
         self._clock = clock
         self._on_end = on_end  # a person's session ended here: end its vault session
         self._sessions: dict[str, UiSession] = {}
+        self._swept = clock()
         self._lock = threading.Lock()
 
     def _expired(self, session: UiSession, now: float) -> bool:
@@ -85,10 +87,15 @@ class SessionStore:
         return now - session.created > ANONYMOUS_SECONDS
 
     def get(self, session_id: str | None) -> UiSession | None:
-        """The live session with this id (its last use now), or None."""
+        """The live session with this id (its last use now), or None. At most every
+        SWEEP_SECONDS, the expired sessions of everyone are dropped first (a person's
+        session never seen again ends its vault session then, not at its hour)."""
         if not session_id:
             return None
         now = self._clock()
+        if now - self._swept >= SWEEP_SECONDS:
+            self._swept = now
+            self.sweep()
         with self._lock:
             session = self._sessions.get(session_id)
             if session is None:
