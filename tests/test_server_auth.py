@@ -349,3 +349,29 @@ def test_a_token_unused_for_a_while_has_its_kept_cores_closed(work: Path) -> Non
     pool.sweep()
     assert pool.idle_count() == 0
     pool.close()
+
+
+def test_a_sign_in_past_the_limit_leaves_no_vault_session(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: the bound on signed-in principals refuses the next one and ends the
+    vault session it had started (no session file left)."""
+    from helpers.bsecrets_server import server_env
+    from helpers.values import PASSPHRASE
+
+    import bsecrets.server.sign_in as sign_in_module
+    from bsecrets.errors import UsageError
+    from bsecrets.server.sign_in import DEFAULT_TTL, SignIns
+
+    monkeypatch.setattr(sign_in_module, "MAX_SIGNED_IN", 1)
+    environ = server_env(work)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", environ["XDG_RUNTIME_DIR"])
+    before = sessions_in(work)
+    held = SignIns(work / "bsecrets.yaml", environ)
+    bearer, _ = held.sign_in("owner", PASSPHRASE, DEFAULT_TTL, "a test")
+    assert sessions_in(work) == before + 1
+    with pytest.raises(UsageError, match="too many principals"):
+        held.sign_in("owner", PASSPHRASE, DEFAULT_TTL, "a test")
+    assert sessions_in(work) == before + 1  # the refused one's session file is gone
+    held.sign_out(bearer)
+    assert sessions_in(work) == before

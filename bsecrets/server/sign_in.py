@@ -95,12 +95,15 @@ class SignIns:
         with self._lock:
             if len(self._held) >= MAX_SIGNED_IN:
                 self._drop_expired()
-            if len(self._held) >= MAX_SIGNED_IN:
-                raise UsageError(
-                    "too many principals signed in to this server",
-                    hint="sign out unused ones, or wait for them to expire",
-                )
-            self._held[bearer] = held
+            full = len(self._held) >= MAX_SIGNED_IN
+            if not full:
+                self._held[bearer] = held
+        if full:
+            _end(held)  # the vault session just started is not kept: its file goes too
+            raise UsageError(
+                "too many principals signed in to this server",
+                hint="sign out unused ones, or wait for them to expire",
+            )
         return bearer, held
 
     def resolve(self, bearer: str) -> SignedIn:
