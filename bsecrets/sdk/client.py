@@ -183,24 +183,15 @@ class Client:
         secret (or ``names``: names and globs, as ``--only``), with ``prefix``.
 
         Example: ``os.environ.update(client.environ(prefix="APP_"))``"""
-        from bsecrets.audit.events import Action
-        from bsecrets.config.envmap import map_names, select_names
+        from bsecrets.config.envmap import map_names
+        from bsecrets.services.transfer import read_chosen
 
         with self._lock:
             if self._http is not None:
                 values = self._http.read(self.env, list(names or []))
-                chosen = sorted(values)
             else:
-                manager = self._manager()
-                env = manager.env_name(self._settings.env)
-
-                def listed() -> list[str]:
-                    return [s.name for s in manager.list_secrets(env)]
-
-                chosen = select_names(names or [], listed, env)
-                with manager.reading(env, chosen, action=Action.READ) as (values, _note):
-                    pass
-            mapping = map_names(chosen, prefix)
+                values = read_chosen(self._manager(), self._settings.env, list(names or []))
+            mapping = map_names(sorted(values), prefix)
         return {var: values[name].decode("utf-8", "surrogateescape")
                 for var, name in mapping.items()}  # fmt: skip
 

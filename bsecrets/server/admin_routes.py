@@ -21,10 +21,9 @@ from pydantic import BaseModel, Field
 from slowapi import Limiter
 
 from bsecrets.audit.events import Action, Outcome
-from bsecrets.audit.query import EventFilter
 from bsecrets.errors import UsageError
 from bsecrets.models import MAX_REASON
-from bsecrets.server.routing import ENV_PATTERN, event_filter
+from bsecrets.server.routing import ENV_PATTERN
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager
@@ -83,15 +82,6 @@ class ApproveBody(BaseModel):
                               description="An offline custodian's share words")  # fmt: skip
 
 
-def _owner_first(manager: SecretsManager, refuse: Callable[[], object]) -> None:
-    """Anyone but the owner (who alone reads the audit log) is refused before the
-    request's parameters are read: by ``refuse``, the route's own service call without
-    parameters, which records the attempt and raises AccessDenied as on the command
-    line. (So a refused caller learns nothing of its parameters' validity.)"""
-    if not manager.audit_log().keyholder():
-        refuse()
-
-
 def add_admin_routes(
     app: FastAPI, limiter: Limiter, rate: str, key: Callable[[Request], str], core: Any
 ) -> None:
@@ -116,11 +106,12 @@ def _audit_routes(
     ) -> list[dict[str, Any]]:  # fmt: skip
         """``audit search Q`` with its filters (without ``q``: ``audit log`` with them)."""
         what = Action.AUDIT_LOG if q is None else Action.AUDIT_SEARCH
-        _owner_first(manager, lambda: audit_ops.query(manager, EventFilter(), 1, what))
+        audit_ops.readable_log(manager, what)  # anyone else refused before the parameters
         if q is not None and not q.strip():
             raise UsageError("empty search text", hint="give some text in q, or leave q out")
         text = q.strip() if q is not None else None
-        where = event_filter(manager, since, until, env, name, action, actor, outcome, text)
+        where = audit_ops.event_filter(manager, since, until, env, name, action, actor,
+                                       outcome, text, dash="")  # fmt: skip
         return audit_ops.query(manager, where, limit, what)
 
     @app.post("/v1/audit/verify")
@@ -131,7 +122,7 @@ def _audit_routes(
         """``audit verify --json``; a problem found is the error (audit_integrity_error)."""
         from bsecrets.audit.chain import Anchor
 
-        _owner_first(manager, lambda: audit_ops.verify(manager, None))
+        audit_ops.readable_log(manager, Action.AUDIT_VERIFY)
         anchor = body.anchor if body is not None else None
         given = Anchor.parse(anchor) if anchor is not None else None
         archives = body is None or not body.skip_archives
@@ -147,9 +138,8 @@ def _audit_routes(
         manager: SecretsManager = core,
     ) -> dict[str, Any]:  # fmt: skip
         """``audit report --format json`` (the default criteria)."""
-        _owner_first(manager, lambda: audit_ops.report(manager, EventFilter(), None,
-                                                       manager.clock()))  # fmt: skip
-        where = event_filter(manager, since, until)
+        audit_ops.readable_log(manager, Action.AUDIT_REPORT)
+        where = audit_ops.event_filter(manager, since, until, dash="")
         return audit_ops.report(manager, where, None, manager.clock())
 
 

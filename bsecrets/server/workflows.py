@@ -66,19 +66,12 @@ def add_workflow_routes(
     ) -> dict[str, Any]:  # fmt: skip
         """The current values of several secrets in one audited read (as ``exec`` and the
         SDK's ``environ()`` read them): name -> value (text, or base64)."""
-        from bsecrets.audit.events import Action
-        from bsecrets.config.envmap import select_names
         from bsecrets.server.routing import value_json
+        from bsecrets.services.transfer import read_chosen
 
-        env_name = manager.env_name(env)
-
-        def listed() -> list[str]:
-            return [s.name for s in manager.list_secrets(env_name)]
-
-        chosen = select_names(body.only, listed, env_name)
-        with manager.reading(env_name, chosen, action=Action.READ) as (values, _note):
-            pass
-        return {"env": env_name, "values": {name: value_json(values[name]) for name in chosen}}
+        values = read_chosen(manager, env, body.only)
+        return {"env": manager.env_name(env),
+                "values": {name: value_json(value) for name, value in values.items()}}  # fmt: skip
 
     @app.get("/v1/rotations")
     @limiter.limit(rate, key_func=key)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from bsecrets.audit import anchoring
 from bsecrets.audit.chain import Anchor
-from bsecrets.audit.events import Action
-from bsecrets.audit.query import EventFilter, jsonl_lines, select
+from bsecrets.audit.events import Action, Outcome
+from bsecrets.audit.query import EventFilter, jsonl_lines, parse_when, select
 from bsecrets.audit.report import build_report, load_criteria
 from bsecrets.errors import BsecretsError, IntegrityError, NextStep, UsageError
 from bsecrets.timeutil import parse_duration
@@ -36,19 +36,45 @@ class AuditIntegrityError(IntegrityError):
 def _open(
     manager: SecretsManager, action: Action, details: dict[str, Any] | None = None
 ) -> tuple[LocalAuditLog, EnvironmentKeys | None]:
-    log = _readable_log(manager, action)
+    log = readable_log(manager, action)
     manager.audit.record(action, details=details)
     return log, log.reading_keys()
 
 
-def _readable_log(manager: SecretsManager, action: Action) -> LocalAuditLog:
+def readable_log(manager: SecretsManager, action: Action) -> LocalAuditLog:
     """The audit log, for its owner: anyone else is refused (AccessDenied), and the
-    refusal is the ``action``'s event with outcome denied (not an ok look)."""
+    refusal is the ``action``'s event with outcome denied (not an ok look). The server
+    calls it first, so a refused caller learns nothing of its parameters."""
     log = manager.audit_log()
     if not log.keyholder():
         with manager.refusals_recorded(action, None):
             log.reading_keys()  # raises: the owner's to read
     return log
+
+
+def event_filter(
+    manager: SecretsManager, since: str | None, until: str | None, env: str | None = None,
+    name: str | None = None, action: str | None = None, actor: str | None = None,
+    outcome: str | None = None, text: str | None = None, *, dash: str = "--",
+) -> EventFilter:  # fmt: skip
+    """The filter of the audit commands, checked (the CLI's options, the server's query
+    parameters: ``dash`` is how their names are written in the messages): an outcome
+    that is none, a bad time or period is a UsageError, an unknown environment an
+    EnvironmentNotFound (an error, not an empty result)."""
+    now = manager.clock()
+    outcomes = tuple(Outcome)
+    if outcome is not None and outcome not in outcomes:
+        raise UsageError(
+            f"invalid {dash}outcome {outcome!r}", hint=f"one of: {', '.join(outcomes)}"
+        )
+    start = parse_when(since, f"{dash}since", now) if since is not None else None
+    end = parse_when(until, f"{dash}until", now) if until is not None else None
+    if start is not None and end is not None and start >= end:
+        raise UsageError(f"{dash}since is not before {dash}until",
+                         hint="swap them, or widen the period")  # fmt: skip
+    if env is not None:
+        manager.env_name(env)
+    return EventFilter(start, end, env, name, action, actor, outcome, text)
 
 
 def query(
@@ -95,7 +121,7 @@ def verify(
     On success the head is kept in the OS keyring as the next anchor. The check is
     recorded first as ``action`` (``bsecrets verify``: ``verify``, or None on a file
     with damaged pages, which is not written to)."""
-    log = manager.audit_log() if action is None else _readable_log(manager, action)
+    log = manager.audit_log() if action is None else readable_log(manager, action)
     if action is not None:
         # If the chain cannot take an event (it disagrees with the vault), say why below.
         with contextlib.suppress(IntegrityError):

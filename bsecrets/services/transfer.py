@@ -74,6 +74,17 @@ def export_env(
     return Export(env_name, items, values)
 
 
+def read_chosen(manager: SecretsManager, env: str | None, only: list[str]) -> dict[str, bytes]:
+    """The current values of the secrets ``only`` picks (names and globs, as --only; none:
+    every secret the caller may read), by name in name order, in one audited ``read``
+    (the SDK's ``environ()``, the server's bulk read)."""
+    env_name = manager.env_name(env)
+    names = select_names(only, lambda: [s.name for s in manager.list_secrets(env_name)], env_name)
+    with manager.reading(env_name, names, action=Action.READ) as (values, _note):
+        pass
+    return {name: values[name] for name in names}
+
+
 def export_items(
     values: dict[str, bytes], fmt: str, allow_override: Iterable[str] = (), prefix: str = ""
 ) -> list[tuple[str, str]]:

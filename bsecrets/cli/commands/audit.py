@@ -78,19 +78,10 @@ def _filter(
     *,
     every_env: bool = False,
 ) -> EventFilter:
-    now = cli.manager.clock()
-    outcomes = tuple(Outcome)
-    if outcome is not None and outcome not in outcomes:
-        raise UsageError(f"invalid --outcome {outcome!r}", hint=f"one of: {', '.join(outcomes)}")
-    start = parse_when(since, "--since", now) if since is not None else None
-    end = parse_when(until, "--until", now) if until is not None else None
-    if start is not None and end is not None and start >= end:
-        raise UsageError("--since is not before --until", hint="swap them, or widen the period")
     if not every_env:  # 'bsecrets -e prod audit log' is 'audit log -e prod' (not BSECRETS_ENV)
         env = env or cli.settings.env_flag
-    if env is not None:
-        cli.manager.env_name(env)  # an unknown environment is an error, not an empty result
-    return EventFilter(start, end, env, name, action, actor, outcome, text)
+    return audit_ops.event_filter(cli.manager, since, until, env, name, action, actor,
+                                  outcome, text)  # fmt: skip
 
 
 def _cell(value: Any) -> str:
