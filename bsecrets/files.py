@@ -283,10 +283,22 @@ def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> N
     ``exclusive``, fail with FileExistsError if ``path`` exists.
     """
     ensure_private_dir(path.parent)
+    _write_atomically(path, data, 0o600, exclusive)
+
+
+def write_readable_file(path: Path, data: bytes) -> None:
+    """``write_private_file`` with mode 0644, in a folder that is not made private: for
+    a file that holds no secret and another user's program reads (node_exporter reads
+    ``bsecrets metrics --textfile``'s)."""
+    _write_atomically(path, data, 0o644, False)
+
+
+def _write_atomically(path: Path, data: bytes, mode: int, exclusive: bool) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
+            os.fchmod(fd, mode)  # whatever the umask (harden_process sets 077)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()

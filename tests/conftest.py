@@ -24,7 +24,7 @@ from helpers.openbao_server import openbao, openbao_tls  # noqa: F401
 from helpers.secret_service import secret_service  # noqa: F401
 from helpers.values import PASSPHRASE
 
-_CLEARED_PREFIXES = ("BSECRETS_", "GITHUB_", "GITLAB_", "VAULT_", "AWS_")
+_CLEARED_PREFIXES = ("BSECRETS_", "GITHUB_", "GITLAB_", "VAULT_", "AWS_", "OTEL_")
 _CLEARED = ("CI", "PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS")
 
 

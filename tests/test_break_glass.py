@@ -155,6 +155,9 @@ def test_two_of_three_custodians_open_prod_read_only(mfa: dict[str, Authenticato
     as_("dana", ["get", "DB", "-e", "prod"], 4)  # without the session: no grant
     token = activate(rid)
     assert request_of(rid)["state"] == "active" and request_of(rid)["live"]
+    metrics = ok(["metrics"])  # the owner's metrics count the active session
+    assert 'bsecrets_break_glass_active{env="prod"} 1.0' in metrics.splitlines()
+    assert 'bsecrets_break_glass_active{env="dev"} 0.0' in metrics.splitlines()
     assert in_session(token, ["get", "DB", "-e", "prod"]).stdout == SECRET + "\n"
     assert_error(in_session(token, ["put", "DB", "-e", "prod"], 4, "new"), 4, "needs write")
     assert_error(

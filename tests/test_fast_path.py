@@ -16,6 +16,7 @@ from bsecrets.config.cache import cache_dir, load_profile_cached
 
 HEAVY = (
     "yaml", "ruamel", "rich", "keyring", "hvac", "boto3", "botocore", "pydantic", "platformdirs",
+    "prometheus_client", "opentelemetry",  # traces load only when asked for (bsecrets/tracing)
 )  # fmt: skip
 
 PROBE = """

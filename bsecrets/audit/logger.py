@@ -31,6 +31,7 @@ from bsecrets.config.ci import detect
 from bsecrets.errors import BsecretsError, Denied, NotFound
 from bsecrets.health import HealthIndicator, ReflectiveModule
 from bsecrets.models import AccessContext
+from bsecrets.observing import OperationObserver
 from bsecrets.timeutil import Clock, iso
 
 # CI provider -> (event field, environment variable)
@@ -140,6 +141,7 @@ class AuditLogger(ReflectiveModule):
         self.request_id = os.urandom(8).hex()  # one per process (one CLI command)
         self._ci = ci_fields(environ)
         self.written = 0
+        self.observers: list[OperationObserver] = []  # metrics, traces (observing.py)
 
     def _fields(
         self, action: Action, env: str | None, note: Note, outcome: Outcome, reason: str
@@ -191,11 +193,36 @@ class AuditLogger(ReflectiveModule):
         ``sink`` overrides where it goes (a vault handle that is already unlocked)."""
         note = Note(name, names, justification)
         note.details = details or {}
-        self._append(self._fields(action, env, note, outcome, reason), sink)
+        fields = self._fields(action, env, note, outcome, reason)
+        self._append(fields, sink)
+        for observer in self.observers:
+            with contextlib.suppress(Exception):
+                observer.recorded(fields)
+
+    def verified(self, ok: bool) -> None:
+        """The audit chain was just verified (services/audit_ops.py): tell the observers."""
+        at = self.clock().timestamp()
+        for observer in self.observers:
+            with contextlib.suppress(Exception):
+                observer.verified(ok, at)
 
     def _append(self, fields: EventFields, sink: AuditSink | None = None) -> None:
         (sink or self.sink).append(fields)
         self.written += 1
+
+    def _begun(self, action: Action, env: str | None, remote: bool) -> list[Any]:
+        handles = []
+        for observer in self.observers:
+            try:
+                handles.append(observer.begun(action, env, remote))
+            except Exception:
+                handles.append(None)
+        return handles
+
+    def _ended(self, handles: list[Any], fields: EventFields, error: BaseException | None) -> None:
+        for observer, handle in zip(self.observers, handles, strict=False):
+            with contextlib.suppress(Exception):
+                observer.ended(handle, fields, error)
 
     @contextlib.contextmanager
     def operation(
@@ -218,6 +245,7 @@ class AuditLogger(ReflectiveModule):
         event first, then the body, then the outcome.
         """
         note = Note(name, names, justification)
+        handles = self._begun(action, env, remote) if self.observers else []
         try:
             if remote:
                 self._append(self._fields(action, env, note, Outcome.STARTED, ""))
@@ -229,13 +257,19 @@ class AuditLogger(ReflectiveModule):
                 self.sink.prepare()
                 with self.sink.transaction():
                     yield note
-                    self._append(self._fields(action, env, note, Outcome.OK, ""))
-                    return
+                    fields = self._fields(action, env, note, Outcome.OK, "")
+                    self._append(fields)
+                self._ended(handles, fields, None)
+                return
         except (Exception, KeyboardInterrupt) as exc:
+            fields = self._fields(action, env, note, outcome_of(exc), reason_of(exc))
             with contextlib.suppress(Exception):  # the operation failed either way
-                self._append(self._fields(action, env, note, outcome_of(exc), reason_of(exc)))
+                self._append(fields)
+            self._ended(handles, fields, exc)
             raise
-        self._append(self._fields(action, env, note, Outcome.OK, ""))
+        fields = self._fields(action, env, note, Outcome.OK, "")
+        self._append(fields)
+        self._ended(handles, fields, None)
 
     # --- ReflectiveModule ------------------------------------------------
 

@@ -183,7 +183,7 @@ class _ProfileReader(YamlReader):
         top = self.mapping(root, "")
         top.only(
             ("version", "default_env", "vault_file", "environments", "audit", "promote",
-             "break_glass")
+             "break_glass", "metrics")
         )  # fmt: skip
         version = top.require("version", self.version)
         envs = top.require("environments", self.mapping)
@@ -204,9 +204,9 @@ class _ProfileReader(YamlReader):
             routes = self.promote(top.items["promote"][1], "promote", environments)
         empty: list[str] = []
         notify = tuple(top.get("break_glass", self.break_glass, empty))
-        return Profile(
-            path, version, default_env, Path(vault_file), environments, retention, routes, notify
-        )
+        names = top.get("metrics", self.metrics, False)
+        return Profile(path, version, default_env, Path(vault_file), environments, retention,
+                       routes, notify, names)  # fmt: skip
 
     def promote(
         self, node: Node, key_path: str, environments: dict[str, EnvironmentConfig]
@@ -293,6 +293,12 @@ class _ProfileReader(YamlReader):
         section = self.mapping(node, key_path)
         section.only(("retention",))
         return section.opt("retention", self.duration)
+
+    def metrics(self, node: Node, key_path: str) -> bool:
+        """``metrics: {names: true}``: secrets' names as a metrics label (off by default)."""
+        section = self.mapping(node, key_path)
+        section.only(("names",))
+        return bool(section.get("names", self.boolean, False))
 
     def duration(self, node: Node, key_path: str) -> str:
         text = self.string(node, key_path)

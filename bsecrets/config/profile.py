@@ -103,6 +103,7 @@ class Profile(NamedTuple):
     audit_retention: str | None = None  # "audit: {retention: 365d}": a valid duration
     promotions: tuple[PromotionRoute, ...] = ()  # "promote:", in file order
     break_glass_notify: tuple[str, ...] = ()  # "break_glass: {notify: CMD}": its argv
+    metrics_names: bool = False  # "metrics: {names: true}": names as a metrics label
 
     def route(self, source: str, target: str) -> PromotionRoute | None:
         return next((r for r in self.promotions if (r.source, r.target) == (source, target)), None)

@@ -50,6 +50,7 @@ from bsecrets.server.admin_routes import add_admin_routes
 from bsecrets.server.body_limit import BodyLimit
 from bsecrets.server.core import CorePool
 from bsecrets.server.errors import body_of, status_of
+from bsecrets.server.metrics_route import add_metrics_route
 from bsecrets.server.pass_through import is_stateless
 from bsecrets.server.routing import TAG_KEY_PATTERN, Env, IfMatch, Name, value_json
 from bsecrets.server.sign_in import SIGN_IN_AGAIN, SignIns, is_sign_in
@@ -126,8 +127,12 @@ class SignInBody(BaseModel):
     ttl_seconds: int = Field(3600, ge=60, le=28800, description="How long the sign-in lasts")
 
 
-def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str, str]) -> FastAPI:
-    """The API for the profile at ``profile``; ``rate``: per token and per address."""
+def create_app(
+    profile: FilePath, *, rate: str = "120/minute", environ: dict[str, str],
+    metrics_token: str | None = None,
+) -> FastAPI:  # fmt: skip
+    """The API for the profile at ``profile``; ``rate``: per token and per address;
+    ``metrics_token``: the bearer of /metrics (none: /metrics is off)."""
     from bsecrets.services.manager import SecretsManager
 
     def client_key(request: Request) -> str:
@@ -338,6 +343,7 @@ def create_app(profile: FilePath, *, rate: str = "120/minute", environ: dict[str
         written = core.rollback(env, name, body.to, if_version=_version(if_match))
         return {"name": name, "env": env, "version": written.version}
 
+    add_metrics_route(app, pool, metrics_token)
     mount_ui(app, pool, sign_ins, environ)
     return app
 

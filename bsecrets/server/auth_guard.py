@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -24,6 +24,7 @@ from bsecrets.audit.logger import outcome_of, reason_of
 from bsecrets.config.cache import load_profile_cached
 from bsecrets.errors import BsecretsError
 from bsecrets.models import AccessContext
+from bsecrets.observing import OperationObserver
 from bsecrets.vaultfile.credentials import Credentials
 
 FAILURES = 20  # refusals per client address per WINDOW: then 429 until the oldest ages out
@@ -74,8 +75,9 @@ class FailedAuth:
 
 
 def record_refusal(
-    profile: Path, environ: Mapping[str, str], principal: str, error: BsecretsError, via: str
-) -> None:
+    profile: Path, environ: Mapping[str, str], principal: str, error: BsecretsError, via: str,
+    observers: Sequence[OperationObserver] = (),
+) -> None:  # fmt: skip
     """The audit event of a refused credential of ``principal`` (as it names itself),
     written without any key (see above). A vault that cannot take it (none, unreadable)
     loses only this event: the refusal stands."""
@@ -86,6 +88,7 @@ def record_refusal(
     core = SecretsManager(load_profile_cached(profile), creds, context=context, environ=environ)
     try:
         with contextlib.suppress(BsecretsError):
+            core.audit.observers += observers
             core.audit.record(Action.SERVER_AUTH, outcome=outcome_of(error),
                               reason=reason_of(error))  # fmt: skip
     finally:

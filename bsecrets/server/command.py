@@ -35,6 +35,15 @@ def serve(
     rate: Annotated[
         str, typer.Option("--rate", help="Requests allowed per token and per address.")
     ] = "120/minute",
+    metrics_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-token-file",
+            metavar="FILE",
+            help="Serve /metrics to the bearer of the token in FILE (0600, at least 32 "
+            "characters); without it /metrics is off.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API (/v1, OpenAPI at /v1/openapi.json) and the web UI (/ui) for
     this profile: each request, and each UI sign-in, authenticates with a pipeline token
@@ -44,6 +53,7 @@ def serve(
     Examples:
       bsecrets serve
       bsecrets serve --host 0.0.0.0 --port 8443 --tls-cert cert.pem --tls-key key.pem
+      bsecrets serve --metrics-token-file /etc/bsecrets/metrics.token
     """
     cli = obj(ctx)
     if (tls_cert is None) != (tls_key is None):
@@ -73,7 +83,12 @@ def serve(
         cli.warn(f"no vault file: serving {', '.join(served.environments)} with each "
                  "caller's own Vault token" + (f"; not served: {', '.join(skipped)}"
                                                if skipped else ""))  # fmt: skip
-    app = create_app(path, rate=rate, environ=dict(cli.settings.environ))
+    token = None
+    if metrics_token_file is not None:
+        from bsecrets.server.metrics_route import read_metrics_token
+
+        token = read_metrics_token(metrics_token_file)
+    app = create_app(path, rate=rate, environ=dict(cli.settings.environ), metrics_token=token)
     uvicorn.run(
         app, host=host, port=port, log_level="info",
         ssl_certfile=str(tls_cert) if tls_cert else None,

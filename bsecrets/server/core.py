@@ -31,6 +31,7 @@ from bsecrets.config.settings import (
 )
 from bsecrets.errors import BsecretsError, SessionInvalid, TokenExpired, TokenInvalid
 from bsecrets.models import Confirmation
+from bsecrets.observing import OperationObserver
 from bsecrets.server.auth_guard import FailedAuth, record_refusal
 from bsecrets.server.pass_through import label_of, remote_manager
 from bsecrets.services.credentials import credentials_for
@@ -149,6 +150,7 @@ class CorePool:
         # when it was made (a profile edited since: that manager is closed, not used)
         self._idle: OrderedDict[bytes, list[tuple[Any, SecretsManager]]] = OrderedDict()
         self._lock = threading.Lock()
+        self.observers: list[OperationObserver] = []  # of each core's audit (metrics)
 
     @contextmanager
     def core(
@@ -172,6 +174,8 @@ class CorePool:
                 if core is None:
                     make = remote_manager if self.stateless else manager_for
                     core = make(self.profile, self.environ, token)
+                    if self.observers:
+                        core.audit.observers += self.observers
                 core.begin_request(via, confirmation or Confirmation())
                 principal = label_of(token) if self.stateless else principal_of(core)
             except (TokenInvalid, TokenExpired, SessionInvalid) as exc:
@@ -208,7 +212,7 @@ class CorePool:
         ``address``, and an audit event."""
         self.guard.failed(address)
         record_refusal(self.profile, self.environ, principal, error,
-                       f"bsecrets serve from {address}")  # fmt: skip
+                       f"bsecrets serve from {address}", self.observers)  # fmt: skip
 
     def _known(self, key: bytes) -> bool:
         """Whether the token of ``key`` opened a manager here (and was not refused since)."""

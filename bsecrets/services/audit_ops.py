@@ -133,6 +133,7 @@ def verify(
     result = log.verify(keys, witnessed, archives=archives)
     if anchor is None and witnessed is not None:
         result = result._replace(anchor=f"OS keyring ({result.anchor})")
+    manager.audit.verified(result.problem is None)  # the metrics' last verify result
     if result.problem is None:
         anchoring.store_anchor(log, keys, result.head)  # only forwards from the kept anchor
     return result

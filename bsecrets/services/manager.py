@@ -47,6 +47,7 @@ from bsecrets.services.access import AccessGate
 from bsecrets.services.slots import FIELDS as SLOT_FIELDS
 from bsecrets.services.slots import slot_version
 from bsecrets.timeutil import Clock, utcnow
+from bsecrets.tracing import observers_from
 from bsecrets.vaultfile import session
 from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.vault import LocalVault
@@ -121,6 +122,7 @@ class SecretsManager(ReflectiveModule):
                 else:
                     sink = NullAuditSink()
             self._audit = AuditLogger(sink, self.context, self.clock, self.environ)
+            self._audit.observers += observers_from(self.environ, self.warn)  # traces
         return self._audit
 
     @property

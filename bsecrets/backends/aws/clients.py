@@ -18,7 +18,7 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bsecrets import __version__
+from bsecrets import __version__, tracing
 from bsecrets.backends.aws.attempts import AttemptGuard
 from bsecrets.backends.aws.call_record import BudgetSpent
 from bsecrets.backends.aws.errors import translate
@@ -96,6 +96,7 @@ class AwsClients:
             **creds,
         )
         self.guard.attach(client)
+        tracing.attach_botocore(client)  # a span per request when traces are on
         return client
 
     def close(self) -> None:

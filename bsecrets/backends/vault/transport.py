@@ -17,6 +17,7 @@ its first request.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -30,6 +31,7 @@ import urllib3
 from hvac import exceptions as hx
 from hvac.adapters import JSONAdapter
 
+from bsecrets import tracing
 from bsecrets.backends.budget import Budget
 from bsecrets.backends.vault.config import ENV_ADDR, ENV_CACERT, VaultSettings
 from bsecrets.backends.vault.errors import VaultHTTPError
@@ -57,6 +59,7 @@ class Transport(JSONAdapter):  # type: ignore[misc]
         self.last_latency_s: float | None = None
         self.requests_sent = 0
         self.sleep: Callable[[float], None] = time.sleep
+        self.lineage = tracing.Lineage()  # request spans of worker threads (bsecrets/tracing)
 
     def operation(self, limit: float | None = None) -> AbstractContextManager[None]:
         """Every request inside shares the operation's deadline (Budget.scope)."""
@@ -90,13 +93,14 @@ class Transport(JSONAdapter):  # type: ignore[misc]
             started = time.monotonic()
             self.requests_sent += 1
             try:
-                result = super().request(
-                    method,
-                    url,
-                    headers=dict(headers or {}),
-                    raise_exception=raise_exception,
-                    **kwargs,
-                )
+                with self._traced(method, url, kwargs):
+                    result = super().request(
+                        method,
+                        url,
+                        headers=dict(headers or {}),
+                        raise_exception=raise_exception,
+                        **kwargs,
+                    )
                 self.last_latency_s = time.monotonic() - started
                 return result
             except hx.VaultError as exc:
@@ -138,6 +142,13 @@ class Transport(JSONAdapter):  # type: ignore[misc]
             if time.monotonic() + delay >= deadline:  # no retry past the budget
                 raise self._unavailable(failure, attempt, started, out_of_time=True) from failure
             self.sleep(delay)
+
+    def _traced(self, method: str, url: str, kwargs: dict[str, Any]) -> AbstractContextManager[Any]:
+        """This attempt's trace span when traces are on (bsecrets/tracing), else nothing."""
+        if not tracing.active():
+            return contextlib.nullcontext()
+        mount = self.settings.mount
+        return tracing.vault_request(method, url, mount, self.base_uri, kwargs, self.lineage)
 
     # --- messages --------------------------------------------------------
 

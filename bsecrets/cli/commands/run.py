@@ -169,6 +169,9 @@ def _supervise(command: list[str], child_env: dict[bytes, bytes], values: list[b
 
 def _replace_process(command: list[str], child_env: dict[bytes, bytes]) -> NoReturn:
     """os.execvpe: PATH lookup in the child's PATH, no shell; the command takes over."""
+    from bsecrets import tracing
+
+    tracing.flush()  # the spans still batched: the flush at exit will not run
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

@@ -1,0 +1,1 @@
+"""Prometheus metrics fed by the audited operation path (docs/observability.md)."""
