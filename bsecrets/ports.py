@@ -18,8 +18,9 @@ import re
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from bsecrets.errors import BsecretsError, NextStep, SecretNotFound, UsageError
 from bsecrets.health import ReflectiveModule
@@ -77,6 +78,25 @@ class Capability(StrEnum):
     BINARY = "binary"  # any bytes, not only UTF-8
     FIELDS = "fields"  # get NAME#field selects one field of a structured value (Vault)
     PENDING = "pending"  # a version kept pending, not current (stage/make_current: AWS)
+
+
+class BackendIdentity(NamedTuple):
+    """What a remote store says about one environment's credentials, for ``bsecrets
+    doctor`` (services/doctor/backends.py judges it): facts only, never a token, a key
+    or a secret id."""
+
+    endpoint: str  # where the store was asked
+    service: str = ""  # what answered there, in words ("version 2.7.2, unsealed")
+    down: BsecretsError | None = None  # it did not answer, or cannot serve (sealed)
+    refused: BsecretsError | None = None  # it answered and refused the credentials
+    principal: str = ""  # who they are: Vault's display name, AWS's caller ARN
+    about: tuple[str, ...] = ()  # more of who, each in words ("policies default, app")
+    source: str = ""  # where they come from, in words ("VAULT_TOKEN")
+    root: bool = False  # they may do anything (Vault's root policy)
+    temporary: bool | None = None  # they end (a TTL, a session token); None: not known
+    expires_at: datetime | None = None  # when they end, where known
+    renewable: bool = False  # their holder may extend them (vault token renew)
+    renews_itself: bool = False  # bsecrets (or the AWS SDK) replaces them when they end
 
 
 class SecretBackend(ReflectiveModule):
@@ -211,3 +231,9 @@ class SecretBackend(ReflectiveModule):
 
     def close(self) -> None:
         """Release connections; the default has nothing to release."""
+
+    def identity(self) -> BackendIdentity | None:
+        """Does the store answer, who are the environment's credentials, when do they
+        end (``bsecrets doctor``); each request within a short budget, errors kept in the
+        answer. None: not known (the default; a local store has no credentials)."""
+        return None

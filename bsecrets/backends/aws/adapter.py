@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.backends.aws.api import SM, SecretsApi
+from bsecrets.backends.aws.identity import identity as caller_identity
 from bsecrets.backends.aws.settings import check_recovery_days
 from bsecrets.backends.aws.staging import StagingWriter
 from bsecrets.backends.aws.versions import (
@@ -46,7 +47,7 @@ from bsecrets.models import (
     WriteResult,
     validate_name,
 )
-from bsecrets.ports import Capability, SecretBackend
+from bsecrets.ports import BackendIdentity, Capability, SecretBackend
 from bsecrets.timeutil import iso
 
 if TYPE_CHECKING:
@@ -406,6 +407,10 @@ class AWSAdapter(SecretBackend):
         latency = self.api.last_latency_ms
         out.append(HealthIndicator("latency", True, f"{latency} ms (last call)", latency))
         return out
+
+    def identity(self) -> BackendIdentity:
+        """Secrets Manager answering, STS's caller identity, the credentials' expiry."""
+        return caller_identity(self.api, HEALTH_CHECK_S)
 
     def _indicator(self, name: str, probe: Any) -> HealthIndicator:
         try:

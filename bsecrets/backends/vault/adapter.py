@@ -27,6 +27,7 @@ from bsecrets.backends.vault import codec
 from bsecrets.backends.vault.connection import VaultConnection
 from bsecrets.backends.vault.errors import VaultHTTPError
 from bsecrets.backends.vault.health import indicators
+from bsecrets.backends.vault.identity import identity as token_identity
 from bsecrets.errors import (
     BackendUnavailable,
     BsecretsError,
@@ -39,7 +40,7 @@ from bsecrets.errors import (
 )
 from bsecrets.health import HealthIndicator
 from bsecrets.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
-from bsecrets.ports import Capability, SecretBackend, value_stored_hint
+from bsecrets.ports import BackendIdentity, Capability, SecretBackend, value_stored_hint
 
 if TYPE_CHECKING:
     from bsecrets.backends.registry import BackendContext
@@ -464,3 +465,7 @@ class VaultAdapter(SecretBackend):
     def get_health_indicators(self) -> list[HealthIndicator]:
         """Reachability and seal status (sys/health), the token's TTL, the last latency."""
         return indicators(self.vault, HEALTH_BUDGET_S)
+
+    def identity(self) -> BackendIdentity:
+        """Health, then the token's lookup-self: who, policies, TTL (identity.py)."""
+        return token_identity(self.vault, HEALTH_BUDGET_S)
