@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bsecrets.backends.aws.attempts import WRITES
 from bsecrets.backends.aws.call_record import BudgetSpent
 from bsecrets.backends.aws.clients import AwsClients
-from bsecrets.backends.aws.errors import EXPIRED, aws_code, translate
+from bsecrets.backends.aws.errors import EXPIRED, REFRESH_CREDENTIALS, aws_code, translate
 from bsecrets.backends.aws.versions import CURRENT, AwsVersion, number_versions
 from bsecrets.errors import Denied, SecretNotFound, UsageError
 
@@ -79,6 +79,16 @@ class SecretsApi:
             if _operation_name(operation) in WRITES:
                 error.applied = record.applied()
             raise error from exc
+        except RuntimeError as exc:
+            # botocore's refresh of credentials that have ended: a RuntimeError ("...the
+            # refreshed credentials are still expired"), before any request is sent
+            if "expired" not in str(exc):
+                raise
+            raise Denied(
+                f"AWS credentials have expired: {action} was not sent",
+                hint=REFRESH_CREDENTIALS,
+                applied="no",
+            ) from None
         finally:
             self.last_latency_ms = round((time.perf_counter() - started) * 1000, 1)
 

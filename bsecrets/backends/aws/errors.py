@@ -55,6 +55,10 @@ DENIED = frozenset(
     }
 )
 # Credentials that a fresh role session may fix (cached role credentials are dropped).
+REFRESH_CREDENTIALS = (
+    "refresh the AWS credentials (AWS_PROFILE, 'aws sso login', "
+    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN)"
+)
 EXPIRED = frozenset(
     {
         "ExpiredTokenException",
@@ -188,11 +192,7 @@ def translate(
             )
         if code in DENIED or (code not in NOT_FOUND and status in (401, 403)):
             if code in EXPIRED:
-                return Denied(
-                    f"AWS denied {action} {where} {detail}",
-                    hint="refresh the AWS credentials (AWS_PROFILE, 'aws sso login', "
-                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN)",
-                )
+                return Denied(f"AWS denied {action} {where} {detail}", hint=REFRESH_CREDENTIALS)
             return Denied(
                 f"AWS denied {action} {where} {detail}",
                 step=NextStep("check_aws_policy", env=env),
