@@ -69,7 +69,7 @@ class OfflineFallback(SecretBackend):
             raise exc
         age = self.context.clock() - parse_iso(str(found["read_at"]))
         self.context.warn(
-            f"environment '{self.env}' is unreachable ({exc.message.split(':')[0]}); "
+            f"environment '{self.env}' is unreachable ({exc.message.split(': ')[0]}); "
             f"{what} as read {_ago(age)} ago (offline fallback, at most "
             f"{_ago(self.max_stale)} stale)"
         )

@@ -162,9 +162,10 @@ def export_jsonl(manager: SecretsManager, where: EventFilter, write: Callable[[s
     if keys is None:
         return 0
     count = 0
+    _, until = where.time_bounds()  # events after it are not read (one damaged: no matter)
     with log.store.read():
         prev = log.state(keys).prev.hex()
-        for line in jsonl_lines(log.events(keys), prev, where):
+        for line in jsonl_lines(log.events(keys, None, until), prev, where):
             write(line)
             count += 1
     return count
