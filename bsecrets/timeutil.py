@@ -32,6 +32,18 @@ def describe_days(delta: timedelta) -> str:
     return f"{days} day{'s' if days != 1 else ''}{years}"
 
 
+def short_span(seconds: float) -> str:
+    """``3d4h``, ``2h10m``, ``45s``: two units at most (a negative span is ``0s``)."""
+    parts, rest = [], max(int(seconds), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    if rest or not parts:
+        parts.append(f"{rest}s")
+    return "".join(parts[:2])
+
+
 def parse_duration(
     text: str, *, what: str = "duration", maximum: timedelta = MAX_DURATION
 ) -> timedelta:

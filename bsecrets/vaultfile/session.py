@@ -40,6 +40,19 @@ TOKEN_PREFIX = "bss1"
 MAX_TTL = timedelta(days=7)
 
 
+def session_path() -> Path:
+    """Where ``session_dir`` looks, without its trust check (``bsecrets doctor`` names
+    that folder, and mends its permissions)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        base = Path(runtime)
+    elif os.path.isdir(f"/run/user/{os.getuid()}"):
+        base = Path(f"/run/user/{os.getuid()}")
+    else:
+        base = Path(tempfile.gettempdir()) / f"bsecrets-{os.getuid()}"
+    return base / "bsecrets" / "sessions"
+
+
 def session_dir() -> Path:
     """The folder of session files: ``$XDG_RUNTIME_DIR``, else ``/run/user/UID``,
     else ``bsecrets-UID`` in the temp folder, then ``bsecrets/sessions``.
@@ -49,14 +62,7 @@ def session_dir() -> Path:
     ``/tmp/bsecrets-UID`` made beforehand by another user, or left 0777, is
     refused, while ``/tmp`` itself (root's, sticky) is fine.
     """
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime):
-        base = Path(runtime)
-    elif os.path.isdir(f"/run/user/{os.getuid()}"):
-        base = Path(f"/run/user/{os.getuid()}")
-    else:
-        base = Path(tempfile.gettempdir()) / f"bsecrets-{os.getuid()}"
-    directory = base / "bsecrets" / "sessions"
+    directory = session_path()
     check_trusted_dirs(directory, what="session folder")
     return directory
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from bsecrets.backends.vault.errors import VaultHTTPError, translate
 from bsecrets.errors import BsecretsError
 from bsecrets.health import HealthIndicator
+from bsecrets.timeutil import short_span
 
 if TYPE_CHECKING:
     from bsecrets.backends.vault.connection import VaultConnection
@@ -18,28 +19,24 @@ if TYPE_CHECKING:
 TOKEN_TTL_WARN_S = 60
 
 
-def human(seconds: int) -> str:
-    parts, rest = [], seconds
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    if rest or not parts:
-        parts.append(f"{rest}s")
-    return "".join(parts[:2])
+def sys_health(vault: VaultConnection, budget: float) -> dict[str, Any]:
+    """Vault's ``sys/health`` (unauthenticated; a standby answers too), within
+    ``budget`` seconds; BsecretsError when Vault does not answer."""
+    client = vault.client
+    with client.adapter.operation(budget):
+        answer = client.adapter.get(
+            "/v1/sys/health",
+            params={"standbyok": "true", "perfstandbyok": "true"},
+            raise_exception=False,
+        )
+    return _json(answer)
 
 
 def indicators(vault: VaultConnection, budget: float) -> list[HealthIndicator]:
     """Every indicator, each check within ``budget`` seconds."""
     address = vault.settings.address
     try:
-        client = vault.client
-        with client.adapter.operation(budget):
-            answer = client.adapter.get(
-                "/v1/sys/health",
-                params={"standbyok": "true", "perfstandbyok": "true"},
-                raise_exception=False,
-            )
+        health = sys_health(vault, budget)
     except BsecretsError as exc:
         skipped = "not checked: Vault is unreachable"
         return [
@@ -49,7 +46,6 @@ def indicators(vault: VaultConnection, budget: float) -> list[HealthIndicator]:
             HealthIndicator("metadata", False, skipped),
             _latency(vault),
         ]
-    health = _json(answer)
     version = health.get("version", "?")
     out = [HealthIndicator("reachable", True, f"{address} (version {version})")]
     if not health.get("initialized", True):
@@ -89,7 +85,7 @@ def _token(vault: VaultConnection, budget: float) -> HealthIndicator:
     renewable = ", renewable" if data.get("renewable") else ""
     if ttl == 0:
         return HealthIndicator("token", True, f"does not expire ({vault.auth.method})", 0)
-    detail = f"expires in {human(ttl)}{renewable} ({vault.auth.method})"
+    detail = f"expires in {short_span(ttl)}{renewable} ({vault.auth.method})"
     return HealthIndicator("token", ttl > TOKEN_TTL_WARN_S, detail, ttl)
 
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.backends.vault.errors import VaultHTTPError
+from bsecrets.backends.vault.health import sys_health
 from bsecrets.errors import BackendUnavailable, BsecretsError, Denied
 from bsecrets.ports import BackendIdentity
 
@@ -42,16 +43,9 @@ def _health(vault: VaultConnection, budget: float) -> tuple[BsecretsError | None
     """(why Vault cannot serve, or None; what answered, in words)."""
     address = vault.settings.address
     try:
-        client = vault.client
-        with client.adapter.operation(budget):
-            answer = client.adapter.get(
-                "/v1/sys/health",
-                params={"standbyok": "true", "perfstandbyok": "true"},
-                raise_exception=False,
-            )
+        health = sys_health(vault, budget)
     except BsecretsError as exc:
         return exc, ""
-    health = _json(answer)
     version = f"version {health.get('version', '?')}"
     if not health.get("initialized", True):
         why = f"Vault at {address} is not initialized"
@@ -62,16 +56,6 @@ def _health(vault: VaultConnection, budget: float) -> tuple[BsecretsError | None
         hint = "unseal it ('bao operator unseal' / 'vault operator unseal')"
         return BackendUnavailable(why, hint=hint), f"{version}, sealed"
     return None, f"{version}, unsealed" + (" (standby)" if health.get("standby") else "")
-
-
-def _json(answer: Any) -> dict[str, Any]:
-    if isinstance(answer, dict):
-        return answer
-    try:
-        data = answer.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _source(vault: VaultConnection) -> str:

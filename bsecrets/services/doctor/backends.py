@@ -25,7 +25,7 @@ from bsecrets.backends.offline import OfflineFallback
 from bsecrets.errors import BsecretsError
 from bsecrets.ports import BackendIdentity
 from bsecrets.services.doctor.findings import Finding, Status
-from bsecrets.timeutil import iso
+from bsecrets.timeutil import iso, short_span
 
 if TYPE_CHECKING:
     from bsecrets.config.profile import EnvironmentConfig
@@ -153,7 +153,7 @@ def _expiry(check: str, kind: str, facts: BackendIdentity, now: datetime) -> Fin
     if left <= timedelta(0):
         return Finding(check, Status.FAIL, f"{what[0]} ended at {at}", _RELOGIN_HINT.get(kind))
     renewable = ", renewable" if facts.renewable else ""
-    detail = f"{what[0]} {what[1]} at {at} (in {_span(left)}{renewable})"
+    detail = f"{what[0]} {what[1]} at {at} (in {short_span(left.total_seconds())}{renewable})"
     if facts.renews_itself:
         return Finding(check, Status.OK, f"{detail}; {_REPLACED.get(kind, 'replaced')}")
     if left < WARN_WITHIN.get(kind, DEFAULT_WARN_WITHIN):
@@ -161,15 +161,3 @@ def _expiry(check: str, kind: str, facts: BackendIdentity, now: datetime) -> Fin
         detail += f"; nothing renews {what[2]} automatically"
         return Finding(check, Status.WARN, detail, hint)
     return Finding(check, Status.OK, detail)
-
-
-def _span(delta: timedelta) -> str:
-    """``3d4h``, ``2h10m``, ``45s``: two units at most."""
-    parts, rest = [], max(int(delta.total_seconds()), 0)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    if rest or not parts:
-        parts.append(f"{rest}s")
-    return "".join(parts[:2])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -165,15 +164,7 @@ def session_folder() -> Path:
         return session.session_dir()
     except InsecureFile:
         pass
-    # where session_dir() looks, without its trust check: to name the folder and fix it
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime):
-        base = Path(runtime)
-    elif os.path.isdir(f"/run/user/{os.getuid()}"):
-        base = Path(f"/run/user/{os.getuid()}")
-    else:
-        base = Path(tempfile.gettempdir()) / f"bsecrets-{os.getuid()}"
-    return base / "bsecrets" / "sessions"
+    return session.session_path()  # to name the folder and fix it
 
 
 def _session_files(folder: Path) -> list[Path]:
