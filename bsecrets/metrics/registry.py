@@ -9,11 +9,21 @@ secret's name only when the profile says ``metrics: {names: true}``.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping
+from itertools import accumulate
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Gauge, disable_created_metrics
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 
 from bsecrets.errors import BackendUnavailable
 from bsecrets.metrics import names as m
@@ -21,6 +31,7 @@ from bsecrets.observing import OperationObserver
 
 # seconds: a local read is ~1-2 ms, a remote call tens of ms, a slow one seconds
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+EDGES = [*(floatToGoString(b) for b in BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
 # no *_created series: a counter's start time is noise on a dashboard (and each CLI replay
 # would make new ones)
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -33,7 +44,7 @@ def _gauge(metric: m.Metric, registry: CollectorRegistry) -> Gauge:
 
 
 class StateGauges:
-    """What the vault holds now: secrets, rotations due, break-glass requests live."""
+    """What the vault holds now: secrets, rotations due, break-glass sessions active."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.secrets = _gauge(m.SECRETS, registry)
@@ -46,31 +57,29 @@ class OperationMetrics(OperationObserver):
     """Counters, histograms and gauges of one process (or one replay of the log).
 
     ``backends``: each environment's backend kind (the profile's); ``names``: a
-    ``name`` label on the operations counter (``metrics: {names: true}``)."""
+    ``name`` label on the operations counter (``metrics: {names: true}``).
+
+    An operation updates plain numbers under one lock (a few microseconds, with the
+    caches cold after the operation's own work); the Prometheus families are built
+    from them when scraped (``collect``). prometheus-client's own metric objects cost
+    ~20 us an operation here: labels() checks its arguments, every child has its lock.
+    """
 
     def __init__(self, backends: Mapping[str, str], *, names: bool = False) -> None:
         self.backends = dict(backends)
         self.names = names
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, ...], int] = {}  # (action, env, outcome[, name])
+        self._calls: dict[str, list[float]] = {}  # env -> per-bucket counts, +Inf, sum
+        self._up: dict[str, int] = {}
+        self._last_success: dict[str, float] = {}
+        # None until known: an unlabelled gauge would say 0 ("failed", and the alert
+        # fires on a server that never verified)
+        self._verify: tuple[int, float] | None = None
+        self.audit_events: int | None = None
         self.registry = CollectorRegistry()
-        labels = m.OPERATIONS.labels + (("name",) if names else ())
-        self.operations = Counter(
-            m.OPERATIONS.name, m.OPERATIONS.help, labels, registry=self.registry
-        )
-        self.calls = Histogram(
-            m.BACKEND_CALL_SECONDS.name, m.BACKEND_CALL_SECONDS.help,
-            m.BACKEND_CALL_SECONDS.labels, buckets=BUCKETS, registry=self.registry,
-        )  # fmt: skip
-        self.up = _gauge(m.BACKEND_UP, self.registry)
-        self.last_success = _gauge(m.BACKEND_LAST_SUCCESS, self.registry)
-        self.audit_events = _gauge(m.AUDIT_EVENTS, self.registry)
-        # made at the first verification: before it, no sample (an unlabelled gauge
-        # would say 0, "failed", and fire the alert on a server that never verified)
-        self._verify: tuple[Gauge, Gauge] | None = None
+        self.registry.register(self)  # a Collector: it has collect()
         self._state: StateGauges | None = None
-        # label values -> the metric's child: prometheus-client's labels() checks and
-        # converts its arguments at every call; a request pays a dict lookup instead
-        self._counted: dict[tuple[str, ...], Any] = {}
-        self._per_env: dict[tuple[Any, str], Any] = {}
 
     def backend_of(self, env: str | None) -> str:
         """``env``'s backend kind; "" for an event of no environment (or of one the
@@ -81,33 +90,28 @@ class OperationMetrics(OperationObserver):
 
     def count(self, fields: Mapping[str, Any]) -> None:
         """One finished event (not an intent ``started``) into the operations counter."""
-        env = fields.get("env") or ""
-        key: tuple[str, ...] = (str(fields["action"]), env, str(fields["outcome"]))
+        key: tuple[str, ...] = (fields["action"], fields.get("env") or "", fields["outcome"])
         if self.names:
-            key += (str(fields.get("name") or ""),)
-        child = self._counted.get(key)
-        if child is None:
-            child = self.operations.labels(key[0], env, self.backend_of(env), *key[2:])
-            self._counted[key] = child
-        child.inc()
-
-    def _child(self, metric: Any, env: str) -> Any:
-        """``metric``'s child for ``env`` (made at its first use: a backend never
-        answered has no last-success sample, not a zero)."""
-        found = self._per_env.get((metric, env))
-        if found is None:
-            found = self._per_env[(metric, env)] = metric.labels(env, self.backend_of(env))
-        return found
+            key += (fields.get("name") or "",)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
 
     def call(self, env: str, seconds: float) -> None:
         """One operation on ``env``'s backend took ``seconds``."""
-        self._child(self.calls, env).observe(max(0.0, seconds))
+        seconds = max(0.0, seconds)
+        with self._lock:
+            found = self._calls.get(env)
+            if found is None:
+                found = self._calls[env] = [0.0] * (len(BUCKETS) + 2)
+            found[bisect_left(BUCKETS, seconds)] += 1  # the first bucket it is <= to
+            found[-1] += seconds
 
     def contact(self, env: str, answered: bool, at: float) -> None:
         """``env``'s backend answered at Unix time ``at`` (up), or was unavailable (down)."""
-        self._child(self.up, env).set(1 if answered else 0)
-        if answered:
-            self._child(self.last_success, env).set(at)
+        with self._lock:
+            self._up[env] = 1 if answered else 0
+            if answered:
+                self._last_success[env] = at
 
     # --- OperationObserver -----------------------------------------------------
 
@@ -115,21 +119,66 @@ class OperationMetrics(OperationObserver):
         return time.perf_counter()
 
     def ended(self, handle: Any, fields: Mapping[str, Any], error: BaseException | None) -> None:
-        self.count(fields)
-        env = fields.get("env")
-        if env and isinstance(handle, float):
-            self.call(env, time.perf_counter() - handle)
-            self.contact(env, not isinstance(error, BackendUnavailable), time.time())
+        """``count``, ``call`` and ``contact`` in one, under one lock: the path every
+        request of the server takes."""
+        seconds = time.perf_counter() - handle if isinstance(handle, float) else None
+        env = fields.get("env") or ""
+        key: tuple[str, ...] = (fields["action"], env, fields["outcome"])
+        if self.names:
+            key += (fields.get("name") or "",)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            if not env or seconds is None:
+                return
+            found = self._calls.get(env)
+            if found is None:
+                found = self._calls[env] = [0.0] * (len(BUCKETS) + 2)
+            found[bisect_left(BUCKETS, seconds)] += 1
+            found[-1] += seconds
+            answered = not isinstance(error, BackendUnavailable)
+            self._up[env] = 1 if answered else 0
+            if answered:
+                self._last_success[env] = time.time()
 
     def recorded(self, fields: Mapping[str, Any]) -> None:
         self.count(fields)
 
     def verified(self, ok: bool, at: float) -> None:
-        if self._verify is None:
-            self._verify = (_gauge(m.AUDIT_VERIFY_OK, self.registry),
-                            _gauge(m.AUDIT_VERIFY_TIME, self.registry))  # fmt: skip
-        self._verify[0].set(1 if ok else 0)
-        self._verify[1].set(at)
+        with self._lock:
+            self._verify = (1 if ok else 0, at)
+
+    # --- what a scrape reads ----------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        """The live families (prometheus-client's Collector protocol)."""
+        with self._lock:
+            counts, calls = dict(self._counts), {e: list(c) for e, c in self._calls.items()}
+            up, last, verify = dict(self._up), dict(self._last_success), self._verify
+        labels = m.OPERATIONS.labels + (("name",) if self.names else ())
+        operations = CounterMetricFamily(m.OPERATIONS.name, m.OPERATIONS.help, labels=labels)
+        for (action, env, outcome, *name), n in counts.items():
+            operations.add_metric([str(action), env, self.backend_of(env), str(outcome), *name], n)
+        yield operations
+        histogram = HistogramMetricFamily(
+            m.BACKEND_CALL_SECONDS.name, m.BACKEND_CALL_SECONDS.help,
+            labels=m.BACKEND_CALL_SECONDS.labels,
+        )  # fmt: skip
+        for env, found in calls.items():
+            cumulative = list(accumulate(found[:-1]))
+            histogram.add_metric([env, self.backend_of(env)], list(zip(EDGES, cumulative,
+                                 strict=True)), sum_value=found[-1])  # fmt: skip
+        yield histogram
+        for metric, values in ((m.BACKEND_UP, up), (m.BACKEND_LAST_SUCCESS, last)):
+            family = GaugeMetricFamily(metric.name, metric.help, labels=metric.labels)
+            for env, value in values.items():
+                family.add_metric([env, self.backend_of(env)], value)
+            yield family
+        if self.audit_events is not None:
+            yield GaugeMetricFamily(m.AUDIT_EVENTS.name, m.AUDIT_EVENTS.help, self.audit_events)
+        if verify is not None:
+            for metric, value in zip((m.AUDIT_VERIFY_OK, m.AUDIT_VERIFY_TIME), verify,
+                                     strict=True):  # fmt: skip
+                yield GaugeMetricFamily(metric.name, metric.help, value)
 
     def state_gauges(self) -> StateGauges:
         """The gauges only ``bsecrets metrics`` sets (they need the vault's keys)."""

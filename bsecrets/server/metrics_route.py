@@ -86,5 +86,5 @@ def add_metrics_route(app: FastAPI, pool: CorePool, token: str | None) -> None:
 
         count = chain_length(pool.profile)
         if count is not None:
-            metrics.audit_events.set(count)
+            metrics.audit_events = count
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -55,7 +55,7 @@ def collect(manager: SecretsManager) -> tuple[OperationMetrics, BsecretsError | 
     _environments(manager, metrics)
     _break_glass(manager, metrics)
     with log.store.read():
-        metrics.audit_events.set(log.count())
+        metrics.audit_events = log.count()
     return metrics, problem
 
 
