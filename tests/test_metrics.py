@@ -236,3 +236,11 @@ def test_an_observer_that_raises_changes_nothing(vault: Path) -> None:
     assert found == {("put", "dev", "local", "ok"): 1, ("get", "dev", "local", "ok"): 1,
                      ("get", "dev", "local", "not_found"): 1}  # fmt: skip
     assert operations(samples(ok(["metrics"])))[("get", "dev", "local", "not_found")] == 1
+
+
+def test_without_a_vault_file_there_is_nothing_to_count(isolated: Path) -> None:
+    (isolated / "bsecrets.yaml").write_text(
+        "version: 1\nenvironments:\n  staging: {backend: vault, address: 'http://127.0.0.1:9',"
+        " prefix: app}\n"
+    )
+    assert_error(invoke(["metrics"]), 3, "no audit log")
