@@ -78,6 +78,7 @@ class Case:
     check_every_run: bool = False  # read and check stdout on measured runs too
     strip: bool = False  # compare stdout with ``expect`` without surrounding whitespace
     timeout: float | None = None  # seconds a run may take (subprocess.TimeoutExpired)
+    stdin: bytes | None = None  # what each run reads on stdin (None: /dev/null)
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
 
@@ -92,8 +93,11 @@ class Case:
         read = capture or self.check_every_run
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
+        feed: dict[str, Any] = (
+            {"input": self.stdin} if self.stdin is not None else {"stdin": subprocess.DEVNULL}
+        )
         proc = subprocess.run(
-            self.cmd, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+            self.cmd, env=self.env, cwd=self.cwd, **feed,
             stdout=subprocess.PIPE if read else subprocess.DEVNULL, stderr=subprocess.PIPE,
             check=False, timeout=self.timeout,
         )  # fmt: skip

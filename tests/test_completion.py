@@ -132,7 +132,7 @@ def bash_tab(tmp_path: Path) -> Any:
 
 
 def test_bash_completes_command_names(bash_tab: Any) -> None:
-    assert bash_tab("bsecrets p") == (["put", "provision", "promote"], "")
+    assert bash_tab("bsecrets p") == (["passphrase", "put", "provision", "promote"], "")
     assert bash_tab("bsecrets pu") == (["put"], "")
     words, _ = bash_tab("bsecrets ")
     assert {"get", "put", "rotate", "completion", "break-glass"} <= set(words)

@@ -356,10 +356,12 @@ def test_lost_passphrase(
     monkeypatch.delenv("BSECRETS_PASSPHRASE")  # lost
     new = isolated.parent / "new-vault" / "bsecrets.yaml"
     alice_again = "alice's new passphrase 4e"
+    owner_again = "the owner's new passphrase 6b"
     scenario = run_runbook(Scenario("lost-passphrase", {
         "check": Step({"BSECRETS_PASSPHRASE": "a guess, and a wrong one"}),
         "session": Step({"BSECRETS_SESSION": session}),
         "keyring": Step(),
+        "new-passphrase": Step({"BSECRETS_NEW_PASSPHRASE": owner_again}),
         "move": Step({"BSECRETS_SESSION": session, "BSECRETS_PASSPHRASE": NEW_PASSPHRASE}),
         "principal": Step({"BSECRETS_PASSPHRASE": NEW_PASSPHRASE}, {"ENV": "dev"}),
         "principal-lost": Step({"BSECRETS_NEW_PASSPHRASE": alice_again}, {"ENV": "dev"}),
@@ -367,6 +369,9 @@ def test_lost_passphrase(
     assert "wrong passphrase" in scenario.results("bsecrets unlock")[0].stderr
     whoami = [r.stdout.split()[0] for r in scenario.results("access whoami")]
     assert whoami == ["owner", "owner", "alice"]  # the session, the keyring, alice
+    # the keyring's way: the old vault opens with the owner's new passphrase
+    assert ok(["get", "db/password", "-e", "prod"], BSECRETS_PASSPHRASE=owner_again) == (
+        "prod-pw-1\n")  # fmt: skip
     events = (isolated / ".bsecrets" / "old-audit.jsonl").read_text().splitlines()
     assert json.loads(events[0])["event"]["action"] == "init"  # the log, read while it could be
     assert not list((isolated / ".bsecrets").glob("*.json"))  # no export left behind
@@ -586,17 +591,14 @@ def test_audit_export_until_before_a_damaged_event_exports_what_audit_log_lists(
     assert [json.loads(x)["seq"] for x in target.read_text().splitlines()] == [1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason="no command gives the owner's key a new passphrase; "
-                   "security.md says 'rotate the passphrase'")  # fmt: skip
 def test_the_owner_can_give_the_vault_a_new_passphrase(
     isolated: Path,
     file_keyring: FileKeyring,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """lost-passphrase.md: a vault the OS keyring still opens has to be moved to a new
-    vault, because nothing replaces the lost passphrase's wrap. The command's name here
-    is a guess ('passphrase change', the new one from BSECRETS_NEW_PASSPHRASE): adjust
-    it to the command that lands."""
+    """lost-passphrase.md: a vault the OS keyring still opens gets a new passphrase
+    ('passphrase change', the new one from BSECRETS_NEW_PASSPHRASE) instead of being
+    moved to a new vault; the lost one opens nothing any more, the keyring still does."""
     monkeypatch.setenv("BSECRETS_PASSPHRASE", PASSPHRASE)
     ok(["init", "--keyring", "--env", "dev"])
     ok(["put", "a"], "value-a")
@@ -604,3 +606,5 @@ def test_the_owner_can_give_the_vault_a_new_passphrase(
     changed = invoke(["passphrase", "change"], env={"BSECRETS_NEW_PASSPHRASE": NEW_PASSPHRASE})
     assert changed.exit_code == 0, changed.stderr
     assert ok(["get", "a"], BSECRETS_PASSPHRASE=NEW_PASSPHRASE) == "value-a\n"
+    assert invoke(["get", "a"], env={"BSECRETS_PASSPHRASE": PASSPHRASE}).exit_code == 4
+    assert ok(["get", "a"]) == "value-a\n"  # the keyring's wrap is untouched

@@ -9,7 +9,8 @@ exactly the right value or raise a BsecretsError; "not found" for a secret
 that exists is a wrong answer too, and any other exception fails the test.
 
 Trials run in two forked worker processes, each with its own copy of the
-file. The outcome tables are printed (``-s`` shows them).
+file (on tmpfs where there is one: helpers/scratch.py). The outcome tables are
+printed (``-s`` shows them).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import pytest
 from helpers.cli import invoke
+from helpers.scratch import memory_folder
 from helpers.values import PASSPHRASE
 
 from bsecrets.cli.exit_codes import exit_code_of
@@ -272,9 +274,12 @@ def _build(work: Path) -> Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with pytest.MonkeyPatch.context() as mp:
-        work = _isolate(mp, tmp_path_factory.mktemp("tamper"))
+def lab() -> Iterator[Lab]:
+    """Built once; its folder (the workers' copies too) is on tmpfs where there is one:
+    every read writes an audit event, and the fsync of each is wasted here (what is
+    damaged and read back is the same file on any file system)."""
+    with memory_folder("tamper") as root, pytest.MonkeyPatch.context() as mp:
+        work = _isolate(mp, root)
         yield _build(work)
 
 

@@ -37,6 +37,7 @@ class Action(StrEnum):
     UNLOCK = "unlock"
     LOCK = "lock"
     VERIFY = "verify"  # bsecrets verify (the whole vault file)
+    PASSPHRASE_CHANGE = "passphrase.change"  # a principal's key under a new passphrase
     # access control (services/access.py, services/mfa.py)
     ENV_PROTECT = "env.protect"
     ENV_UNPROTECT = "env.unprotect"

@@ -170,6 +170,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("bsecrets.cli.commands.setup", "init"),
     "unlock": ("bsecrets.cli.commands.setup", "unlock"),
     "lock": ("bsecrets.cli.commands.setup", "lock"),
+    "passphrase": ("bsecrets.cli.commands.passphrase", "app"),
     "put": ("bsecrets.cli.commands.secrets", "put"),
     "get": ("bsecrets.cli.commands.secrets", "get"),
     "ls": ("bsecrets.cli.commands.secrets", "ls"),

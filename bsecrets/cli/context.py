@@ -19,6 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 from bsecrets.config.cache import load_profile_cached
 from bsecrets.config.loader import find_profile
 from bsecrets.config.settings import ENV_ENV, ENV_JSON, Settings
+from bsecrets.errors import UsageError
 from bsecrets.models import Confirmation
 from bsecrets.vaultfile.credentials import Credentials
 
@@ -32,7 +33,72 @@ def given_after_command(ctx: typer.Context, option: str, value: Any) -> None:
     ``make_context``) there are no settings to update."""
     root = ctx.find_root().obj
     if isinstance(root, CliContext) and not ctx.resilient_parsing:
+        if option == "--env" and isinstance(value, tuple):  # a one-environment -e
+            value = one_environment(ctx, value)
+        if option == "--env" and value is not None:
+            ctx.meta[_ENV_AFTER] = True  # it replaces any -e before the command
         root.settings = root.settings.given(option, value)
+
+
+# --- -e: one environment, or layers (exec, export) ------------------------------
+#
+# click keeps only the last of a repeated option. So that a second -e is an error
+# rather than silently the one that counts, every -e that names one environment is
+# made a list at the click level (_count_env_options) and checked here: given once
+# it is that one string, as before. Commands whose own -e is a list (init, token
+# issue; EnvLayersOption: exec, export, render) take the -e given before the command
+# as theirs when they are given none after it (docs/exec.md, "Layered environments").
+
+_ONE_ENV = "_bsecrets_one_env"  # on a click option: a -e made a list only to count it
+_ENV_BEFORE = "bsecrets.env_before"  # ctx.meta: the -e values given before the command
+_ENV_AFTER = "bsecrets.env_after"  # ctx.meta: a one-environment -e given after it
+
+
+def _count_env_options(params: list[Any]) -> None:
+    for param in params:
+        if "--env" in getattr(param, "opts", ()) and not param.multiple:
+            param.multiple = True
+            setattr(param, _ONE_ENV, True)
+
+
+def one_environment(ctx: Any, values: tuple[str, ...]) -> str | None:
+    """The one environment a -e gives (None: not given); UsageError (exit 2) when it
+    was given more than once. The names are not echoed (what was typed may be a
+    pasted token: tests/test_error_text.py)."""
+    if len(values) > 1:
+        command = ctx.command_path.partition(" ")[2] or "bsecrets"
+        raise UsageError(
+            f"-e is given {len(values)} times, and '{command}' works in one environment",
+            hint="give -e once; only exec and export layer environments "
+            "(bsecrets exec -e shared -e dev -- CMD: the later one wins)",
+        )
+    return values[0] if values else None
+
+
+def _env_before_command(group: Any, ctx: Any) -> None:
+    """The root's -e, a list at the click level: its last value goes to the root
+    callback (as before), all of them to ctx.meta for the command (_env_layers_check)."""
+    if "env" in ctx.params and getattr(_env_param(group), _ONE_ENV, False):
+        given = tuple(ctx.params["env"] or ())
+        ctx.params["env"] = given[-1] if given else None
+        ctx.meta[_ENV_BEFORE] = given
+
+
+def _env_param(command: Any) -> Any:
+    return next((p for p in command.params if "--env" in getattr(p, "opts", ())), None)
+
+
+def _env_layers_check(command: Any, ctx: Any) -> None:
+    """A command whose own -e is a list takes the -e values given before the command
+    when it is given none after it; any other command refuses several before it
+    (unless one -e after the command replaces them)."""
+    before = ctx.meta.get(_ENV_BEFORE, ())
+    own = _env_param(command)
+    if own is not None and own.multiple and not getattr(own, _ONE_ENV, False):
+        if own.expose_value and before and not ctx.params.get(own.name):
+            ctx.params[own.name] = list(before)
+    elif len(before) > 1 and not ctx.meta.get(_ENV_AFTER):
+        one_environment(ctx, before)
 
 
 # A command's own -e/--json are the global options spelled after the command: they
@@ -40,6 +106,17 @@ def given_after_command(ctx: typer.Context, option: str, value: Any) -> None:
 # output all see them.
 EnvOption = Annotated[
     str | None,
+    typer.Option(
+        "--env",
+        "-e",
+        metavar="ENV",
+        help=f"Environment (default: {ENV_ENV}, else the profile's default_env).",
+    ),
+]
+# exec and export: -e repeatable, the environments layered in order (later wins); render
+# takes it to refuse it. The same help as the global -e (one option, one meaning).
+EnvLayersOption = Annotated[
+    list[str] | None,
     typer.Option(
         "--env",
         "-e",
@@ -163,6 +240,7 @@ class BsecretsCommand(TyperCommand):
         _examples_to_epilog(attrs)
         super().__init__(**attrs)
         _name_values(self.params)
+        _count_env_options(self.params)
 
     def invoke(self, ctx: Any) -> Any:
         # The command's own --json and -e (JsonOption, EnvOption; audit's -e filter) are
@@ -171,12 +249,15 @@ class BsecretsCommand(TyperCommand):
         # cost on every start-up.) init's -e is a list and means its own thing.
         for param in self.params:
             value = ctx.params.get(param.name) if param.expose_value else None
+            if getattr(param, _ONE_ENV, False) and param.expose_value:
+                value = ctx.params[param.name] = one_environment(ctx, tuple(value or ()))
             if value is True and "--json" in param.opts:
                 given_after_command(ctx, "--json", True)
             elif isinstance(value, str) and "--env" in param.opts:
                 given_after_command(ctx, "--env", value)
             elif value is True and "--yes" in param.opts:  # rm's and env rm's own --yes
                 given_after_command(ctx, "--yes", True)
+        _env_layers_check(self, ctx)
         return super().invoke(ctx)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
@@ -195,6 +276,11 @@ class BsecretsGroupHelp(TyperGroup):
         _examples_to_epilog(attrs)
         super().__init__(**attrs)
         _name_values(self.params)
+        _count_env_options(self.params)
+
+    def invoke(self, ctx: Any) -> Any:
+        _env_before_command(self, ctx)
+        return super().invoke(ctx)
 
     def format_epilog(self, ctx: Any, formatter: Any) -> None:
         _write_epilog(self.epilog, formatter)
@@ -274,6 +360,11 @@ class CliContext:
     def env(self, command_env: str | None) -> str | None:
         """The environment for this command: -e after the command > global > profile default."""
         return command_env or self.settings.env
+
+    def envs(self, command_envs: list[str] | None) -> list[str | None]:
+        """exec's and export's layers (EnvLayersOption): the -e environments in order,
+        else the one environment a command uses (BSECRETS_ENV, else the default)."""
+        return list(command_envs) if command_envs else [self.settings.env]
 
     def close(self) -> None:
         if self._manager is not None:

@@ -241,6 +241,11 @@ STEPS: Final[Mapping[str, str]] = {
     "leave_out_or_render_to_file": (
         "leave it out with --only, or use 'bsecrets render' to write it to a file"
     ),
+    # exec --env-file's lines (services/env_file.py)
+    "allow_keep_or_drop_line": (
+        "allow it with --allow-override {variable}, keep the inherited value with "
+        "--preserve-env {variable}, or remove the line"
+    ),
     # provision generators (config/generators.py), empty values (models.py)
     "give_value_or_allow_empty": (
         "give '{name}' a value or a generator, or pass --allow-empty; {hint}"

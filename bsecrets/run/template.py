@@ -50,8 +50,9 @@ def _where(text: str, pos: int) -> tuple[int, int]:
     return line, column
 
 
-def _parse_body(body: str) -> tuple[str, str, int | None]:
-    """``ENV/NAME[#field][#vN]`` -> (env, name-or-name#field, version); ValueError says why."""
+def parse_body(body: str) -> tuple[str, str, int | None]:
+    """``ENV/NAME[#field][#vN]`` -> (env, name-or-name#field, version); ValueError says why.
+    Also the parser of ``exec --env-file``'s references (services/env_file.py)."""
     env, sep, rest = body.partition("/")
     if not sep or not env:
         raise ValueError("expected bsecrets://ENV/NAME")
@@ -92,7 +93,7 @@ def parse(text: str, source: str) -> list[Reference]:
         try:
             if match is None:
                 raise ValueError("expected '{{ bsecrets://ENV/NAME }}'")
-            env, name, version = _parse_body(match["body"])
+            env, name, version = parse_body(match["body"])
         except ValueError as exc:
             raise UsageError(
                 # never the text itself: a template may hold a value beside the reference

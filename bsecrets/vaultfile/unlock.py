@@ -66,10 +66,12 @@ def wrap_with_passphrase(
     *,
     principal: str = OWNER,
     payload: bytes = b"",
+    params: KdfParams | None = None,
 ) -> tuple[str, bytes]:
     """(params, wrapped) for ``principal``'s private key under ``passphrase``; ``payload``
-    (a principal's trust root: the owner's identity key) is sealed after the key."""
-    params = KdfParams.new()
+    (a principal's trust root: the owner's identity key) is sealed after the key.
+    ``params``: the Argon2id parameters (default: fresh, the standard ones)."""
+    params = params or KdfParams.new()
     params_json = json.dumps(params.to_dict(), sort_keys=True)
     kek = params.derive(passphrase)
     aad = _wrap_aad(vault_id, "passphrase", params_json, principal)

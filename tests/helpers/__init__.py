@@ -13,6 +13,8 @@ bsecrets, or must be given tests/ on PYTHONPATH.
   on a pseudo-terminal (``run_on_tty``); putting and reading values through it;
   ``assert_error``.
 * ``local_vault``: a local vault file made in-process.
+* ``scratch``: a folder on tmpfs, for tests that rewrite a vault many times and
+  whose subject is not the disk (no fsync wait per audited read).
 * ``github_env``: what a GitHub runner reads from ``$GITHUB_ENV``.
 * ``openbao_server``, ``moto_server``, ``secret_service``: the real servers and
   daemons (session fixtures, registered in conftest.py).

@@ -8,9 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from bsecrets.cli.commands.passphrase import ask_new_passphrase
 from bsecrets.cli.context import EnvOption, JsonOption, command_group, obj
-from bsecrets.config.settings import ENV_NEW_PASSPHRASE
-from bsecrets.errors import UsageError
 from bsecrets.services import principals
 from bsecrets.vaultfile.keyfile import fingerprint, new_key_file, read_public_key
 
@@ -43,21 +42,12 @@ OnlyScope = Annotated[
 
 
 def _new_passphrase(ctx: typer.Context, name: str) -> str:
-    cli = obj(ctx)
-    given = cli.settings.environ.get(ENV_NEW_PASSPHRASE)
-    if given is not None:
-        return given
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"principal '{name}' needs a passphrase of its own, and there is no terminal to ask",
-            hint=f"set {ENV_NEW_PASSPHRASE} (the new principal's passphrase)",
-        )
-    import getpass
-
-    first = getpass.getpass(f"Passphrase for {name}: ")
-    if getpass.getpass(f"Passphrase for {name} (again): ") != first:
-        raise UsageError("the passphrases differ", hint="type the same passphrase twice")
-    return first
+    return ask_new_passphrase(
+        obj(ctx),
+        f"Passphrase for {name}",
+        f"principal '{name}' needs a passphrase of its own, and there is no terminal to ask",
+        "the new principal's passphrase",
+    )
 
 
 @principal_app.command("add")

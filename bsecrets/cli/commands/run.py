@@ -10,26 +10,20 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from bsecrets.audit.events import Action
-from bsecrets.cli.context import CliContext, EnvOption, OnlyOption, obj
+from bsecrets.cli.context import EnvLayersOption, OnlyOption, obj
 from bsecrets.config.ci import mask_in_github
-from bsecrets.config.envmap import child_environment, map_names, select_names
+from bsecrets.config.envmap import child_environment
 from bsecrets.config.settings import ENV_MASK
 from bsecrets.errors import CommandNotExecutable, CommandNotFound, UsageError
 from bsecrets.files import restore_for_child, write_private_file
 from bsecrets.run.supervise import StartFailed, run
 from bsecrets.run.template import render as fill
+from bsecrets.services import env_file as env_files
+from bsecrets.services import exec_inputs
 
 
 def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for v in values or [] for part in v.split(",") if part.strip()]
-
-
-def _names(cli: CliContext, env_name: str, only: list[str]) -> list[str]:
-    """The ``--only`` names and globs (envmap.select_names), else every live secret."""
-    return select_names(
-        only, lambda: [s.name for s in cli.manager.list_secrets(env_name)], env_name
-    )
 
 
 def _restore_child_signals() -> None:
@@ -102,44 +96,76 @@ def exec_(
             help="Also VAR_PREVIOUS for each secret within a graceful rotation's overlap.",
         ),
     ] = False,
-    env: EnvOption = None,
+    env_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env-file",
+            metavar="FILE",
+            help="A dotenv file of settings and bsecrets://ENV/NAME references to resolve "
+            "(repeatable: later wins; without -e, only its variables are injected).",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse (exit 7) a secret or variable set by more than one -e "
+            "environment or --env-file line.",
+        ),
+    ] = False,
+    env: EnvLayersOption = None,
 ) -> None:
     """Run a command with the environment's secrets as environment variables.
+
+    -e is repeatable: the environments layer in order, a later one wins
+    (-e shared -e dev). --env-file resolves a file's references on top of them.
 
     Examples:
       bsecrets exec -- ./manage.py migrate
       bsecrets exec -e prod --only DB_URL,API_KEY -- node server.js
+      bsecrets exec -e shared -e dev --strict -- ./run-tests
+      bsecrets exec --env-file .env.tpl -- node server.js
       bsecrets exec --prefix APP_ --pristine -- env
     """
     cli = obj(ctx)
     if not command:
         raise UsageError("no command to run", hint="bsecrets exec [OPTIONS] -- COMMAND [ARGS...]")
     masked = want_mask(mask, cli.settings.environ)
+    lines = env_files.load(env_file or [])  # FILE:LINE errors before anything is read
+    if env_file and not env and (only or prefix or with_previous):
+        raise UsageError(
+            "--only, --prefix and --with-previous pick an environment's secrets, and with "
+            "--env-file alone none are injected",
+            hint="name the environment with -e ENV, or drop the option",
+        )
+    environ = cli.settings.environ
+    env_files.check_settable(
+        env_files.winners(lines).values(), environ, pristine=pristine,
+        preserve=_split(preserve_env), allow_override=_split(allow_override),
+    )  # fmt: skip
     manager = cli.manager
-    env_name = manager.env_name(cli.env(env))
-    names = _names(cli, env_name, _split(only))
-    mapping = map_names(names, prefix)  # collisions fail before any value is read
-    with manager.reading(env_name, names, action=Action.EXEC) as (secrets, note):
+    envs = cli.envs(env) if env or not env_file else []  # --env-file: -e only if given
+    inputs = exec_inputs.plan(manager, envs, lines, only=_split(only), prefix=prefix, strict=strict)
+    with exec_inputs.reading(manager, inputs) as read:
+        secrets, mapping = read.secrets, read.mapping
         if with_previous:  # graceful rotations: docs/rotation.md
             # a seam: exec loads the rotation service only when asked (start-up, #20)
             from bsecrets.services.rotation import with_previous as add_previous
 
-            secrets, mapping = add_previous(manager, env_name, secrets, mapping)
+            secrets, mapping = add_previous(manager, inputs.env, secrets, mapping)
+        secrets, mapping = read.on_top(secrets, mapping)
         child_env, injected = child_environment(
-            secrets,
-            cli.settings.environ,
-            mapping=mapping,
-            pristine=pristine,
-            preserve=_split(preserve_env),
-            allow_override=_split(allow_override),
-        )
-        note.names = [mapping[variable] for variable in injected]  # the one event says these
+            secrets, environ, mapping=mapping, pristine=pristine,
+            preserve=_split(preserve_env), allow_override=_split(allow_override),
+        )  # fmt: skip
+        read.used(mapping[variable] for variable in injected)  # what each event names
     cli.close()
 
-    mask_in_github(secrets.values(), cli.settings.environ)  # GitHub Actions: ::add-mask::
+    values = read.secret_values(secrets)  # a file's plain settings are not masked
+    mask_in_github(values, environ)  # GitHub Actions: ::add-mask::
     if masked:
-        _supervise(command, child_env, list(secrets.values()))
-    del secrets
+        _supervise(command, child_env, values)
+    del secrets, values
     _replace_process(command, child_env)
 
 
@@ -196,8 +222,11 @@ def render(
         str,
         typer.Option("--output", "-o", help="Write here (atomically, mode 0600); '-': stdout."),
     ] = "-",
+    env: EnvLayersOption = None,
 ) -> None:
     """Fill {{ bsecrets://ENV/NAME }} references (#vN: a version, #field: a field).
+
+    Each reference names its environment, so render takes no layers of -e.
 
     Examples:
       bsecrets render config.ini.tmpl -o config.ini
@@ -205,6 +234,12 @@ def render(
     """
     from pathlib import Path
 
+    if env and len(env) > 1:
+        raise UsageError(
+            f"render takes no layered environments (-e given {len(env)} times): each "
+            "reference names its own, {{ bsecrets://ENV/NAME }}",
+            hint="drop -e, and write the environment into each reference",
+        )
     cli = obj(ctx)
     if template == "-":
         raw = sys.stdin.buffer.read()

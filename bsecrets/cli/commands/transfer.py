@@ -10,19 +10,21 @@ from typing import Annotated
 
 import typer
 
-from bsecrets.cli.context import CliContext, EnvOption, JsonOption, OnlyOption, obj
+from bsecrets.cli.context import (
+    CliContext,
+    EnvLayersOption,
+    EnvOption,
+    JsonOption,
+    OnlyOption,
+    obj,
+)
 from bsecrets.config.ci import mask_in_github
 from bsecrets.errors import UsageError
 from bsecrets.files import refuse_folder, write_private_file
 from bsecrets.formats import codecs as formats
+from bsecrets.services.env_layers import export_layers
 from bsecrets.services.provision import provision as run
-from bsecrets.services.transfer import (
-    apply_import,
-    diff_envs,
-    export_env,
-    plan_import,
-    validate_entries,
-)
+from bsecrets.services.transfer import apply_import, diff_envs, plan_import, validate_entries
 
 FormatOption = Annotated[
     str | None,
@@ -70,14 +72,23 @@ def export(
             "--output", "-o", help="Write to this file (atomically, mode 0600); '-': stdout."
         ),
     ] = "-",
-    env: EnvOption = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Refuse (exit 7) a secret more than one -e environment holds."
+        ),
+    ] = False,
+    env: EnvLayersOption = None,
 ) -> None:
     """Print every secret of an environment as dotenv, JSON, YAML or shell, or append
     them to $GITHUB_ENV (--format github-env).
 
+    -e is repeatable: the environments layer in order, a later one wins.
+
     Examples:
       bsecrets export > .env
       bsecrets export --format json -e prod -o prod.json
+      bsecrets export -e shared -e dev --strict > .env
       bsecrets export --only 'db/*' --prefix APP_ --format shell
     """
     cli = obj(ctx)
@@ -97,13 +108,14 @@ def export(
             )
 
         refuse_folder(Path(output), "-o")
-    env_name, items, values = export_env(
+    env_name, items, values = export_layers(
         cli.manager,
-        cli.env(env),
+        cli.envs(env),
         fmt,
         only=_split(only),
         prefix=prefix,
         allow_override=_split(allow_override),
+        strict=strict,
     )
     if fmt == "github-env":
         import secrets

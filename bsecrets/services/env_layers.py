@@ -1,0 +1,178 @@
+"""Layered environments: ``exec -e shared -e dev`` and ``export -e shared -e dev``.
+
+The environments are taken in the order given and a later one wins: a secret two
+of them hold comes from the later one, and only from it (the earlier one does not
+read it). Each environment is its own audited read, whose event names the secrets
+taken from it. ``--only`` picks in every layer: a name must be in at least one of
+them, a glob must match in at least one (exit 3 otherwise).
+
+With one environment nothing changes: its names come from ``--only``
+(envmap.select_names, which lists the environment only for a glob) or from its
+listing, and it is read once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from bsecrets.audit.events import Action
+from bsecrets.config.envmap import check_prefix, select_names
+from bsecrets.errors import BsecretsError, Conflict, NextStep, SecretNotFound, UsageError
+from bsecrets.formats.codecs import VARIABLE_FORMATS, variables
+from bsecrets.services.transfer import Export, check_settable, export_env, export_items
+
+if TYPE_CHECKING:
+    from bsecrets.audit.logger import Note
+    from bsecrets.services.manager import SecretsManager
+
+SHOWN_COLLISIONS = 10  # a --strict error names this many, then says how many more
+
+
+class Layer(NamedTuple):
+    env: str
+    names: list[str]  # the secrets taken from this environment (no later one holds them)
+
+
+class Layers(NamedTuple):
+    layers: list[Layer]
+    held_by: dict[str, list[str]]  # a name more than one environment holds -> those, in order
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(name for layer in self.layers for name in layer.names)
+
+    @property
+    def label(self) -> str:
+        """``shared+dev``: the environments, for a message."""
+        return "+".join(layer.env for layer in self.layers)
+
+
+def plan(manager: SecretsManager, envs: Sequence[str | None], only: Sequence[str]) -> Layers:
+    """Which secret comes from which environment; no value is read. An unknown
+    environment is exit 3 before anything is listed; one given twice, exit 2."""
+    names = [manager.env_name(env) for env in envs]
+    only = [item.strip() for item in only if item.strip()]
+    for i, env in enumerate(names):
+        if env in names[:i]:
+            raise UsageError(
+                f"environment '{env}' is layered twice",
+                hint="name each environment once, in the order they apply (the later one wins)",
+            )
+    if len(names) == 1:
+        env = names[0]
+        chosen = select_names(only, lambda: [s.name for s in manager.list_secrets(env)], env)
+        return Layers([Layer(env, chosen)], {})
+    holders: dict[str, list[str]] = {}
+    found: set[str] = set()
+    for env in names:
+        listing = [s.name for s in manager.list_secrets(env)]
+        for name in sorted(_pick(only, listing, env, found)):
+            holders.setdefault(name, []).append(env)
+    for item in only:
+        if item not in found:
+            raise SecretNotFound(
+                f"no secret in the environments {', '.join(names)} matches --only '{item}'",
+                step=NextStep("list_secret_names"),
+            )
+    layers = [Layer(env, sorted(n for n, h in holders.items() if h[-1] == env)) for env in names]
+    return Layers(layers, {name: h for name, h in holders.items() if len(h) > 1})
+
+
+def _pick(only: Sequence[str], listing: list[str], env: str, found: set[str]) -> set[str]:
+    """The names of ``listing`` that ``only`` picks (all without it); adds to ``found``
+    each entry of ``only`` that picked something here."""
+    if not only:
+        return set(listing)
+    live = set(listing)
+    chosen: set[str] = set()
+    for item in only:
+        try:  # validates the name or pattern (exit 2) as --only always does
+            got = [n for n in select_names([item], lambda: listing, env) if n in live]
+        except SecretNotFound:  # a glob that matches nothing in this layer
+            got = []
+        if got:
+            chosen.update(got)
+            found.add(item)
+    return chosen
+
+
+Locate = Callable[[str, BsecretsError], None]
+
+
+@contextlib.contextmanager
+def reading(
+    manager: SecretsManager,
+    reads: Mapping[str, Sequence[str]],
+    *,
+    action: Action,
+    locate: Locate | None = None,
+) -> Iterator[tuple[dict[tuple[str, str], bytes], dict[str, Note]]]:
+    """``with reading(manager, {env: names}, action=...) as (values, notes):`` one audited
+    read per environment (SecretsManager.reading), values by (env, name). The caller
+    may narrow each ``notes[env].names`` to what it used; every event is written when
+    the block ends. ``locate(env, error)`` may add a location to a read's error."""
+    values: dict[tuple[str, str], bytes] = {}
+    notes: dict[str, Note] = {}
+    with contextlib.ExitStack() as stack:  # entered last to first: events in layer order
+        for env, names in reversed(list(reads.items())):
+            try:
+                got, note = stack.enter_context(manager.reading(env, list(names), action=action))
+            except BsecretsError as exc:
+                if locate is not None:
+                    locate(env, exc)
+                raise
+            notes[env] = note
+            values.update({(env, name): value for name, value in got.items()})
+        yield values, notes
+
+
+def refuse_collisions(found: Mapping[str, Sequence[str]]) -> None:
+    """``--strict``: Conflict (exit 7) naming each name or variable set more than once
+    and where from (environments, FILE:LINE), never a value."""
+    if not found:
+        return
+    shown = [f"{key} ({', '.join(sources)})" for key, sources in sorted(found.items())]
+    more = len(shown) - SHOWN_COLLISIONS
+    raise Conflict(
+        f"--strict: set more than once: {'; '.join(shown[:SHOWN_COLLISIONS])}"
+        + (f"; and {more} more" if more > 0 else ""),
+        hint="keep one of each, or rename one; without strict checking the later one wins",
+    )
+
+
+def export_layers(
+    manager: SecretsManager,
+    envs: Sequence[str | None],
+    fmt: str,
+    *,
+    only: Sequence[str] = (),
+    prefix: str = "",
+    allow_override: Sequence[str] = (),
+    strict: bool = False,
+) -> Export:
+    """``export -e shared -e dev``: the layers' secrets merged (the later one wins), one
+    audited ``export`` read per environment naming the secrets taken from it. One
+    environment is services.transfer.export_env, as it always was."""
+    if len(envs) == 1:
+        return export_env(
+            manager, envs[0], fmt, only=only, prefix=prefix, allow_override=allow_override
+        )
+    check_prefix(prefix)
+    if prefix and fmt not in VARIABLE_FORMATS:  # as export_env
+        raise UsageError(
+            f"--prefix names variables, and --format {fmt} is keyed by secret name",
+            step=NextStep("drop_prefix_or_use_variable_format", format=fmt),
+        )
+    layers = plan(manager, envs, only)
+    if strict:
+        refuse_collisions(layers.held_by)
+    if fmt in VARIABLE_FORMATS:  # before any value is read
+        check_settable(variables(layers.names, prefix), allow_override)
+    reads = {layer.env: layer.names for layer in layers.layers}
+    with reading(manager, reads, action=Action.EXPORT) as (found, _notes):
+        values = {name: found[(layer.env, name)] for layer in layers.layers for name in layer.names}
+        values = dict(sorted(values.items()))
+        items = export_items(values, fmt, allow_override, prefix)
+    return Export(layers.label, items, values)
