@@ -264,6 +264,7 @@ STEPS: Final[Mapping[str, str]] = {
     "export_as_json_yaml_or_shell": (
         "export with --format json, yaml or shell (see docs/transfer.md)"
     ),
+    "mount_as_json_or_yaml": "mount it with --mount-format json or yaml (see docs/exec.md)",
     "export_as_json_or_yaml": "export with --format json or yaml",
     "use_exec_in_ci_step": "use 'bsecrets exec' in the step instead",
     "read_value_raw": "read it with 'bsecrets get NAME --raw'",

@@ -166,6 +166,17 @@ def render_yaml(items: Iterable[tuple[str, str]]) -> str:
     return text
 
 
+def render(fmt: str, items: Iterable[tuple[str, str]]) -> str:
+    """``items`` in one of the text formats: dotenv, json, yaml or shell."""
+    renderers = {
+        "dotenv": render_dotenv,
+        "json": render_json,
+        "yaml": render_yaml,
+        "shell": render_shell,
+    }
+    return renderers[fmt](items)
+
+
 def github_env_block(key: str, value: str, delimiter: Callable[[], str]) -> str:
     """``KEY<<DELIM`` / value / ``DELIM``, the multi-line form of $GITHUB_ENV.
 

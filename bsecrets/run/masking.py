@@ -48,6 +48,12 @@ class Redactor:
         self._replacement = replacement
         self._pending = b""
 
+    def add(self, values: Iterable[bytes]) -> None:
+        """Also redact ``values`` from now on (exec --watch: the new values of a change;
+        the old ones stay redacted too)."""
+        found = set(self._patterns) | set(patterns(values))
+        self._patterns = sorted(found, key=lambda p: (-len(p), p))
+
     def __repr__(self) -> str:  # never show the patterns
         return f"Redactor({len(self._patterns)} patterns)"
 

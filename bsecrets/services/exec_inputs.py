@@ -145,6 +145,15 @@ class Reading:
         for env, note in self.notes.items():
             note.names = names[env]
 
+    def source(self, key: str) -> tuple[str, str] | None:
+        """(environment, secret) a key of ``on_top``'s mapping comes from; None for a
+        file's plain setting."""
+        for line in self.inputs.lines.values():
+            if line.where == key:
+                return None if line.text is not None else (line.env, line.name)
+        env = self._owner.get(key.partition("#")[0])
+        return (env, key) if env is not None else None
+
     def secret_values(self, secrets: Mapping[str, bytes]) -> list[bytes]:
         """What masking hides: every secret read, not a file's plain settings."""
         return [value for key, value in secrets.items() if key not in self._plain]

@@ -6,20 +6,21 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
 from bsecrets.cli.context import EnvLayersOption, OnlyOption, obj
 from bsecrets.config.ci import mask_in_github
-from bsecrets.config.envmap import child_environment
 from bsecrets.config.settings import ENV_MASK
 from bsecrets.errors import CommandNotExecutable, CommandNotFound, UsageError
 from bsecrets.files import restore_for_child, write_private_file
 from bsecrets.run.supervise import StartFailed, run
 from bsecrets.run.template import render as fill
 from bsecrets.services import env_file as env_files
-from bsecrets.services import exec_inputs
+from bsecrets.services import exec_env, exec_run
+from bsecrets.timeutil import parse_duration
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -113,6 +114,49 @@ def exec_(
             "environment or --env-file line.",
         ),
     ] = False,
+    mount: Annotated[
+        str | None,
+        typer.Option(
+            "--mount",
+            metavar="PATH",
+            help="Give the secrets as a file at PATH (a named pipe; it must not exist) "
+            "instead of the environment; BSECRETS_MOUNT names it. Gone when the command ends.",
+        ),
+    ] = None,
+    mount_format: Annotated[
+        str | None,
+        typer.Option(
+            "--mount-format",
+            metavar="FORMAT",
+            help="dotenv, json or yaml (default: from PATH's suffix, else dotenv).",
+        ),
+    ] = None,
+    mount_max_reads: Annotated[
+        int | None,
+        typer.Option(
+            "--mount-max-reads", metavar="N", help="Remove the file after N reads (N >= 1)."
+        ),
+    ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Re-read the secrets every --interval; on a change restart the command "
+            "(or send it --signal).",
+        ),
+    ] = False,
+    interval: Annotated[
+        str | None,
+        typer.Option("--interval", metavar="DURATION", help="How often --watch reads (30s)."),
+    ] = None,
+    signal_name: Annotated[
+        str | None,
+        typer.Option(
+            "--signal",
+            metavar="SIGNAL",
+            help="What --watch does on a change: restart (default), or send this signal (HUP).",
+        ),
+    ] = None,
     env: EnvLayersOption = None,
 ) -> None:
     """Run a command with the environment's secrets as environment variables.
@@ -126,6 +170,8 @@ def exec_(
       bsecrets exec -e shared -e dev --strict -- ./run-tests
       bsecrets exec --env-file .env.tpl -- node server.js
       bsecrets exec --prefix APP_ --pristine -- env
+      bsecrets exec --mount config.json -- ./server --config config.json
+      bsecrets exec --watch --interval 1m -- ./worker
     """
     cli = obj(ctx)
     if not command:
@@ -138,35 +184,90 @@ def exec_(
             "--env-file alone none are injected",
             hint="name the environment with -e ENV, or drop the option",
         )
+    mounting = _mount_spec(mount, mount_format, mount_max_reads)
+    watching = _watch_spec(watch, interval, signal_name)
     environ = cli.settings.environ
+    preserve, allow = _split(preserve_env), _split(allow_override)
     env_files.check_settable(
         env_files.winners(lines).values(), environ, pristine=pristine,
-        preserve=_split(preserve_env), allow_override=_split(allow_override),
+        preserve=preserve, allow_override=allow,
     )  # fmt: skip
     manager = cli.manager
-    envs = cli.envs(env) if env or not env_file else []  # --env-file: -e only if given
-    inputs = exec_inputs.plan(manager, envs, lines, only=_split(only), prefix=prefix, strict=strict)
-    with exec_inputs.reading(manager, inputs) as read:
-        secrets, mapping = read.secrets, read.mapping
-        if with_previous:  # graceful rotations: docs/rotation.md
-            # a seam: exec loads the rotation service only when asked (start-up, #20)
-            from bsecrets.services.rotation import with_previous as add_previous
+    request = exec_env.Request(
+        cli.envs(env) if env or not env_file else [],  # --env-file: -e only if given
+        lines, environ, only=_split(only), prefix=prefix, strict=strict,
+        with_previous=with_previous, pristine=pristine, preserve=preserve, allow_override=allow,
+    )  # fmt: skip
+    prepared = exec_env.prepare(manager, request)
+    if watching is None:
+        cli.close()
 
-            secrets, mapping = add_previous(manager, inputs.env, secrets, mapping)
-        secrets, mapping = read.on_top(secrets, mapping)
-        child_env, injected = child_environment(
-            secrets, environ, mapping=mapping, pristine=pristine,
-            preserve=_split(preserve_env), allow_override=_split(allow_override),
-        )  # fmt: skip
-        read.used(mapping[variable] for variable in injected)  # what each event names
-    cli.close()
-
-    values = read.secret_values(secrets)  # a file's plain settings are not masked
+    values = prepared.secret_values  # a file's plain settings are not masked
     mask_in_github(values, environ)  # GitHub Actions: ::add-mask::
+    if mounting is not None or watching is not None:
+        try:
+            code = exec_run.supervised(
+                manager, request, prepared, command, mask=masked,
+                mount=mounting, watch=watching, warn=cli.warn,
+            )  # fmt: skip
+        except StartFailed as exc:
+            _exec_failed(command[0], exc.cause)
+        raise typer.Exit(code)
     if masked:
-        _supervise(command, child_env, values)
-    del secrets, values
+        _supervise(command, prepared.child_env, values)
+    child_env = prepared.child_env
+    del prepared, values
     _replace_process(command, child_env)
+
+
+def _mount_spec(
+    path: str | None, fmt: str | None, max_reads: int | None
+) -> exec_run.MountSpec | None:
+    if path is None:
+        if fmt is not None or max_reads is not None:
+            raise UsageError(
+                "--mount-format and --mount-max-reads shape a mount, and there is no --mount",
+                hint="add --mount PATH, or drop the option",
+            )
+        return None
+    if fmt is not None and fmt not in exec_run.MOUNT_FORMATS:
+        raise UsageError(
+            f"unknown mount format {fmt[:20]!r}",
+            hint="use --mount-format " + ", ".join(exec_run.MOUNT_FORMATS),
+        )
+    if max_reads is not None and max_reads < 1:
+        raise UsageError(
+            f"--mount-max-reads must be 1 or more, not {max_reads}",
+            hint="leave it out for a file that can be read any number of times",
+        )
+    exec_run.check_mount_path(Path(path))  # exit 7 before anything is read
+    return exec_run.MountSpec(Path(path), exec_run.mount_format(path, fmt), max_reads)
+
+
+def _watch_spec(
+    watch: bool, interval: str | None, signal_name: str | None
+) -> exec_run.WatchSpec | None:
+    if not watch:
+        if interval is not None or signal_name is not None:
+            raise UsageError(
+                "--interval and --signal shape --watch, which is not given",
+                hint="add --watch, or drop the option",
+            )
+        return None
+    seconds = parse_duration(interval or "30s", what="interval").total_seconds()
+    told = (signal_name or "restart").strip()
+    if told.lower() == "restart":
+        return exec_run.WatchSpec(seconds, None, "restart")
+    import signal
+
+    name = told.upper() if told.upper().startswith("SIG") else "SIG" + told.upper()
+    signum = getattr(signal.Signals, name, None) if name.isalnum() else None
+    if signum is None or name in ("SIGKILL", "SIGSTOP"):
+        raise UsageError(
+            f"--signal takes restart or a signal name, not {told[:20]!r}",
+            hint="for example --signal HUP, --signal USR1, or --signal restart",
+        )
+    return exec_run.WatchSpec(seconds, int(signum), name)
 
 
 def want_mask(flag: bool | None, environ: Mapping[str, str]) -> bool:
@@ -232,8 +333,6 @@ def render(
       bsecrets render config.ini.tmpl -o config.ini
       bsecrets render - < app.yaml.tmpl > app.yaml
     """
-    from pathlib import Path
-
     if env and len(env) > 1:
         raise UsageError(
             f"render takes no layered environments (-e given {len(env)} times): each "

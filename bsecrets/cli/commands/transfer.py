@@ -128,13 +128,7 @@ def export(
         _append(Path(github_env), text.encode("utf-8"))
         cli.message(f"wrote {len(items)} variables from '{env_name}' to GITHUB_ENV")
         return
-    render = {
-        "dotenv": formats.render_dotenv,
-        "json": formats.render_json,
-        "yaml": formats.render_yaml,
-        "shell": formats.render_shell,
-    }[fmt]
-    text = render(items)  # every value checked before anything is printed
+    text = formats.render(fmt, items)  # every value checked before anything is printed
     mask_in_github(values.values(), environ)
     if output != "-":
         write_private_file(Path(output), text.encode("utf-8"))
