@@ -198,6 +198,20 @@ def test_a_revoked_token_opens_nothing_and_the_environment_was_rekeyed(prod: Pat
     assert invoke(["verify"]).exit_code == 0
 
 
+def test_what_a_token_did_is_in_the_log_after_its_revocation(prod: Path) -> None:
+    """Its events wait in the intake until the owner's next event; revoking it must
+    chain them first (without its public key they would no longer open)."""
+    issued = issue("-e", "prod")
+    assert ok(["get", "deploy/key", "-e", "prod"], **as_token(issued["token"])) == "k1\n"
+    ok(["token", "revoke", issued["id"]])
+    rows = json.loads(ok(["audit", "log", "--json"]))
+    principal = principal_named_by(issued["token"])
+    gets = [r for r in rows if r["action"] == "get" and r.get("late")]
+    assert [(r["actor"]["principal"], r["name"]) for r in gets] == [(principal, "deploy/key")]
+    assert not [r for r in rows if r["action"] == "audit.intake"], rows
+    assert invoke(["audit", "verify"]).exit_code == 0
+
+
 # --- bad input ---------------------------------------------------------------------
 
 

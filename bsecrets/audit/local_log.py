@@ -244,6 +244,15 @@ class LocalAuditLog(AuditSink):
         )
         self.store.execute_write("INSERT INTO audit_intake (sealed) VALUES (?)", (blob,))
 
+    def fold_pending(self) -> None:
+        """Chain now what waits in the intakes: before a principal is removed, whose
+        waiting events would not open without its public key afterwards."""
+        with self.store.write():
+            self._ensure_tables()
+            keys = self._writing_keys()
+            if keys is not None:
+                self._fold_intake(keys)
+
     def _fold_intake(self, keys: EnvironmentKeys) -> None:
         """Chain the events written without the key, marked ``late``: the anonymous ones
         (a wrong passphrase), then other principals' (their principal as authenticated)."""

@@ -172,6 +172,7 @@ def remove_principal(
             raise PrincipalUnknown(f"principal '{name}' does not exist")
         envs = sorted(env for env, grants in policy.grants.items() if name in grants)
         was_admin = is_admin(policy, name)
+        manager.audit_log().fold_pending()  # its events still waiting: chained while they open
         for env in envs:
             rekey_without(manager, vault, env, name)
             policy = policy.with_grant(env, name, None)
