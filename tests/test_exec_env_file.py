@@ -89,6 +89,7 @@ def test_parse_settings_and_references() -> None:
         ("A=bsecrets://\n", "expected bsecrets://ENV/NAME"),
         ("A=bsecrets://prod\n", "expected bsecrets://ENV/NAME"),
         ("A=bsecrets:prod/db\n", "expected bsecrets://ENV/NAME"),
+        ("A=bsecrets:///db\n", "expected bsecrets://ENV/NAME"),  # a file names the env
         ("A=bsecrets://prod/db#\n", "empty '#' fragment"),
         ("A=bsecrets://prod/db#v0\n", "versions start at 1"),
     ],

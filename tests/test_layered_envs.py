@@ -1,7 +1,8 @@
 """Layered environments (#21): exec and export take -e more than once (later wins),
 each environment its own audited read; --strict refuses collisions (exit 7); render
-refuses layers; every other command takes one -e (a second one is exit 2, not
-silently the last). In-process except where exec's child is the subject."""
+layers for its bsecrets:///NAME references; every other command takes one -e (a
+second one is exit 2, not silently the last). In-process except where exec's child
+is the subject."""
 
 from __future__ import annotations
 
@@ -89,18 +90,42 @@ def test_only_picks_across_layers(layers: Path) -> None:
         (["export", "-e", "prod", "-e", "nowhere"], 3, "unknown environment 'nowhere'"),
         (["export", "-e", "prod", "-e", "dev", "-f", "json", "--prefix", "P_"], 2, "--prefix"),
         (["exec", "-e", "prod", "-e", "dev", "--with-previous", "--", NOWHERE], 2, "one env"),
-        (["render", "t.tpl", "-e", "prod", "-e", "dev"], 2, "render takes no layered"),
-        (["-e", "prod", "-e", "dev", "render", "t.tpl"], 2, "render takes no layered"),
+        (["render", "t.tpl", "-e", "dev", "-e", "dev"], 2, "environment 'dev' is layered twice"),
+        (["render", "t.tpl", "-e", "prod", "-e", "nowhere"], 3, "unknown environment 'nowhere'"),
+        (["render", "t.tpl", "-e", "prod", "-e", "dev", "--strict"], 7, "b (prod, dev)"),
     ],
 )
 def test_bad_layers(layers: Path, args: list[str], code: int, needle: str) -> None:
-    (layers / "t.tpl").write_text("{{ bsecrets://dev/c }}")
+    (layers / "t.tpl").write_text("{{ bsecrets:///b }}")
     assert_error(invoke(args), code, needle)
 
 
 def test_render_takes_one_e_as_before(layers: Path) -> None:
     (layers / "t.tpl").write_text("{{ bsecrets://dev/c }}")
     assert invoke(["render", "t.tpl", "-e", "prod"]).stdout == "dev-c"
+
+
+def test_render_layers_its_references_without_an_environment(layers: Path) -> None:
+    (layers / "t.tpl").write_text("{{ bsecrets:///a }} {{ bsecrets:///b }} {{bsecrets:///c}} "
+                                  "{{ bsecrets://prod/b }}")  # fmt: skip
+    result = invoke(["render", "t.tpl", "-e", "prod", "-e", "dev"])
+    assert result.stdout == "prod-a dev-b dev-c prod-b", result.stderr
+    # each value is read from the one environment that gives it
+    gets = json.loads(invoke(["audit", "log", "--action", "get", "--json"]).stdout)
+    assert [(e["env"], e["name"]) for e in gets] == [
+        ("prod", "a"), ("dev", "b"), ("dev", "c"), ("prod", "b")
+    ]  # fmt: skip
+    assert invoke(["render", "t.tpl", "-e", "dev", "-e", "prod"]).stdout == (
+        "prod-a prod-b dev-c prod-b"
+    )
+    # no -e: the default environment (dev), which has no a
+    (layers / "u.tpl").write_text("x\n  {{ bsecrets:///b }}{{ bsecrets:///a }}")
+    assert_error(invoke(["render", "u.tpl"]), 3, "u.tpl:2:22", "'a'")
+    across = invoke(["render", "u.tpl", "-e", "prod", "-e", "dev"])
+    assert across.stdout == "x\n  dev-bprod-a", across.stderr
+    (layers / "v.tpl").write_text("{{ bsecrets:///zz }}")
+    nowhere = invoke(["render", "v.tpl", "-e", "prod", "-e", "dev"])
+    assert_error(nowhere, 3, "v.tpl:1:1", "'zz' is in none of the environments prod, dev")
 
 
 @pytest.mark.parametrize(

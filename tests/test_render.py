@@ -40,6 +40,7 @@ def test_parse_forms() -> None:
         "a {{ bsecrets://dev/db/url }}\n"
         "b {{bsecrets://prod/x#v3}} c {{ bsecrets://dev/kv#user }} "
         "{{ bsecrets://dev/kv#v2#pass }} {{ bsecrets://dev/kv#pass#v2 }}"
+        " {{ bsecrets:///db/url#v2 }}"
     )
     refs = parse(text, "t")
     assert [(r.env, r.name, r.version) for r in refs] == [
@@ -48,6 +49,7 @@ def test_parse_forms() -> None:
         ("dev", "kv#user", None),
         ("dev", "kv#pass", 2),
         ("dev", "kv#pass", 2),
+        ("", "db/url", 2),  # no environment: render's -e layers, else the default
     ]
     assert (refs[1].line, refs[1].column) == (2, 3)
 
@@ -72,6 +74,8 @@ def test_other_braces_left_alone() -> None:
         ("{{ bsecrets://dev/x", 1, 1, "expected"),
         ("{{ bsecrets://dev/x#v" + "9" * 5000 + " }}", 1, 1, "version number is too large"),
         ("{{ bsecrets://dev/x password=hunter2-canary", 1, 1, "expected"),
+        ("{{ bsecrets:/// }}", 1, 1, "secret name"),
+        ("{{ bsecrets:////x }}", 1, 1, "secret name"),
     ],
 )
 def test_malformed(text: str, line: int, column: int, why: str) -> None:

@@ -6,6 +6,8 @@ Grammar (whitespace inside the braces is optional)::
     {{ bsecrets://ENV/NAME#v3 }}         version 3
     {{ bsecrets://ENV/NAME#field }}      one field of a structured (Vault) secret
     {{ bsecrets://ENV/NAME#field#v3 }}   both (in either order)
+    {{ bsecrets:///NAME }}               no environment: the caller's (render's -e
+                                         layers, the later one wins; else the default)
 
 Only text starting ``{{ bsecrets:`` is a reference; other ``{{ ... }}`` (Helm,
 Jinja, ...) is left alone. Every reference is parsed and resolved before the
@@ -50,13 +52,14 @@ def _where(text: str, pos: int) -> tuple[int, int]:
     return line, column
 
 
-def parse_body(body: str) -> tuple[str, str, int | None]:
+def parse_body(body: str, *, layered: bool = False) -> tuple[str, str, int | None]:
     """``ENV/NAME[#field][#vN]`` -> (env, name-or-name#field, version); ValueError says why.
+    With ``layered``, ``/NAME`` (``bsecrets:///NAME``) gives env ``""``: the caller's.
     Also the parser of ``exec --env-file``'s references (services/env_file.py)."""
     env, sep, rest = body.partition("/")
-    if not sep or not env:
+    if not sep or not (env or layered):
         raise ValueError("expected bsecrets://ENV/NAME")
-    if not ENV_NAME_RE.fullmatch(env):
+    if env and not ENV_NAME_RE.fullmatch(env):
         raise ValueError(f"invalid environment name '{env}'")
     name, *fragments = rest.split("#")
     try:
@@ -93,12 +96,13 @@ def parse(text: str, source: str) -> list[Reference]:
         try:
             if match is None:
                 raise ValueError("expected '{{ bsecrets://ENV/NAME }}'")
-            env, name, version = parse_body(match["body"])
+            env, name, version = parse_body(match["body"], layered=True)
         except ValueError as exc:
             raise UsageError(
                 # never the text itself: a template may hold a value beside the reference
                 f"{source}:{line}:{column}: malformed reference: {exc}",
-                hint="write {{ bsecrets://ENV/NAME }}, optionally with #vN and/or #field",
+                hint="write {{ bsecrets://ENV/NAME }} or {{ bsecrets:///NAME }}, optionally "
+                "with #vN and/or #field",
             ) from None
         refs.append(Reference(env, name, version, line, column, match.start(), match.end()))
     return refs

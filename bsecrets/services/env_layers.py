@@ -1,4 +1,5 @@
-"""Layered environments: ``exec -e shared -e dev`` and ``export -e shared -e dev``.
+"""Layered environments: ``exec -e shared -e dev``, ``export -e shared -e dev``, and
+``render -e shared -e dev`` for its ``bsecrets:///NAME`` references (``owners``).
 
 The environments are taken in the order given and a later one wins: a secret two
 of them hold comes from the later one, and only from it (the earlier one does not
@@ -49,17 +50,23 @@ class Layers(NamedTuple):
         return "+".join(layer.env for layer in self.layers)
 
 
-def plan(manager: SecretsManager, envs: Sequence[str | None], only: Sequence[str]) -> Layers:
-    """Which secret comes from which environment; no value is read. An unknown
-    environment is exit 3 before anything is listed; one given twice, exit 2."""
+def _env_names(manager: SecretsManager, envs: Sequence[str | None]) -> list[str]:
+    """The environments, resolved: an unknown one is exit 3; one given twice, exit 2."""
     names = [manager.env_name(env) for env in envs]
-    only = [item.strip() for item in only if item.strip()]
     for i, env in enumerate(names):
         if env in names[:i]:
             raise UsageError(
                 f"environment '{env}' is layered twice",
                 hint="name each environment once, in the order they apply (the later one wins)",
             )
+    return names
+
+
+def plan(manager: SecretsManager, envs: Sequence[str | None], only: Sequence[str]) -> Layers:
+    """Which secret comes from which environment; no value is read. An unknown
+    environment is exit 3 before anything is listed; one given twice, exit 2."""
+    names = _env_names(manager, envs)
+    only = [item.strip() for item in only if item.strip()]
     if len(names) == 1:
         env = names[0]
         chosen = select_names(only, lambda: [s.name for s in manager.list_secrets(env)], env)
@@ -78,6 +85,27 @@ def plan(manager: SecretsManager, envs: Sequence[str | None], only: Sequence[str
             )
     layers = [Layer(env, sorted(n for n, h in holders.items() if h[-1] == env)) for env in names]
     return Layers(layers, {name: h for name, h in holders.items() if len(h) > 1})
+
+
+def owners(
+    manager: SecretsManager, envs: Sequence[str | None], names: Sequence[str], *, strict: bool
+) -> tuple[list[str], dict[str, str]]:
+    """``render``'s ``bsecrets:///NAME`` references: the environments, and each name ->
+    the last of them that holds it (a name none holds is absent). One environment is
+    not listed; several are, one audited ``ls`` each. ``strict``: a name more than one
+    holds is exit 7, before any value is read."""
+    env_names = _env_names(manager, envs)
+    if len(env_names) == 1:
+        return env_names, {name: env_names[0] for name in names}
+    holders: dict[str, list[str]] = {}
+    for env in env_names:
+        listed = {s.name for s in manager.list_secrets(env)}
+        for name in names:
+            if name in listed:
+                holders.setdefault(name, []).append(env)
+    if strict:
+        refuse_collisions({name: held for name, held in holders.items() if len(held) > 1})
+    return env_names, {name: held[-1] for name, held in holders.items()}
 
 
 def _pick(only: Sequence[str], listing: list[str], env: str, found: set[str]) -> set[str]:

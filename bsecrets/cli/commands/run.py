@@ -7,20 +7,24 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from bsecrets.cli.context import EnvLayersOption, OnlyOption, obj
 from bsecrets.config.ci import mask_in_github
 from bsecrets.config.settings import ENV_MASK
-from bsecrets.errors import CommandNotExecutable, CommandNotFound, UsageError
+from bsecrets.errors import CommandNotExecutable, CommandNotFound, SecretNotFound, UsageError
 from bsecrets.files import restore_for_child, write_private_file
 from bsecrets.run.supervise import StartFailed, run
+from bsecrets.run.template import parse
 from bsecrets.run.template import render as fill
 from bsecrets.services import env_file as env_files
-from bsecrets.services import exec_env, exec_run
+from bsecrets.services import env_layers, exec_env, exec_run
 from bsecrets.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from bsecrets.models import Secret
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -323,22 +327,26 @@ def render(
         str,
         typer.Option("--output", "-o", help="Write here (atomically, mode 0600); '-': stdout."),
     ] = "-",
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse (exit 7) a {{ bsecrets:///NAME }} more than one -e environment holds.",
+        ),
+    ] = False,
     env: EnvLayersOption = None,
 ) -> None:
     """Fill {{ bsecrets://ENV/NAME }} references (#vN: a version, #field: a field).
 
-    Each reference names its environment, so render takes no layers of -e.
+    {{ bsecrets:///NAME }} names no environment: it is read from the -e
+    environments, which layer (-e shared -e dev: the later one wins), else from
+    the default environment.
 
     Examples:
       bsecrets render config.ini.tmpl -o config.ini
       bsecrets render - < app.yaml.tmpl > app.yaml
+      bsecrets render -e shared -e dev --strict app.env.tmpl -o app.env
     """
-    if env and len(env) > 1:
-        raise UsageError(
-            f"render takes no layered environments (-e given {len(env)} times): each "
-            "reference names its own, {{ bsecrets://ENV/NAME }}",
-            hint="drop -e, and write the environment into each reference",
-        )
     cli = obj(ctx)
     if template == "-":
         raw = sys.stdin.buffer.read()
@@ -353,7 +361,25 @@ def render(
             ) from None
         source = template
     text = raw.decode("utf-8", errors="surrogateescape")
-    result = fill(text, source, lambda e, n, v: cli.manager.get(e, n, v))
+    layered = sorted({ref.name.partition("#")[0] for ref in parse(text, source) if not ref.env})
+    envs, owners = (
+        env_layers.owners(cli.manager, cli.envs(env), layered, strict=strict)
+        if layered
+        else ([], {})
+    )
+
+    def read(env_name: str, name: str, version: int | None) -> Secret:
+        if not env_name:  # {{ bsecrets:///NAME }}: the layer that holds it
+            base = name.partition("#")[0]
+            if base not in owners:
+                raise SecretNotFound(
+                    f"secret '{base}' is in none of the environments {', '.join(envs)}",
+                    hint="check the name, or add the environment that holds it with -e",
+                )
+            env_name = owners[base]
+        return cli.manager.get(env_name, name, version)
+
+    result = fill(text, source, read)
     data = result.encode("utf-8", errors="surrogateescape")
     if output == "-":
         sys.stdout.buffer.write(data)
