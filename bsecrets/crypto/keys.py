@@ -40,8 +40,15 @@ def encode_aad(*parts: str | bytes | int) -> bytes:
 
     (kind byte, 4-byte big-endian length, bytes) per part after b"bsecrets/v1";
     ints as 8-byte big-endian. Hot: ``ls`` of 10,000 secrets calls it 30,000 times.
+    ``encode_aad(*a, *b) == encode_aad(*a) + aad_parts(*b)``, so a caller with a
+    constant first part encodes it once (backends/local/records.py).
     """
-    chunks = [b"bsecrets/v1"]
+    return b"bsecrets/v1" + aad_parts(*parts)
+
+
+def aad_parts(*parts: str | bytes | int) -> bytes:
+    """The parts of :func:`encode_aad` without its leading b"bsecrets/v1"."""
+    chunks: list[bytes] = []
     for part in parts:
         if isinstance(part, bytes):
             chunks += (b"b", _PACK_I(len(part)), part)
@@ -55,23 +62,46 @@ def encode_aad(*parts: str | bytes | int) -> bytes:
 
 def aead_seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """AES-256-GCM with a fresh random 96-bit nonce; returns nonce || ciphertext || tag."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+    return Aead(key).seal(plaintext, aad)
 
 
 def aead_open(key: bytes, blob: bytes, aad: bytes, what: str) -> bytes:
     """Decrypt what aead_seal made, or raise IntegrityError naming ``what``."""
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return Aead(key).open(blob, aad, what)
 
-    if len(blob) < NONCE_BYTES + 16:
-        raise IntegrityError(f"{what} is truncated")
-    try:
-        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
-    except InvalidTag:
-        raise IntegrityError(f"{what} failed authentication") from None
+
+class Aead:
+    """AES-256-GCM under one key, as aead_seal and aead_open use it, for a caller that
+    seals or opens many records under the same key (an ``ls`` opens every head): the
+    AESGCM object is built once (4.7 us a record otherwise, 0.9 us reused)."""
+
+    __slots__ = ("_aesgcm",)
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._aesgcm = AESGCM(key)
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aesgcm.encrypt(nonce, plaintext, aad)
+
+    def open(self, blob: bytes, aad: bytes, what: str) -> bytes:
+        if len(blob) < NONCE_BYTES + 16:
+            raise IntegrityError(f"{what} is truncated")
+        try:
+            return self._aesgcm.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        except _invalid_tag():
+            raise IntegrityError(f"{what} failed authentication") from None
+
+    def __repr__(self) -> str:
+        return "Aead(...)"
+
+
+def _invalid_tag() -> type[Exception]:
+    from cryptography.exceptions import InvalidTag
+
+    return InvalidTag
 
 
 def hkdf(key: bytes, info: str, length: int = KEY_BYTES, salt: bytes | None = None) -> bytes:
@@ -109,9 +139,7 @@ def mac_verify(key: bytes, data: bytes, tag: bytes) -> bool:
 
 def sha256() -> Any:
     """An incremental SHA-256 (update / finalize)."""
-    from cryptography.hazmat.primitives import hashes
-
-    return hashes.Hash(hashes.SHA256())
+    return _sha256_start().copy()
 
 
 def sha256_hex(data: bytes) -> str:
@@ -119,9 +147,22 @@ def sha256_hex(data: bytes) -> str:
 
 
 def sha256_digest(data: bytes) -> bytes:
-    h = sha256()
+    """Hot: a bucket's digest hashes every record in it (200,000 at 100,000 secrets)."""
+    h = _sha256_start().copy()
     h.update(data)
-    return bytes(h.finalize())
+    digest: bytes = h.finalize()
+    return digest
+
+
+_SHA256_START: list[Any] = []  # one fresh hash, copied: cheaper than a new Hash and SHA256
+
+
+def _sha256_start() -> Any:
+    if not _SHA256_START:
+        from cryptography.hazmat.primitives import hashes
+
+        _SHA256_START.append(hashes.Hash(hashes.SHA256()))
+    return _SHA256_START[0]
 
 
 # --- passphrase wrapping ----------------------------------------------------

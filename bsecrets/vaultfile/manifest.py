@@ -15,7 +15,8 @@ file alone; that needs the external anchor of the audit log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import struct
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from bsecrets.crypto.keys import encode_aad, mac, mac_verify, sha256, sha256_digest
@@ -26,19 +27,37 @@ DIGEST_BYTES = 32
 _BUCKET_TAG = b"bsecrets/v1/bucket"
 EMPTY_BUCKET = sha256_digest(_BUCKET_TAG)
 
+# Each row's part of a bucket's digest is encode_aad("head", lookup, secret_id,
+# sha256(record)) or encode_aad("version", secret_id, version, sha256(record), value
+# tag); bucket_digest writes those bytes itself, with the constant parts encoded once
+# (tests/test_local_batch.py checks them against encode_aad).
+_HEAD = encode_aad("head")
+_VERSION = encode_aad("version")
+_LENGTH = struct.Struct(">I").pack
+_VERSION_NUMBER = struct.Struct(">cIq").pack
+_DIGEST_LENGTH = b"b" + _LENGTH(DIGEST_BYTES)
+
 
 def bucket_of(lookup: bytes) -> int:
     return lookup[0]
 
 
 def bucket_digest(heads: Iterable[tuple[Any, ...]], versions: Iterable[tuple[Any, ...]]) -> bytes:
-    """Digest of one bucket's rows, as VaultStore.bucket_rows returns them (sorted)."""
-    h = sha256()
-    h.update(_BUCKET_TAG)
+    """Digest of one bucket's rows, as VaultStore.bucket_rows returns them (sorted).
+
+    Hot (``ls`` digests every row of the environment): the rows' parts are joined
+    and hashed in one update."""
+    chunks = [_BUCKET_TAG]
+    add = chunks.extend
     for lookup, secret_id, record in heads:
-        h.update(encode_aad("head", lookup, secret_id, sha256_digest(record)))
+        add((_HEAD, b"b", _LENGTH(len(lookup)), lookup, b"b", _LENGTH(len(secret_id)),
+             secret_id, _DIGEST_LENGTH, sha256_digest(record)))  # fmt: skip
     for secret_id, version, record, value_tag in versions:
-        h.update(encode_aad("version", secret_id, int(version), sha256_digest(record), value_tag))
+        add((_VERSION, b"b", _LENGTH(len(secret_id)), secret_id,
+             _VERSION_NUMBER(b"i", 8, int(version)), _DIGEST_LENGTH, sha256_digest(record),
+             b"b", _LENGTH(len(value_tag)), value_tag))  # fmt: skip
+    h = sha256()
+    h.update(b"".join(chunks))
     return bytes(h.finalize())
 
 
@@ -55,9 +74,16 @@ class Manifest(NamedTuple):
         return self.buckets[bucket * DIGEST_BYTES : (bucket + 1) * DIGEST_BYTES]
 
     def with_bucket(self, bucket: int, digest: bytes) -> Manifest:
-        start = bucket * DIGEST_BYTES
-        buckets = self.buckets[:start] + digest + self.buckets[start + DIGEST_BYTES :]
-        return Manifest(self.env, self.generation + 1, buckets)
+        return self.with_buckets({bucket: digest})
+
+    def with_buckets(self, digests: Mapping[int, bytes]) -> Manifest:
+        """The next generation, with these buckets' new digests (a write transaction's)."""
+        buckets = bytearray(self.buckets)
+        for bucket, digest in digests.items():
+            if len(digest) != DIGEST_BYTES:
+                raise ValueError("a bucket digest has the wrong length")
+            buckets[bucket * DIGEST_BYTES : (bucket + 1) * DIGEST_BYTES] = digest
+        return Manifest(self.env, self.generation + 1, bytes(buckets))
 
     def _signed_bytes(self, vault_id: bytes) -> bytes:
         return encode_aad("manifest", vault_id, self.env, self.generation, self.buckets)

@@ -2,22 +2,25 @@
 
 Every record is AES-256-GCM under the environment's value key with associated
 data (vault id, environment, record kind, secret id, version), so a ciphertext
-copied to another environment, secret or version fails authentication. Rows
-are found by an HMAC of the name. Every read checks the environment's
-manifest and the bucket it reads from; every write changes rows and manifest
-in one transaction.
+copied to another environment, secret or version fails authentication
+(records.py). Rows are found by an HMAC of the name. Every read checks the
+environment's manifest and the bucket it reads from; every write changes rows
+and manifest in one transaction. Within a write transaction each bucket is read
+and verified once, and the manifest is written once at its end with the digests
+of the buckets it changed (buckets.py): a put alone, or all the puts of an import.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bsecrets.backends.local.buckets import BucketRows, PendingBuckets, Versions
+from bsecrets.backends.local.records import RecordCipher, dump_record, load_record
 from bsecrets.backends.registry import BackendContext
-from bsecrets.crypto.keys import EnvironmentKeys, aead_open, aead_seal, encode_aad
+from bsecrets.crypto.keys import EnvironmentKeys
 from bsecrets.errors import (
     IntegrityError,
     NextStep,
@@ -44,11 +47,7 @@ class _Found(NamedTuple):
     lookup: bytes
     secret_id: bytes
     head: dict[str, Any]
-    bucket_versions: list[tuple[Any, ...]]  # every verified version row of the bucket
-
-
-def _json(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    versions: Versions  # the secret's verified version rows, from its bucket
 
 
 class LocalAdapter(SecretBackend):
@@ -60,45 +59,52 @@ class LocalAdapter(SecretBackend):
         self.vault = vault
         self.store = vault.store
         self.clock = clock
+        self._cipher: RecordCipher | None = None
+        # (stored manifest, manifest key, the Manifest) last authenticated: the same
+        # bytes under the same key authenticate again, so ls checks the MAC once, not
+        # once per bucket
+        self._known: tuple[tuple[int, bytes, bytes], bytes, Manifest] | None = None
+        self._pending: PendingBuckets | None = None  # inside a write transaction
 
     # --- records ---------------------------------------------------------
 
-    def _aad(self, kind: str, secret_id: bytes, tail: int | bytes) -> bytes:
-        return encode_aad(self.vault.vault_id, self.env, kind, secret_id, tail)
-
-    def _seal(
-        self, keys: EnvironmentKeys, kind: str, sid: bytes, tail: int | bytes, data: bytes
-    ) -> bytes:
-        return aead_seal(keys.value_key, data, self._aad(kind, sid, tail))
-
-    def _open(
-        self, keys: EnvironmentKeys, kind: str, sid: bytes, tail: int | bytes, blob: bytes
-    ) -> bytes:
-        return aead_open(keys.value_key, blob, self._aad(kind, sid, tail), f"a {kind} record")
+    def _records(self, keys: EnvironmentKeys) -> RecordCipher:
+        cipher = self._cipher
+        if cipher is None or cipher.value_key != keys.value_key:  # our own keys: no timing
+            cipher = self._cipher = RecordCipher(keys.value_key, self.vault.vault_id, self.env)
+        return cipher
 
     def _head(self, keys: EnvironmentKeys, name: str) -> _Found | None:
-        """``name``'s head and its bucket's version rows, all verified; None if absent."""
+        """``name``'s head and its version rows, all verified; None if absent."""
         lookup = keys.lookup(name)
-        heads, versions = self._verified_bucket(keys, bucket_of(lookup))
-        found = [row for row in heads if row[0] == lookup]
-        if not found:
+        rows = self._verified_bucket(keys, bucket_of(lookup))
+        entry = rows.heads.get(lookup)
+        if entry is None:
             return None
-        _, secret_id, record = found[0]
-        head = json.loads(self._open(keys, "head", secret_id, lookup, record))
+        secret_id, record = entry
+        head = load_record(self._records(keys).open("head", secret_id, lookup, record))
         if head.get("name") != name:
             raise IntegrityError("a secret's record was moved to another name")
-        return _Found(lookup, secret_id, head, versions)
+        return _Found(lookup, secret_id, head, rows.versions_of(secret_id))
 
     def _verified_bucket(
         self, keys: EnvironmentKeys, bucket: int, *, witnessed: bool = True
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    ) -> BucketRows:
         """The bucket's rows, after checking them against the manifest. Every answer is
         taken from these rows (not from a second query through another index), so a
-        damaged index gives exit 5, never a missing secret or version."""
+        damaged index gives exit 5, never a missing secret or version. In a write
+        transaction, a bucket is read and checked once, then kept with the
+        transaction's own changes (buckets.py)."""
+        pending = self._pending
+        if pending is not None and bucket in pending.rows:
+            return pending.rows[bucket]
         manifest = self._manifest(keys, witnessed=witnessed)
         heads, versions = self.store.bucket_rows(self.env, bucket)
         manifest.check_bucket(bucket, bucket_digest(heads, versions))
-        return heads, versions
+        rows = BucketRows.of(heads, versions)
+        if pending is not None:
+            pending.rows[bucket] = rows
+        return rows
 
     def _read_version(
         self, keys: EnvironmentKeys, found: _Found, version: int
@@ -109,33 +115,59 @@ class LocalAdapter(SecretBackend):
         row = self.store.version(self.env, sid, version)
         if row is None or row[0] != verified[0] or row[1][:12] + row[1][-16:] != verified[1]:
             raise IntegrityError("a version row does not match the manifest")
-        meta = json.loads(self._open(keys, "version", sid, version, row[0]))
-        return meta, self._open(keys, "value", sid, version, row[1])
+        records = self._records(keys)
+        meta = load_record(records.open("version", sid, version, row[0]))
+        return meta, records.open("value", sid, version, row[1])
 
     @staticmethod
-    def _versions_of(found: _Found) -> dict[int, tuple[bytes, bytes]]:
+    def _versions_of(found: _Found) -> Versions:
         """Version -> (record, value nonce+tag) of one secret; exactly 1..current, else exit 5."""
-        sid = found.secret_id
-        mine = {v: (rec, tag) for s, v, rec, tag in found.bucket_versions if s == sid}
-        if sorted(mine) != list(range(1, found.head["current"] + 1)):
+        if sorted(found.versions) != list(range(1, found.head["current"] + 1)):
             raise IntegrityError("a secret's versions do not match its record")
-        return mine
+        return found.versions
 
     def _manifest(self, keys: EnvironmentKeys, *, witnessed: bool = True) -> Manifest:
         stored = self.store.manifest(self.env)
         if stored is None:
             raise IntegrityError(f"the manifest of environment '{self.env}' is missing")
-        manifest = Manifest.verified(self.env, stored, keys.manifest_key, self.vault.vault_id)
+        known = self._known
+        if known is not None and known[0] == stored and known[1] == keys.manifest_key:
+            manifest = known[2]
+        else:
+            manifest = Manifest.verified(self.env, stored, keys.manifest_key, self.vault.vault_id)
+            self._known = (stored, keys.manifest_key, manifest)
         if witnessed and self.vault.witness is not None:  # the audit chain recorded it
             self.vault.witness.check(self.env, (stored[0], stored[2]))
         return manifest
 
-    def _bucket_digest(self, bucket: int) -> bytes:
-        heads, versions = self.store.bucket_rows(self.env, bucket)
-        return bucket_digest(heads, versions)
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[PendingBuckets]:
+        """Inside the store's write transaction: the buckets the writes read and change.
+        The outermost scope writes the manifest once, with the changed buckets' digests
+        of the rows as stored, one generation on; nested scopes (the puts of an import)
+        join it. A failure leaves the manifest alone: the transaction rolls back."""
+        pending = self._pending
+        if pending is not None:
+            if pending.serial != self.store.tx_serial:
+                raise RuntimeError("a write of another transaction is still pending")
+            yield pending
+            return
+        pending = self._pending = PendingBuckets(self.store.tx_serial)
+        try:
+            yield pending
+            self._commit(pending)
+        finally:
+            self._pending = None
 
-    def _commit_bucket(self, keys: EnvironmentKeys, bucket: int) -> None:
-        manifest = self._manifest(keys).with_bucket(bucket, self._bucket_digest(bucket))
+    def _commit(self, pending: PendingBuckets) -> None:
+        keys = pending.keys
+        if keys is None or not pending.changed:
+            return
+        digests = {
+            bucket: bucket_digest(*self.store.bucket_rows(self.env, bucket))
+            for bucket in sorted(pending.changed)
+        }
+        manifest = self._manifest(keys).with_buckets(digests)
         self.store.set_manifest(
             self.env,
             manifest.generation,
@@ -157,11 +189,16 @@ class LocalAdapter(SecretBackend):
         return keys, found
 
     def _write_head(
-        self, keys: EnvironmentKeys, lookup: bytes, sid: bytes, head: dict[str, Any]
+        self,
+        pending: PendingBuckets,
+        keys: EnvironmentKeys,
+        lookup: bytes,
+        sid: bytes,
+        head: dict[str, Any],
     ) -> None:
-        record = self._seal(keys, "head", sid, lookup, _json(head))
+        record = self._records(keys).seal("head", sid, lookup, dump_record(head))
         self.store.set_head(self.env, lookup, sid, bucket_of(lookup), record)
-        self._commit_bucket(keys, bucket_of(lookup))
+        pending.change(keys, bucket_of(lookup)).set_head(lookup, sid, record)
 
     # --- SecretBackend ---------------------------------------------------
 
@@ -175,7 +212,8 @@ class LocalAdapter(SecretBackend):
         description: str | None = None,
         if_version: int | None = None,
     ) -> WriteResult:
-        with self.write_operation(), self.store.write():  # rolled back: not applied
+        # rolled back: not applied
+        with self.write_operation(), self.store.write(), self._writing() as pending:
             keys = self.vault.env_keys(self.env, create=True)
             assert keys is not None
             found = self._head(keys, name)
@@ -201,20 +239,17 @@ class LocalAdapter(SecretBackend):
                 )
             version = current + 1
             meta = {"created_at": now, "created_by": actor, "size": len(value)}
-            self.store.add_version(
-                self.env,
-                sid,
-                version,
-                bucket_of(lookup),
-                self._seal(keys, "version", sid, version, _json(meta)),
-                self._seal(keys, "value", sid, version, value),
-            )
+            records = self._records(keys)
+            record = records.seal("version", sid, version, dump_record(meta))
+            sealed = records.seal("value", sid, version, value)
+            self.store.add_version(self.env, sid, version, bucket_of(lookup), record, sealed)
+            pending.change(keys, bucket_of(lookup)).add_version(sid, version, record, sealed)
             head.update(current=version, updated_at=now, deleted_at=None)
             if tags is not None:
                 head["tags"] = dict(tags)
             if description is not None:
                 head["description"] = description
-            self._write_head(keys, lookup, sid, head)
+            self._write_head(pending, keys, lookup, sid, head)
         return WriteResult(name=name, env=self.env, version=version)
 
     def get(self, name: str, version: int | None = None) -> Secret:
@@ -248,24 +283,25 @@ class LocalAdapter(SecretBackend):
             keys = self._keys()
             if keys is None:
                 return []
-            rows = []
-            for bucket in range(BUCKETS):
-                rows += self._verified_bucket(keys, bucket)[0]
-            out = []
-            for lookup, sid, record in rows:
-                head = json.loads(self._open(keys, "head", sid, lookup, record))
-                if head["deleted_at"] and not include_deleted:
-                    continue
-                if head["name"].startswith(prefix):
-                    out.append(
-                        SecretSummary(
-                            name=head["name"],
-                            version=head["current"],
-                            updated_at=parse_iso(head["updated_at"]),
-                            tags=dict(head["tags"]),
-                            deleted=bool(head["deleted_at"]),
+            heads = []
+            for bucket in range(BUCKETS):  # every bucket checked before any head is opened
+                heads.append(self._verified_bucket(keys, bucket).heads)
+            records, out = self._records(keys), []
+            for rows in heads:
+                for lookup, (sid, record) in rows.items():
+                    head = load_record(records.open("head", sid, lookup, record))
+                    if head["deleted_at"] and not include_deleted:
+                        continue
+                    if head["name"].startswith(prefix):
+                        out.append(
+                            SecretSummary(
+                                name=head["name"],
+                                version=head["current"],
+                                updated_at=parse_iso(head["updated_at"]),
+                                tags=dict(head["tags"]),
+                                deleted=bool(head["deleted_at"]),
+                            )
                         )
-                    )
         return sorted(out, key=lambda s: s.name)
 
     def values_of(self, names: list[str]) -> dict[str, bytes]:
@@ -279,13 +315,14 @@ class LocalAdapter(SecretBackend):
             keys = self._keys()
             if keys is None:
                 return out
+            records = self._records(keys)
             for bucket in range(BUCKETS):
-                heads, versions = self._verified_bucket(keys, bucket)
-                for lookup, sid, record in heads:
-                    head = json.loads(self._open(keys, "head", sid, lookup, record))
+                rows = self._verified_bucket(keys, bucket)
+                for lookup, (sid, record) in rows.heads.items():
+                    head = load_record(records.open("head", sid, lookup, record))
                     if head["deleted_at"]:
                         continue
-                    found = _Found(lookup, sid, head, versions)
+                    found = _Found(lookup, sid, head, rows.versions_of(sid))
                     out[head["name"]] = self._read_version(keys, found, head["current"])[1]
         return dict(sorted(out.items()))
 
@@ -300,11 +337,12 @@ class LocalAdapter(SecretBackend):
             keys = self.vault.env_keys(self.env)
             if keys is None:
                 return 0
+            records = self._records(keys)
             for bucket in range(BUCKETS):
-                heads, versions = self._verified_bucket(keys, bucket, witnessed=False)
-                for lookup, sid, record in heads:
-                    head = json.loads(self._open(keys, "head", sid, lookup, record))
-                    found = _Found(lookup, sid, head, versions)
+                rows = self._verified_bucket(keys, bucket, witnessed=False)
+                for lookup, (sid, record) in rows.heads.items():
+                    head = load_record(records.open("head", sid, lookup, record))
+                    found = _Found(lookup, sid, head, rows.versions_of(sid))
                     for version in self._versions_of(found):
                         self._read_version(keys, found, version)
                     count += 1
@@ -316,8 +354,9 @@ class LocalAdapter(SecretBackend):
             sid, head = found.secret_id, found.head
             out = []
             versions = self._versions_of(found)
+            records = self._records(keys)
             for version, (record, _tag) in sorted(versions.items()):
-                meta = json.loads(self._open(keys, "version", sid, version, record))
+                meta = load_record(records.open("version", sid, version, record))
                 if version == head["current"]:
                     state = VersionState.DELETED if head["deleted_at"] else VersionState.CURRENT
                 else:
@@ -339,7 +378,7 @@ class LocalAdapter(SecretBackend):
         return self._set_deleted(name, deleted=False)
 
     def _set_deleted(self, name: str, *, deleted: bool) -> SecretSummary:
-        with self.write_operation(), self.store.write():
+        with self.write_operation(), self.store.write(), self._writing() as pending:
             keys, found = self._existing(name)
             lookup, sid, head = found.lookup, found.secret_id, found.head
             if bool(head["deleted_at"]) == deleted:
@@ -351,7 +390,7 @@ class LocalAdapter(SecretBackend):
                 raise SecretNotFound(f"secret '{name}' is not deleted; nothing to restore")
             now = iso(self.clock())
             head.update(deleted_at=now if deleted else None, updated_at=now)
-            self._write_head(keys, lookup, sid, head)
+            self._write_head(pending, keys, lookup, sid, head)
         return SecretSummary(
             name=name,
             version=head["current"],
@@ -361,11 +400,11 @@ class LocalAdapter(SecretBackend):
         )
 
     def purge(self, name: str) -> None:
-        with self.write_operation(), self.store.write():
+        with self.write_operation(), self.store.write(), self._writing() as pending:
             keys, found = self._existing(name)
             lookup, sid = found.lookup, found.secret_id
             self.store.delete_secret(self.env, lookup, sid)
-            self._commit_bucket(keys, bucket_of(lookup))
+            pending.change(keys, bucket_of(lookup)).drop_secret(lookup, sid)
 
     def reencrypt(self, old: EnvironmentKeys, new: EnvironmentKeys) -> int:
         """Inside the caller's write transaction: every row of the environment opened
@@ -375,16 +414,20 @@ class LocalAdapter(SecretBackend):
         environment name until the old ones are gone (a row's associated data names
         the environment, not its column), so memory holds one bucket at a time.
         Returns the number of secrets."""
+        if self._pending is not None:
+            raise RuntimeError("re-key inside a transaction with writes pending")
         temp = f"__rekey__{self.env}"
         stored = self.store.manifest(self.env)
         if stored is None:
             raise IntegrityError(f"the manifest of environment '{self.env}' is missing")
         count = 0
+        opened = RecordCipher(old.value_key, self.vault.vault_id, self.env)
+        sealing = RecordCipher(new.value_key, self.vault.vault_id, self.env)
         for bucket in range(BUCKETS):
-            heads, versions = self._verified_bucket(old, bucket)
-            for lookup, sid, record in heads:
-                head = json.loads(self._open(old, "head", sid, lookup, record))
-                found = _Found(lookup, sid, head, versions)
+            rows = self._verified_bucket(old, bucket)
+            for lookup, (sid, record) in rows.heads.items():
+                head = load_record(opened.open("head", sid, lookup, record))
+                found = _Found(lookup, sid, head, rows.versions_of(sid))
                 new_lookup = new.lookup(head["name"])
                 for version in self._versions_of(found):
                     meta, value = self._read_version(old, found, version)
@@ -393,10 +436,10 @@ class LocalAdapter(SecretBackend):
                         sid,
                         version,
                         bucket_of(new_lookup),
-                        self._seal(new, "version", sid, version, _json(meta)),
-                        self._seal(new, "value", sid, version, value),
+                        sealing.seal("version", sid, version, dump_record(meta)),
+                        sealing.seal("value", sid, version, value),
                     )
-                sealed = self._seal(new, "head", sid, new_lookup, _json(head))
+                sealed = sealing.seal("head", sid, new_lookup, dump_record(head))
                 self.store.set_head(temp, new_lookup, sid, bucket_of(new_lookup), sealed)
                 count += 1
         self.store.move_environment_rows(temp, self.env)
@@ -414,7 +457,9 @@ class LocalAdapter(SecretBackend):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        with not_applied(), self.store.write():  # a failed transaction is rolled back
+        """One SQLite transaction; each bucket its writes change is digested once, at
+        its end, and the manifest written once (an import of 100,000 secrets)."""
+        with not_applied(), self.store.write(), self._writing():  # failed: rolled back
             yield
 
     # --- ReflectiveModule ------------------------------------------------

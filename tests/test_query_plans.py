@@ -1,0 +1,132 @@
+"""The hot statements of get, ls, put and import use their indexes (issue #20, lever 7).
+
+Every statement those operations send to the vault file is recorded (SQLite's
+trace callback on the store's connection: the SQL as executed, parameters bound)
+on a vault with a few thousand secrets and audit events, then explained. A full
+SCAN of a table that grows with the secrets or the events (secrets, versions,
+audit_events) fails, and so does a temporary B-tree for sorting one: both would
+make the command slower with every secret (an ORDER BY once made every bucket
+read walk the whole environment, bench/README.md "History of the findings").
+Small tables (meta, manifests, sqlite_master, the policy...) may be scanned.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from urllib.parse import quote
+
+from helpers.cli import invoke
+from helpers.values import PASSPHRASE
+
+from bsecrets.config.loader import load_profile
+from bsecrets.services.manager import SecretsManager
+from bsecrets.services.transfer import apply_import, plan_import
+from bsecrets.vaultfile.credentials import Credentials
+
+SECRETS = 3000
+GROWING = ("secrets", "versions", "audit_events")
+# The chain's head: the rowid walked backwards from the end, stopped by LIMIT.
+STOPPED_BY_LIMIT = re.compile(r"FROM audit_events ORDER BY seq DESC LIMIT \d+$")
+SKIPPED = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "CREATE", "INSERT")
+
+
+def _build(folder: Path) -> SecretsManager:
+    """SECRETS secrets in dev, each with two versions (an import, then a second one
+    that changes every value), so the bucket indexes hold many rows."""
+    dotenv = folder / "big.env"
+    for round_ in (1, 2):
+        dotenv.write_text("".join(f"KEY_{i:05d}=value-{round_}-{i}\n" for i in range(SECRETS)))
+        result = invoke(["import", str(dotenv), "-e", "dev"])
+        assert result.exit_code == 0, result.stderr
+    dotenv.unlink()
+    return SecretsManager(
+        load_profile(folder / "bsecrets.yaml"), Credentials(passphrase=PASSPHRASE)
+    )
+
+
+def _statements(manager: SecretsManager, work: Callable[[], object]) -> list[str]:
+    seen: dict[str, None] = {}
+    conn = manager.local_vault().store._conn
+    conn.set_trace_callback(lambda sql: seen.setdefault(" ".join(sql.split()), None))
+    try:
+        work()
+    finally:
+        conn.set_trace_callback(None)
+    return [sql for sql in seen if sql.split(None, 1)[0].upper() not in SKIPPED]
+
+
+def _plan(db: Path, sql: str) -> list[str]:
+    ro = sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True)
+    try:
+        return [row[3] for row in ro.execute("EXPLAIN QUERY PLAN " + sql)]
+    finally:
+        ro.close()
+
+
+def _problems(db: Path, statements: list[str]) -> list[str]:
+    out = []
+    for sql in statements:
+        for step in _plan(db, sql):
+            table = re.match(r"(?:SCAN|SEARCH) (\w+)", step)
+            if "TEMP B-TREE" in step and any(f" {t}" in sql for t in GROWING):
+                out.append(f"{sql[:120]}: {step}")
+            if table is None or table.group(1) not in GROWING or step.startswith("SEARCH"):
+                continue
+            if not STOPPED_BY_LIMIT.search(sql):
+                out.append(f"{sql[:120]}: {step}")
+    return out
+
+
+def _import(manager: SecretsManager, count: int) -> None:
+    """``count`` new secrets and ``count`` changed ones (the plan reads each of those)."""
+    incoming = {f"NEW_{i:04d}": f"new-{i}".encode() for i in range(count)}
+    incoming.update({f"KEY_{i:05d}": f"changed-{i}".encode() for i in range(0, 20 * count, 20)})
+    apply_import(manager, "dev", plan_import(manager, "dev", incoming))
+
+
+OPERATIONS: dict[str, Callable[[SecretsManager], object]] = {
+    "get": lambda m: m.get("dev", "KEY_00042"),
+    "get an old version": lambda m: m.get("dev", "KEY_00042", 1),
+    "ls": lambda m: m.list_secrets("dev"),
+    "put": lambda m: m.put("dev", "KEY_00042", b"changed"),
+    "put a new secret": lambda m: m.put("dev", "BRAND_NEW", b"first"),
+    "import": lambda m: _import(m, 30),
+}
+
+
+def test_hot_statements_use_an_index(vault: Path) -> None:
+    manager = _build(vault)
+    db = manager.local_vault().store.path
+    try:
+        recorded = {
+            op: _statements(manager, partial(work, manager)) for op, work in OPERATIONS.items()
+        }
+    finally:
+        manager.close()
+    assert all(recorded.values()), "nothing was recorded"
+    assert {op: _problems(db, sql) for op, sql in recorded.items()} == {op: [] for op in OPERATIONS}
+    # what the check relies on: the bucket reads were recorded, and search the bucket
+    # indexes (not the primary keys)
+    plans = {sql: _plan(db, sql) for sql in recorded["ls"]}
+    heads = [p for sql, p in plans.items() if "secrets INDEXED BY secrets_by_bucket" in sql]
+    versions = [p for sql, p in plans.items() if "versions INDEXED BY versions_by_bucket" in sql]
+    assert heads and versions
+    assert all("USING INDEX secrets_by_bucket (env=? AND bucket=?)" in p[0] for p in heads)
+    assert all("USING INDEX versions_by_bucket (env=? AND bucket=?)" in p[0] for p in versions)
+
+
+def test_a_full_scan_would_be_caught(vault: Path) -> None:
+    """The check itself: statements that walk or sort a growing table are reported."""
+    db = vault / ".bsecrets" / "vault.db"
+    bad = ["SELECT record FROM versions WHERE record = x'00'",
+           "SELECT lookup FROM secrets WHERE env = 'dev' ORDER BY record"]  # fmt: skip
+    assert len(_problems(db, bad)) >= 2
+    fine = [
+        "SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1",
+        "SELECT record FROM versions WHERE env = 'dev' AND secret_id = x'00' AND version = 1",
+    ]
+    assert _problems(db, fine) == []
