@@ -47,7 +47,16 @@ from pathlib import Path
 from typing import Any
 
 from bench_vault import ROOT_TOKEN, free_port, start_openbao, stop
-from harness import BenchError, call, compile_tree, git_state, quantile, source_env, verdict
+from harness import (
+    BenchError,
+    call,
+    compile_tree,
+    git_state,
+    process_cpu,
+    quantile,
+    source_env,
+    verdict,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 P99_LIMIT_S = 0.050
@@ -101,15 +110,6 @@ def own_cpu() -> float:
     """CPU seconds of this process and its reaped children (wrk, once it has exited)."""
     me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def process_cpu(pid: int) -> float | None:
-    """CPU seconds of a running process (Linux /proc), None where it cannot be read."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def with_cpu(run: Callable[[], Result], generator: str, servers: dict[str, int]) -> Result:

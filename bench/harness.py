@@ -240,6 +240,16 @@ def call(cmd: list[str], env: dict[str, str], cwd: Path, stdin: bytes | None = N
     return proc.stdout.decode()
 
 
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a running process has used so far, from
+    Linux /proc (clock ticks); None where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def session_token(unlock_output: str) -> str:
     """The token in what ``bsecrets unlock`` printed (``export BSECRETS_SESSION=...``)."""
     match = re.search(r"BSECRETS_SESSION=(\S+)", unlock_output)

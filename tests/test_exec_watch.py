@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,42 @@ def test_a_poll_that_finds_nothing_new_writes_no_event(db: Path) -> None:
     assert fresh is not None and fresh.injected == {"DB_URL": b"postgres://second-value"}
     assert watch.poll() is None  # told once
     assert len(events()) == before + 1
+    m.close()
+
+
+def test_an_unchanged_vault_file_is_not_read_again(db: Path) -> None:
+    m = manager(db)
+    request = Request(["dev"], [], {"PATH": os.defpath}, only=["db/url"])
+    watch = Watch(m, request, prepare(m, request), told="restart", warn=print)
+    assert watch.poll() is None  # the first poll reads
+    statements: list[str] = []
+    m.local_vault().store._conn.set_trace_callback(statements.append)
+    for _ in range(3):
+        assert watch.poll() is None
+    read = [s for s in statements if "versions" in s or "secrets" in s]
+    assert read == [] and "PRAGMA data_version" in statements, statements
+    put_secret("db/url", b"postgres://second-value")  # another connection writes
+    fresh = watch.poll()
+    assert fresh is not None and fresh.injected == {"DB_URL": b"postgres://second-value"}
+    assert [s for s in statements if "versions" in s]  # read again
+    m.close()
+
+
+def test_an_expired_token_stops_the_watch_without_a_write(db: Path) -> None:
+    """The unchanged-file shortcut still checks access: with the manager's clock."""
+    issued = json.loads(
+        invoke(["token", "issue", "-e", "dev", "--role", "read", "--ttl", "1h", "--json"]).stdout
+    )
+    now = [datetime.now(UTC)]
+    creds = Credentials(token=issued["token"], principal=principal_named_by(issued["token"]))
+    m = SecretsManager(load_profile(db / "bsecrets.yaml"), creds, clock=lambda: now[0])
+    request = Request(["dev"], [], {"PATH": os.defpath}, only=["db/url"])
+    said: list[str] = []
+    watch = Watch(m, request, prepare(m, request), told="restart", warn=said.append)
+    assert watch.poll() is None and watch.poll() is None and not watch.stopped
+    now[0] += timedelta(hours=2)
+    assert watch.poll() is None and watch.stopped
+    assert "expired" in said[0], said
     m.close()
 
 
