@@ -275,8 +275,12 @@ def test_a_poll_that_finds_nothing_new_writes_no_event(db: Path) -> None:
     said: list[str] = []
     watch = Watch(m, request, prepare(m, request), told="restart", warn=said.append)
     before = len(events())
+    files = sorted((db / ".bsecrets").glob("vault.db*"))
+    contents = [f.read_bytes() for f in files]
     for _ in range(5):
         assert watch.poll() is None
+    # reads only: the polls wrote nothing to the vault (no event, no other change)
+    assert [f.read_bytes() for f in files] == contents
     assert len(events()) == before and said == []
     put_secret("db/url", b"postgres://second-value")
     fresh = watch.poll()
