@@ -27,7 +27,6 @@ import platform
 import secrets
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,6 @@ from diagnostics import (
     where_time_goes,
 )
 from harness import (
-    BenchError,
     Case,
     Pair,
     Row,
@@ -54,6 +52,7 @@ from harness import (
     ratio_row,
     raw_header,
     raw_line,
+    run_in_workdir,
     session_token,
 )
 
@@ -87,7 +86,7 @@ def build_vault(
 
     from bsecrets.config.loader import load_profile
     from bsecrets.services.manager import SecretsManager
-    from bsecrets.vaultfile.unlock import Credentials
+    from bsecrets.vaultfile.credentials import Credentials
 
     chunk = 1000
     chunks: list[tuple[int, float]] = []  # (puts, seconds) per chunk of names
@@ -372,15 +371,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        if args.workdir:
-            args.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return run(args, args.workdir.resolve())
-        with tempfile.TemporaryDirectory(prefix="bsecrets-bench-") as tmp:
-            return run(args, Path(tmp))
-    except BenchError as exc:
-        print(f"bench error: {exc}", file=sys.stderr)
-        return 2
+    return run_in_workdir(args.workdir, "bsecrets-bench-", lambda work: run(args, work))
 
 
 if __name__ == "__main__":

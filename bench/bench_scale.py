@@ -35,15 +35,22 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, Case, Pair, git_state, ms, raw_header, raw_line, verdict
+from harness import (
+    Case,
+    Pair,
+    git_state,
+    ms,
+    raw_header,
+    raw_line,
+    run_in_workdir,
+    verdict,
+)
 from scale_setup import Setup, prepare, secret_name, secret_value
 
 FLOOR_CODE = "import sqlite3; from cryptography.hazmat.primitives.ciphers.aead import AESGCM"
@@ -389,18 +396,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        if args.workdir:
-            args.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return run(args, args.workdir.resolve())
-        with tempfile.TemporaryDirectory(prefix="bsecrets-bench-scale-") as tmp:
-            return run(args, Path(tmp))
-    except BenchError as exc:
-        print(f"bench error: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, subprocess.SubprocessError) as exc:
-        print(f"bench error: {exc}", file=sys.stderr)
-        return 2
+    return run_in_workdir(args.workdir, "bsecrets-bench-scale-", lambda work: run(args, work))
 
 
 if __name__ == "__main__":

@@ -46,13 +46,12 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from harness import BenchError, call, git_state, process_cpu, verdict
+from harness import BenchError, call, git_state, process_cpu, run_in_workdir, verdict
 from scale_setup import child_env, dotenv_file, ensure_venv, init_vault, unlock
 
 TARGET_PCT = 2.0  # % of one CPU
@@ -342,15 +341,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        if args.workdir:
-            args.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return run(args, args.workdir.resolve())
-        with tempfile.TemporaryDirectory(prefix="bsecrets-bench-watch-") as tmp:
-            return run(args, Path(tmp))
-    except (BenchError, OSError, subprocess.SubprocessError) as exc:
-        print(f"bench error: {exc}", file=sys.stderr)
-        return 2
+    return run_in_workdir(args.workdir, "bsecrets-bench-watch-", lambda work: run(args, work))
 
 
 if __name__ == "__main__":

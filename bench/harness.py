@@ -22,7 +22,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,22 @@ class BenchError(Exception):
 
 
 # --- statistics ---------------------------------------------------------------
+
+
+def run_in_workdir(workdir: Path | None, prefix: str, run: Callable[[Path], int]) -> int:
+    """``run(folder)`` in ``workdir`` (made 0700, kept: a rerun reuses what is there) or
+    in a temporary folder; a BenchError, OSError or failed subprocess is exit 2."""
+    try:
+        if workdir:
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return run(workdir.resolve())
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            return run(Path(tmp))
+    except (BenchError, OSError, subprocess.SubprocessError) as exc:
+        print(f"bench error: {exc}", file=sys.stderr)
+        return 2
 
 
 def quantile(values: list[float], q: float) -> float:
