@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from bsecrets.errors import BackendUnavailable
 from bsecrets.health import HealthIndicator
 from bsecrets.models import Secret, SecretSummary, SecretVersion, WriteResult
-from bsecrets.ports import SecretBackend
+from bsecrets.ports import BackendIdentity, SecretBackend
 from bsecrets.timeutil import iso, parse_duration, parse_iso
 from bsecrets.vaultfile.cache import SealedCache
 
@@ -186,6 +186,10 @@ class OfflineFallback(SecretBackend):
 
     def close(self) -> None:
         self.inner.close()
+
+    def identity(self) -> BackendIdentity | None:
+        """The remote store's own: the fallback serves reads, not identities."""
+        return self.inner.identity()
 
     def get_module_status(self) -> dict[str, Any]:
         return {**self.inner.get_module_status(), "offline_max_stale": _ago(self.max_stale)}

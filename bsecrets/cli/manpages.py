@@ -65,13 +65,15 @@ ENVIRONMENT: dict[str, str] = {
     settings.ENV_INSECURE_HTTP: "1: as --insecure-http.",
     settings.ENV_JSON: "1: as --json.",
     settings.ENV_REASON: "The reason recorded in the audit log, as --reason.",
-    settings.ENV_NEW_PASSPHRASE: "The passphrase of a new principal "
-    "('bsecrets access principal add').",
+    settings.ENV_NEW_PASSPHRASE: "A new passphrase: a new principal's ('bsecrets access "
+    "principal add'), or the one 'bsecrets passphrase change' sets.",
     settings.ENV_AS: "The principal to unlock as, as --as.",
     settings.ENV_KEY_FILE: "A principal's key file ('bsecrets access keygen').",
     settings.ENV_TOKEN: "A pipeline token ('bsecrets token issue'): then the only "
     "credential used. Never an option, since the command line is visible.",
     settings.ENV_OTP: "A one-time code, where no terminal can ask for it.",
+    settings.ENV_OTEL: "1: OpenTelemetry traces of each operation (the otel extra; "
+    "OTEL_* variables as the SDK reads them), 0: none.",
 }
 
 FILES: list[tuple[str, str]] = [

@@ -21,11 +21,12 @@ ENV_MASK = "BSECRETS_MASK"  # exec: 1 masks output, 0 does not (default: on unde
 ENV_INSECURE_HTTP = "BSECRETS_INSECURE_HTTP"  # 1: no warning for plain http:// endpoints
 ENV_JSON = "BSECRETS_JSON"  # 1: as --json (JSON output, JSON errors and warnings on stderr)
 ENV_REASON = "BSECRETS_REASON"  # as --reason (a protected environment: docs/access.md)
-ENV_NEW_PASSPHRASE = "BSECRETS_NEW_PASSPHRASE"  # a new principal's, for 'access principal add'
+ENV_NEW_PASSPHRASE = "BSECRETS_NEW_PASSPHRASE"  # 'access principal add', 'passphrase change'
 ENV_AS = "BSECRETS_AS"  # as --as: the principal to unlock as
 ENV_KEY_FILE = "BSECRETS_KEY_FILE"  # a principal's key file (access keygen)
 ENV_TOKEN = "BSECRETS_TOKEN"  # a pipeline token: never an option (argv is visible)
 ENV_OTP = "BSECRETS_OTP"  # a one-time code, where there is no terminal to ask on
+ENV_OTEL = "BSECRETS_OTEL"  # 1: OpenTelemetry traces (the otel extra), 0: none (tracing/)
 
 # The options taken before the command and after it, with the same meaning (not
 # --version: 'get --version N' is get's own option). By their long names.

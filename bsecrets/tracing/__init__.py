@@ -39,7 +39,7 @@ def requested(environ: Mapping[str, str]) -> bool:
     """Whether ``environ`` asks for traces (dictionary look-ups only)."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    own = environ.get("BSECRETS_OTEL", "").strip().lower()
+    own = environ.get("BSECRETS_OTEL", "").strip().lower()  # settings.ENV_OTEL: same layer
     if own in _FALSE:
         return False
     exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()

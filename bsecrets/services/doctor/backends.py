@@ -21,7 +21,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bsecrets.backends.offline import OfflineFallback
 from bsecrets.errors import BsecretsError
 from bsecrets.ports import BackendIdentity
 from bsecrets.services.doctor.findings import Finding, Status
@@ -72,10 +71,7 @@ def check_backends(manager: SecretsManager, fix: bool) -> list[Finding]:
 def _environment(manager: SecretsManager, name: str, config: EnvironmentConfig) -> list[Finding]:
     check = f"backend.{name}"
     try:
-        backend = manager.backend(name)
-        if isinstance(backend, OfflineFallback):  # the fallback serves reads, not identities
-            backend = backend.inner
-        facts = backend.identity()
+        facts = manager.backend(name).identity()
     except BsecretsError as exc:
         detail = f"environment '{name}' ({config.backend}) cannot be used: {exc.message}"
         hint = exc.hint or f"check environments.{name} in the profile"
