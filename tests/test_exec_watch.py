@@ -86,12 +86,14 @@ def events(action: str = "exec") -> list[dict[str, Any]]:
 class Watched:
     """A real ``bsecrets exec --watch`` with the logging child."""
 
-    def __init__(self, root: Path, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, args: list[str], env: dict[str, str] | None = None, interval: str = "1s"
+    ) -> None:
         self.log = root / "child.log"
         self.errors = root / "stderr.txt"  # a file: read while bsecrets runs
         with self.errors.open("wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bsecrets", "exec", "--watch", "--interval", "1s", *args,
+                [sys.executable, "-m", "bsecrets", "exec", "--watch", "--interval", interval, *args,
                  "--", sys.executable, "-c", CHILD, str(self.log)],
                 stdout=subprocess.PIPE, stderr=err, env=env or dict(os.environ),
             )  # fmt: skip
@@ -242,6 +244,26 @@ def test_a_vault_outage_keeps_the_command_running_and_says_so(
     said = [line for line in err.splitlines() if "watch" in line]
     assert len(said) == 2 and "backend_unavailable" in said[0], err
     assert "value" not in err.replace("the values it has", "")
+
+
+def test_a_remote_backend_is_not_asked_before_the_interval(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, openbao: OpenBao, watched: list[Watched]
+) -> None:
+    """--interval 1h: after the read at start, nothing reaches the server while the
+    test watches the proxy for a while (a loop that polled early would show)."""
+    prefix = unique_prefix("watch")
+    with LoopbackProxy(openbao.address) as proxy:
+        write_profile(isolated, monkeypatch, {"staging": vault_env(proxy.address, prefix)})
+        monkeypatch.setenv("VAULT_TOKEN", openbao.root_token)
+        put_secret("db/url", b"postgres://first-value", env="staging")
+        w = Watched(isolated, ["-e", "staging", "--only", "db/url"], interval="1h")
+        watched.append(w)
+        w.wait_lines(1)
+        started = len(proxy.requests)
+        time.sleep(2.5)  # not a timing assertion: time for an early poll to show
+        assert proxy.requests[started:] == []
+        code, _, err = w.stop()
+    assert code == 128 + signal.SIGTERM, err
 
 
 def test_a_read_only_token_can_watch(db: Path, watched: list[Watched]) -> None:
