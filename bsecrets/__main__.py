@@ -1,3 +1,3 @@
-from bsecrets.cli.app import main
+from bsecrets.cli.entry import main
 
 main()

@@ -1,5 +1,6 @@
 """The everyday path stays light: the parsed-profile cache, lazy commands, and
-no heavy module imported by `get` (timings live in bench/, not here)."""
+no heavy module imported by `get`: not even typer, which a plain `get` skips
+(bsecrets/cli/fast.py). Timings live in bench/, not here."""
 
 from __future__ import annotations
 
@@ -17,13 +18,43 @@ from bsecrets.config.cache import cache_dir, load_profile_cached
 HEAVY = (
     "yaml", "ruamel", "rich", "keyring", "hvac", "boto3", "botocore", "pydantic", "platformdirs",
     "prometheus_client", "opentelemetry",  # traces load only when asked for (bsecrets/tracing)
+    "typer", "click", "shellingham",  # the command line's framework: not on a plain get
 )  # fmt: skip
+
+# What a plain `get` in a session imports beyond the interpreter's start and the standard
+# library, recorded: a module not listed here is new weight on every get. Taking one
+# away needs no change here; adding one needs a reason (bench/README.md, the levers).
+GET_THIRD_PARTY = {"cryptography", "_cffi_backend", "_openssl"}
+GET_MODULES = {
+    "bsecrets", "bsecrets.audit", "bsecrets.audit.archive", "bsecrets.audit.chain",
+    "bsecrets.audit.events", "bsecrets.audit.local_log", "bsecrets.audit.logger",
+    "bsecrets.audit.member_intake", "bsecrets.audit.witness", "bsecrets.backends",
+    "bsecrets.backends.cleartext", "bsecrets.backends.local", "bsecrets.backends.local.adapter",
+    "bsecrets.backends.local.buckets", "bsecrets.backends.local.records",
+    "bsecrets.backends.registry", "bsecrets.cli", "bsecrets.cli.cli_context",
+    "bsecrets.cli.commands", "bsecrets.cli.commands.get_value", "bsecrets.cli.entry",
+    "bsecrets.cli.exit_codes", "bsecrets.cli.fast", "bsecrets.cli.hints", "bsecrets.cli.numbers",
+    "bsecrets.cli.outcome", "bsecrets.config", "bsecrets.config.cache", "bsecrets.config.ci",
+    "bsecrets.config.loader", "bsecrets.config.profile", "bsecrets.config.settings",
+    "bsecrets.crypto", "bsecrets.crypto.keys", "bsecrets.crypto.second_factor",
+    "bsecrets.crypto.totp", "bsecrets.errors", "bsecrets.files", "bsecrets.health",
+    "bsecrets.models", "bsecrets.observing", "bsecrets.ports", "bsecrets.services",
+    "bsecrets.services.access", "bsecrets.services.credentials", "bsecrets.services.manager",
+    "bsecrets.services.slots", "bsecrets.timeutil", "bsecrets.tracing", "bsecrets.vaultfile",
+    "bsecrets.vaultfile.break_glass", "bsecrets.vaultfile.build", "bsecrets.vaultfile.connection",
+    "bsecrets.vaultfile.credentials", "bsecrets.vaultfile.factors", "bsecrets.vaultfile.keyfile",
+    "bsecrets.vaultfile.manifest", "bsecrets.vaultfile.page_check", "bsecrets.vaultfile.policy",
+    "bsecrets.vaultfile.rotations", "bsecrets.vaultfile.schema",
+    "bsecrets.vaultfile.sealed_records", "bsecrets.vaultfile.session",
+    "bsecrets.vaultfile.sqlite_errors", "bsecrets.vaultfile.store", "bsecrets.vaultfile.tokens",
+    "bsecrets.vaultfile.unlock", "bsecrets.vaultfile.vault",
+}  # fmt: skip
 
 PROBE = """
 import sys
 sys.argv = ["bsecrets", *sys.argv[1:]]
 try:
-    from bsecrets.cli.app import main
+    from bsecrets.cli.entry import main
     main()
 except SystemExit as exc:
     code = exc.code
@@ -42,6 +73,15 @@ def modules_after(*args: str) -> tuple[int, set[str]]:
     return result.returncode, set(line.split()[1:])
 
 
+def modules_at_start() -> set[str]:
+    """What the interpreter has loaded before any code of ours (site, .pth hooks)."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; print(*sys.modules)"], capture_output=True,
+        text=True, check=True, env=dict(os.environ), timeout=60,
+    )  # fmt: skip
+    return set(result.stdout.split())
+
+
 def test_get_imports_nothing_heavy(vault: Path) -> None:
     invoke(["put", "a"], input="1")
     session = invoke(["unlock"]).stdout.strip().split("=", 1)[1]
@@ -54,6 +94,12 @@ def test_get_imports_nothing_heavy(vault: Path) -> None:
     assert code == 0
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert heavy == []
+    assert "bsecrets.cli.fast" in modules and "bsecrets.cli.app" not in modules
+    loaded = modules - modules_at_start()
+    ours = {m for m in loaded if m.split(".")[0] == "bsecrets"}
+    assert sorted(ours - GET_MODULES) == []
+    others = {m.split(".")[0] for m in loaded} - {"bsecrets"} - set(sys.stdlib_module_names)
+    assert sorted(others - GET_THIRD_PARTY) == []
     assert "bsecrets.cli.commands.setup" not in modules  # commands are built on demand
     assert "bsecrets.config.parser" not in modules
     # the session carries the environment keys: no X25519 (and its OpenSSL backend) on get

@@ -1,5 +1,9 @@
-"""The root of the command line: global options, command registration, and the
-one place where errors become an ``error:`` line, a ``hint:`` line and an exit code."""
+"""The root of the command line: global options, command registration, and what
+only the Typer app raises (click's usage errors) for outcome.py, the one place
+where errors become an ``error:`` line, a ``hint:`` line and an exit code.
+
+The console script enters at ``bsecrets.cli.entry:main``, which runs the plain
+shapes of ``get`` without importing this module (fast.py) and everything else here."""
 
 from __future__ import annotations
 
@@ -18,11 +22,11 @@ from bsecrets.cli.context import (
     YesOption,
     given_after_command,
 )
-from bsecrets.cli.exit_codes import ExitCode, exit_code_of
-from bsecrets.cli.hints import hint_for
+from bsecrets.cli.exit_codes import ExitCode
+from bsecrets.cli.outcome import exit_with, interrupted, render_error
 from bsecrets.config.settings import (
+    COMPLETE_VAR,
     ENV_AS,
-    ENV_DEBUG,
     ENV_ENV,
     ENV_INSECURE_HTTP,
     ENV_JSON,
@@ -32,71 +36,14 @@ from bsecrets.config.settings import (
     GLOBAL_OPTIONS,
     Settings,
 )
-from bsecrets.errors import BsecretsError
 from bsecrets.files import harden_process
 
 
-def render_error(
-    message: str,
-    hint: str | None = None,
-    *,
-    as_json: bool = False,
-    kind: str = "error",
-    exit_code: int = ExitCode.ERROR,
-    applied: str | None = None,
-) -> None:
-    """An ``error:`` line and a ``hint:`` line on stderr; ``as_json``: one line, one JSON
-    object ``{"error", "hint", "kind", "exit_code"[, "applied"]}`` (docs/cli.md)."""
-    if as_json:
-        import json
-
-        record: dict[str, Any] = {
-            "error": message,
-            "hint": hint or None,
-            "kind": kind,
-            "exit_code": int(exit_code),
-        }
-        if applied is not None:
-            record["applied"] = applied
-        sys.stderr.write(json.dumps(record, ensure_ascii=False) + "\n")
-        return
-    sys.stderr.write(f"error: {message}\n")
-    if hint:
-        sys.stderr.write(f"hint: {hint}\n")
-
-
-def json_requested(args: Sequence[str], environ: Any = os.environ) -> bool:
-    """Whether errors are JSON: ``BSECRETS_JSON=1``, or ``--json`` anywhere before ``--``
-    (before or after the command; known before parsing, so a usage error is JSON too)."""
-    if environ.get(ENV_JSON) == "1":
-        return True
-    for arg in args:
-        if arg == "--":
-            return False
-        if arg == "--json":
-            return True
-    return False
-
-
-def _exit_code_for(exc: BaseException, as_json: bool = False) -> int:
-    """Render ``exc`` on stderr and return the exit code (docs/cli.md; a bsecrets error's
-    from the table in bsecrets.cli.exit_codes)."""
-    debug = os.environ.get(ENV_DEBUG) == "1"
-    if debug:
-        import traceback
-
-        traceback.print_exception(exc, file=sys.stderr)
-    if isinstance(exc, BsecretsError):
-        code = exit_code_of(exc)
-        render_error(
-            exc.message, hint_for(exc), as_json=as_json, kind=exc.kind, exit_code=code,
-            applied=exc.applied,
-        )  # fmt: skip
-        return int(code)
-    if isinstance(exc, typer.Abort | KeyboardInterrupt):
-        code = ExitCode.INTERRUPTED
-        render_error("interrupted", as_json=as_json, kind="interrupted", exit_code=code)
-        return int(code)
+def _click_failure(exc: BaseException, as_json: bool) -> int | None:
+    """What only the Typer app raises, rendered (outcome.exit_code_for's framework hook):
+    click's Abort, a group's help when no command is given, click's usage errors."""
+    if isinstance(exc, typer.Abort):
+        return interrupted(as_json)
     if type(exc).__name__ == "NoArgsIsHelpError":  # 'bsecrets' or a group alone: its help
         help_ctx = getattr(exc, "ctx", None)
         command = help_ctx.command_path if help_ctx is not None else "bsecrets"
@@ -117,17 +64,7 @@ def _exit_code_for(exc: BaseException, as_json: bool = False) -> int:
             exit_code=status,
         )  # fmt: skip
         return status
-    if isinstance(exc, BrokenPipeError):
-        return int(ExitCode.BROKEN_PIPE)
-    # Never print the text of an unexpected exception: it might hold data.
-    render_error(
-        f"internal error ({type(exc).__name__})",
-        None if debug else f"rerun with {ENV_DEBUG}=1 to see the traceback, and report it",
-        as_json=as_json,
-        kind="internal",
-        exit_code=ExitCode.ERROR,
-    )
-    return int(ExitCode.ERROR)
+    return None
 
 
 def _usage_text(exc: Exception) -> str:
@@ -266,7 +203,7 @@ class BsecretsGroup(BsecretsGroupHelp):
     def _main_shell_completion(
         self, ctx_args: Any, prog_name: str, complete_var: str | None = None
     ) -> None:
-        if os.environ.get("_BSECRETS_COMPLETE"):  # a TAB in a shell (completion scripts)
+        if os.environ.get(COMPLETE_VAR):  # a TAB in a shell (completion scripts)
             from bsecrets.cli.commands.completion import complete  # the seam: only on a TAB
 
             sys.exit(complete(self, ctx_args, prog_name))
@@ -280,24 +217,12 @@ class BsecretsGroup(BsecretsGroupHelp):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
-        try:
-            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
-        except SystemExit:
-            raise
-        except BaseException as exc:
-            code = _exit_code_for(exc, json_requested(argv))
-            _flush_quietly()
-            sys.exit(code)
-        sys.exit(rv if isinstance(rv, int) else 0)
-
-
-def _flush_quietly() -> None:
-    try:
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError, OSError):
-        # the reader went away: stop Python from complaining at shutdown
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        run = super().main
+        exit_with(
+            argv,
+            lambda: run(argv, prog_name, complete_var, standalone_mode=False, **extra),
+            _click_failure,
+        )
 
 
 def _version(value: bool) -> None:
@@ -406,4 +331,6 @@ def root(
 
 
 def main() -> None:
+    """The Typer app on ``sys.argv``, without the fast path (entry.py is the console
+    script's entry point); for callers that have imported the app anyway."""
     app(prog_name="bsecrets")

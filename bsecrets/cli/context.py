@@ -1,4 +1,5 @@
-"""What every command reaches through ``ctx.obj``: settings, the manager, output.
+"""What every Typer command reaches through ``ctx.obj`` (a CliContext: settings, the
+manager, output; cli_context.py), and how bsecrets' commands parse and show help.
 
 Option aliases used by several commands live here too, so that each option is
 spelled, documented and defaulted once.
@@ -6,25 +7,18 @@ spelled, documented and defaulted once.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from bsecrets.config.cache import load_profile_cached
-from bsecrets.config.loader import find_profile
-from bsecrets.config.settings import ENV_ENV, ENV_JSON, Settings
+from bsecrets.cli.cli_context import CliContext as CliContext  # commands import it from here
+from bsecrets.cli.numbers import parse_whole_number
+from bsecrets.config.settings import ENV_ENV, ENV_JSON
 from bsecrets.errors import UsageError
-from bsecrets.models import Confirmation
-from bsecrets.vaultfile.credentials import Credentials
-
-if TYPE_CHECKING:
-    from bsecrets.services.manager import SecretsManager
 
 
 def given_after_command(ctx: typer.Context, option: str, value: Any) -> None:
@@ -158,30 +152,16 @@ OnlyOption = Annotated[
     typer.Option("--only", help="Only these secrets: names or globs (NAME,db/*,...; repeatable)."),
 ]
 
-# Versions, counts and sequence numbers are SQLite INTEGERs (64-bit signed): a
-# number past this cannot name anything, and would overflow on its way to SQL.
-MAX_NUMBER = 2**63 - 1
-
 
 def whole_number(minimum: int) -> Callable[[str], int]:
-    """The parser of an integer option from ``minimum`` to MAX_NUMBER. Unlike an int
-    option with min/max it looks at the digits before int(), so 5,000 of them are
-    "larger than the maximum" (not Python's digit-limit ValueError), and the
-    message never echoes them whole."""
+    """The parser of an integer option from ``minimum`` to MAX_NUMBER: parse_whole_number,
+    its reason a click usage error."""
 
     def parse(value: str) -> int:
-        text = str(value).strip()
-        shown = text if len(text) <= 24 else f"{text[:10]}... ({len(text)} characters)"
-        digits = text[1:] if text[:1] in ("+", "-") else text
-        if not (digits.isascii() and digits.isdigit()):
-            raise typer.BadParameter(f"{shown!r} is not a whole number")
-        if len(digits.lstrip("0")) > len(str(MAX_NUMBER)) or int(text) > MAX_NUMBER:
-            if text.startswith("-"):
-                raise typer.BadParameter(f"{shown} is less than {minimum}")
-            raise typer.BadParameter(f"{shown} is larger than the maximum, {MAX_NUMBER}")
-        if int(text) < minimum:
-            raise typer.BadParameter(f"{shown} is less than {minimum}")
-        return int(text)
+        try:
+            return parse_whole_number(value, minimum)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
 
     return parse
 
@@ -303,127 +283,6 @@ def command_group(name: str, help: str) -> typer.Typer:
     )  # fmt: skip
     group.callback()(lambda: None)  # a group even with one command
     return group
-
-
-class CliContext:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._manager: SecretsManager | None = None
-
-    # --- core ------------------------------------------------------------
-
-    def credentials(self) -> Credentials:
-        from bsecrets.services.credentials import credentials_for
-
-        return credentials_for(self.settings, _prompt if sys.stdin.isatty() else None)
-
-    def profile_path(self) -> Path:
-        return find_profile(self.settings.profile, self.settings.environ, Path.cwd())
-
-    @property
-    def manager(self) -> SecretsManager:
-        if self._manager is None:
-            # the seam of the CLI: the core loads on the first command that uses it,
-            # so --help, --version and the command table do not pay for it
-            from bsecrets.services.manager import SecretsManager
-
-            profile = load_profile_cached(self.profile_path())
-            self._manager = SecretsManager(
-                profile,
-                self.credentials(),
-                environ=self.settings.environ,
-                warn=self.warn,
-                insecure_http=self.settings.insecure_http,
-                confirmation=self.confirmation(),
-            )
-        return self._manager
-
-    def confirmation(self) -> Confirmation:
-        """What a protected environment asks for (services/access.py): --reason, --yes
-        or a question on a terminal, and a one-time code from BSECRETS_OTP or a prompt."""
-        settings = self.settings
-        terminal = sys.stdin.isatty()
-
-        def one_time_code() -> str | None:
-            code = settings.one_time_code()
-            if code is None and terminal:
-                code = _prompt_visible("One-time code: ")
-            return code
-
-        return Confirmation(
-            reason=settings.reason,
-            yes=settings.yes,
-            ask=_ask if terminal else None,
-            one_time_code=one_time_code,
-        )
-
-    def env(self, command_env: str | None) -> str | None:
-        """The environment for this command: -e after the command > global > profile default."""
-        return command_env or self.settings.env
-
-    def envs(self, command_envs: list[str] | None) -> list[str | None]:
-        """exec's and export's layers (EnvLayersOption): the -e environments in order,
-        else the one environment a command uses (BSECRETS_ENV, else the default)."""
-        return list(command_envs) if command_envs else [self.settings.env]
-
-    def close(self) -> None:
-        if self._manager is not None:
-            self._manager.close()
-
-    # --- output ----------------------------------------------------------
-
-    def want_json(self, command_json: bool) -> bool:
-        return command_json or self.settings.json
-
-    def emit_json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-    def message(self, text: str) -> None:
-        """A human message on stderr (suppressed by --quiet); under --json, one line
-        ``{"message": text}``, so that every line on stderr is a JSON object."""
-        if self.settings.quiet:
-            return
-        if self.settings.json:
-            self._json_line("message", text)
-        else:
-            sys.stderr.write(text + "\n")
-
-    def warn(self, text: str) -> None:
-        """A ``warning:`` line on stderr; under --json, one line ``{"warning": text}``."""
-        if self.settings.json:
-            self._json_line("warning", text)
-        else:
-            sys.stderr.write(f"warning: {text}\n")
-
-    def _json_line(self, key: str, text: str) -> None:
-        sys.stderr.write(json.dumps({key: text}, ensure_ascii=False) + "\n")
-
-    def table(self, headers: list[str], rows: list[list[str]]) -> None:
-        """Aligned columns on stdout; with --quiet, only the first column."""
-        if self.settings.quiet:
-            for row in rows:
-                sys.stdout.write(row[0] + "\n")
-            return
-        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-        for row in [headers, *rows]:
-            line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
-            sys.stdout.write(line.rstrip() + "\n")
-
-
-def _prompt_visible(label: str) -> str:
-    sys.stderr.write(label)
-    sys.stderr.flush()
-    return sys.stdin.readline().strip()
-
-
-def _ask(question: str) -> bool:
-    return _prompt_visible(question).lower() in ("y", "yes")
-
-
-def _prompt(label: str) -> str:
-    import getpass
-
-    return getpass.getpass(label)
 
 
 def obj(ctx: typer.Context) -> CliContext:

@@ -59,6 +59,9 @@ ENVIRONMENT: dict[str, str] = {
     settings.ENV_PASSPHRASE: "The vault's passphrase.",
     settings.ENV_PASSPHRASE_FILE: "A file (mode 600) or a pipe holding the passphrase.",
     settings.ENV_DEBUG: "1: show the traceback of an error.",
+    settings.ENV_NO_FAST: "1: parse every command with the full command-line parser, "
+    "where a plain 'get' otherwise takes a shorter way with the same output (a debugging "
+    "aid).",
     settings.ENV_NO_COLOR: "Any value: no colour, as --no-color.",
     settings.ENV_MASK: "exec: 1 redacts secret values in the command's output, 0 does "
     "not (default: on when CI is set).",

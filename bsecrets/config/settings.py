@@ -27,6 +27,11 @@ ENV_KEY_FILE = "BSECRETS_KEY_FILE"  # a principal's key file (access keygen)
 ENV_TOKEN = "BSECRETS_TOKEN"  # a pipeline token: never an option (argv is visible)
 ENV_OTP = "BSECRETS_OTP"  # a one-time code, where there is no terminal to ask on
 ENV_OTEL = "BSECRETS_OTEL"  # 1: OpenTelemetry traces (the otel extra), 0: none (tracing/)
+ENV_NO_FAST = "BSECRETS_NO_FAST"  # 1: every command through the Typer app (cli/fast.py)
+# What a completion script sets on a TAB: click's name for it (_PROG_COMPLETE). Not a
+# setting (no ENV_ name, no man page line): only the scripts set it. app.py, cli/fast.py
+# and cli/commands/completion.py read it.
+COMPLETE_VAR = "_BSECRETS_COMPLETE"
 
 # The options taken before the command and after it, with the same meaning (not
 # --version: 'get --version N' is get's own option). By their long names.

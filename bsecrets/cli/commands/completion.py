@@ -24,19 +24,15 @@ from typer._click.core import Command
 from typer._click.shell_completion import CompletionItem, ShellComplete, split_arg_string
 
 from bsecrets.cli.completing import PROG, candidates
-from bsecrets.config.settings import ENV_DEBUG
+from bsecrets.config.settings import COMPLETE_VAR, ENV_DEBUG
 from bsecrets.errors import UsageError
 from bsecrets.files import harden_process
-
-# The variable a completion script sets: click's name for it (_PROG_COMPLETE). Not a
-# setting: only the scripts set it (app.py spells it too, so as not to import this).
-ENV_COMPLETE = "_BSECRETS_COMPLETE"
 
 # What the scripts are made of: they complete the command 'bsecrets', whatever the name
 # of the process that prints them (python -m bsecrets).
 SCRIPT_VARS = {
     "complete_func": "_bsecrets_completion",
-    "complete_var": ENV_COMPLETE,
+    "complete_var": COMPLETE_VAR,
     "prog_name": PROG,
 }
 
@@ -218,12 +214,12 @@ def complete(cli: Command, ctx_args: MutableMapping[str, Any], prog_name: str) -
     """Answer the request in ``_BSECRETS_COMPLETE`` (click's ``bash_complete``,
     ``zsh_source``...): the candidates, or the script, on stdout. Returns the exit
     status."""
-    shell, _, action = os.environ.get(ENV_COMPLETE, "").partition("_")
+    shell, _, action = os.environ.get(COMPLETE_VAR, "").partition("_")
     cls = SHELLS.get(shell)
     if cls is None or action not in ("complete", "source"):
-        sys.stderr.write(f"{ENV_COMPLETE}: expected SHELL_complete or SHELL_source\n")
+        sys.stderr.write(f"{COMPLETE_VAR}: expected SHELL_complete or SHELL_source\n")
         return 1
-    completer = cls(cli, ctx_args, prog_name, ENV_COMPLETE)
+    completer = cls(cli, ctx_args, prog_name, COMPLETE_VAR)
     if action == "source":
         sys.stdout.write(completer.source())
         return 0

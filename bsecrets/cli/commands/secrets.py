@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from bsecrets.cli.commands.get_value import print_secret
 from bsecrets.cli.context import CliContext, EnvOption, JsonOption, YesOption, obj, whole_number
-from bsecrets.config.ci import mask_in_github
 from bsecrets.errors import UsageError
 from bsecrets.models import MAX_VALUE_BYTES, validate_description, validate_tags
 from bsecrets.timeutil import iso
@@ -137,26 +137,7 @@ def get(
       bsecrets get DB_URL -e prod --json
       bsecrets get tls/key --version 2 --raw > key.pem
     """
-    cli = obj(ctx)
-    secret = cli.manager.get(cli.env(env), name, version)
-    if cli.settings.environ.get("GITHUB_ACTIONS") == "true":  # register masks first (stderr)
-        mask_in_github([secret.value], cli.settings.environ)
-    if cli.want_json(json_out):
-        cli.emit_json(
-            {
-                "name": secret.name,
-                "env": secret.env,
-                "version": secret.version,
-                "value": secret.text,
-                "created_at": iso(secret.created_at),
-                "tags": secret.tags,
-                "description": secret.description,
-            }
-        )
-        return
-    out = sys.stdout.buffer
-    out.write(secret.value if raw else secret.value + b"\n")
-    out.flush()
+    print_secret(obj(ctx), name, env=env, version=version, raw=raw, json_out=json_out)
 
 
 def ls(

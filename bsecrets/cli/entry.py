@@ -1,0 +1,22 @@
+"""The console script's entry point (``[project.scripts]``, ``python -m bsecrets``):
+the fast path when it fully understands the arguments (fast.py), else the Typer app.
+
+This module and what it imports load no typer, so a plain ``get`` never pays for it."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from bsecrets.cli import fast
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    found = fast.plan(argv, os.environ)
+    if found is not None:
+        fast.run(found, argv)
+    # the seam: typer and the command table load only for what the fast path hands on
+    from bsecrets.cli.app import app
+
+    app(prog_name="bsecrets")
