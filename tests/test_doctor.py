@@ -263,8 +263,8 @@ def test_a_missing_then_stale_anchor_is_set_by_fix_once_the_chain_verifies(
     assert _anchor(file_keyring) != kept
     kept = _anchor(file_keyring)
     put_secret("other", b"x")
-    code, found, _ = doctor()
-    assert code == 1 and problems(found) == {"audit.anchor": "warn"}
+    code, found, _ = doctor()  # behind after a put: the usual state, said, not a warning
+    assert code == 0 and found["audit.anchor"]["status"] == "ok"
     assert "1 event behind the head" in found["audit.anchor"]["detail"]
     assert _anchor(file_keyring) == kept
     code, found, _ = doctor("--fix")
