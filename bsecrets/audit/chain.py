@@ -106,32 +106,32 @@ def walk(
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives import hmac as keyed
 
-    keyed_base = keyed.HMAC(chain_key, hashes.SHA256())  # copied per event: 2.5x faster
+    # Hot: a million events must verify in seconds. One keyed HMAC copied per event
+    # (2.5x faster than keying anew), one update of prev || event (a second update
+    # costs more than joining them), names bound outside the loop.
+    copy = keyed.HMAC(chain_key, hashes.SHA256()).copy
+    compare = hmac.compare_digest
     watched = set(watch)
     seen: dict[int, bytes] = {}
     expected = first_seq
-    count = 0
     iterator = iter(rows)
-    for row in iterator:
-        seq, time, record, stored = row
+    for seq, time, record, stored in iterator:
         if seq != expected:
-            return Walk(count, expected - 1, prev, _gap(expected, seq), seen)
+            return Walk(expected - first_seq, expected - 1, prev, _gap(expected, seq), seen)
         plain = opener(time, record)
         if plain is None:
-            return Walk(count, expected - 1, prev, _unreadable(seq), seen)
-        one = keyed_base.copy()
-        one.update(prev)
-        one.update(plain)
+            return Walk(expected - first_seq, expected - 1, prev, _unreadable(seq), seen)
+        one = copy()
+        one.update(prev + plain)
         digest = one.finalize()
-        if type(stored) is not bytes or not hmac.compare_digest(digest, stored):
+        if type(stored) is not bytes or not compare(digest, stored):
             problem = _classify(seq, plain, digest, stored, iterator, opener)
-            return Walk(count, expected - 1, prev, problem, seen)
-        if seq in watched:
+            return Walk(expected - first_seq, expected - 1, prev, problem, seen)
+        if watched and seq in watched:
             seen[seq] = digest
         prev = digest
         expected += 1
-        count += 1
-    return Walk(count, expected - 1, prev, None, seen)
+    return Walk(expected - first_seq, expected - 1, prev, None, seen)
 
 
 def _gap(expected: int, found: object) -> Problem:

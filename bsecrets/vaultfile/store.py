@@ -210,9 +210,7 @@ class VaultStore:
         if not self._query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)):
             return
         try:
-            cursor = self._conn.execute(sql, params)
-            while batch := cursor.fetchmany(4096):
-                yield from batch
+            yield from self._conn.execute(sql, params)  # the cursor streams, row by row
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise translate(exc, self.path) from exc
 
