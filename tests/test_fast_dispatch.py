@@ -1,13 +1,16 @@
 """The fast path (bsecrets/cli/fast.py) and the Typer app are one interface: the same
 argv gives the same stdout, stderr and exit code through both.
 
-hypothesis draws argv lists from a grammar of ``get``'s words, the plain ones the fast
-path takes and the odd ones it hands to the Typer app (help, ``--``, repeated and
-combined options, unknown words, bad values), with a few environments (a session, a
-passphrase, none, BSECRETS_JSON, GitHub Actions, BSECRETS_ENV). Each argv runs as two
-real processes (``python -m bsecrets``): as it is, and with BSECRETS_NO_FAST=1. A
-``get`` writes an audit event, so each run starts from the same copy of the vault
-file, in the same folder: both see the same state and the same paths.
+hypothesis draws argv lists from a grammar of the words of ``get``, ``exec`` and
+``export``, the plain ones the fast path takes and the odd ones it hands to the Typer
+app (help, ``--``, repeated and combined options, unknown words, bad values), with a
+few environments (a session, a passphrase, none, BSECRETS_JSON, GitHub Actions,
+BSECRETS_ENV, CI). Each argv runs as two real processes (``python -m bsecrets``): as
+it is, and with BSECRETS_NO_FAST=1. Every read writes an audit event, so each run
+starts from the same copy of the vault file, in the same folder: both see the same
+state and the same paths. exec's command is a Python child that prints its
+arguments and environment (unmasked, it replaces bsecrets; masked, bsecrets
+redacts what it prints): so the two runs' outputs compare what each child got.
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
         cli("put", name, "--allow-empty", value=value)
     cli("put", "a", value=b"hello again")  # a v2
     cli("put", "a", "-e", "prod", value=b"prod value")
+    for name in ("db/url", "multi", "empty"):  # prod: every value fits a variable
+        cli("put", name, "-e", "prod", "--allow-empty", value=SECRETS[name])
     cli("rm", "gone")
     session = cli("unlock").decode().strip().split("=", 1)[1]
     shutil.copytree(work / ".bsecrets", root / "pristine")
@@ -121,7 +126,7 @@ ODD = [
 SHORT = {"--env": "-e", "--profile": "-p"}
 
 
-WORDS = {**fast.GLOBAL_WORDS, **fast.GET_WORDS}
+WORDS = {**fast.GLOBAL_WORDS, **fast.SHAPES["get"].words}
 
 
 def plain(value: str) -> bool:
@@ -173,6 +178,73 @@ def argvs(draw: st.DrawFn) -> list[str]:
     return [*(w for p in before for w in p), command, *(w for p in pieces for w in p)]
 
 
+# --- exec and export ------------------------------------------------------------------
+
+# The child prints what it got (not the switch that tells the two runs apart).
+CHILD = [
+    sys.executable, "-c",
+    "import os, sys; print(sys.argv[1:]); "
+    "print(sorted(i for i in os.environb.items() if i[0] != b'BSECRETS_NO_FAST'))",
+]  # fmt: skip
+CHILD_ARGS = ["-e", "x", "--help", "--", "-q", "get", "a"]
+LISTS = ["a", "db/*", "a,multi", "empty", "bin", "missing", "*", "a,,db/url"]
+OWN_VALUES = {"--only": LISTS, "--prefix": ["APP_", "x_", "1BAD", "-P"]}
+EXEC_FLAGS = ["--mask", "--no-mask", "--pristine"]
+FORMATS = ["dotenv", "json", "yaml", "shell", "JSON", "yml", "github-env", "bogus", "-x"]
+EXEC_ODD = [
+    "--", "-h", "--help", "--bogus", "--strict", "--with-previous", "--mask=1", "--only=",
+    "--prefix", "-e", "--version", "--env-file", "x",
+]  # fmt: skip
+EXPORT_ODD = ["--", "-h", "--strict", "--bogus", "--format", "-fjson", "--json=1", "x", "-o"]
+
+
+@st.composite
+def own_valued(draw: st.DrawFn, options: dict[str, list[str]], odd: bool) -> list[str]:
+    """One of the command's own options with its value, as the next word or after '='."""
+    option = draw(st.sampled_from(sorted(options)))
+    value = draw(st.sampled_from([v for v in options[option] if odd or plain(v)]))
+    spelling = "-f" if option == "--format" and draw(st.booleans()) else option
+    if draw(st.booleans()) and spelling.startswith("--"):
+        return [f"{spelling}={value}"]
+    return [spelling, value]
+
+
+def bulk_options(command: str, odd: bool) -> st.SearchStrategy[list[list[str]]]:
+    """Up to four of exec's or export's options (-e and --only repeatable), globals too."""
+    own = {**OWN_VALUES, **({"--format": FORMATS} if command == "export" else {})}
+    choices = [valued(odd), own_valued(own, odd), st.sampled_from(FLAGS).map(lambda f: [f])]
+    if command == "exec":
+        choices.append(st.sampled_from(EXEC_FLAGS).map(lambda flag: [flag]))
+    if odd:
+        extra = EXEC_ODD if command == "exec" else EXPORT_ODD
+        choices.append(st.sampled_from(extra).map(lambda word: [word]))
+        return st.lists(st.one_of(choices), max_size=4)
+    words = {**WORDS, **fast.SHAPES[command].words}
+
+    def key(piece: list[str]) -> object:
+        long = words[piece[0].split("=")[0]]
+        return tuple(piece) if long in fast.SHAPES[command].repeatable else long
+
+    return st.lists(st.one_of(choices), max_size=4, unique_by=key)
+
+
+@st.composite
+def bulk_argvs(draw: st.DrawFn, command: str) -> list[str]:
+    """``[GLOBAL]... exec [OPTION]... -- CHILD [ARGS]...`` or ``... export [OPTION]...``;
+    in about one in four, odd words (as argvs)."""
+    odd = draw(st.integers(0, 3)) == 0
+    before = draw(options(odd, own=False))
+    after = draw(bulk_options(command, odd))
+    argv = [*(w for p in before for w in p), command, *(w for p in after for w in p)]
+    if command == "exec":
+        args = draw(st.lists(st.sampled_from(CHILD_ARGS), max_size=3))
+        dashes = not odd or draw(st.integers(0, 3)) > 0  # without '--': typer's refusal
+        argv += [*(["--"] if dashes else []), *CHILD, *args]
+    return argv
+
+
+# --- the property ---------------------------------------------------------------------
+
 ENVIRONS = ["session", "session", "session", "passphrase", "none", "json", "github", "prod"]
 
 
@@ -185,21 +257,42 @@ def credentials(lab: Lab, kind: str) -> dict[str, str]:
         "json": {**session, "BSECRETS_JSON": "1"},
         "github": {**session, "GITHUB_ACTIONS": "true"},
         "prod": {**session, "BSECRETS_ENV": "prod"},
+        "ci": {**session, "BSECRETS_ENV": "prod", "CI": "true"},  # exec masks by default
+        "bad mask": {**session, "BSECRETS_MASK": "2"},
     }[kind]
 
 
-# --- the property ---------------------------------------------------------------------
+def check_same(lab: Lab, argv: list[str], kind: str, taken: list[bool]) -> None:
+    """Both paths, the same bytes and exit code; ``taken``: whether the fast one was."""
+    extra = credentials(lab, kind)
+    taken.append(fast.plan(argv, {**lab.environ, **extra}) is not None)
+    quick = _run(lab, argv, extra)
+    typer = _run(lab, argv, {**extra, ENV_NO_FAST: "1"})
+    assert quick == typer, (argv, kind)
+
+
+def both_sides(taken: list[bool]) -> None:
+    """Both sides of the dispatcher were exercised: the comparison is not Typer with itself."""
+    assert sum(taken) >= len(taken) // 2, taken
+    assert taken.count(False) >= 3, taken
+
+
+def drawn(examples: int) -> settings:
+    """A fixed seed, no example database, no deadline (each example starts processes)."""
+    return settings(
+        max_examples=examples, derandomize=True, database=None, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )  # fmt: skip
+
 
 EXAMPLES = 60  # two processes each: about 30-60 s on two cores
+BULK_EXAMPLES = 25  # exec and export each: about 15-30 s on two cores
 
 
 def test_both_paths_print_the_same_bytes_and_exit_alike(lab: Lab) -> None:
     taken: list[bool] = []
 
-    @settings(
-        max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )  # fmt: skip
+    @drawn(EXAMPLES)
     @given(argv=argvs(), kind=st.sampled_from(ENVIRONS))
     @example(["get", "multi"], "github")  # the masks on stderr, line by line
     @example(["get", "bin", "--json"], "session")  # bytes that are not UTF-8
@@ -212,16 +305,56 @@ def test_both_paths_print_the_same_bytes_and_exit_alike(lab: Lab) -> None:
     @example(["-e", "prod", "get", "a", "--env", "dev"], "session")
     @example(["-e", "prod", "-e", "dev", "get", "a"], "session")  # typer's refusal
     def same(argv: list[str], kind: str) -> None:
-        extra = credentials(lab, kind)
-        taken.append(fast.plan(argv, {**lab.environ, **extra}) is not None)
-        quick = _run(lab, argv, extra)
-        typer = _run(lab, argv, {**extra, ENV_NO_FAST: "1"})
-        assert quick == typer, (argv, kind)
+        check_same(lab, argv, kind, taken)
 
     same()
-    # both sides of the dispatcher were exercised: the comparison is not Typer with itself
-    assert sum(taken) >= len(taken) // 2, taken
-    assert taken.count(False) >= 3, taken
+    both_sides(taken)
+
+
+# dev holds a value no variable can carry (bin, a NUL byte), so most runs read prod
+BULK_ENVIRONS = ["prod", "prod", "prod", "session", "passphrase", "none", "json", "github", "ci"]
+
+
+def test_exec_through_both_paths_gives_the_child_the_same(lab: Lab) -> None:
+    taken: list[bool] = []
+
+    @drawn(BULK_EXAMPLES)
+    @given(argv=bulk_argvs("exec"), kind=st.sampled_from([*BULK_ENVIRONS, "bad mask"]))
+    @example(["exec", "-e", "prod", "--", *CHILD, "-e", "x"], "session")  # the child's -e
+    @example(["exec", "-e", "prod", "--mask", "--", *CHILD], "github")  # redacted, masks
+    @example(["exec", "-e", "dev", "-e", "prod", "--only", "a,db/*", "--", *CHILD], "ci")
+    @example(["-e", "prod", "exec", "--pristine", "--prefix", "APP_", "--", *CHILD], "json")
+    @example(["exec", "--only", "bin", "--", *CHILD], "session")  # a NUL byte: refused
+    @example(["exec", "-e", "prod", "--", "no-such-command-here"], "session")  # 127
+    @example(["exec", "-e", "prod", "--strict", "--", *CHILD], "session")  # Typer's from here
+    @example(["exec", "-e", "prod", "--with-previous", "--no-mask", "--", *CHILD], "ci")
+    @example(["exec", "--help"], "session")
+    def same(argv: list[str], kind: str) -> None:
+        check_same(lab, argv, kind, taken)
+
+    same()
+    both_sides(taken)
+
+
+def test_export_through_both_paths_prints_the_same(lab: Lab) -> None:
+    taken: list[bool] = []
+
+    @drawn(BULK_EXAMPLES)
+    @given(argv=bulk_argvs("export"), kind=st.sampled_from(BULK_ENVIRONS))
+    @example(["export", "-e", "prod"], "github")  # the masks on stderr first
+    @example(["export", "-e", "dev", "-e", "prod", "-f", "json"], "session")
+    @example(["export", "--format=shell", "--only", "a", "--only", "db/*"], "prod")
+    @example(["-e", "prod", "export", "--prefix", "APP_", "-q"], "json")
+    @example(["export", "--only", "bin"], "session")  # not UTF-8: dotenv refuses it
+    @example(["export", "-f", "github-env", "-e", "prod"], "session")  # no GITHUB_ENV
+    @example(["export", "-e", "prod", "-o", "-"], "session")  # Typer's from here
+    @example(["export", "-e", "dev", "-e", "prod", "--strict"], "session")
+    @example(["export", "--allow-override", "PATH", "-h"], "prod")
+    def same(argv: list[str], kind: str) -> None:
+        check_same(lab, argv, kind, taken)
+
+    same()
+    both_sides(taken)
 
 
 def test_a_reader_gone_away_ends_both_alike(lab: Lab) -> None:
@@ -251,6 +384,13 @@ def test_a_reader_gone_away_ends_both_alike(lab: Lab) -> None:
         ["--json", "-q", "get", "-p", "bsecrets.yaml", "a", "-e", "dev"],
         ["-e", "dev", "get", "a", "-e", "prod"],  # one each side: the later one counts
         ["--reason", "why", "--as", "owner", "-y", "get", "a", "--no-color", "--insecure-http"],
+        ["exec", "--", "true"],
+        ["-e", "dev", "exec", "-e", "a", "-e", "b", "--only=x", "--only", "y,z", "--", "cmd"],
+        ["exec", "--mask", "--pristine", "--prefix", "P_", "-q", "--", "cmd", "-e", "x", "--"],
+        ["exec", "--no-mask", "--json", "--", "--help"],  # after '--': the command's
+        ["export"],
+        ["export", "-f", "json", "-e", "a", "--env=b", "--only", "x", "--prefix=P_", "-q"],
+        ["--json", "export", "--format=shell"],
     ],
 )
 def test_plain_shapes_take_the_fast_path(argv: list[str]) -> None:
@@ -266,7 +406,14 @@ def test_plain_shapes_take_the_fast_path(argv: list[str]) -> None:
         ["get", "a", "--env="], ["get", "a", "-e", "-q"], ["get", "a", "--json=1"],
         ["get", "a", "--version", "0"], ["get", "a", "--version", "x"], ["get", "a", "--ver", "1"],
         ["get", "-a"], ["--raw", "get", "a"], ["get", "a", "--version"],
-        ["get", "a", "--only", "x"],
+        ["get", "a", "--only", "x"], ["exec", "true"], ["exec", "--"], ["exec", "-h", "--", "x"],
+        ["exec", "--mask", "--no-mask", "--", "x"], ["exec", "--mask", "--mask", "--", "x"],
+        ["exec", "--watch", "--", "x"], ["exec", "--env-file", "f", "--", "x"],
+        ["exec", "--prefix", "a", "--prefix", "b", "--", "x"], ["exec", "x", "--", "y"],
+        ["-e", "a", "-e", "b", "exec", "--", "x"], ["exec", "--only", "-x", "--", "y"],
+        ["export", "-o", "f"], ["export", "x"], ["export", "-f", "a", "--format", "b"],
+        ["export", "-fjson"], ["export", "--"], ["export", "--strict"], ["export", "--pristine"],
+        ["get", "a", "--mask"], ["get", "a", "--", "x"],
     ],
 )  # fmt: skip
 def test_other_shapes_go_to_typer(argv: list[str]) -> None:
@@ -278,27 +425,33 @@ def test_completion_and_the_switch_go_to_typer(variable: str) -> None:
     assert fast.plan(["get", "a"], {variable: "1"}) is None
 
 
-def test_the_fast_words_are_typer_options_of_the_same_kind() -> None:
+@pytest.mark.parametrize("command", sorted(fast.SHAPES))
+def test_the_fast_words_are_typer_options_of_the_same_kind(command: str) -> None:
     """Every word the fast path takes is an option of the Typer app where it takes it:
-    a flag there exactly when it is a flag here."""
+    a flag there exactly when it is a flag here, repeatable exactly when it is here."""
     import typer.main
 
     from bsecrets.cli.app import add_global_options, app, build_command
 
     root = typer.main.get_command(app)
-    get = build_command("get")
-    add_global_options(get, root.params)
+    cmd = build_command(command)
+    add_global_options(cmd, root.params)
 
-    def kinds(params: list[object]) -> dict[str, bool]:
+    def kinds(params: list[object]) -> dict[str, tuple[bool, bool]]:
         return {
-            word: bool(getattr(p, "is_flag", False))
+            word: (bool(getattr(p, "is_flag", False)), bool(getattr(p, "multiple", False)))
             for p in params
-            for word in getattr(p, "opts", ())
+            for word in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))
         }
 
-    before, after = kinds(root.params), kinds(get.params)
+    before, after = kinds(root.params), kinds(cmd.params)
+    shape = fast.SHAPES[command]
     assert set(fast.GLOBAL_WORDS.values()) <= set(GLOBAL_OPTIONS)
     for word, long in fast.GLOBAL_WORDS.items():
-        assert before[word] == after[word] == (long not in fast.TAKES_VALUE), word
-    for word, long in fast.GET_WORDS.items():
-        assert after[word] == (long not in fast.TAKES_VALUE), word
+        assert before[word][0] == (long not in fast.TAKES_VALUE), word
+        if word not in shape.words:
+            assert after[word][0] == (long not in fast.TAKES_VALUE), word
+    for word, long in shape.words.items():
+        flag, multiple = after[word]
+        assert flag == (long not in shape.takes_value), word
+        assert multiple == (long in shape.repeatable), word

@@ -1,6 +1,6 @@
 """The everyday path stays light: the parsed-profile cache, lazy commands, and
-no heavy module imported by `get`: not even typer, which a plain `get` skips
-(bsecrets/cli/fast.py). Timings live in bench/, not here."""
+no heavy module imported by `get`, `exec` or `export`: not even typer, which their
+plain shapes skip (bsecrets/cli/fast.py). Timings live in bench/, not here."""
 
 from __future__ import annotations
 
@@ -49,17 +49,46 @@ GET_MODULES = {
     "bsecrets.vaultfile.sqlite_errors", "bsecrets.vaultfile.store", "bsecrets.vaultfile.tokens",
     "bsecrets.vaultfile.unlock", "bsecrets.vaultfile.vault",
 }  # fmt: skip
+# exec and export: get's modules but its body, and what their own work needs; each list
+# the command's own, so that exec's modules do not creep into export, nor either into get.
+NOT_GET = GET_MODULES - {"bsecrets.cli.commands.get_value"}
+BULK_MODULES = {
+    "bsecrets.cli.option_lists", "bsecrets.config.envmap", "bsecrets.formats",
+    "bsecrets.formats.codecs", "bsecrets.services.env_layers", "bsecrets.services.transfer",
+}  # fmt: skip
+EXEC_MODULES = NOT_GET | BULK_MODULES | {
+    "bsecrets.cli.commands.exec_child", "bsecrets.run", "bsecrets.run.masking",
+    "bsecrets.run.supervise", "bsecrets.run.template", "bsecrets.services.env_file",
+    "bsecrets.services.exec_env", "bsecrets.services.exec_inputs", "bsecrets.services.exec_run",
+}  # fmt: skip
+EXPORT_MODULES = NOT_GET | BULK_MODULES | {"bsecrets.cli.commands.export_secrets"}
+HOT_COMMANDS = {
+    "get": (["get", "a"], GET_MODULES),
+    "exec": (["exec", "--", "true"], EXEC_MODULES),  # recorded as the command replaces it
+    "export": (["export", "--format", "dotenv"], EXPORT_MODULES),
+}
 
 PROBE = """
-import sys
+import os, sys
 sys.argv = ["bsecrets", *sys.argv[1:]]
+
+def report():
+    sys.stdout.flush()
+    print("\\nMODULES " + " ".join(sorted(sys.modules)), file=sys.stderr, flush=True)
+
+real_execvpe = os.execvpe
+
+def execvpe(*args):  # exec's command replaces this process: what it had loaded, first
+    report()
+    real_execvpe(*args)
+
+os.execvpe = execvpe
 try:
     from bsecrets.cli.entry import main
     main()
 except SystemExit as exc:
     code = exc.code
-sys.stdout.flush()
-print("\\nMODULES " + " ".join(sorted(sys.modules)), file=sys.stderr)
+report()
 sys.exit(code)
 """
 
@@ -82,13 +111,15 @@ def modules_at_start() -> set[str]:
     return set(result.stdout.split())
 
 
-def test_get_imports_nothing_heavy(vault: Path) -> None:
+@pytest.mark.parametrize("command", sorted(HOT_COMMANDS))
+def test_hot_commands_import_nothing_heavy(vault: Path, command: str) -> None:
+    args, allowed = HOT_COMMANDS[command]
     invoke(["put", "a"], input="1")
     session = invoke(["unlock"]).stdout.strip().split("=", 1)[1]
     os.environ["BSECRETS_SESSION"] = session
     try:
         invoke(["ls"])  # fills the profile cache
-        code, modules = modules_after("get", "a")
+        code, modules = modules_after(*args)
     finally:
         del os.environ["BSECRETS_SESSION"]
     assert code == 0
@@ -97,7 +128,7 @@ def test_get_imports_nothing_heavy(vault: Path) -> None:
     assert "bsecrets.cli.fast" in modules and "bsecrets.cli.app" not in modules
     loaded = modules - modules_at_start()
     ours = {m for m in loaded if m.split(".")[0] == "bsecrets"}
-    assert sorted(ours - GET_MODULES) == []
+    assert sorted(ours - allowed) == []
     others = {m.split(".")[0] for m in loaded} - {"bsecrets"} - set(sys.stdlib_module_names)
     assert sorted(others - GET_THIRD_PARTY) == []
     assert "bsecrets.cli.commands.setup" not in modules  # commands are built on demand

@@ -18,7 +18,7 @@ import pytest
 from helpers.cli import put_secret, run_cli
 from helpers.values import CANARY
 
-from bsecrets.cli.commands.run import want_mask
+from bsecrets.cli.commands.exec_child import want_mask
 from bsecrets.errors import UsageError
 from bsecrets.run.masking import REDACTED, Redactor, patterns
 

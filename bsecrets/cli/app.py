@@ -3,7 +3,8 @@ only the Typer app raises (click's usage errors) for outcome.py, the one place
 where errors become an ``error:`` line, a ``hint:`` line and an exit code.
 
 The console script enters at ``bsecrets.cli.entry:main``, which runs the plain
-shapes of ``get`` without importing this module (fast.py) and everything else here."""
+shapes of ``get``, ``exec`` and ``export`` without importing this module (fast.py)
+and everything else here."""
 
 from __future__ import annotations
 

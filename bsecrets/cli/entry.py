@@ -1,7 +1,8 @@
 """The console script's entry point (``[project.scripts]``, ``python -m bsecrets``):
 the fast path when it fully understands the arguments (fast.py), else the Typer app.
 
-This module and what it imports load no typer, so a plain ``get`` never pays for it."""
+This module and what it imports load no typer, so a plain ``get``, ``exec`` or
+``export`` never pays for it."""
 
 from __future__ import annotations
 

@@ -3,9 +3,9 @@ line and an exit code (docs/cli.md, "Errors" and "Exit codes").
 
 Both ways into a command go through :func:`exit_with`: the Typer app
 (``BsecretsGroup.main`` in app.py) and the fast path (fast.py), which runs
-``get`` without importing typer. So this module imports no typer: the app passes
-what only it can recognise (click's usage errors, its Abort, a group's help) as
-the ``framework`` hook of :func:`exit_code_for`.
+``get``, ``exec`` and ``export`` without importing typer. So this module imports no
+typer: the app passes what only it can recognise (click's usage errors, its Abort, a
+group's help) as the ``framework`` hook of :func:`exit_code_for`.
 """
 
 from __future__ import annotations

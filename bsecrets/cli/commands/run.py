@@ -1,57 +1,25 @@
-"""exec and render: thin commands over SecretsManager (see docs/exec.md)."""
+"""exec and render: thin commands over SecretsManager (see docs/exec.md). exec's work
+is commands/exec_child.py, which the fast path (cli/fast.py) runs too."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bsecrets.cli.commands.exec_child import ExecOptions, run_exec
 from bsecrets.cli.context import EnvLayersOption, OnlyOption, obj
-from bsecrets.config.ci import mask_in_github
 from bsecrets.config.settings import ENV_MASK
-from bsecrets.errors import CommandNotExecutable, CommandNotFound, SecretNotFound, UsageError
-from bsecrets.files import restore_for_child, write_private_file
-from bsecrets.run.supervise import StartFailed, run
+from bsecrets.errors import SecretNotFound, UsageError
+from bsecrets.files import write_private_file
 from bsecrets.run.template import parse
 from bsecrets.run.template import render as fill
-from bsecrets.services import env_file as env_files
-from bsecrets.services import env_layers, exec_env, exec_run
-from bsecrets.timeutil import parse_duration
+from bsecrets.services import env_layers
 
 if TYPE_CHECKING:
     from bsecrets.models import Secret
-
-
-def _split(values: list[str] | None) -> list[str]:
-    return [part.strip() for v in values or [] for part in v.split(",") if part.strip()]
-
-
-def _restore_child_signals() -> None:
-    """Python ignores SIGPIPE and SIGXFSZ; an exec'd program must not inherit that."""
-    import signal
-
-    for name in ("SIGPIPE", "SIGXFSZ"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
-
-
-def _exec_failed(command: str, exc: OSError) -> NoReturn:
-    """127 when the command is not found, 126 when it cannot be run (docs/cli.md, exit codes)."""
-    if isinstance(exc, FileNotFoundError):
-        raise CommandNotFound(
-            f"command not found: {command}",
-            hint="check the spelling, or give a path; the command is looked up in PATH, no shell",
-        )
-    reason = "permission denied" if isinstance(exc, PermissionError) else "cannot run it"
-    raise CommandNotExecutable(
-        f"cannot execute {command}: {reason}",
-        hint="make it executable (chmod +x), or run it through its interpreter",
-    )
 
 
 def exec_(
@@ -177,145 +145,13 @@ def exec_(
       bsecrets exec --mount config.json -- ./server --config config.json
       bsecrets exec --watch --interval 1m -- ./worker
     """
-    cli = obj(ctx)
-    if not command:
-        raise UsageError("no command to run", hint="bsecrets exec [OPTIONS] -- COMMAND [ARGS...]")
-    masked = want_mask(mask, cli.settings.environ)
-    lines = env_files.load(env_file or [])  # FILE:LINE errors before anything is read
-    if env_file and not env and (only or prefix or with_previous):
-        raise UsageError(
-            "--only, --prefix and --with-previous pick an environment's secrets, and with "
-            "--env-file alone none are injected",
-            hint="name the environment with -e ENV, or drop the option",
-        )
-    mounting = _mount_spec(mount, mount_format, mount_max_reads)
-    watching = _watch_spec(watch, interval, signal_name)
-    environ = cli.settings.environ
-    preserve, allow = _split(preserve_env), _split(allow_override)
-    env_files.check_settable(
-        env_files.winners(lines).values(), environ, pristine=pristine,
-        preserve=preserve, allow_override=allow,
+    given = ExecOptions(
+        envs=env, only=only, prefix=prefix, pristine=pristine, preserve_env=preserve_env,
+        allow_override=allow_override, mask=mask, with_previous=with_previous,
+        env_file=env_file, strict=strict, mount=mount, mount_format=mount_format,
+        mount_max_reads=mount_max_reads, watch=watch, interval=interval, signal_name=signal_name,
     )  # fmt: skip
-    manager = cli.manager
-    request = exec_env.Request(
-        cli.envs(env) if env or not env_file else [],  # --env-file: -e only if given
-        lines, environ, only=_split(only), prefix=prefix, strict=strict,
-        with_previous=with_previous, pristine=pristine, preserve=preserve, allow_override=allow,
-    )  # fmt: skip
-    prepared = exec_env.prepare(manager, request)
-    if watching is None:
-        cli.close()
-
-    values = prepared.secret_values  # a file's plain settings are not masked
-    mask_in_github(values, environ)  # GitHub Actions: ::add-mask::
-    if mounting is not None or watching is not None:
-        try:
-            code = exec_run.supervised(
-                manager, request, prepared, command, mask=masked,
-                mount=mounting, watch=watching, warn=cli.warn,
-            )  # fmt: skip
-        except StartFailed as exc:
-            _exec_failed(command[0], exc.cause)
-        raise typer.Exit(code)
-    if masked:
-        _supervise(command, prepared.child_env, values)
-    child_env = prepared.child_env
-    del prepared, values
-    _replace_process(command, child_env)
-
-
-def _mount_spec(
-    path: str | None, fmt: str | None, max_reads: int | None
-) -> exec_run.MountSpec | None:
-    if path is None:
-        if fmt is not None or max_reads is not None:
-            raise UsageError(
-                "--mount-format and --mount-max-reads shape a mount, and there is no --mount",
-                hint="add --mount PATH, or drop the option",
-            )
-        return None
-    if fmt is not None and fmt not in exec_run.MOUNT_FORMATS:
-        raise UsageError(
-            f"unknown mount format {fmt[:20]!r}",
-            hint="use --mount-format " + ", ".join(exec_run.MOUNT_FORMATS),
-        )
-    if max_reads is not None and max_reads < 1:
-        raise UsageError(
-            f"--mount-max-reads must be 1 or more, not {max_reads}",
-            hint="leave it out for a file that can be read any number of times",
-        )
-    exec_run.check_mount_path(Path(path))  # exit 7 before anything is read
-    return exec_run.MountSpec(Path(path), exec_run.mount_format(path, fmt), max_reads)
-
-
-def _watch_spec(
-    watch: bool, interval: str | None, signal_name: str | None
-) -> exec_run.WatchSpec | None:
-    if not watch:
-        if interval is not None or signal_name is not None:
-            raise UsageError(
-                "--interval and --signal shape --watch, which is not given",
-                hint="add --watch, or drop the option",
-            )
-        return None
-    seconds = parse_duration(interval or "30s", what="interval").total_seconds()
-    told = (signal_name or "restart").strip()
-    if told.lower() == "restart":
-        return exec_run.WatchSpec(seconds, None, "restart")
-    import signal
-
-    name = told.upper() if told.upper().startswith("SIG") else "SIG" + told.upper()
-    signum = getattr(signal.Signals, name, None) if name.isalnum() else None
-    if signum is None or name in ("SIGKILL", "SIGSTOP"):
-        raise UsageError(
-            f"--signal takes restart or a signal name, not {told[:20]!r}",
-            hint="for example --signal HUP, --signal USR1, or --signal restart",
-        )
-    return exec_run.WatchSpec(seconds, int(signum), name)
-
-
-def want_mask(flag: bool | None, environ: Mapping[str, str]) -> bool:
-    """--mask/--no-mask > BSECRETS_MASK=0/1 > on when CI is set (not empty, 0 or false)."""
-    if flag is not None:
-        return flag
-    setting = environ.get(ENV_MASK)
-    if setting is not None and setting.strip() != "":
-        if setting.strip() not in ("0", "1"):
-            raise UsageError(
-                f"{ENV_MASK} must be 0 or 1, not {setting.strip()[:20]!r}",
-                hint=f"unset {ENV_MASK}, or use --mask / --no-mask",
-            )
-        return setting.strip() == "1"
-    return environ.get("CI", "").strip().lower() not in ("", "0", "false")
-
-
-def _supervise(command: list[str], child_env: dict[bytes, bytes], values: list[bytes]) -> NoReturn:
-    """Masked: run the command as a child, redact its output, exit with its code."""
-    try:
-        code = run(command, child_env, values)
-    except StartFailed as exc:
-        _exec_failed(command[0], exc.cause)
-    raise typer.Exit(code)
-
-
-def _replace_process(command: list[str], child_env: dict[bytes, bytes]) -> NoReturn:
-    """os.execvpe: PATH lookup in the child's PATH, no shell; the command takes over."""
-    from bsecrets import tracing
-
-    tracing.flush()  # the spans still batched: the flush at exit will not run
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    _restore_child_signals()
-
-    restore_for_child()
-    try:
-        os.execvpe(command[0], command, child_env)
-    except OSError as exc:
-        import signal
-
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        _exec_failed(command[0], exc)
+    raise typer.Exit(run_exec(obj(ctx), command, given))
 
 
 def render(

@@ -1,8 +1,8 @@
-"""export, import, diff: thin commands over bsecrets.services.transfer and formats."""
+"""export, import, diff: thin commands over bsecrets.services.transfer and formats.
+export's work is commands/export_secrets.py, which the fast path (cli/fast.py) runs too."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from bsecrets.cli.commands.export_secrets import ExportOptions, choose_format, export_secrets
 from bsecrets.cli.context import (
     CliContext,
     EnvLayersOption,
@@ -18,11 +19,8 @@ from bsecrets.cli.context import (
     OnlyOption,
     obj,
 )
-from bsecrets.config.ci import mask_in_github
 from bsecrets.errors import UsageError
-from bsecrets.files import refuse_folder, write_private_file
 from bsecrets.formats import codecs as formats
-from bsecrets.services.env_layers import export_layers
 from bsecrets.services.provision import provision as run
 from bsecrets.services.transfer import apply_import, diff_envs, plan_import, validate_entries
 
@@ -32,20 +30,6 @@ FormatOption = Annotated[
         "--format", "-f", help="dotenv, json, yaml, shell or github-env (default: dotenv)."
     ),
 ]
-
-
-def _format(value: str | None, allowed: tuple[str, ...], default: str) -> str:
-    fmt = (value or default).lower()
-    if fmt == "yml":
-        fmt = "yaml"
-    if fmt not in allowed:
-        raise UsageError(f"unknown format '{value}'", hint=f"one of {', '.join(allowed)}")
-    return fmt
-
-
-def _split(values: list[str] | None) -> list[str]:
-    """Repeatable options that also take comma lists, as ``exec`` reads them."""
-    return [part.strip() for v in values or [] for part in v.split(",") if part.strip()]
 
 
 def export(
@@ -91,79 +75,11 @@ def export(
       bsecrets export -e shared -e dev --strict > .env
       bsecrets export --only 'db/*' --prefix APP_ --format shell
     """
-    cli = obj(ctx)
-    fmt = _format(fmt, formats.EXPORT_FORMATS, "dotenv")
-    environ = cli.settings.environ
-    github_env = environ.get("GITHUB_ENV", "")
-    if fmt == "github-env" and not github_env:
-        raise UsageError(
-            "--format github-env works only in GitHub Actions (GITHUB_ENV is not set)",
-            hint="elsewhere use --format dotenv or shell, or 'bsecrets exec'",
-        )
-    if output != "-":
-        if fmt == "github-env":
-            raise UsageError(
-                "-o does not apply to --format github-env, which appends to $GITHUB_ENV",
-                hint="drop -o, or write a file with --format dotenv or shell",
-            )
-
-        refuse_folder(Path(output), "-o")
-    env_name, items, values = export_layers(
-        cli.manager,
-        cli.envs(env),
-        fmt,
-        only=_split(only),
-        prefix=prefix,
-        allow_override=_split(allow_override),
-        strict=strict,
-    )
-    if fmt == "github-env":
-        import secrets
-
-        text = "".join(
-            formats.github_env_block(k, v, lambda: f"BSECRETS_EOF_{secrets.token_hex(16)}")
-            for k, v in items
-        )
-        mask_in_github(values.values(), environ)
-        _append(Path(github_env), text.encode("utf-8"))
-        cli.message(f"wrote {len(items)} variables from '{env_name}' to GITHUB_ENV")
-        return
-    text = formats.render(fmt, items)  # every value checked before anything is printed
-    mask_in_github(values.values(), environ)
-    if output != "-":
-        write_private_file(Path(output), text.encode("utf-8"))
-        cli.message(f"exported {len(items)} secrets from '{env_name}' to {output} (mode 0600)")
-        return
-    out = sys.stdout.buffer
-    out.write(text.encode("utf-8"))
-    out.flush()
-
-
-def _append(path: Path, data: bytes) -> None:
-    """Append ``data`` to $GITHUB_ENV on a line of its own: after an earlier step's
-    last line without a newline, ``KEY<<DELIM`` would join that line, and the
-    runner would read the value's lines as ``NAME=VALUE`` commands."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise UsageError(f"cannot open GITHUB_ENV ({path}): {exc.strerror}") from None
-    try:
-        if os.fstat(fd).st_size and not _ends_with_newline(path):
-            data = b"\n" + data
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-
-
-def _ends_with_newline(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) == b"\n"
-    except OSError:
-        return False  # cannot tell: an extra blank line is harmless to the runner
+    given = ExportOptions(
+        envs=env, fmt=fmt, only=only, prefix=prefix, allow_override=allow_override,
+        output=output, strict=strict,
+    )  # fmt: skip
+    export_secrets(obj(ctx), given)
 
 
 def import_(
@@ -195,7 +111,7 @@ def import_(
     if fmt is None:
         suffix = Path(file).suffix.lower()
         fmt = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}.get(suffix, "dotenv")
-    fmt = _format(fmt, formats.IMPORT_FORMATS, "dotenv")
+    fmt = choose_format(fmt, formats.IMPORT_FORMATS, "dotenv")
     shown = "<stdin>" if file == "-" else file
     try:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
