@@ -73,6 +73,7 @@ class Watch:
             self._record_refusal()
             return None
         except BsecretsError as exc:
+            self._read_at = None  # read in full next time (a change whose event failed too)
             if not self._failing:
                 self._failing = True
                 self.warn(
