@@ -9,12 +9,10 @@ backwards or sideways, else IntegrityError and the kept anchor is left as it is.
 
 from __future__ import annotations
 
-import hmac
-
 from bsecrets.audit.chain import Anchor, walk
 from bsecrets.audit.keyring_anchor import read_anchor, write_anchor
 from bsecrets.audit.local_log import LocalAuditLog
-from bsecrets.crypto.keys import EnvironmentKeys
+from bsecrets.crypto.keys import EnvironmentKeys, constant_time_equal
 from bsecrets.errors import IntegrityError, NextStep, NotFound
 
 
@@ -47,7 +45,7 @@ def leads_to(log: LocalAuditLog, keys: EnvironmentKeys, kept: Anchor, head: Anch
     if kept.seq > head.seq:
         return f"the log ends at event {head.seq}, the anchor is at event {kept.seq}"
     if kept.seq == head.seq:
-        return None if hmac.compare_digest(kept.mac, head.mac) else "the head was replaced"
+        return None if constant_time_equal(kept.mac, head.mac) else "the head was replaced"
     with log.store.read():
         state = log.state(keys)
         if kept.seq < state.first_seq - 1:  # anchored in an archive: the whole walk
@@ -55,7 +53,7 @@ def leads_to(log: LocalAuditLog, keys: EnvironmentKeys, kept: Anchor, head: Anch
             if checked.problem is not None:
                 return checked.problem.detail
             return None if checked.head == head else "the head moved while checking"
-        if kept.seq == state.first_seq - 1 and not hmac.compare_digest(kept.mac, state.prev):
+        if kept.seq == state.first_seq - 1 and not constant_time_equal(kept.mac, state.prev):
             return f"event {kept.seq} is not the one anchored"
         result = walk(
             log.rows(after=kept.seq, through=head.seq),

@@ -28,12 +28,11 @@ caught by ``audit verify`` against an anchor kept outside the file.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 from typing import Any, NamedTuple, Protocol
 
 from bsecrets.audit.chain import LogState, Opener, link, parse_event
-from bsecrets.crypto.keys import EnvironmentKeys
+from bsecrets.crypto.keys import EnvironmentKeys, constant_time_equal
 from bsecrets.errors import IntegrityError, NextStep
 from bsecrets.vaultfile.policy import ACCESS_ENV
 from bsecrets.vaultfile.store import VaultStore
@@ -233,7 +232,7 @@ class ChainWitness:
         if (
             plain is None
             or type(prev) is not bytes
-            or not hmac.compare_digest(link(keys.manifest_key, prev, plain), stored)
+            or not constant_time_equal(link(keys.manifest_key, prev, plain), stored)
         ):
             raise _changed(f"the newest audit event ({seq}) does not authenticate")
         event = parse_event(plain)

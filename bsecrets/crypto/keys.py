@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import os
 import struct
+from _operator import _compare_digest
 from typing import Any, Final, NamedTuple
 
 from bsecrets.errors import IntegrityError, UsageError
 
 KEY_BYTES = 32
+
+
+def constant_time_equal(a: bytes, b: bytes) -> bool:
+    """hmac.compare_digest itself (hmac.py re-exports this very function): importing
+    hmac for it would load hashlib and OpenSSL's hash bindings on every get (#20)."""
+    return _compare_digest(a, b)
+
+
 NONCE_BYTES = 12
 
 # RFC 9106 section 4, second recommended option: 64 MiB, t=3, p=4.

@@ -12,7 +12,6 @@ environments arrive with the rest of access control (#13).
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,8 @@ SEED_BYTES = 20  # 160 bits, as RFC 4226 recommends for HMAC-SHA1
 
 def new_seed() -> bytes:
     """A fresh random seed (from ``secrets``): to be sealed in the vault, never logged."""
+    import secrets  # only here: with its hmac and random, it would load on every get (#20)
+
     return secrets.token_bytes(SEED_BYTES)
 
 

@@ -20,7 +20,6 @@ import base64
 import contextlib
 import json
 import os
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -49,6 +48,8 @@ def session_path() -> Path:
     elif os.path.isdir(f"/run/user/{os.getuid()}"):
         base = Path(f"/run/user/{os.getuid()}")
     else:
+        import tempfile  # only here: its import costs every command ~10 ms (#20)
+
         base = Path(tempfile.gettempdir()) / f"bsecrets-{os.getuid()}"
     return base / "bsecrets" / "sessions"
 
