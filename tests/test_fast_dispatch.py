@@ -1,8 +1,8 @@
 """The fast path (bsecrets/cli/fast.py) and the Typer app are one interface: the same
 argv gives the same stdout, stderr and exit code through both.
 
-hypothesis draws argv lists from a grammar of the words of ``get``, ``exec`` and
-``export``, the plain ones the fast path takes and the odd ones it hands to the Typer
+hypothesis draws argv lists from a grammar of the words of ``get``, ``exec``,
+``export`` and ``put`` (its value on stdin), the plain ones the fast path takes and the odd ones it hands to the Typer
 app (help, ``--``, repeated and combined options, unknown words, bad values), with a
 few environments (a session, a passphrase, none, BSECRETS_JSON, GitHub Actions,
 BSECRETS_ENV, CI). Each argv runs as two real processes (``python -m bsecrets``): as
@@ -44,13 +44,17 @@ class Run(NamedTuple):
     stderr: bytes
 
 
-def _run(lab: Lab, argv: list[str], extra: dict[str, str], stdout: int = subprocess.PIPE) -> Run:
+def _run(
+    lab: Lab, argv: list[str], extra: dict[str, str], stdout: int = subprocess.PIPE,
+    stdin: bytes | None = None,
+) -> Run:  # fmt: skip
     vault = lab.work / ".bsecrets"
     shutil.rmtree(vault)
     shutil.copytree(lab.pristine, vault)
     proc = subprocess.run(
         [sys.executable, "-m", "bsecrets", *argv], env={**lab.environ, **extra}, cwd=lab.work,
-        stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, timeout=60, check=False,
+        stdout=stdout, stderr=subprocess.PIPE, timeout=60, check=False,
+        **({"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}),
     )  # fmt: skip
     return Run(proc.returncode, proc.stdout or b"", proc.stderr)
 
@@ -93,6 +97,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     for name in ("db/url", "multi", "empty"):  # prod: every value fits a variable
         cli("put", name, "-e", "prod", "--allow-empty", value=SECRETS[name])
     cli("rm", "gone")
+    (work / "value.txt").write_bytes(b"from a file\n")  # put --from-file's
     session = cli("unlock").decode().strip().split("=", 1)[1]
     shutil.copytree(work / ".bsecrets", root / "pristine")
     return Lab(work, root / "pristine", environ, session)
@@ -243,6 +248,43 @@ def bulk_argvs(draw: st.DrawFn, command: str) -> list[str]:
     return argv
 
 
+# --- put --------------------------------------------------------------------------------
+
+PUT_VALUES = {
+    "--from-file": ["value.txt", "./value.txt", "missing.txt", ".//value.txt"],
+    "--value": ["visible", "two words", ""],
+    "--tag": ["team=api", "a=", "a=b=c", "noequals", "=x", "k" * 200 + "=v"],
+    "--description": ["a note", "d" * 1025, ""],
+    "--if-version": ["0", "1", "2", "5", "-1", "x", " 0", "02", "9" * 20],
+}
+PUT_ODD = ["--", "-h", "--tag", "--from-file", "--bogus", "--raw", "--version", "--if-version="]
+STDINS = [b"a new value\n", b"", b"\n", b"no newline", b"\xff\x00binary"]
+
+
+@st.composite
+def put_argvs(draw: st.DrawFn) -> list[str]:
+    """``[GLOBAL]... put [OPTION]... NAME``; in about one in four, odd words."""
+    odd = draw(st.integers(0, 3)) == 0
+    before = draw(options(odd, own=False))
+    flags = st.sampled_from([*FLAGS, "--allow-empty"]).map(lambda flag: [flag])
+    choices = [valued(odd), own_valued(PUT_VALUES, odd), flags]
+    if odd:
+        choices.append(st.sampled_from(PUT_ODD).map(lambda word: [word]))
+        after = draw(st.lists(st.one_of(choices), max_size=4))
+    else:
+        words = {**WORDS, **fast.SHAPES["put"].words}
+
+        def key(piece: list[str]) -> object:
+            long = words[piece[0].split("=")[0]]
+            return tuple(piece) if long in fast.SHAPES["put"].repeatable else long
+
+        after = draw(st.lists(st.one_of(choices), max_size=4, unique_by=key))
+    names = [[name] for name in draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=2))]
+    names = names[: 2 if odd else 1]
+    pieces = draw(st.permutations([*names, *after]))
+    return [*(w for p in before for w in p), "put", *(w for p in pieces for w in p)]
+
+
 # --- the property ---------------------------------------------------------------------
 
 ENVIRONS = ["session", "session", "session", "passphrase", "none", "json", "github", "prod"]
@@ -262,13 +304,15 @@ def credentials(lab: Lab, kind: str) -> dict[str, str]:
     }[kind]
 
 
-def check_same(lab: Lab, argv: list[str], kind: str, taken: list[bool]) -> None:
+def check_same(
+    lab: Lab, argv: list[str], kind: str, taken: list[bool], stdin: bytes | None = None
+) -> None:
     """Both paths, the same bytes and exit code; ``taken``: whether the fast one was."""
     extra = credentials(lab, kind)
     taken.append(fast.plan(argv, {**lab.environ, **extra}) is not None)
-    quick = _run(lab, argv, extra)
-    typer = _run(lab, argv, {**extra, ENV_NO_FAST: "1"})
-    assert quick == typer, (argv, kind)
+    quick = _run(lab, argv, extra, stdin=stdin)
+    typer = _run(lab, argv, {**extra, ENV_NO_FAST: "1"}, stdin=stdin)
+    assert quick == typer, (argv, kind, stdin)
 
 
 def both_sides(taken: list[bool]) -> None:
@@ -357,6 +401,29 @@ def test_export_through_both_paths_prints_the_same(lab: Lab) -> None:
     both_sides(taken)
 
 
+def test_put_through_both_paths_stores_and_prints_the_same(lab: Lab) -> None:
+    taken: list[bool] = []
+
+    @drawn(BULK_EXAMPLES)
+    @given(argv=put_argvs(), kind=st.sampled_from(ENVIRONS), stdin=st.sampled_from(STDINS))
+    @example(["put", "a"], "session", b"v3\n")  # a new version, the newline dropped
+    @example(["put", "new", "--if-version", "0", "--tag", "t=1", "--tag", "u=2"], "json", b"x")
+    @example(["put", "a", "--if-version", "1"], "session", b"x")  # a conflict: exit code
+    @example(["put", "a", "--from-file", "value.txt", "--value", "v"], "session", b"")
+    @example(["put", "a", "--from-file", ".//value.txt", "-q"], "prod", b"")  # Path's form
+    @example(["put", "empty", "--allow-empty"], "session", b"")
+    @example(["put", "a"], "session", b"")  # empty: refused without --allow-empty
+    @example(["put", "a", "--tag", "noequals"], "session", b"x")
+    @example(["put", "a", "--description", "d" * 1025], "session", b"x")
+    @example(["put", "a", "--value", "visible", "--json"], "github", None)
+    @example(["put", "bad name!"], "session", b"x")
+    def same(argv: list[str], kind: str, stdin: bytes | None) -> None:
+        check_same(lab, argv, kind, taken, stdin=stdin)
+
+    same()
+    both_sides(taken)
+
+
 def test_a_reader_gone_away_ends_both_alike(lab: Lab) -> None:
     """stdout a pipe whose reader has closed it: click's exit 1, no word on stderr."""
     extra = credentials(lab, "session")
@@ -391,6 +458,9 @@ def test_a_reader_gone_away_ends_both_alike(lab: Lab) -> None:
         ["export"],
         ["export", "-f", "json", "-e", "a", "--env=b", "--only", "x", "--prefix=P_", "-q"],
         ["--json", "export", "--format=shell"],
+        ["put", "a"],
+        ["put", "a", "--tag", "x=1", "--tag=y=2", "--if-version", "0", "--allow-empty"],
+        ["-e", "prod", "put", "--from-file", "f", "--description", "d", "a", "--json"],
     ],
 )
 def test_plain_shapes_take_the_fast_path(argv: list[str]) -> None:
@@ -413,7 +483,10 @@ def test_plain_shapes_take_the_fast_path(argv: list[str]) -> None:
         ["-e", "a", "-e", "b", "exec", "--", "x"], ["exec", "--only", "-x", "--", "y"],
         ["export", "-o", "f"], ["export", "x"], ["export", "-f", "a", "--format", "b"],
         ["export", "-fjson"], ["export", "--"], ["export", "--strict"], ["export", "--pristine"],
-        ["get", "a", "--mask"], ["get", "a", "--", "x"],
+        ["get", "a", "--mask"], ["get", "a", "--", "x"], ["put"], ["put", "a", "b"],
+        ["put", "a", "--if-version", "-1"], ["put", "a", "--if-version=x"],
+        ["put", "a", "--value", "-v"], ["put", "a", "--raw"], ["put", "a", "--allow-empty=1"],
+        ["put", "a", "--description", "a", "--description", "b"], ["put", "a", "--"],
     ],
 )  # fmt: skip
 def test_other_shapes_go_to_typer(argv: list[str]) -> None:

@@ -1,5 +1,5 @@
 """The everyday path stays light: the parsed-profile cache, lazy commands, and
-no heavy module imported by `get`, `exec` or `export`: not even typer, which their
+no heavy module imported by `get`, `exec`, `export` or `put`: not even typer, which their
 plain shapes skip (bsecrets/cli/fast.py). Timings live in bench/, not here."""
 
 from __future__ import annotations
@@ -62,10 +62,12 @@ EXEC_MODULES = NOT_GET | BULK_MODULES | {
     "bsecrets.services.exec_env", "bsecrets.services.exec_inputs", "bsecrets.services.exec_run",
 }  # fmt: skip
 EXPORT_MODULES = NOT_GET | BULK_MODULES | {"bsecrets.cli.commands.export_secrets"}
+PUT_MODULES = NOT_GET | {"bsecrets.cli.commands.put_value"}
 HOT_COMMANDS = {
     "get": (["get", "a"], GET_MODULES),
     "exec": (["exec", "--", "true"], EXEC_MODULES),  # recorded as the command replaces it
     "export": (["export", "--format", "dotenv"], EXPORT_MODULES),
+    "put": (["put", "b", "--value", "x"], PUT_MODULES),  # no stdin to read in the probe
 }
 
 PROBE = """

@@ -1,4 +1,4 @@
-"""The fast path: ``bsecrets get``, ``exec`` and ``export`` in their plain shapes,
+"""The fast path: ``bsecrets get``, ``exec``, ``export`` and ``put`` in their plain shapes,
 without importing typer.
 
 Importing typer (with its click) costs more than the whole floor of a Python
@@ -12,23 +12,27 @@ shapes this module fully understands::
                                | --no-mask | --pristine]... -- CMD [ARGS]...
     bsecrets [GLOBAL]... export [GLOBAL | -e ENV | -f/--format F | --only LIST
                                  | --prefix P]...
+    bsecrets [GLOBAL]... put [GLOBAL | --from-file F | --value V | --tag KEY=VALUE
+                              | --description D | --if-version N | --allow-empty]... NAME
 
 GLOBAL being -e/--env ENV, -p/--profile PATH, --reason TEXT, --as PRINCIPAL (a
 value as the next word or after ``--long=``), --json, -q/--quiet, --no-color,
 --insecure-http or -y/--yes: each option at most once on each side of the command
-(exec's and export's own -e and --only as often as wanted), every value non-empty
-and not starting with '-'; get's one NAME not starting with '-'; exec's command
-all the words after the first ``--``, at least one, never read here. Anything else
-(help, the root's --version, a repeated or combined option, an unknown word, a
-version that is not a whole number from 1, exec without ``--``, a TAB's completion
-request) goes to the Typer app unchanged: it stays the one definition of the
-interface, its usage errors and its help.
+(exec's and export's own -e and --only, put's --tag, as often as wanted), every
+value non-empty and not starting with '-'; get's and put's one NAME not starting
+with '-'; exec's command all the words after the first ``--``, at least one, never
+read here. Anything else (help, the root's --version, a repeated or combined option,
+an unknown word, a version that is not a whole number from 1 or an --if-version
+from 0, exec without ``--``, a TAB's completion request) goes to the Typer app
+unchanged: it stays the one definition of the interface, its usage errors and its
+help.
 
 A plan runs what the Typer app runs for the same words, through the same code:
 Settings.resolve with the options given before the command, Settings.given with the
 global ones after it, a CliContext, the command's typer-free body
 (commands/get_value.print_secret, commands/exec_child.run_exec,
-commands/export_secrets.export_secrets), and outcome.exit_with for the errors.
+commands/export_secrets.export_secrets, commands/put_value.store_secret), and
+outcome.exit_with for the errors.
 tests/test_fast_dispatch.py checks that both paths print the same bytes and exit
 alike. ``BSECRETS_NO_FAST=1`` sends every command to the Typer app (a debugging
 aid, to tell the paths apart).
@@ -83,7 +87,17 @@ SHAPES: Mapping[str, Shape] = {
         {**LAYERS, "-f": "--format", "--format": "--format"},
         frozenset({"--env", "--only", "--prefix", "--format"}), frozenset({"--env", "--only"}),
     ),
+    "put": Shape(
+        {"--from-file": "--from-file", "--value": "--value", "--tag": "--tag",
+         "--description": "--description", "--if-version": "--if-version",
+         "--allow-empty": "--allow-empty"},
+        frozenset({"--from-file", "--value", "--tag", "--description", "--if-version"}),
+        frozenset({"--tag"}), names=1,
+    ),
 }  # fmt: skip
+# The whole-number options, by long name: the smallest value Typer takes (else its
+# usage error, so such an argv goes to it).
+WHOLE_NUMBERS: Mapping[str, int] = {"--version": 1, "--if-version": 0}
 BEFORE = Shape({})  # before the command: only the global options
 
 
@@ -138,11 +152,12 @@ def plan(argv: Sequence[str], environ: Mapping[str, str]) -> Plan | None:
             side[long] = option not in NEGATIVE
     if shape is BEFORE or len(names) != shape.names or (shape.rest and not rest):
         return None
-    if "--version" in sides[1]:  # get's: a whole number from 1, else typer's usage error
-        try:
-            parse_whole_number(str(sides[1]["--version"]), 1)
-        except ValueError:
-            return None
+    for long, minimum in WHOLE_NUMBERS.items():
+        if long in sides[1]:
+            try:
+                parse_whole_number(str(sides[1][long]), minimum)
+            except ValueError:
+                return None
     return Plan(command, tuple(names), *sides, rest=rest)
 
 
@@ -216,9 +231,26 @@ def _export(cli: CliContext, found: Plan) -> None:
     export_secrets(cli, given)
 
 
+def _put(cli: CliContext, found: Plan) -> None:
+    from pathlib import Path
+
+    from bsecrets.cli.commands.put_value import store_secret  # the seam: see BODIES
+
+    after = found.after
+    from_file, if_version = _text(after, "--from-file"), _text(after, "--if-version")
+    store_secret(
+        cli, found.names[0], from_file=None if from_file is None else Path(from_file),
+        value=_text(after, "--value"), tag=_texts(after, "--tag"),
+        description=_text(after, "--description"),
+        if_version=None if if_version is None else parse_whole_number(if_version, 0),
+        allow_empty="--allow-empty" in after, env=_text(after, "--env"),
+        json_out="--json" in after,
+    )  # fmt: skip
+
+
 # Each command's body, imported when it runs: a get loads no exec code, and no export code.
 BODIES: Mapping[str, Callable[[CliContext, Plan], int | None]] = {
-    "get": _get, "exec": _exec, "export": _export,
+    "get": _get, "exec": _exec, "export": _export, "put": _put,
 }  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bsecrets.cli.commands.secrets import read_value
+from bsecrets.cli.commands.put_value import read_value
 from bsecrets.cli.context import BsecretsGroupHelp, EnvOption, JsonOption, command_group, obj
 from bsecrets.errors import NextStep, RotationFailed
 from bsecrets.services import rotation, rotation_due, rotation_service, rotation_status

@@ -9,52 +9,14 @@ from typing import Annotated
 import typer
 
 from bsecrets.cli.commands.get_value import print_secret
-from bsecrets.cli.context import CliContext, EnvOption, JsonOption, YesOption, obj, whole_number
+from bsecrets.cli.commands.put_value import parse_tags, store_secret
+from bsecrets.cli.context import EnvOption, JsonOption, YesOption, obj, whole_number
 from bsecrets.errors import UsageError
-from bsecrets.models import MAX_VALUE_BYTES, validate_description, validate_tags
 from bsecrets.timeutil import iso
 
 NameArg = Annotated[
     str, typer.Argument(help="Secret name: A-Z a-z 0-9 _ . / -", show_default=False)
 ]
-
-
-def _parse_tags(pairs: list[str] | None) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    tags = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            # not the text itself: a bare word given to --tag may be a pasted value
-            raise UsageError("invalid --tag: it has no '='", hint="write tags as KEY=VALUE")
-        tags[key] = value
-    return tags
-
-
-def read_value(cli: CliContext, from_file: Path | None, value: str | None) -> bytes:
-    """--from-file (exact bytes), else --value (warned), else stdin, else a prompt."""
-    if from_file is not None and value is not None:
-        raise UsageError("give either --from-file or --value, not both")
-    if from_file is not None:
-        try:
-            with open(from_file, "rb") as fh:
-                data = fh.read(MAX_VALUE_BYTES + 1)
-        except OSError as exc:
-            raise UsageError(f"cannot read {from_file}: {exc.strerror}") from None
-        return data
-    if value is not None:
-        cli.warn(
-            "--value puts the secret in argv, where other users can read it; "
-            "prefer stdin or --from-file"
-        )
-        return value.encode()
-    if not sys.stdin.isatty():
-        data = sys.stdin.buffer.read(MAX_VALUE_BYTES + 2)
-        return data[:-1] if data.endswith(b"\n") else data
-    import getpass
-
-    return getpass.getpass("Value (hidden): ").encode()
 
 
 def put(
@@ -94,27 +56,10 @@ def put(
       bsecrets put tls/key --from-file key.pem --tag team=api --description 'TLS key'
       bsecrets put api/token -e prod --if-version 0 --json < token.txt
     """
-    cli = obj(ctx)
-    tags = _parse_tags(tag)
-    # the limits first, before a prompt or stdin is read (the manager checks tags again)
-    if tags is not None:
-        validate_tags(tags)
-    if description is not None:
-        validate_description(description)
-    data = read_value(cli, from_file, value)
-    result = cli.manager.put(
-        cli.env(env),
-        name,
-        data,
-        tags=tags,
-        description=description,
-        if_version=if_version,
-        allow_empty=allow_empty,
-    )
-    if cli.want_json(json_out):
-        cli.emit_json({"name": result.name, "env": result.env, "version": result.version})
-    elif not cli.settings.quiet:
-        sys.stdout.write(f"{result.name} v{result.version} ({result.env})\n")
+    store_secret(
+        obj(ctx), name, from_file=from_file, value=value, tag=tag, description=description,
+        if_version=if_version, allow_empty=allow_empty, env=env, json_out=json_out,
+    )  # fmt: skip
 
 
 def get(
@@ -161,7 +106,7 @@ def ls(
     """
     cli = obj(ctx)
     items = cli.manager.list_secrets(
-        cli.env(env), prefix, tags=_parse_tags(tag), include_deleted=deleted
+        cli.env(env), prefix, tags=parse_tags(tag), include_deleted=deleted
     )
     if cli.want_json(json_out):
         cli.emit_json(
