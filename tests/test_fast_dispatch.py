@@ -2,15 +2,16 @@
 argv gives the same stdout, stderr and exit code through both.
 
 hypothesis draws argv lists from a grammar of the words of ``get``, ``exec``,
-``export`` and ``put`` (its value on stdin), the plain ones the fast path takes and the odd ones it hands to the Typer
-app (help, ``--``, repeated and combined options, unknown words, bad values), with a
-few environments (a session, a passphrase, none, BSECRETS_JSON, GitHub Actions,
-BSECRETS_ENV, CI). Each argv runs as two real processes (``python -m bsecrets``): as
-it is, and with BSECRETS_NO_FAST=1. Every read writes an audit event, so each run
-starts from the same copy of the vault file, in the same folder: both see the same
-state and the same paths. exec's command is a Python child that prints its
-arguments and environment (unmasked, it replaces bsecrets; masked, bsecrets
-redacts what it prints): so the two runs' outputs compare what each child got.
+``export`` and ``put`` (its value on stdin), the plain ones the fast path takes and
+the odd ones it hands to the Typer app (help, ``--``, repeated and combined options,
+unknown words, bad values), with a few environments (a session, a passphrase, none,
+BSECRETS_JSON, GitHub Actions, BSECRETS_ENV, CI). Each argv runs as two real
+processes (``python -m bsecrets``): as it is, and with BSECRETS_NO_FAST=1. Every
+read writes an audit event, so each run starts from the same copy of the vault
+file, in the same folder: both see the same state and the same paths. exec's
+command is a Python child that prints its arguments and environment (unmasked, it
+replaces bsecrets; masked, bsecrets redacts what it prints): so the two runs'
+outputs compare what each child got.
 """
 
 from __future__ import annotations
