@@ -7,7 +7,9 @@ of the local audit log; access control and rotation add theirs when they land.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, NamedTuple
+from typing import Any
+
+from bsecrets.named_tuples import NamedTuple
 
 
 class HealthIndicator(NamedTuple):

@@ -10,9 +10,9 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
 
 from bsecrets.errors import EmptyValue, InvalidName, NextStep, UsageError, ValueTooLarge
+from bsecrets.named_tuples import NamedTuple
 
 MAX_NAME_LENGTH = 255
 MAX_VALUE_BYTES = 1024 * 1024  # 1 MiB

@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.errors import BsecretsError, NextStep, SecretNotFound, UsageError
 from bsecrets.health import ReflectiveModule
 from bsecrets.models import Secret, SecretSummary, SecretVersion, WriteResult
+from bsecrets.named_tuples import NamedTuple
 
 
 def stderr_warning(text: str) -> None:

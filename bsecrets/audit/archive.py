@@ -21,12 +21,13 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 from bsecrets.audit.chain import LogState, Opener, Problem, Row, Walk, canonical, genesis, walk
 from bsecrets.crypto.keys import EnvironmentKeys, mac, mac_verify
 from bsecrets.errors import AlreadyExists, BsecretsError, IntegrityError
 from bsecrets.files import ensure_private_dir, fsync_dir
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.timeutil import iso, utcnow
 
 ARCHIVE_FORMAT = "bsecrets-audit-archive"

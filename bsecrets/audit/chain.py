@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.crypto.keys import mac
 from bsecrets.errors import IntegrityError, NextStep, UsageError
+from bsecrets.named_tuples import NamedTuple
 
 FORMAT = 1
 _GENESIS = b"bsecrets/v1/audit-genesis"

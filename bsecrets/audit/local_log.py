@@ -26,7 +26,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.audit import member_intake
 from bsecrets.audit.archive import verify_archives, write_archive
@@ -59,6 +59,7 @@ from bsecrets.crypto.keys import (
 )
 from bsecrets.errors import AccessDenied, AlreadyExists, BsecretsError, IntegrityError, NextStep
 from bsecrets.health import HealthIndicator
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.timeutil import iso, utcnow
 from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.audit.witness import is_witnessed, state_of
 from bsecrets.crypto.keys import encode_aad, hkdf, public_key_of, seal_to, unseal
 from bsecrets.errors import IntegrityError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.vaultfile.break_glass import BreakGlassStore
 from bsecrets.vaultfile.policy import ACCESS_ENV, AccessPolicy, PolicyStore
 from bsecrets.vaultfile.store import VaultStore

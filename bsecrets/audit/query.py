@@ -8,9 +8,10 @@ import json
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.errors import UsageError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.timeutil import iso, parse_duration
 
 TIME_HINT = "use a date (2026-11-01), a UTC time (2026-11-01T09:30:00Z) or an age (90m, 12h, 7d)"

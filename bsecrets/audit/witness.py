@@ -29,11 +29,12 @@ caught by ``audit verify`` against an anchor kept outside the file.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from bsecrets.audit.chain import LogState, Opener, link, parse_event
 from bsecrets.crypto.keys import EnvironmentKeys, constant_time_equal
 from bsecrets.errors import IntegrityError, NextStep
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.vaultfile.policy import ACCESS_ENV
 from bsecrets.vaultfile.store import VaultStore
 

@@ -9,10 +9,10 @@ stay off the path of local commands.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
 
 from bsecrets.backends.cleartext import cleartext_warning
 from bsecrets.config.profile import EnvironmentConfig
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.ports import stderr_warning
 from bsecrets.timeutil import Clock
 from bsecrets.vaultfile.vault import LocalVault

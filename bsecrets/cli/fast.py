@@ -43,7 +43,7 @@ from __future__ import annotations
 import errno
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 
 from bsecrets.cli.cli_context import CliContext
 from bsecrets.cli.exit_codes import ExitCode
@@ -51,6 +51,7 @@ from bsecrets.cli.numbers import parse_whole_number
 from bsecrets.cli.outcome import exit_with, flush_quietly
 from bsecrets.config.settings import COMPLETE_VAR, ENV_NO_FAST, GLOBAL_OPTIONS, Settings
 from bsecrets.files import harden_process
+from bsecrets.named_tuples import NamedTuple
 
 # The global options taken here (before or after the command): word -> long name.
 GLOBAL_WORDS: Mapping[str, str] = {

@@ -19,11 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.errors import (
     EnvironmentNotFound,
 )
+from bsecrets.named_tuples import NamedTuple
 
 PROFILE_FILENAME = "bsecrets.yaml"
 PROFILE_VERSION = 1

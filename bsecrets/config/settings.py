@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from bsecrets.errors import InsecureFile, UsageError
 from bsecrets.files import check_trusted_file
+from bsecrets.named_tuples import NamedTuple
 
 ENV_PROFILE = "BSECRETS_PROFILE"
 ENV_ENV = "BSECRETS_ENV"

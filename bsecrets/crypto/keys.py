@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import struct
 from _operator import _compare_digest
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from bsecrets.errors import IntegrityError, UsageError
+from bsecrets.named_tuples import NamedTuple
 
 KEY_BYTES = 32
 

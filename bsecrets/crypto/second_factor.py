@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
 
 from bsecrets.crypto.totp import matching_step, step_of
+from bsecrets.named_tuples import NamedTuple
 
 SKEW_STEPS = 1
 MAX_FAILURES = 5

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.config.envmap import map_names
 from bsecrets.errors import BsecretsError, NextStep, UsageError
+from bsecrets.named_tuples import NamedTuple
 
 if TYPE_CHECKING:
     from yaml.nodes import Node

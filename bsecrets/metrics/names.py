@@ -7,7 +7,7 @@ Labels never carry a value; they carry a secret's name only where the profile sa
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from bsecrets.named_tuples import NamedTuple
 
 
 class Metric(NamedTuple):

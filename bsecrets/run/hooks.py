@@ -15,8 +15,8 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import NamedTuple
 
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.run.masking import Redactor
 
 OUTPUT_KEPT = 2048

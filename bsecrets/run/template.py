@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.config.profile import ENV_NAME_RE
 from bsecrets.errors import BsecretsError, Denied, UsageError
 from bsecrets.models import validate_name
+from bsecrets.named_tuples import NamedTuple
 
 if TYPE_CHECKING:
     from bsecrets.models import Secret

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
 
 from bsecrets.config.cache import load_profile_cached
 from bsecrets.config.settings import ENV_AS, ENV_PASSPHRASE, Settings
@@ -28,6 +27,7 @@ from bsecrets.errors import (
     WrongPassphrase,
 )
 from bsecrets.models import AccessContext
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.server.core import NOT_FROM_THE_SERVER
 from bsecrets.services.credentials import credentials_for
 from bsecrets.timeutil import utcnow

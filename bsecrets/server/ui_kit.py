@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import NamedTuple
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.server.ui_session import UiSession
 from bsecrets.services.manager import SecretsManager
 

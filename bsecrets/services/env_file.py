@@ -27,12 +27,13 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.config.envmap import PRISTINE_KEEP, WITHHELD, is_protected
 from bsecrets.errors import BsecretsError, InsecureFile, NextStep, UsageError
 from bsecrets.files import check_trusted_file
 from bsecrets.formats.codecs import parse_dotenv
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.run.template import parse_body
 
 if TYPE_CHECKING:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.audit.events import Action
 from bsecrets.config.envmap import check_prefix, select_names
 from bsecrets.errors import BsecretsError, Conflict, NextStep, SecretNotFound, UsageError
 from bsecrets.formats.codecs import VARIABLE_FORMATS, variables
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.services.transfer import Export, check_settable, export_env, export_items
 
 if TYPE_CHECKING:

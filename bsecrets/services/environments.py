@@ -12,9 +12,10 @@ network call per environment (``bsecrets ls -e ENV`` counts one).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from bsecrets.errors import BsecretsError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.vaultfile.policy import peek_policy
 from bsecrets.vaultfile.store import VaultStore
 

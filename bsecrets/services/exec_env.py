@@ -9,9 +9,10 @@ config/envmap.py (protected and withheld variables). docs/exec.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.config.envmap import child_environment
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.services import exec_inputs
 
 if TYPE_CHECKING:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.audit.events import Action
 from bsecrets.config.envmap import map_names
 from bsecrets.errors import UsageError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.services import env_file, env_layers
 from bsecrets.services.env_file import Line
 from bsecrets.services.env_layers import Layers

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.config.envmap import child_environment
 from bsecrets.errors import BsecretsError, NextStep, UsageError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.run.supervise import run
 
 if TYPE_CHECKING:

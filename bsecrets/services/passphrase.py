@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.audit.events import Action
 from bsecrets.audit.local_log import LocalAuditLog
@@ -43,6 +43,7 @@ from bsecrets.errors import (
     UsageError,
     VaultLocked,
 )
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.unlock import OWNER, unlock_principal, wrap_with_passphrase
 from bsecrets.vaultfile.vault import LocalVault

@@ -14,11 +14,12 @@ from __future__ import annotations
 import fnmatch
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.audit.events import Action
 from bsecrets.config.profile import PromotionRoute
 from bsecrets.errors import NextStep, SecretNotFound, UsageError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.services.transfer import keyed_digests
 from bsecrets.vaultfile.rotations import new_id
 

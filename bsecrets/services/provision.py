@@ -3,11 +3,12 @@ do not exist yet (idempotent); the generators are bsecrets.config.generators."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.audit.events import Action
 from bsecrets.config.generators import generate
 from bsecrets.errors import UsageError
+from bsecrets.named_tuples import NamedTuple
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager

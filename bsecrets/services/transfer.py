@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from bsecrets.audit.events import Action
 from bsecrets.config.envmap import WITHHELD, check_prefix, is_protected, select_names
 from bsecrets.errors import BsecretsError, EmptyValue, NextStep, SecretNotFound, UsageError
 from bsecrets.formats.codecs import VARIABLE_FORMATS, Entry, FormatError, variables
 from bsecrets.models import validate_name, validate_value
+from bsecrets.named_tuples import NamedTuple
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager

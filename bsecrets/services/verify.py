@@ -26,12 +26,13 @@ verify`` does), and not at all when the chain cannot take one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from bsecrets.audit.events import Action
 from bsecrets.audit.witness import is_internal
 from bsecrets.backends.local.adapter import LocalAdapter
 from bsecrets.errors import IntegrityError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.services import audit_ops
 from bsecrets.vaultfile.policy import ACCESS_ENV, AccessPolicy, PolicyStore
 from bsecrets.vaultfile.unlock import OWNER

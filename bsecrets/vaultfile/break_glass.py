@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.crypto.keys import encode_aad, sha256_digest
 from bsecrets.errors import IntegrityError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.timeutil import iso, parse_iso
 from bsecrets.vaultfile.schema import text
 from bsecrets.vaultfile.vault import LocalVault

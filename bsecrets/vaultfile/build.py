@@ -15,10 +15,10 @@ import errno
 import os
 import sqlite3
 from pathlib import Path
-from typing import NamedTuple
 
 from bsecrets.errors import StorageError
 from bsecrets.files import ensure_private_dir, fsync_dir, storage_error
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.vaultfile.connection import SIDECARS, connect
 from bsecrets.vaultfile.schema import SCHEMA
 from bsecrets.vaultfile.sqlite_errors import translate

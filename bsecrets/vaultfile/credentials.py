@@ -7,7 +7,8 @@ environment, say) loads none of the cryptography the unlock chain needs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+
+from bsecrets.named_tuples import NamedTuple
 
 Prompt = Callable[[str], str]
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import NamedTuple
 
 from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad, hkdf
 from bsecrets.crypto.second_factor import FactorState
 from bsecrets.errors import IntegrityError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.timeutil import iso, parse_iso
 from bsecrets.vaultfile.schema import blob
 from bsecrets.vaultfile.vault import LocalVault

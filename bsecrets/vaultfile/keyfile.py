@@ -16,11 +16,11 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import NamedTuple
 
 from bsecrets.crypto.keys import generate_private_key, public_key_of, sha256_hex
 from bsecrets.errors import IntegrityError, NextStep, UsageError
 from bsecrets.files import check_private_file, write_private_file
+from bsecrets.named_tuples import NamedTuple
 
 _KIND = "bsecrets-x25519-key"
 

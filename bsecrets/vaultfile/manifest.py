@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.crypto.keys import encode_aad, mac, mac_verify, sha256, sha256_digest
 from bsecrets.errors import IntegrityError
+from bsecrets.named_tuples import NamedTuple
 
 BUCKETS = 256
 DIGEST_BYTES = 32

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.crypto.keys import EnvironmentKeys, encode_aad, hkdf, sha256_digest
 from bsecrets.errors import IntegrityError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.vaultfile.manifest import Manifest
 from bsecrets.vaultfile.schema import POLICY_FORMAT, blob
 from bsecrets.vaultfile.store import VaultStore

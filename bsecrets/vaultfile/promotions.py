@@ -12,9 +12,10 @@ A promotion into the local vault needs no record: it is one SQLite transaction.
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.errors import IntegrityError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.vaultfile.schema import blob, text
 from bsecrets.vaultfile.sealed_records import SealedRecords
 from bsecrets.vaultfile.vault import LocalVault

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.crypto.keys import encode_aad, sha256_digest
 from bsecrets.errors import IntegrityError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.vaultfile.schema import blob, text
 from bsecrets.vaultfile.sealed_records import SealedRecords
 from bsecrets.vaultfile.vault import LocalVault

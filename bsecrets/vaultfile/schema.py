@@ -9,9 +9,10 @@ means the file was changed outside bsecrets (IntegrityError).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.errors import IntegrityError, UnsupportedFormat
+from bsecrets.named_tuples import NamedTuple
 
 # The newest format this version reads. A vault is created in format 1 and moves to a
 # later one only when it uses what an older bsecrets would ignore: format 2 holds an

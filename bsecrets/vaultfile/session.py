@@ -22,7 +22,6 @@ import json
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
 
 from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad
 from bsecrets.errors import BsecretsError, IntegrityError, NextStep, SessionInvalid, UsageError
@@ -33,6 +32,7 @@ from bsecrets.files import (
     write_private_file,
 )
 from bsecrets.health import HealthIndicator
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.timeutil import iso, parse_iso
 
 TOKEN_PREFIX = "bss1"

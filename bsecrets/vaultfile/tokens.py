@@ -16,10 +16,10 @@ import base64
 import json
 import os
 import re
-from typing import NamedTuple
 
 from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad, hkdf
 from bsecrets.errors import IntegrityError, TokenInvalid
+from bsecrets.named_tuples import NamedTuple
 
 TOKEN_PREFIX = "bst1"
 _TOKEN = re.compile(r"bst1\.([0-9a-f]{16})\.([0-9a-f]{12})\.([A-Za-z0-9_-]{43})")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from bsecrets.config.profile import ENV_NAME_HINT, ENV_NAME_RE
 from bsecrets.config.yamlreader import YamlReader, compose, is_scalar, line_of, shape, yaml_int
 from bsecrets.errors import ProfileError, UsageError
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.timeutil import parse_duration
 
 if TYPE_CHECKING:

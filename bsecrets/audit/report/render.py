@@ -8,12 +8,13 @@ formulas).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from bsecrets.audit.report import break_glass
 from bsecrets.audit.report.aggregate import ACCESS_COUNTS, ACTOR_COUNTS
 from bsecrets.audit.report.verdicts import result_word, some_names
 from bsecrets.errors import UsageError
+from bsecrets.named_tuples import NamedTuple
 
 FORMATS = ("markdown", "json", "csv", "html")
 CSV_HEADER = ("section", "key", "metric", "value")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from bsecrets.backends.local.buckets import BucketRows, PendingBuckets, Versions
 from bsecrets.backends.local.records import RecordCipher, dump_record, load_record
@@ -30,6 +30,7 @@ from bsecrets.errors import (
 )
 from bsecrets.health import HealthIndicator
 from bsecrets.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.ports import Capability, SecretBackend, not_applied
 from bsecrets.timeutil import Clock, iso, parse_iso
 from bsecrets.vaultfile.manifest import BUCKETS, Manifest, bucket_digest, bucket_of

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple, NoReturn
+from typing import NoReturn
 
 from bsecrets.cli.cli_context import CliContext
 from bsecrets.cli.option_lists import split_list
@@ -22,6 +22,7 @@ from bsecrets.config.ci import mask_in_github
 from bsecrets.config.settings import ENV_MASK
 from bsecrets.errors import CommandNotExecutable, CommandNotFound, UsageError
 from bsecrets.files import restore_for_child
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.run.supervise import StartFailed, run
 from bsecrets.services import env_file as env_files
 from bsecrets.services import exec_env, exec_run

@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 from bsecrets.cli.cli_context import CliContext
 from bsecrets.cli.option_lists import split_list
@@ -16,6 +15,7 @@ from bsecrets.config.ci import mask_in_github
 from bsecrets.errors import UsageError
 from bsecrets.files import refuse_folder, write_private_file
 from bsecrets.formats import codecs as formats
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.services.env_layers import export_layers
 
 

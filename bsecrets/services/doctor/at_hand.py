@@ -10,10 +10,11 @@ need them are SKIP with a hint, as ``status`` never prompts either.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from bsecrets.errors import BsecretsError, IntegrityError, VaultNotFound
+from bsecrets.named_tuples import NamedTuple
 from bsecrets.services.doctor.findings import Finding, Status
 
 if TYPE_CHECKING:

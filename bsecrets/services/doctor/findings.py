@@ -5,7 +5,8 @@ an explanation (never a value), a hint and, when ``--fix`` repaired something, w
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
+
+from bsecrets.named_tuples import NamedTuple
 
 
 class Status(StrEnum):

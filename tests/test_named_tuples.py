@@ -1,0 +1,146 @@
+"""bsecrets.named_tuples.NamedTuple makes the class typing.NamedTuple makes, without
+typing's per-field check at class creation (the reason: start-up, bench/README.md).
+
+Two checks: every NamedTuple class of the package, rebuilt from its own source with
+typing's NamedTuple, has the same fields, defaults, docstring, name, attributes and
+annotations; and a corpus of class bodies behaves alike under both (instances,
+repr, equality, _replace, _asdict, pickling, methods, the errors typing raises)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pickle
+import pkgutil
+import textwrap
+import typing
+from typing import Any
+
+import pytest
+
+import bsecrets
+from bsecrets import named_tuples
+
+
+def _package_classes() -> list[type]:
+    found: dict[str, type] = {}
+    for info in pkgutil.walk_packages(bsecrets.__path__, "bsecrets."):
+        if info.name.endswith("__main__"):  # runs the CLI
+            continue
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type) and issubclass(value, tuple)
+                and hasattr(value, "_fields") and value.__module__ == info.name
+            ):  # fmt: skip
+                found[f"{info.name}.{value.__qualname__}"] = value
+    return [found[key] for key in sorted(found)]
+
+
+CLASSES = _package_classes()
+
+
+def _with_typing(cls: type) -> type:
+    """``cls`` made again from its source, by typing.NamedTuple, in its module's globals."""
+    module = importlib.import_module(cls.__module__)
+    scope = {**vars(module), "NamedTuple": typing.NamedTuple}
+    exec(textwrap.dedent(inspect.getsource(cls)), scope)  # our own source, as written
+    made = scope[cls.__name__]
+    assert isinstance(made, type)
+    return made
+
+
+def _shape(cls: type) -> dict[str, Any]:
+    annotations = {
+        name: getattr(hint, "__forward_arg__", hint) for name, hint in cls.__annotations__.items()
+    }
+    return {
+        "fields": cls._fields,  # type: ignore[attr-defined]
+        "defaults": cls._field_defaults,  # type: ignore[attr-defined]
+        "doc": cls.__doc__,
+        "name": (cls.__name__, cls.__qualname__, cls.__module__),
+        "attributes": sorted(set(vars(cls)) - {"__annotations__"}),
+        "annotations": annotations,
+        "bases": cls.__bases__,
+    }
+
+
+def test_the_package_has_named_tuples_to_compare() -> None:
+    assert len(CLASSES) > 60  # about 80 when this was written
+    assert all(type(cls) is type for cls in CLASSES)  # plain classes, as typing's
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
+def test_each_class_is_what_typing_would_make(cls: type) -> None:
+    assert _shape(cls) == _shape(_with_typing(cls))
+
+
+CORPUS = {
+    "plain": "class P(NamedTuple):\n    a: int\n    b: str\n",
+    "defaults": (
+        "class D(NamedTuple):\n"
+        '    """Doc."""\n\n'
+        "    a: int\n    b: Mapping[str, int] | None = None\n    c: tuple[int, ...] = ()\n"
+    ),
+    "methods": (
+        "class M(NamedTuple):\n    a: int\n    b: int = 2\n    LIMIT = 10\n\n"
+        "    def total(self) -> int:\n        return self.a + self.b\n\n"
+        "    @property\n    def double(self) -> int:\n        return 2 * self.a\n\n"
+        "    @classmethod\n    def one(cls) -> M:\n        return cls(1)\n\n"
+        "    @staticmethod\n    def name() -> str:\n        return 'm'\n\n"
+        "    def __str__(self) -> str:\n        return f'M<{self.a}>'\n"
+    ),
+    "empty": "class E(NamedTuple):\n    pass\n",
+}
+REFUSED = {
+    "a default before a field without one": "class R(NamedTuple):\n    a: int = 1\n    b: int\n",
+    "_fields replaced": "class R(NamedTuple):\n    a: int\n    _fields = ('x',)\n",
+    "_make replaced": "class R(NamedTuple):\n    a: int\n\n    def _make(self): pass\n",
+    "__new__ replaced": "class R(NamedTuple):\n    a: int\n\n    def __new__(cls): pass\n",
+    "another base": "class R(NamedTuple, object):\n    a: int\n",
+}
+
+
+def _made(source: str, named_tuple: Any) -> type:
+    scope: dict[str, Any] = {"NamedTuple": named_tuple, "__name__": "tests.corpus"}
+    header = "from __future__ import annotations\nfrom collections.abc import Mapping\n"
+    exec(header + source, scope)
+    return next(v for k, v in scope.items() if k in "PDMER" and isinstance(v, type))
+
+
+@pytest.mark.parametrize("source", CORPUS.values(), ids=list(CORPUS))
+def test_a_body_behaves_alike_under_both(source: str) -> None:
+    ours, theirs = _made(source, named_tuples.NamedTuple), _made(source, typing.NamedTuple)
+    assert _shape(ours) == _shape(theirs)
+    fields = ours._fields  # type: ignore[attr-defined]
+    values = list(range(1, len(fields) + 1))
+    a, b = ours(*values), theirs(*values)
+    assert (repr(a), tuple(a), hash(a), a._asdict()) == (repr(b), tuple(b), hash(b), b._asdict())
+    assert isinstance(a, tuple) and a == tuple(b)
+    if fields:
+        assert a._replace(**{fields[0]: 9}) == b._replace(**{fields[0]: 9})
+    for name in ("total", "double", "one", "name", "__str__"):
+        if name in vars(theirs):
+            got, want = getattr(a, name), getattr(b, name)
+            assert (got() if callable(got) else got) == (want() if callable(want) else want)
+    if fields and len(fields) == len(ours._field_defaults):  # type: ignore[attr-defined]
+        assert ours() == theirs()
+
+
+def test_instances_pickle_by_name() -> None:
+    made = _package_classes()[0]
+    instance = made(*[None] * len(made._fields))  # type: ignore[attr-defined]
+    assert pickle.loads(pickle.dumps(instance)) == instance
+
+
+@pytest.mark.parametrize("source", REFUSED.values(), ids=list(REFUSED))
+def test_what_typing_refuses_is_refused(source: str) -> None:
+    with pytest.raises((TypeError, AttributeError)) as theirs:
+        _made(source, typing.NamedTuple)
+    with pytest.raises(theirs.type):
+        _made(source, named_tuples.NamedTuple)
+
+
+def test_only_the_class_syntax() -> None:
+    with pytest.raises(TypeError, match="class syntax"):
+        named_tuples.NamedTuple("X", [("a", int)])
