@@ -2,7 +2,7 @@
 argv gives the same stdout, stderr and exit code through both.
 
 hypothesis draws argv lists from a grammar of the words of ``get``, ``exec``,
-``export`` and ``put`` (its value on stdin), the plain ones the fast path takes and
+``export``, ``put`` (its value on stdin) and ``render``, the plain ones the fast path takes and
 the odd ones it hands to the Typer app (help, ``--``, repeated and combined options,
 unknown words, bad values), with a few environments (a session, a passphrase, none,
 BSECRETS_JSON, GitHub Actions, BSECRETS_ENV, CI). Each argv runs as two real
@@ -99,6 +99,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
         cli("put", name, "-e", "prod", "--allow-empty", value=SECRETS[name])
     cli("rm", "gone")
     (work / "value.txt").write_bytes(b"from a file\n")  # put --from-file's
+    for name, text in TEMPLATES.items():  # render's
+        (work / name).write_text(text)
     session = cli("unlock").decode().strip().split("=", 1)[1]
     shutil.copytree(work / ".bsecrets", root / "pristine")
     return Lab(work, root / "pristine", environ, session)
@@ -286,6 +288,60 @@ def put_argvs(draw: st.DrawFn) -> list[str]:
     return [*(w for p in before for w in p), "put", *(w for p in pieces for w in p)]
 
 
+# --- render -----------------------------------------------------------------------------
+
+TEMPLATES = {
+    "plain.tmpl": "A={{ bsecrets://dev/a }}\nP={{ bsecrets://prod/a#v1 }}\n",
+    "layered.tmpl": "U={{ bsecrets:///db/url }}\nA={{ bsecrets:///a }}\n",  # a: dev and prod
+    "missing.tmpl": "{{ bsecrets://dev/missing }} {{ bsecrets:///nowhere }}\n",
+    "broken.tmpl": "{{ bsecrets://dev/ }}\n",
+    "binary.tmpl": "B={{ bsecrets://dev/bin }}\n",
+}
+RENDER_VALUES = {"--env": ENVS, "--output": ["out.txt", "sub/out.txt", "-"]}
+RENDER_ODD = ["--", "-h", "--strict", "-o", "--bogus", "-", "-x", "--output="]
+OUT = "out.txt"  # where -o writes: read back and removed after each run
+
+
+@st.composite
+def render_argvs(draw: st.DrawFn) -> list[str]:
+    """``[GLOBAL]... render [OPTION]... TEMPLATE``; in about one in four, odd words."""
+    odd = draw(st.integers(0, 3)) == 0
+    before = draw(options(odd, own=False))
+    choices = [
+        valued(odd), own_valued(RENDER_VALUES, odd),
+        st.sampled_from([*FLAGS, "--strict"]).map(lambda flag: [flag]),
+    ]  # fmt: skip
+    if odd:
+        choices.append(st.sampled_from(RENDER_ODD).map(lambda word: [word]))
+        after = draw(st.lists(st.one_of(choices), max_size=4))
+    else:
+        words = {**WORDS, **fast.SHAPES["render"].words}
+
+        def key(piece: list[str]) -> object:
+            long = words[piece[0].split("=")[0]]
+            return tuple(piece) if long in fast.SHAPES["render"].repeatable else long
+
+        after = draw(st.lists(st.one_of(choices), max_size=4, unique_by=key))
+    names = [*TEMPLATES, "nosuch.tmpl"]
+    templates = [[t] for t in draw(st.lists(st.sampled_from(names), min_size=1, max_size=2))]
+    pieces = draw(st.permutations([*templates[: 2 if odd else 1], *after]))
+    return [*(w for p in before for w in p), "render", *(w for p in pieces for w in p)]
+
+
+def check_render(lab: Lab, argv: list[str], kind: str, taken: list[bool]) -> None:
+    """As check_same, and what -o wrote (its bytes and mode) compared too."""
+    extra = credentials(lab, kind)
+    taken.append(fast.plan(argv, {**lab.environ, **extra}) is not None)
+    results = []
+    for switch in ({}, {ENV_NO_FAST: "1"}):
+        run = _run(lab, argv, {**extra, **switch})
+        out = lab.work / OUT
+        written = (out.read_bytes(), out.stat().st_mode) if out.exists() else None
+        out.unlink(missing_ok=True)
+        results.append((run, written))
+    assert results[0] == results[1], (argv, kind)
+
+
 # --- the property ---------------------------------------------------------------------
 
 ENVIRONS = ["session", "session", "session", "passphrase", "none", "json", "github", "prod"]
@@ -425,6 +481,29 @@ def test_put_through_both_paths_stores_and_prints_the_same(lab: Lab) -> None:
     both_sides(taken)
 
 
+def test_render_through_both_paths_writes_the_same(lab: Lab) -> None:
+    taken: list[bool] = []
+
+    @drawn(BULK_EXAMPLES)
+    @given(argv=render_argvs(), kind=st.sampled_from(BULK_ENVIRONS))
+    @example(["render", "plain.tmpl"], "session")
+    @example(["render", "-e", "dev", "-e", "prod", "layered.tmpl"], "session")  # prod wins
+    @example(["render", "-e", "dev", "-e", "prod", "--strict", "layered.tmpl"], "session")
+    @example(["-e", "prod", "render", "layered.tmpl", "-o", "out.txt"], "json")
+    @example(["render", "plain.tmpl", "--output=out.txt", "-q"], "session")
+    @example(["render", "missing.tmpl"], "session")
+    @example(["render", "broken.tmpl"], "session")
+    @example(["render", "binary.tmpl"], "session")
+    @example(["render", "nosuch.tmpl"], "session")
+    @example(["render", "plain.tmpl", "-o", "sub/out.txt"], "session")  # no such folder
+    @example(["render", "plain.tmpl"], "github")
+    def same(argv: list[str], kind: str) -> None:
+        check_render(lab, argv, kind, taken)
+
+    same()
+    both_sides(taken)
+
+
 def test_a_reader_gone_away_ends_both_alike(lab: Lab) -> None:
     """stdout a pipe whose reader has closed it: click's exit 1, no word on stderr."""
     extra = credentials(lab, "session")
@@ -462,6 +541,8 @@ def test_a_reader_gone_away_ends_both_alike(lab: Lab) -> None:
         ["put", "a"],
         ["put", "a", "--tag", "x=1", "--tag=y=2", "--if-version", "0", "--allow-empty"],
         ["-e", "prod", "put", "--from-file", "f", "--description", "d", "a", "--json"],
+        ["render", "t.tmpl"],
+        ["-e", "dev", "render", "-e", "a", "--env=b", "--strict", "-o", "out", "t.tmpl", "-q"],
     ],
 )
 def test_plain_shapes_take_the_fast_path(argv: list[str]) -> None:
@@ -488,6 +569,8 @@ def test_plain_shapes_take_the_fast_path(argv: list[str]) -> None:
         ["put", "a", "--if-version", "-1"], ["put", "a", "--if-version=x"],
         ["put", "a", "--value", "-v"], ["put", "a", "--raw"], ["put", "a", "--allow-empty=1"],
         ["put", "a", "--description", "a", "--description", "b"], ["put", "a", "--"],
+        ["render"], ["render", "-"], ["render", "t", "-o", "-"], ["render", "t", "u"],
+        ["render", "t", "--strict", "--strict"], ["render", "t", "-o", "a", "--output", "b"],
     ],
 )  # fmt: skip
 def test_other_shapes_go_to_typer(argv: list[str]) -> None:

@@ -1,5 +1,5 @@
 """The everyday path stays light: the parsed-profile cache, lazy commands, and
-no heavy module imported by `get`, `exec`, `export` or `put`: not even typer, which their
+no heavy module imported by `get`, `exec`, `export`, `put` or `render`: not even typer, which their
 plain shapes skip (bsecrets/cli/fast.py). Timings live in bench/, not here."""
 
 from __future__ import annotations
@@ -64,11 +64,17 @@ EXEC_MODULES = NOT_GET | BULK_MODULES | {
 }  # fmt: skip
 EXPORT_MODULES = NOT_GET | BULK_MODULES | {"bsecrets.cli.commands.export_secrets"}
 PUT_MODULES = NOT_GET | {"bsecrets.cli.commands.put_value"}
+RENDER_MODULES = NOT_GET | {
+    "bsecrets.cli.commands.render_template", "bsecrets.run", "bsecrets.run.template",
+    "bsecrets.services.env_layers", "bsecrets.config.envmap",
+    "bsecrets.formats", "bsecrets.formats.codecs", "bsecrets.services.transfer",
+}  # fmt: skip
 HOT_COMMANDS = {
     "get": (["get", "a"], GET_MODULES),
     "exec": (["exec", "--", "true"], EXEC_MODULES),  # recorded as the command replaces it
     "export": (["export", "--format", "dotenv"], EXPORT_MODULES),
     "put": (["put", "b", "--value", "x"], PUT_MODULES),  # no stdin to read in the probe
+    "render": (["render", "t.tmpl"], RENDER_MODULES),
 }
 
 PROBE = """
@@ -118,6 +124,7 @@ def modules_at_start() -> set[str]:
 def test_hot_commands_import_nothing_heavy(vault: Path, command: str) -> None:
     args, allowed = HOT_COMMANDS[command]
     invoke(["put", "a"], input="1")
+    Path("t.tmpl").write_text("A={{ bsecrets://dev/a }}\n")  # render's
     session = invoke(["unlock"]).stdout.strip().split("=", 1)[1]
     os.environ["BSECRETS_SESSION"] = session
     try:

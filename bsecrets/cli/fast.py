@@ -1,5 +1,5 @@
-"""The fast path: ``bsecrets get``, ``exec``, ``export`` and ``put`` in their plain shapes,
-without importing typer.
+"""The fast path: ``bsecrets get``, ``exec``, ``export``, ``put`` and ``render`` in their
+plain shapes, without importing typer.
 
 Importing typer (with its click) costs more than the whole floor of a Python
 program that reads a secret (bench/README.md, "Where the time goes"), and ``get``
@@ -14,16 +14,18 @@ shapes this module fully understands::
                                  | --prefix P]...
     bsecrets [GLOBAL]... put [GLOBAL | --from-file F | --value V | --tag KEY=VALUE
                               | --description D | --if-version N | --allow-empty]... NAME
+    bsecrets [GLOBAL]... render [GLOBAL | -e ENV | -o/--output F | --strict]... TEMPLATE
 
 GLOBAL being -e/--env ENV, -p/--profile PATH, --reason TEXT, --as PRINCIPAL (a
 value as the next word or after ``--long=``), --json, -q/--quiet, --no-color,
 --insecure-http or -y/--yes: each option at most once on each side of the command
-(exec's and export's own -e and --only, put's --tag, as often as wanted), every
-value non-empty and not starting with '-'; get's and put's one NAME not starting
-with '-'; exec's command all the words after the first ``--``, at least one, never
-read here. Anything else (help, the root's --version, a repeated or combined option,
-an unknown word, a version that is not a whole number from 1 or an --if-version
-from 0, exec without ``--``, a TAB's completion request) goes to the Typer app
+(exec's, export's and render's own -e, their --only, put's --tag, as often as
+wanted), every value non-empty and not starting with '-'; get's and put's one NAME
+and render's one TEMPLATE, not starting with '-' (render's stdin, '-', goes to the
+app); exec's command all the words after the first ``--``, at least one, never read
+here. Anything else (help, the root's --version, a repeated or combined option, an
+unknown word, a version that is not a whole number from 1 or an --if-version from
+0, exec without ``--``, a TAB's completion request) goes to the Typer app
 unchanged: it stays the one definition of the interface, its usage errors and its
 help.
 
@@ -31,8 +33,8 @@ A plan runs what the Typer app runs for the same words, through the same code:
 Settings.resolve with the options given before the command, Settings.given with the
 global ones after it, a CliContext, the command's typer-free body
 (commands/get_value.print_secret, commands/exec_child.run_exec,
-commands/export_secrets.export_secrets, commands/put_value.store_secret), and
-outcome.exit_with for the errors.
+commands/export_secrets.export_secrets, commands/put_value.store_secret,
+commands/render_template.render_template), and outcome.exit_with for the errors.
 tests/test_fast_dispatch.py checks that both paths print the same bytes and exit
 alike. ``BSECRETS_NO_FAST=1`` sends every command to the Typer app (a debugging
 aid, to tell the paths apart).
@@ -94,6 +96,11 @@ SHAPES: Mapping[str, Shape] = {
          "--allow-empty": "--allow-empty"},
         frozenset({"--from-file", "--value", "--tag", "--description", "--if-version"}),
         frozenset({"--tag"}), names=1,
+    ),
+    "render": Shape(
+        {"-e": "--env", "--env": "--env", "-o": "--output", "--output": "--output",
+         "--strict": "--strict"},
+        frozenset({"--env", "--output"}), frozenset({"--env"}), names=1,
     ),
 }  # fmt: skip
 # The whole-number options, by long name: the smallest value Typer takes (else its
@@ -249,9 +256,19 @@ def _put(cli: CliContext, found: Plan) -> None:
     )  # fmt: skip
 
 
+def _render(cli: CliContext, found: Plan) -> None:
+    from bsecrets.cli.commands.render_template import render_template  # the seam: BODIES
+
+    after = found.after
+    render_template(
+        cli, found.names[0], output=_text(after, "--output") or "-",
+        strict="--strict" in after, envs=_texts(after, "--env"),
+    )  # fmt: skip
+
+
 # Each command's body, imported when it runs: a get loads no exec code, and no export code.
 BODIES: Mapping[str, Callable[[CliContext, Plan], int | None]] = {
-    "get": _get, "exec": _exec, "export": _export, "put": _put,
+    "get": _get, "exec": _exec, "export": _export, "put": _put, "render": _render,
 }  # fmt: skip
 
 

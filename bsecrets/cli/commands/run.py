@@ -1,25 +1,17 @@
-"""exec and render: thin commands over SecretsManager (see docs/exec.md). exec's work
-is commands/exec_child.py, which the fast path (cli/fast.py) runs too."""
+"""exec and render: thin commands over SecretsManager (see docs/exec.md). Their work is
+commands/exec_child.py and commands/render_template.py, which the fast path
+(cli/fast.py) runs too."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from bsecrets.cli.commands.exec_child import ExecOptions, run_exec
+from bsecrets.cli.commands.render_template import render_template
 from bsecrets.cli.context import EnvLayersOption, OnlyOption, obj
 from bsecrets.config.settings import ENV_MASK
-from bsecrets.errors import SecretNotFound, UsageError
-from bsecrets.files import write_private_file
-from bsecrets.run.template import parse
-from bsecrets.run.template import render as fill
-from bsecrets.services import env_layers
-
-if TYPE_CHECKING:
-    from bsecrets.models import Secret
 
 
 def exec_(
@@ -183,44 +175,4 @@ def render(
       bsecrets render - < app.yaml.tmpl > app.yaml
       bsecrets render -e shared -e dev --strict app.env.tmpl -o app.env
     """
-    cli = obj(ctx)
-    if template == "-":
-        raw = sys.stdin.buffer.read()
-        source = "<stdin>"
-    else:
-        try:
-            raw = Path(template).read_bytes()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read the template {template}: {exc.strerror}",
-                hint="give the path of a readable file, or '-' for stdin",
-            ) from None
-        source = template
-    text = raw.decode("utf-8", errors="surrogateescape")
-    layered = sorted({ref.name.partition("#")[0] for ref in parse(text, source) if not ref.env})
-    envs, owners = (
-        env_layers.owners(cli.manager, cli.envs(env), layered, strict=strict)
-        if layered
-        else ([], {})
-    )
-
-    def read(env_name: str, name: str, version: int | None) -> Secret:
-        if not env_name:  # {{ bsecrets:///NAME }}: the layer that holds it
-            base = name.partition("#")[0]
-            if base not in owners:
-                raise SecretNotFound(
-                    f"secret '{base}' is in none of the environments {', '.join(envs)}",
-                    hint="check the name, or add the environment that holds it with -e",
-                )
-            env_name = owners[base]
-        return cli.manager.get(env_name, name, version)
-
-    result = fill(text, source, read)
-    data = result.encode("utf-8", errors="surrogateescape")
-    if output == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-
-    write_private_file(Path(output), data)
-    cli.message(f"rendered {source} -> {output} (mode 0600)")
+    render_template(obj(ctx), template, output=output, strict=strict, envs=env)
