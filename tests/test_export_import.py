@@ -245,3 +245,41 @@ def test_import_is_all_or_nothing_on_write_failure(
     assert calls["n"] == 3
     monkeypatch.setattr(SecretsManager, "put", original)
     assert invoke(["ls", "--json"]).stdout.strip() == "[]"
+
+
+VERBATIM = "A=1\n\n# a comment\nB_2=x#y\nC=\nD=#z\nE=a\"b'c\\\\d=e\nexport=1\n"
+NOT_VERBATIM = (
+    "A = 1\n", "A=1 # note\n", "A='1'\n", 'A="1"\n', "export A=1\n", "db/x=1\n", "  A=1\n",
+    "A=1\r\n", "A=a\xa0b\n", "A=1\n \n", "A\n", "\ufeffA=1\n", "A=1\n#c\rB=2\n",
+)  # fmt: skip
+
+
+def test_verbatim_dotenv_reads_as_python_dotenv_does() -> None:
+    """The fast reading of a plain dotenv file (import of 100,000 lines) gives exactly
+    python-dotenv's entries, and leaves every other file to python-dotenv."""
+    import random
+
+    from dotenv import dotenv_values
+
+    from bsecrets.formats.codecs import Entry, python_dotenv, verbatim_dotenv
+
+    assert verbatim_dotenv(VERBATIM) == [
+        Entry("A", "1", 1), Entry("B_2", "x#y", 4), Entry("C", "", 5), Entry("D", "#z", 6),
+        Entry("E", "a\"b'c\\\\d=e", 7), Entry("export", "1", 8),
+    ]  # fmt: skip
+    assert verbatim_dotenv(VERBATIM) == python_dotenv(VERBATIM, "t")
+    for text in NOT_VERBATIM:
+        assert verbatim_dotenv(text) is None, repr(text)
+    pieces = ["A", "b_", "9", "=", "#", " ", "\t", "'", '"', "\\", "$", "\n", "é", "\xa0", "\x0c"]
+    chance, fast = random.Random(20), 0
+    for _ in range(3000):
+        text = "".join(chance.choice(pieces) for _ in range(chance.randint(0, 12)))
+        text = chance.choice(["", "K=", "K=1\n"]) + text + chance.choice(["", "\nL=2"])
+        read = verbatim_dotenv(text)
+        if read is None:
+            continue
+        fast += 1
+        expected = dotenv_values(stream=io.StringIO(text), interpolate=False)
+        assert {e.key: e.value for e in read} == expected, repr(text)
+        assert read == python_dotenv(text, "t"), repr(text)  # the lines too
+    assert fast > 300

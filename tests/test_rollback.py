@@ -182,9 +182,11 @@ def test_no_command_launders_a_rollback(copies: Copies, groups: tuple[str, ...])
     may record the older manifest as if it were current."""
     _restore(copies, groups)
     events = _events(copies.work)
+    (copies.work / "in.env").write_text("FRESH_A=1\nFRESH_B=2\n")
     for args in (
         ["put", "db/password"],
         ["put", "fresh/name", "-e", "prod"],
+        ["import", "in.env", "-e", "prod"],  # many events in one transaction
         ["ls", "-e", "prod"],
         ["ls", "-e", "dev"],
         ["audit", "log"],

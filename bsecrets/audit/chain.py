@@ -15,10 +15,11 @@ events parsed, to say what happened there.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from bsecrets.crypto.keys import mac
+from bsecrets.crypto.keys import Aead, EnvironmentKeys, KeyedMac, mac
 from bsecrets.errors import IntegrityError, NextStep, UsageError
 from bsecrets.named_tuples import NamedTuple
 
@@ -29,9 +30,51 @@ Row = tuple[int, str, bytes, bytes]  # seq, time, sealed record, mac (as stored:
 Opener = Callable[[str, bytes], "bytes | None"]  # (time, record) -> plaintext or None
 
 
+# json.dumps with these options builds this encoder anew on every call
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
+
+
 def canonical(event: Mapping[str, Any]) -> bytes:
     """Sorted keys, no spaces, ASCII only: the bytes the MAC covers."""
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL(event).encode()
+
+
+class EventSealer:
+    """Seals (AES-256-GCM, the event's time in the associated data) and links the events
+    of one vault's audit log, as aead_seal and link would: the AESGCM object and the
+    keyed HMAC are built once per key (an import writes 100,000 events in one go)."""
+
+    __slots__ = ("_aead", "_mac", "_prefix", "heads")
+
+    def __init__(self, aad_prefix: bytes) -> None:
+        self._prefix = aad_prefix  # the associated data's parts before the time
+        self.heads: dict[int, bytes] = {}  # by the time's length (always 24 in practice)
+        self._aead: tuple[bytes, Aead] | None = None
+        self._mac: tuple[bytes, KeyedMac] | None = None
+
+    def aad(self, time: str) -> bytes:
+        """The prefix, then ``time`` as encode_aad encodes a string."""
+        raw = time.encode()
+        head = self.heads.get(len(raw))
+        if head is None:
+            head = self.heads[len(raw)] = self._prefix + b"s" + struct.pack(">I", len(raw))
+        return head + raw
+
+    def seal(self, keys: EnvironmentKeys, time: str, plain: bytes) -> bytes:
+        made = self._aead
+        if made is None or made[0] != keys.value_key:  # our own keys: no timing to hide
+            made = self._aead = (keys.value_key, Aead(keys.value_key))
+        return made[1].seal(plain, self.aad(time))
+
+    def link(self, keys: EnvironmentKeys, prev: bytes, plain: bytes) -> bytes:
+        """link(keys.manifest_key, prev, plain)."""
+        made = self._mac
+        if made is None or made[0] != keys.manifest_key:
+            made = self._mac = (keys.manifest_key, KeyedMac(keys.manifest_key))
+        return made[1](prev + plain)
+
+    def __repr__(self) -> str:
+        return "EventSealer(...)"
 
 
 def genesis(chain_key: bytes, vault_id: bytes) -> bytes:

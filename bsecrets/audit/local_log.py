@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import struct
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from bsecrets.audit import member_intake
 from bsecrets.audit.archive import verify_archives, write_archive
 from bsecrets.audit.chain import (
     Anchor,
+    EventSealer,
     LogState,
     Opener,
     Problem,
@@ -39,7 +39,6 @@ from bsecrets.audit.chain import (
     canonical,
     check_anchor,
     genesis,
-    link,
     parse_event,
     walk,
 )
@@ -48,7 +47,6 @@ from bsecrets.audit.logger import AuditSink
 from bsecrets.audit.witness import ChainWitness, state_of
 from bsecrets.crypto.keys import (
     EnvironmentKeys,
-    aead_seal,
     encode_aad,
     generate_private_key,
     mac,
@@ -114,21 +112,20 @@ class LocalAuditLog(AuditSink):
     def __init__(self, vault: LocalVault) -> None:
         self.vault = vault
         self.store = vault.store
-        self._aad_prefix = encode_aad(vault.vault_id, AUDIT_ENV, "audit-event")
-        self._aad_heads: dict[int, bytes] = {}  # by the time's length (always 24 in practice)
+        self.sealer = EventSealer(encode_aad(vault.vault_id, AUDIT_ENV, "audit-event"))
         # Every read and write of an environment checks its manifest against the chain.
         self.witness = ChainWitness(self)
         vault.witness = self.witness
+        # What this write transaction (the store's tx_serial) already made sure of, for
+        # its next events (an import's puts): the tables exist, the intakes are folded
+        # (and it wrote none since), and the last event it appended, (serial, seq, MAC).
+        self._tables_in = self._folded_in = -1
+        self._tail: tuple[int, int, bytes] = (-1, 0, b"")
+
+    def _in_this_write(self, serial: int) -> bool:
+        return serial == self.store.tx_serial and self.store.writing
 
     # --- keys ------------------------------------------------------------
-
-    def _aad(self, time: str) -> bytes:
-        """encode_aad(vault id, AUDIT_ENV, "audit-event", time), its prefix computed once."""
-        raw = time.encode()
-        head = self._aad_heads.get(len(raw))
-        if head is None:
-            head = self._aad_heads[len(raw)] = self._aad_prefix + b"s" + struct.pack(">I", len(raw))
-        return head + raw
 
     def _writing_keys(self) -> EnvironmentKeys | None:
         """The audit keys if the vault opens without a prompt as the owner; None
@@ -153,6 +150,8 @@ class LocalAuditLog(AuditSink):
         return self.vault.principal == OWNER
 
     def pending_marker(self) -> tuple[int, int]:
+        if self._in_this_write(self._folded_in):
+            return (0, 0)  # none left after the fold, and none written since
         return member_intake.marker(self.store)
 
     def advanced(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -163,11 +162,11 @@ class LocalAuditLog(AuditSink):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         decrypt = AESGCM(keys.value_key).decrypt
-        heads = self._aad_heads
-        aad = self._aad
+        heads = self.sealer.heads
+        aad = self.sealer.aad
 
         def open_record(time: str, record: bytes) -> bytes | None:
-            """Hot (a million calls per verify): self._aad inlined for the usual length.
+            """Hot (a million calls per verify): sealer.aad inlined for the usual length.
             A column of another SQLite type fails here like a changed one."""
             try:
                 raw = time.encode()
@@ -188,16 +187,20 @@ class LocalAuditLog(AuditSink):
         return self.store.write()
 
     def _ensure_tables(self) -> None:
-        """Every time, not once per process: the transaction that created them may
-        have rolled back (CREATE ... IF NOT EXISTS costs microseconds)."""
+        """Once per write transaction, not once per process: the transaction that created
+        them may have rolled back."""
+        if self._in_this_write(self._tables_in):
+            return
         for sql in _TABLES:
             self.store.execute_write(sql)
+        self._tables_in = self.store.tx_serial
 
     def append(self, fields: EventFields) -> None:
         with self.store.write():
             self._ensure_tables()
             keys = self._writing_keys()
             if keys is None:
+                self._folded_in = -1  # an intake written: not folded any more
                 if not self.keyholder() and self.vault.can_unlock_quietly():
                     after = member_intake.record(self.vault, self.witness.found(), dict(fields))
                     self.witness.entry_written(after)
@@ -208,6 +211,9 @@ class LocalAuditLog(AuditSink):
             self._append_keyed(keys, fields)
 
     def _head(self, keys: EnvironmentKeys) -> tuple[int, bytes]:
+        serial, seq, digest = self._tail
+        if self._in_this_write(serial):
+            return seq, digest  # appended by this transaction: no one else writes meanwhile
         rows = self.store.query_optional_table(
             "audit_events", "SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1"
         )
@@ -227,12 +233,13 @@ class LocalAuditLog(AuditSink):
         event = {**fields, "seq": seq + 1, "state": state}
         plain = canonical(event)
         time = str(event.get("time", ""))
-        record = aead_seal(keys.value_key, plain, self._aad(time))
-        digest = link(keys.manifest_key, prev, plain)
+        record = self.sealer.seal(keys, time, plain)
+        digest = self.sealer.link(keys, prev, plain)
         self.store.execute_write(
             "INSERT INTO audit_events (seq, time, record, mac) VALUES (?, ?, ?, ?)",
             (seq + 1, time, record, digest),
         )
+        self._tail = (self.store.tx_serial, seq + 1, digest)
         self.witness.appended(seq + 1, digest, state)
 
     def _intake_context(self) -> bytes:
@@ -256,7 +263,10 @@ class LocalAuditLog(AuditSink):
 
     def _fold_intake(self, keys: EnvironmentKeys) -> None:
         """Chain the events written without the key, marked ``late``: the anonymous ones
-        (a wrong passphrase), then other principals' (their principal as authenticated)."""
+        (a wrong passphrase), then other principals' (their principal as authenticated).
+        Once per write transaction: it writes none of them itself when it has the key."""
+        if self._in_this_write(self._folded_in):
+            return
         rows = self.store.query_optional_table(
             "audit_intake", "SELECT id, sealed FROM audit_intake ORDER BY id"
         )
@@ -277,16 +287,16 @@ class LocalAuditLog(AuditSink):
             self._append_keyed(keys, {**fields, "late": True})
         if rows:
             self.store.execute_write("DELETE FROM audit_intake")
-        if not self.pending_marker()[0]:
-            return
-        for entry in member_intake.entries(self.vault, AUDIT_ENV)[0]:
-            if entry.fields is None:
-                fields = _unreadable(f"an event of principal '{entry.principal}' did not open")
-            else:  # the principal is the one the sealing authenticated
-                actor = {**entry.fields.get("actor", {}), "principal": entry.principal}
-                fields = {**entry.fields, "actor": actor}
-            self._append_keyed(keys, {**fields, "late": True})
-        self.store.execute_write("DELETE FROM audit_intake_members")
+        if self.pending_marker()[0]:
+            for entry in member_intake.entries(self.vault, AUDIT_ENV)[0]:
+                if entry.fields is None:
+                    fields = _unreadable(f"an event of principal '{entry.principal}' did not open")
+                else:  # the principal is the one the sealing authenticated
+                    actor = {**entry.fields.get("actor", {}), "principal": entry.principal}
+                    fields = {**entry.fields, "actor": actor}
+                self._append_keyed(keys, {**fields, "late": True})
+            self.store.execute_write("DELETE FROM audit_intake_members")
+        self._folded_in = self.store.tx_serial
 
     # --- state (after archiving) ----------------------------------------
 

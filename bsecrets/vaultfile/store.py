@@ -65,6 +65,9 @@ class VaultStore:
         self._in_tx = False
         self._writing = False
         self.tx_serial = 0  # which transaction this is: checks done once per transaction
+        # manifests this connection wrote: what a transaction read of them stays true while
+        # this is unchanged (no other connection writes while it holds the write lock)
+        self.manifest_writes = 0
         header = read_header(self._query("SELECT key, value FROM meta"), path)
         self.vault_id: bytes = header.vault_id
         self.created_at = header.created_at
@@ -135,6 +138,11 @@ class VaultStore:
         return int(row[0])
 
     # --- transactions ----------------------------------------------------
+
+    @property
+    def writing(self) -> bool:
+        """Inside write(): no other connection changes the file until it ends."""
+        return self._writing and self._in_tx
 
     @contextlib.contextmanager
     def read(self) -> Iterator[None]:
@@ -319,6 +327,7 @@ class VaultStore:
         return (integer(row[0]), blob(row[1]), blob(row[2])) if row else None
 
     def set_manifest(self, env: str, generation: int, buckets: bytes, mac: bytes) -> None:
+        self.manifest_writes += 1
         self._exec(
             "INSERT OR REPLACE INTO manifests (env, generation, buckets, mac) VALUES (?, ?, ?, ?)",
             (env, generation, buckets, mac),

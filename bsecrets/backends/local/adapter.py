@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bsecrets.backends.local.buckets import BucketRows, PendingBuckets, Versions
 from bsecrets.backends.local.records import RecordCipher, dump_record, load_record
 from bsecrets.backends.registry import BackendContext
-from bsecrets.crypto.keys import EnvironmentKeys
+from bsecrets.crypto.keys import EnvironmentKeys, KeyedMac
 from bsecrets.errors import (
     IntegrityError,
     NextStep,
@@ -61,6 +61,7 @@ class LocalAdapter(SecretBackend):
         self.store = vault.store
         self.clock = clock
         self._cipher: RecordCipher | None = None
+        self._lookups: tuple[bytes, KeyedMac] | None = None  # (index key, its keyed MAC)
         # (stored manifest, manifest key, the Manifest) last authenticated: the same
         # bytes under the same key authenticate again, so ls checks the MAC once, not
         # once per bucket
@@ -75,9 +76,17 @@ class LocalAdapter(SecretBackend):
             cipher = self._cipher = RecordCipher(keys.value_key, self.vault.vault_id, self.env)
         return cipher
 
-    def _head(self, keys: EnvironmentKeys, name: str) -> _Found | None:
-        """``name``'s head and its version rows, all verified; None if absent."""
-        lookup = keys.lookup(name)
+    def _lookup(self, keys: EnvironmentKeys, name: str) -> bytes:
+        """keys.lookup(name), the keyed MAC built once per key (every put of an import)."""
+        made = self._lookups
+        if made is None or made[0] != keys.index_key:  # our own keys: no timing
+            made = self._lookups = (keys.index_key, KeyedMac(keys.index_key))
+        return made[1](name.encode("utf-8"))
+
+    def _head(self, keys: EnvironmentKeys, name: str, lookup: bytes | None = None) -> _Found | None:
+        """``name``'s head and its version rows, all verified; None if absent. ``lookup``:
+        its lookup, when the caller has it."""
+        lookup = lookup or self._lookup(keys, name)
         rows = self._verified_bucket(keys, bucket_of(lookup))
         entry = rows.heads.get(lookup)
         if entry is None:
@@ -217,10 +226,11 @@ class LocalAdapter(SecretBackend):
         with self.write_operation(), self.store.write(), self._writing() as pending:
             keys = self.vault.env_keys(self.env, create=True)
             assert keys is not None
-            found = self._head(keys, name)
+            lookup = self._lookup(keys, name)
+            found = self._head(keys, name, lookup)
             now = iso(self.clock())
             if found is None:
-                lookup, sid = keys.lookup(name), os.urandom(16)
+                sid = os.urandom(16)
                 head: dict[str, Any] = {
                     "name": name,
                     "current": 0,
@@ -230,7 +240,7 @@ class LocalAdapter(SecretBackend):
                     "deleted_at": None,
                 }
             else:
-                lookup, sid, head = found.lookup, found.secret_id, found.head
+                sid, head = found.secret_id, found.head
             current = head["current"]
             if if_version is not None and if_version != current:
                 raise VersionConflict(

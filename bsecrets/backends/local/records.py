@@ -23,11 +23,12 @@ KINDS = ("head", "version", "value")
 _LENGTH = struct.Struct(">I").pack
 _NUMBER = struct.Struct(">cIq").pack  # an int part: b"i", its length 8, the value
 _DECODE = json.JSONDecoder().raw_decode
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode  # json.dumps's, built once
 
 
 def dump_record(data: dict[str, Any]) -> bytes:
     """A head's or a version's metadata as sealed: compact ASCII JSON, keys sorted."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return _ENCODE(data).encode()
 
 
 def load_record(plain: bytes) -> Any:
