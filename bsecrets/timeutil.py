@@ -80,7 +80,14 @@ def parse_duration(
 
 
 def iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-12-01T03:17:59.810Z``: what ``isoformat(timespec="milliseconds")`` writes
+    of the time in UTC (the milliseconds truncated), with Z for +00:00; formatted in
+    one step, at about half the cost (ls prints 100,000; str.format and f-strings are
+    slower than % here)."""
+    t = dt.astimezone(UTC)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 - the fastest here
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond // 1000
+    )  # fmt: skip
 
 
 def parse_iso(text: str) -> datetime:

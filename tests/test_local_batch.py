@@ -7,6 +7,7 @@ the manifest's bytes are those of the file format as it was defined."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import sqlite3
@@ -21,8 +22,9 @@ from helpers.local_vault import make_vault
 from helpers.values import PASSPHRASE
 
 from bsecrets.backends.local.adapter import LocalAdapter
+from bsecrets.backends.local.buckets import BucketRows
 from bsecrets.backends.local.records import RecordCipher
-from bsecrets.crypto.keys import encode_aad, sha256, sha256_digest
+from bsecrets.crypto.keys import encode_aad, sha256_digest, sha256_digests
 from bsecrets.errors import IntegrityError, SecretNotFound, VersionConflict
 from bsecrets.testing.backend import ACTOR
 from bsecrets.timeutil import utcnow
@@ -34,13 +36,13 @@ from bsecrets.vaultfile.vault import LocalVault
 def reference_digest(heads: list[tuple[Any, ...]], versions: list[tuple[Any, ...]]) -> bytes:
     """A bucket's digest as the file format defines it (vaultfile/manifest.py), written
     the plain way: one encode_aad per row."""
-    h = sha256()
-    h.update(b"bsecrets/v1/bucket")
+    h = hashlib.sha256(b"bsecrets/v1/bucket")
     for lookup, secret_id, record in heads:
-        h.update(encode_aad("head", lookup, secret_id, sha256_digest(record)))
+        h.update(encode_aad("head", lookup, secret_id, hashlib.sha256(record).digest()))
     for secret_id, version, record, value_tag in versions:
-        h.update(encode_aad("version", secret_id, int(version), sha256_digest(record), value_tag))
-    return bytes(h.finalize())
+        digest = hashlib.sha256(record).digest()
+        h.update(encode_aad("version", secret_id, int(version), digest, value_tag))
+    return h.digest()
 
 
 @pytest.fixture
@@ -200,13 +202,62 @@ def test_the_manifest_holds_the_digests_the_format_defines(backend: LocalAdapter
 
 def test_bucket_digest_matches_the_plain_definition() -> None:
     rng = random.Random(20)
-    for _ in range(200):
-        heads = [(os.urandom(32), os.urandom(16), os.urandom(rng.randint(0, 400)))
+
+    def blob(*sizes: int) -> bytes:  # the usual size, or any
+        return os.urandom(rng.choice([*sizes, rng.randint(0, 70)]))
+
+    for _ in range(300):
+        heads = [(blob(32), blob(16), os.urandom(rng.randint(0, 400)))
                  for _ in range(rng.randint(0, 6))]  # fmt: skip
-        versions = [(os.urandom(16), rng.choice([1, 2, 255, 2**31, 2**40]),
-                     os.urandom(rng.randint(0, 400)), os.urandom(28))
+        versions = [(blob(16), rng.choice([1, 2, 255, 2**31, 2**40]),
+                     os.urandom(rng.randint(0, 400)), blob(28))
                     for _ in range(rng.randint(0, 6))]  # fmt: skip
         assert bucket_digest(heads, versions) == reference_digest(heads, versions)
+
+
+def test_heads_opened_together_are_opened_alike() -> None:
+    """open_heads (ls: every head at once) gives what open gives one by one, and fails
+    as open fails on the first head that does not open (the others are fine)."""
+    cipher = RecordCipher(os.urandom(32), os.urandom(16), "prod")
+    heads = []
+    for i in range(50):
+        sid, lookup = os.urandom(16), os.urandom(32)
+        heads.append((lookup, sid, cipher.seal("head", sid, lookup, b"head %d" % i)))
+    assert cipher.open_heads(heads) == [b"head %d" % i for i in range(50)]
+    assert cipher.open_heads([]) == []
+    for bad in (
+        lambda lookup, sid, blob: (os.urandom(32), sid, blob),  # moved to another name
+        lambda lookup, sid, blob: (lookup, sid, blob[:-1] + bytes([blob[-1] ^ 1])),
+        lambda lookup, sid, blob: (lookup, sid, blob[:20]),  # shorter than nonce and tag
+    ):
+        changed = list(heads)
+        changed[17] = bad(*changed[17])
+        lookup, sid, blob = changed[17]
+        with pytest.raises(IntegrityError) as one:
+            cipher.open("head", sid, lookup, blob)
+        with pytest.raises(IntegrityError) as together:
+            cipher.open_heads(changed)
+        assert str(together.value) == str(one.value)
+        assert str(one.value) in {f"a head record {what}" for what in ("failed authentication",
+                                                                     "is truncated")}  # fmt: skip
+
+
+def test_bucket_rows_give_the_heads_as_read_then_as_changed() -> None:
+    rows = sorted((os.urandom(32), os.urandom(16), os.urandom(40)) for _ in range(5))
+    bucket = BucketRows(list(rows), [])
+    assert bucket.head_rows() == rows  # as read: what ls opens
+    assert bucket.heads == {lookup: (sid, record) for lookup, sid, record in rows}
+    assert bucket.head_rows() == rows  # from the index, once there is one
+    bucket.set_head(rows[2][0], rows[2][1], b"changed")
+    bucket.drop_secret(rows[0][0], rows[0][1])
+    assert bucket.head_rows() == [rows[1], (*rows[2][:2], b"changed"), *rows[3:]]
+
+
+def test_many_digests_are_sha256_of_each() -> None:
+    items = [os.urandom(n) for n in (0, 1, 55, 56, 64, 300, 5000)]
+    assert sha256_digests(items) == [hashlib.sha256(item).digest() for item in items]
+    assert sha256_digests([]) == []
+    assert sha256_digest(b"abc") == hashlib.sha256(b"abc").digest()
 
 
 def test_record_associated_data_is_unchanged() -> None:

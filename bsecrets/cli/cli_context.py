@@ -4,8 +4,13 @@ same context the Typer app gives it."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import sys
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +22,8 @@ from bsecrets.vaultfile.credentials import Credentials
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager
+
+TABLE_CHUNK = 10_000  # lines a write, not a write a line (ls prints 100,000)
 
 
 class CliContext:
@@ -112,16 +119,40 @@ class CliContext:
     def _json_line(self, key: str, text: str) -> None:
         sys.stderr.write(json.dumps({key: text}, ensure_ascii=False) + "\n")
 
-    def table(self, headers: list[str], rows: list[list[str]]) -> None:
-        """Aligned columns on stdout; with --quiet, only the first column."""
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """Aligned columns on stdout; with --quiet, only the first column. Each line is
+        its cells left-justified to their column's width and joined by two spaces, with
+        no trailing white space; written TABLE_CHUNK lines at a time."""
+        lines: Iterable[str]
         if self.settings.quiet:
-            for row in rows:
-                sys.stdout.write(row[0] + "\n")
-            return
-        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-        for row in [headers, *rows]:
-            line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
-            sys.stdout.write(line.rstrip() + "\n")
+            lines = map(itemgetter(0), rows)
+        else:
+            columns = list(zip(*rows, strict=True)) or [()] * len(headers)
+            widths = [
+                max(len(header), max(map(len, column), default=0))
+                for header, column in zip(headers, columns, strict=True)
+            ]
+            # %-Ns pads a str as ljust does; % is the cheapest per line (ls of 100,000)
+            line = "  ".join(f"%-{width}s" for width in widths)
+            lines = map(str.rstrip, map(line.__mod__, map(tuple, [headers, *rows])))
+        while chunk := list(islice(lines, TABLE_CHUNK)):
+            sys.stdout.write("\n".join(chunk) + "\n")
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for a block that builds many objects
+    and keeps them (ls of 100,000 secrets: 200,000 rows, 100,000 records and as many
+    lines), then as it was. Otherwise each collection walks every object still alive
+    (0.25-0.4 s of an ls's 2.6, up to 1 s under load); reference counting frees the
+    block's objects all the same."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _prompt_visible(label: str) -> str:

@@ -22,7 +22,8 @@ from bsecrets.errors import BsecretsError, IntegrityError, NextStep, UsageError
 from bsecrets.timeutil import parse_duration
 
 if TYPE_CHECKING:
-    from bsecrets.audit.local_log import LocalAuditLog, Verification
+    from bsecrets.audit.chain import Verification
+    from bsecrets.audit.local_log import LocalAuditLog
     from bsecrets.crypto.keys import EnvironmentKeys
     from bsecrets.services.manager import SecretsManager
 

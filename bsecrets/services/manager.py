@@ -338,7 +338,7 @@ class SecretsManager(ReflectiveModule):
         env_name = self.env_name(env)
         with self._op(Action.LS, env_name, changes=False) as note:
             items = self.backend(env_name).list_secrets(prefix, include_deleted=include_deleted)
-            items = [s for s in items if self.gate.in_scope_of(env_name, s.name)]
+            items = self.gate.scoped(env_name, items, lambda s: s.name)
             if tags:
                 items = [s for s in items if all(s.tags.get(k) == v for k, v in tags.items())]
             note.details = {"prefix": prefix, "count": len(items)} if prefix else {}

@@ -38,8 +38,7 @@ from bsecrets.vaultfile.policy import ACCESS_ENV, AccessPolicy, PolicyStore
 from bsecrets.vaultfile.unlock import OWNER
 
 if TYPE_CHECKING:
-    from bsecrets.audit.chain import Anchor
-    from bsecrets.audit.local_log import Verification
+    from bsecrets.audit.chain import Anchor, Verification
     from bsecrets.services.manager import SecretsManager
 
 CHECKS = ("pages", "keys", "rows", "audit")

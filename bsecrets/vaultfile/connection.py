@@ -25,6 +25,11 @@ from bsecrets.errors import NextStep, StorageError
 BUSY_TIMEOUT_S = 30.0
 ERASE_CHECKPOINT_WAIT_MS = 2000  # see ErasingConnection
 SIDECARS = ("-wal", "-shm")  # SQLite's files beside a WAL database
+# SQLite's page cache, at most (pages are allocated as they are read). ls reads every
+# row of the environment through the bucket indexes, so each table page is read once
+# per bucket with a row on it: with SQLite's default 2 MiB most of those reads miss
+# (at 100,000 secrets, 0.3 s of 1 s in SQL; 64 MiB holds that environment's tables).
+CACHE_KIB = 64 * 1024
 
 
 def read_only_fs(path: Path) -> bool:
@@ -123,6 +128,7 @@ def connect(path: Path, journal_mode: str = "WAL") -> sqlite3.Connection:
     # Deleted rows (a purged secret's ciphertext, archived audit events) are
     # overwritten with zeros, whatever this SQLite build's default is.
     conn.execute("PRAGMA secure_delete=ON")
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     return conn
 
 
@@ -142,4 +148,5 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         uri=True, isolation_level=None, check_same_thread=False,
     )  # fmt: skip
     conn.execute("PRAGMA trusted_schema=OFF")
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     return conn

@@ -16,10 +16,11 @@ file alone; that needs the external anchor of the audit log.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain, repeat
 from typing import Any
 
-from bsecrets.crypto.keys import encode_aad, mac, mac_verify, sha256, sha256_digest
+from bsecrets.crypto.keys import encode_aad, mac, mac_verify, sha256_digest, sha256_digests
 from bsecrets.errors import IntegrityError
 from bsecrets.named_tuples import NamedTuple
 
@@ -30,12 +31,14 @@ EMPTY_BUCKET = sha256_digest(_BUCKET_TAG)
 
 # Each row's part of a bucket's digest is encode_aad("head", lookup, secret_id,
 # sha256(record)) or encode_aad("version", secret_id, version, sha256(record), value
-# tag); bucket_digest writes those bytes itself, with the constant parts encoded once
-# (tests/test_local_batch.py checks them against encode_aad).
-_HEAD = encode_aad("head")
-_VERSION = encode_aad("version")
+# tag); bucket_digest writes those bytes itself, column by column, with the constant
+# parts encoded once (tests/test_local_batch.py checks them against encode_aad).
 _LENGTH = struct.Struct(">I").pack
-_VERSION_NUMBER = struct.Struct(">cIq").pack
+_HEAD_START = encode_aad("head") + b"b"  # then the lookup's length
+_VERSION_START = encode_aad("version") + b"b"  # then the secret id's length
+_BYTES = b"b"  # the next part is bytes: its length follows
+_NUMBER = b"i" + _LENGTH(8)  # the next part is an int: 8 bytes follow
+_VERSION = struct.Struct(">q").pack
 _DIGEST_LENGTH = b"b" + _LENGTH(DIGEST_BYTES)
 
 
@@ -43,23 +46,33 @@ def bucket_of(lookup: bytes) -> int:
     return lookup[0]
 
 
-def bucket_digest(heads: Iterable[tuple[Any, ...]], versions: Iterable[tuple[Any, ...]]) -> bytes:
+def bucket_digest(heads: Sequence[tuple[Any, ...]], versions: Sequence[tuple[Any, ...]]) -> bytes:
     """Digest of one bucket's rows, as VaultStore.bucket_rows returns them (sorted).
 
-    Hot (``ls`` digests every row of the environment): the rows' parts are joined
-    and hashed in one update."""
-    chunks = [_BUCKET_TAG]
-    add = chunks.extend
-    for lookup, secret_id, record in heads:
-        add((_HEAD, b"b", _LENGTH(len(lookup)), lookup, b"b", _LENGTH(len(secret_id)),
-             secret_id, _DIGEST_LENGTH, sha256_digest(record)))  # fmt: skip
-    for secret_id, version, record, value_tag in versions:
-        add((_VERSION, b"b", _LENGTH(len(secret_id)), secret_id,
-             _VERSION_NUMBER(b"i", 8, int(version)), _DIGEST_LENGTH, sha256_digest(record),
-             b"b", _LENGTH(len(value_tag)), value_tag))  # fmt: skip
-    h = sha256()
-    h.update(b"".join(chunks))
-    return bytes(h.finalize())
+    Hot (``ls`` digests every row of the environment): each column is encoded with
+    map() and the rows' parts interleaved with zip(), so the loops run in C, and the
+    whole is hashed in one update."""
+    parts: list[bytes] = [_BUCKET_TAG]
+    if heads:
+        lookups, secret_ids, records = zip(*heads, strict=True)
+        parts += chain.from_iterable(zip(
+            repeat(_HEAD_START), _lengths(lookups), lookups,
+            repeat(_BYTES), _lengths(secret_ids), secret_ids,
+            repeat(_DIGEST_LENGTH), sha256_digests(records),
+        ))  # fmt: skip
+    if versions:
+        secret_ids, numbers, records, value_tags = zip(*versions, strict=True)
+        parts += chain.from_iterable(zip(
+            repeat(_VERSION_START), _lengths(secret_ids), secret_ids,
+            repeat(_NUMBER), map(_VERSION, map(int, numbers)),
+            repeat(_DIGEST_LENGTH), sha256_digests(records),
+            repeat(_BYTES), _lengths(value_tags), value_tags,
+        ))  # fmt: skip
+    return sha256_digest(b"".join(parts))
+
+
+def _lengths(column: Iterable[bytes]) -> Iterator[bytes]:
+    return map(_LENGTH, map(len, column))
 
 
 class Manifest(NamedTuple):

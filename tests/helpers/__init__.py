@@ -22,6 +22,8 @@ bsecrets, or must be given tests/ on PYTHONPATH.
 * ``loopback_proxy``: a proxy in front of a real server, for timing faults.
 * ``fake_kubernetes``: Kubernetes' TokenReview API, for OpenBao's kubernetes auth.
 * ``file_keyring``: a file-backed keyring backend, with its fixture.
+* ``walk_runner``: a script, not imported: the audit walk on two cores in a process of
+  its own (a fork must not copy pytest), for tests/test_parallel_walk.py.
 * ``totp``: an authenticator app for the tests of MFA and protected environments
   (codes from an enrolment's URI, of increasing steps), and their CLI helpers.
 """

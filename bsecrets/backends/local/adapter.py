@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.backends.local.buckets import BucketRows, PendingBuckets, Versions
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
 
 def from_config(config: EnvironmentConfig, context: BackendContext) -> LocalAdapter:
     return LocalAdapter(context.local_vault(), config.name, context.clock)
+
+
+_NAME = attrgetter("name")  # ls's order
 
 
 class _Found(NamedTuple):
@@ -111,7 +116,7 @@ class LocalAdapter(SecretBackend):
         manifest = self._manifest(keys, witnessed=witnessed)
         heads, versions = self.store.bucket_rows(self.env, bucket)
         manifest.check_bucket(bucket, bucket_digest(heads, versions))
-        rows = BucketRows.of(heads, versions)
+        rows = BucketRows(heads, versions)
         if pending is not None:
             pending.rows[bucket] = rows
         return rows
@@ -296,24 +301,19 @@ class LocalAdapter(SecretBackend):
                 return []
             heads = []
             for bucket in range(BUCKETS):  # every bucket checked before any head is opened
-                heads.append(self._verified_bucket(keys, bucket).heads)
-            records, out = self._records(keys), []
-            for rows in heads:
-                for lookup, (sid, record) in rows.items():
-                    head = load_record(records.open("head", sid, lookup, record))
-                    if head["deleted_at"] and not include_deleted:
-                        continue
-                    if head["name"].startswith(prefix):
-                        out.append(
-                            SecretSummary(
-                                name=head["name"],
-                                version=head["current"],
-                                updated_at=parse_iso(head["updated_at"]),
-                                tags=dict(head["tags"]),
-                                deleted=bool(head["deleted_at"]),
-                            )
-                        )
-        return sorted(out, key=lambda s: s.name)
+                heads.append(self._verified_bucket(keys, bucket).head_rows())
+            opened = self._records(keys).open_heads(chain.from_iterable(heads))
+        out = []
+        for head in map(load_record, opened):
+            deleted = bool(head["deleted_at"])
+            if deleted and not include_deleted:
+                continue
+            name = head["name"]
+            if name.startswith(prefix):
+                updated_at = parse_iso(head["updated_at"])
+                out.append(SecretSummary(name, head["current"], updated_at, head["tags"], deleted))
+        out.sort(key=_NAME)
+        return out
 
     def values_of(self, names: list[str]) -> dict[str, bytes]:
         every = self.current_values()

@@ -31,22 +31,31 @@ def value_tag(sealed_value: bytes) -> bytes:
 
 class BucketRows:
     """A bucket's heads (lookup -> (secret id, record)) and versions (secret id ->
-    version -> (record, value tag)), as verified against the manifest. The versions
-    are indexed when first asked for: an ls reads only the heads."""
+    version -> (record, value tag)), as verified against the manifest. Each is indexed
+    when first asked for: an ls reads the heads' rows as they came (head_rows), a get
+    looks one head up."""
 
-    __slots__ = ("_rows", "_versions", "heads")
+    __slots__ = ("_head_rows", "_heads", "_rows", "_versions")
 
-    def __init__(
-        self, heads: dict[bytes, tuple[bytes, bytes]], versions: list[tuple[Any, ...]]
-    ) -> None:
-        self.heads = heads
+    def __init__(self, heads: list[tuple[Any, ...]], versions: list[tuple[Any, ...]]) -> None:
+        """From VaultStore.bucket_rows, after their digest was checked."""
+        self._head_rows = heads
+        self._heads: dict[bytes, tuple[bytes, bytes]] | None = None
         self._rows = versions
         self._versions: dict[bytes, Versions] | None = None
 
-    @classmethod
-    def of(cls, heads: list[tuple[Any, ...]], versions: list[tuple[Any, ...]]) -> BucketRows:
-        """From VaultStore.bucket_rows, after their digest was checked."""
-        return cls({lookup: (sid, record) for lookup, sid, record in heads}, versions)
+    @property
+    def heads(self) -> dict[bytes, tuple[bytes, bytes]]:
+        if self._heads is None:
+            self._heads = {lookup: (sid, record) for lookup, sid, record in self._head_rows}
+            self._head_rows = []
+        return self._heads
+
+    def head_rows(self) -> list[tuple[Any, ...]]:
+        """(lookup, secret id, record) of each head, in the order of ``heads``."""
+        if self._heads is None:
+            return self._head_rows
+        return [(lookup, sid, record) for lookup, (sid, record) in self._heads.items()]
 
     @property
     def versions(self) -> dict[bytes, Versions]:

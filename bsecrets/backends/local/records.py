@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterable
+from itertools import repeat
 from typing import Any
 
 from bsecrets.crypto.keys import Aead, encode_aad
@@ -63,6 +65,20 @@ class RecordCipher:
     def open(self, kind: str, secret_id: bytes, tail: int | bytes, blob: bytes) -> bytes:
         """The plaintext, or IntegrityError (exit 5) naming the kind of record."""
         return self._aead.open(blob, self.aad(kind, secret_id, tail), f"a {kind} record")
+
+    def open_heads(self, heads: Iterable[tuple[bytes, bytes, bytes]]) -> list[bytes]:
+        """open("head", secret id, lookup, record) of each (lookup, secret id, record)
+        (BucketRows.head_rows), in order, with the per-head loops in C (``ls`` opens
+        every head of the environment); the error is open()'s for the first that fails."""
+        columns = list(zip(*heads, strict=True))
+        if not columns:
+            return []
+        lookups, sids, blobs = columns
+        aads = list(map(b"".join, zip(
+            repeat(self._prefix["head"] + b"b"), map(_LENGTH, map(len, sids)), sids,
+            repeat(b"b"), map(_LENGTH, map(len, lookups)), lookups,
+        )))  # fmt: skip
+        return self._aead.open_each(blobs, aads, "a head record")
 
     def __repr__(self) -> str:
         return "RecordCipher(...)"

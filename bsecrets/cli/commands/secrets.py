@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from bsecrets.cli.cli_context import collector_paused
 from bsecrets.cli.commands.get_value import print_secret
 from bsecrets.cli.commands.put_value import parse_tags, store_secret
 from bsecrets.cli.context import EnvOption, JsonOption, YesOption, obj, whole_number
 from bsecrets.errors import UsageError
+from bsecrets.models import SecretSummary
 from bsecrets.timeutil import iso
 
 NameArg = Annotated[
@@ -105,33 +107,36 @@ def ls(
       bsecrets ls -q -e prod --deleted
     """
     cli = obj(ctx)
-    items = cli.manager.list_secrets(
-        cli.env(env), prefix, tags=parse_tags(tag), include_deleted=deleted
-    )
-    if cli.want_json(json_out):
-        cli.emit_json(
-            [
-                {
-                    "name": s.name,
-                    "version": s.version,
-                    "updated_at": iso(s.updated_at),
-                    "tags": s.tags,
-                    **({"deleted": True} if s.deleted else {}),
-                }
-                for s in items
-            ]
+    with collector_paused():
+        items = cli.manager.list_secrets(
+            cli.env(env), prefix, tags=parse_tags(tag), include_deleted=deleted
         )
-        return
-    rows = [
-        [
-            s.name + (" (deleted)" if s.deleted else ""),
-            f"v{s.version}",
-            iso(s.updated_at),
-            ",".join(f"{k}={v}" for k, v in sorted(s.tags.items())),
-        ]
-        for s in items
+        if cli.want_json(json_out):
+            cli.emit_json([_json_summary(s) for s in items])
+        else:
+            cli.table(["NAME", "VERSION", "UPDATED", "TAGS"], _table_rows(items))
+
+
+def _json_summary(s: SecretSummary) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "version": s.version,
+        "updated_at": iso(s.updated_at),
+        "tags": s.tags,
+        **({"deleted": True} if s.deleted else {}),
+    }
+
+
+def _table_rows(items: list[SecretSummary]) -> list[tuple[str, str, str, str]]:
+    return [
+        (
+            f"{name} (deleted)" if deleted else name,
+            f"v{version}",
+            iso(updated_at),
+            ",".join(f"{k}={v}" for k, v in sorted(tags.items())) if tags else "",
+        )
+        for name, version, updated_at, tags, deleted in items
     ]
-    cli.table(["NAME", "VERSION", "UPDATED", "TAGS"], rows)
 
 
 def rm(

@@ -33,8 +33,8 @@ from bsecrets.services.doctor.findings import Finding, Status
 from bsecrets.vaultfile.unlock import keyring_get_text
 
 if TYPE_CHECKING:
-    from bsecrets.audit.chain import Anchor
-    from bsecrets.audit.local_log import LocalAuditLog, Verification
+    from bsecrets.audit.chain import Anchor, Verification
+    from bsecrets.audit.local_log import LocalAuditLog
     from bsecrets.services.manager import SecretsManager
 
 _VERIFY, _ANCHOR = "audit.verify", "audit.anchor"
