@@ -217,23 +217,48 @@ def own_valued(draw: st.DrawFn, options: dict[str, list[str]], odd: bool) -> lis
     return [spelling, value]
 
 
+def command_options(
+    command: str, choices: list[st.SearchStrategy[list[str]]], odd: bool, odd_words: list[str]
+) -> st.SearchStrategy[list[list[str]]]:
+    """Up to four of ``choices``; in a plain argv each option at most once (the command's
+    repeatable ones as often as drawn, each value once), in an odd one also odd words."""
+    if odd:
+        words = st.sampled_from(odd_words).map(lambda word: [word])
+        return st.lists(st.one_of([*choices, words]), max_size=4)
+    shape = fast.SHAPES[command]
+    longs = {**WORDS, **shape.words}
+
+    def key(piece: list[str]) -> object:
+        long = longs[piece[0].split("=")[0]]
+        return tuple(piece) if long in shape.repeatable else long
+
+    return st.lists(st.one_of(choices), max_size=4, unique_by=key)
+
+
 def bulk_options(command: str, odd: bool) -> st.SearchStrategy[list[list[str]]]:
     """Up to four of exec's or export's options (-e and --only repeatable), globals too."""
     own = {**OWN_VALUES, **({"--format": FORMATS} if command == "export" else {})}
     choices = [valued(odd), own_valued(own, odd), st.sampled_from(FLAGS).map(lambda f: [f])]
     if command == "exec":
         choices.append(st.sampled_from(EXEC_FLAGS).map(lambda flag: [flag]))
-    if odd:
-        extra = EXEC_ODD if command == "exec" else EXPORT_ODD
-        choices.append(st.sampled_from(extra).map(lambda word: [word]))
-        return st.lists(st.one_of(choices), max_size=4)
-    words = {**WORDS, **fast.SHAPES[command].words}
+    return command_options(command, choices, odd, EXEC_ODD if command == "exec" else EXPORT_ODD)
 
-    def key(piece: list[str]) -> object:
-        long = words[piece[0].split("=")[0]]
-        return tuple(piece) if long in fast.SHAPES[command].repeatable else long
 
-    return st.lists(st.one_of(choices), max_size=4, unique_by=key)
+@st.composite
+def named_argvs(
+    draw: st.DrawFn, command: str, values: dict[str, list[str]], flag: str,
+    odd_words: list[str], names: list[str],
+) -> list[str]:  # fmt: skip
+    """``[GLOBAL]... COMMAND [OPTION]... NAME`` (put's NAME, render's TEMPLATE): the
+    command's own ``values`` and ``flag``; in about one in four, odd words and two names."""
+    odd = draw(st.integers(0, 3)) == 0
+    before = draw(options(odd, own=False))
+    flags = st.sampled_from([*FLAGS, flag]).map(lambda word: [word])
+    choices = [valued(odd), own_valued(values, odd), flags]
+    after = draw(command_options(command, choices, odd, odd_words))
+    drawn = [[name] for name in draw(st.lists(st.sampled_from(names), min_size=1, max_size=2))]
+    pieces = draw(st.permutations([*drawn[: 2 if odd else 1], *after]))
+    return [*(w for p in before for w in p), command, *(w for p in pieces for w in p)]
 
 
 @st.composite
@@ -264,30 +289,6 @@ PUT_ODD = ["--", "-h", "--tag", "--from-file", "--bogus", "--raw", "--version", 
 STDINS = [b"a new value\n", b"", b"\n", b"no newline", b"\xff\x00binary"]
 
 
-@st.composite
-def put_argvs(draw: st.DrawFn) -> list[str]:
-    """``[GLOBAL]... put [OPTION]... NAME``; in about one in four, odd words."""
-    odd = draw(st.integers(0, 3)) == 0
-    before = draw(options(odd, own=False))
-    flags = st.sampled_from([*FLAGS, "--allow-empty"]).map(lambda flag: [flag])
-    choices = [valued(odd), own_valued(PUT_VALUES, odd), flags]
-    if odd:
-        choices.append(st.sampled_from(PUT_ODD).map(lambda word: [word]))
-        after = draw(st.lists(st.one_of(choices), max_size=4))
-    else:
-        words = {**WORDS, **fast.SHAPES["put"].words}
-
-        def key(piece: list[str]) -> object:
-            long = words[piece[0].split("=")[0]]
-            return tuple(piece) if long in fast.SHAPES["put"].repeatable else long
-
-        after = draw(st.lists(st.one_of(choices), max_size=4, unique_by=key))
-    names = [[name] for name in draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=2))]
-    names = names[: 2 if odd else 1]
-    pieces = draw(st.permutations([*names, *after]))
-    return [*(w for p in before for w in p), "put", *(w for p in pieces for w in p)]
-
-
 # --- render -----------------------------------------------------------------------------
 
 TEMPLATES = {
@@ -299,33 +300,8 @@ TEMPLATES = {
 }
 RENDER_VALUES = {"--env": ENVS, "--output": ["out.txt", "sub/out.txt", "-"]}
 RENDER_ODD = ["--", "-h", "--strict", "-o", "--bogus", "-", "-x", "--output="]
+TEMPLATE_NAMES = [*TEMPLATES, "nosuch.tmpl"]
 OUT = "out.txt"  # where -o writes: read back and removed after each run
-
-
-@st.composite
-def render_argvs(draw: st.DrawFn) -> list[str]:
-    """``[GLOBAL]... render [OPTION]... TEMPLATE``; in about one in four, odd words."""
-    odd = draw(st.integers(0, 3)) == 0
-    before = draw(options(odd, own=False))
-    choices = [
-        valued(odd), own_valued(RENDER_VALUES, odd),
-        st.sampled_from([*FLAGS, "--strict"]).map(lambda flag: [flag]),
-    ]  # fmt: skip
-    if odd:
-        choices.append(st.sampled_from(RENDER_ODD).map(lambda word: [word]))
-        after = draw(st.lists(st.one_of(choices), max_size=4))
-    else:
-        words = {**WORDS, **fast.SHAPES["render"].words}
-
-        def key(piece: list[str]) -> object:
-            long = words[piece[0].split("=")[0]]
-            return tuple(piece) if long in fast.SHAPES["render"].repeatable else long
-
-        after = draw(st.lists(st.one_of(choices), max_size=4, unique_by=key))
-    names = [*TEMPLATES, "nosuch.tmpl"]
-    templates = [[t] for t in draw(st.lists(st.sampled_from(names), min_size=1, max_size=2))]
-    pieces = draw(st.permutations([*templates[: 2 if odd else 1], *after]))
-    return [*(w for p in before for w in p), "render", *(w for p in pieces for w in p)]
 
 
 def check_render(lab: Lab, argv: list[str], kind: str, taken: list[bool]) -> None:
@@ -462,7 +438,11 @@ def test_put_through_both_paths_stores_and_prints_the_same(lab: Lab) -> None:
     taken: list[bool] = []
 
     @drawn(BULK_EXAMPLES)
-    @given(argv=put_argvs(), kind=st.sampled_from(ENVIRONS), stdin=st.sampled_from(STDINS))
+    @given(
+        argv=named_argvs("put", PUT_VALUES, "--allow-empty", PUT_ODD, NAMES),
+        kind=st.sampled_from(ENVIRONS),
+        stdin=st.sampled_from(STDINS),
+    )
     @example(["put", "a"], "session", b"v3\n")  # a new version, the newline dropped
     @example(["put", "new", "--if-version", "0", "--tag", "t=1", "--tag", "u=2"], "json", b"x")
     @example(["put", "a", "--if-version", "1"], "session", b"x")  # a conflict: exit code
@@ -474,6 +454,9 @@ def test_put_through_both_paths_stores_and_prints_the_same(lab: Lab) -> None:
     @example(["put", "a", "--description", "d" * 1025], "session", b"x")
     @example(["put", "a", "--value", "visible", "--json"], "github", None)
     @example(["put", "bad name!"], "session", b"x")
+    @example(["put", "a", "--if-version", "-1"], "session", b"x")  # Typer's from here
+    @example(["put", "a", "--tag", "a=1", "--tag"], "session", b"x")
+    @example(["put", "-h"], "session", None)
     def same(argv: list[str], kind: str, stdin: bytes | None) -> None:
         check_same(lab, argv, kind, taken, stdin=stdin)
 
@@ -485,7 +468,10 @@ def test_render_through_both_paths_writes_the_same(lab: Lab) -> None:
     taken: list[bool] = []
 
     @drawn(BULK_EXAMPLES)
-    @given(argv=render_argvs(), kind=st.sampled_from(BULK_ENVIRONS))
+    @given(
+        argv=named_argvs("render", RENDER_VALUES, "--strict", RENDER_ODD, TEMPLATE_NAMES),
+        kind=st.sampled_from(BULK_ENVIRONS),
+    )
     @example(["render", "plain.tmpl"], "session")
     @example(["render", "-e", "dev", "-e", "prod", "layered.tmpl"], "session")  # prod wins
     @example(["render", "-e", "dev", "-e", "prod", "--strict", "layered.tmpl"], "session")

@@ -108,7 +108,7 @@ class LocalAuditLog(AuditSink):
         self._tail: tuple[int, int, bytes] = (-1, 0, b"")
 
     def _in_this_write(self, serial: int) -> bool:
-        return serial == self.store.tx_serial and self.store.writing
+        return serial == self.store.write_serial
 
     # --- keys ------------------------------------------------------------
 

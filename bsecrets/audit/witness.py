@@ -269,7 +269,8 @@ class ChainWitness:
         """Which transaction and which of this connection's manifest writes it is; None
         outside a write transaction, where another process may change the file."""
         store = self.store
-        return (store.tx_serial, store.manifest_writes) if store.writing else None
+        serial = store.write_serial
+        return None if serial is None else (serial, store.manifest_writes)
 
     def _manifests_now(self) -> Manifests:
         """Every manifest as stored: read once per write transaction, and again after

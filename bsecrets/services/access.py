@@ -272,14 +272,11 @@ class AccessGate:
     def in_scope_of(self, env: str, name: str) -> bool:
         """Whether the principal's grant on ``env`` covers ``name`` (bulk reads keep only
         those); always for the owner."""
-        if self.principal == OWNER or self.remote_only:
-            return True
-        grant = self.policy().grant_of(env, self.principal)
-        return grant is not None and in_scope(grant, name)
+        return bool(self.scoped(env, [name], str))
 
     def scoped(self, env: str, items: list[_Item], name: Callable[[_Item], str]) -> list[_Item]:
-        """The items whose ``name(item)`` is in_scope_of ``env``, the grant looked up
-        once (an ls of 100,000 secrets); ``items`` itself for the owner."""
+        """The items whose ``name(item)`` the principal's grant on ``env`` covers, the
+        grant looked up once (an ls of 100,000 secrets); ``items`` itself for the owner."""
         if self.principal == OWNER or self.remote_only:
             return items
         grant = self.policy().grant_of(env, self.principal)

@@ -141,9 +141,10 @@ class VaultStore:
     # --- transactions ----------------------------------------------------
 
     @property
-    def writing(self) -> bool:
-        """Inside write(): no other connection changes the file until it ends."""
-        return self._writing and self._in_tx
+    def write_serial(self) -> int | None:
+        """tx_serial inside write(), where no other connection changes the file until it
+        ends (what a caller learnt in it stays true); None outside."""
+        return self.tx_serial if self._writing and self._in_tx else None
 
     @contextlib.contextmanager
     def read(self) -> Iterator[None]:
