@@ -31,22 +31,20 @@ MODULES_WRAPPER = r"""
 import sys
 _before = set(sys.modules)
 _mode, _target, _out, _args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-import runpy
-_code = 0
-try:
-    sys.argv = [_target, *_args]
-    if _mode == "module":
-        runpy.run_module(_target, run_name="__main__", alter_sys=True)
-    else:
-        runpy.run_path(_target, run_name="__main__")
-except SystemExit as exc:
-    _code = exc.code
-finally:
+import atexit, runpy
+
+def _report():  # at exit: bsecrets ends in os._exit after the exit handlers
     import json
     _new = {n: getattr(sys.modules.get(n), "__file__", None) for n in set(sys.modules) - _before}
     with open(_out, "w") as fh:
         json.dump({"startup": sorted(_before), "new": _new}, fh)
-sys.exit(_code)
+
+atexit.register(_report)
+sys.argv = [_target, *_args]
+if _mode == "module":
+    runpy.run_module(_target, run_name="__main__", alter_sys=True)
+else:
+    runpy.run_path(_target, run_name="__main__")
 """
 
 

@@ -47,7 +47,7 @@ NOISE_FUNCS = (
 )
 
 SQL_WRAPPER = r"""
-import json, runpy, sqlite3, statistics, sys, time
+import json, os, runpy, sqlite3, statistics, sys, time
 from urllib.parse import quote
 _out, _script, _args = sys.argv[1], sys.argv[2], sys.argv[3:]
 _seen = {}
@@ -73,12 +73,9 @@ def _patched(database, *args, **kwargs):
 sqlite3.connect = _patched
 _code = 0
 _start = time.perf_counter()
-try:
-    sys.argv = [_script, *_args]
-    runpy.run_path(_script, run_name="__main__")
-except SystemExit as exc:
-    _code = exc.code
-finally:
+_real_exit, _pid = os._exit, os.getpid()
+
+def _report():
     _wall = time.perf_counter() - _start
     report, sizes = [], {}
     skip = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE", "CREATE")
@@ -109,6 +106,21 @@ finally:
         report.append(item)
     with open(_out, "w") as fh:
         json.dump({"statements": report, "tables": sizes, "wall_s": _wall, "exit": _code}, fh)
+
+def _exit(code):  # bsecrets ends in os._exit (cli/process_exit.py): report first
+    global _code
+    if os.getpid() == _pid:  # not verify's forked worker
+        _code = code
+        _report()
+    _real_exit(code)
+
+os._exit = _exit
+try:
+    sys.argv = [_script, *_args]
+    runpy.run_path(_script, run_name="__main__")
+except SystemExit as exc:
+    _code = exc.code
+    _report()
 sys.exit(_code)
 """
 

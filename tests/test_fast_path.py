@@ -34,7 +34,8 @@ GET_MODULES = {
     "bsecrets.backends.registry", "bsecrets.cli", "bsecrets.cli.cli_context",
     "bsecrets.cli.commands", "bsecrets.cli.commands.get_value", "bsecrets.cli.entry",
     "bsecrets.cli.exit_codes", "bsecrets.cli.fast", "bsecrets.cli.hints", "bsecrets.cli.numbers",
-    "bsecrets.cli.outcome", "bsecrets.config", "bsecrets.config.cache", "bsecrets.config.ci",
+    "bsecrets.cli.outcome", "bsecrets.cli.process_exit", "bsecrets.config", "bsecrets.config.cache",
+    "bsecrets.config.ci",
     "bsecrets.config.loader", "bsecrets.config.profile", "bsecrets.config.settings",
     "bsecrets.crypto", "bsecrets.crypto.keys", "bsecrets.crypto.second_factor",
     "bsecrets.crypto.totp", "bsecrets.errors", "bsecrets.files", "bsecrets.health",
@@ -78,7 +79,7 @@ HOT_COMMANDS = {
 }
 
 PROBE = """
-import os, sys
+import atexit, os, sys
 sys.argv = ["bsecrets", *sys.argv[1:]]
 
 def report():
@@ -92,13 +93,9 @@ def execvpe(*args):  # exec's command replaces this process: what it had loaded,
     real_execvpe(*args)
 
 os.execvpe = execvpe
-try:
-    from bsecrets.cli.entry import main
-    main()
-except SystemExit as exc:
-    code = exc.code
-report()
-sys.exit(code)
+atexit.register(report)  # the command ends in process_exit.leave, which runs these
+from bsecrets.cli.entry import main
+main()
 """
 
 

@@ -2,7 +2,8 @@
 the fast path when it fully understands the arguments (fast.py), else the Typer app.
 
 This module and what it imports load no typer, so a plain ``get``, ``exec`` or
-``export`` never pays for it."""
+``export`` never pays for it. Both paths end in process_exit.leave: the command's
+exit status without the interpreter's teardown."""
 
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ import os
 import sys
 
 from bsecrets.cli import fast
+from bsecrets.cli.process_exit import leave
 
 
 def main() -> None:
-    argv = sys.argv[1:]
+    try:
+        _dispatch(sys.argv[1:])
+    except SystemExit as done:  # every command ends so, on both paths
+        leave(done.code)
+
+
+def _dispatch(argv: list[str]) -> None:
     found = fast.plan(argv, os.environ)
     if found is not None:
         fast.run(found, argv)
