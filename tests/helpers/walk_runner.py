@@ -14,6 +14,7 @@ Run with tests/ on PYTHONPATH; the vaults' passphrase is helpers.values.PASSPHRA
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import runpy
@@ -160,10 +161,9 @@ def hold(path: str) -> None:
 def cli(plan: str, counts: str, args: list[str]) -> None:
     LocalAuditLog.walk_plan = WalkPlan(**json.loads(plan))
     sys.argv = ["bsecrets", *args]
-    try:
-        runpy.run_module("bsecrets", run_name="__main__")
-    finally:
-        Path(counts).write_text(str(FORKS[0]))
+    # the CLI ends in os._exit after the exit handlers (cli/process_exit.py)
+    atexit.register(lambda: Path(counts).write_text(str(FORKS[0])))
+    runpy.run_module("bsecrets", run_name="__main__")
 
 
 if __name__ == "__main__":
