@@ -694,23 +694,32 @@ def test_reproductions_mislead_sqlite(lab: Lab, tmp_path: Path) -> None:
         params = key if table == "versions" else key[:2]
         found = _count_in_damaged_copy(lab, trials[label], tmp_path, table, where, params)
         assert found == (0, 1), (label, found)
+    ls_index = trials[REPRO_LS_INDEX]
     found = _count_in_damaged_copy(
-        lab, trials[REPRO_LS_INDEX], tmp_path, "secrets", "env = ?", ("dev",)
+        lab, ls_index, tmp_path, "secrets", "env = ?", ("dev",), index="secrets_by_bucket"
     )
     assert found == (0, 18), found
 
 
 def _count_in_damaged_copy(
-    lab: Lab, trial: Trial, folder: Path, table: str, where: str, params: tuple[Any, ...]
+    lab: Lab,
+    trial: Trial,
+    folder: Path,
+    table: str,
+    where: str,
+    params: tuple[Any, ...],
+    index: str | None = None,
 ) -> tuple[int, int]:
-    """(rows the indexed query finds, rows a full scan finds) in a damaged copy."""
+    """(rows the indexed query finds, rows a full scan finds) in a damaged copy; the
+    indexed query through ``index`` when given, else through SQLite's choice."""
     data = bytearray(lab.pristine)
     for offset, mask in trial.xor:
         data[offset] ^= mask
     db = folder / "damaged.db"
     _write_copy(db, bytes(data))
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        indexed = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()
+        through = f"{table} INDEXED BY {index}" if index else table
+        indexed = conn.execute(f"SELECT count(*) FROM {through} WHERE {where}", params).fetchone()
         scanned = conn.execute(
             f"SELECT count(*) FROM {table} NOT INDEXED WHERE {where}", params
         ).fetchone()
