@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from enum import StrEnum
@@ -229,6 +229,20 @@ class SecretBackend(ReflectiveModule):
         """Group writes so they apply all together or not at all, where the store can
         (the local vault: one SQLite transaction). Elsewhere writes apply one by one."""
         return nullcontext()
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """The reads inside see one state of the store, where the store can give one (the
+        local vault: one SQLite read transaction, in which each bucket and the manifest
+        are checked once however many secrets are read); blocks nest. Elsewhere each
+        read stands alone. For reads only."""
+        return nullcontext()
+
+    def read_each(self, names: Iterable[str]) -> dict[str, bytes]:
+        """Name -> current value of each of ``names``, in order, each read as ``get``
+        reads it (the first that cannot be read raises get's error), all in one
+        snapshot() (SecretsManager.reading: exec, export --only)."""
+        with self.snapshot():
+            return {name: self.get(name).value for name in names}
 
     def close(self) -> None:
         """Release connections; the default has nothing to release."""

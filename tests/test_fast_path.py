@@ -30,7 +30,8 @@ GET_MODULES = {
     "bsecrets.audit.events", "bsecrets.audit.local_log", "bsecrets.audit.logger",
     "bsecrets.audit.member_intake", "bsecrets.audit.witness", "bsecrets.backends",
     "bsecrets.backends.cleartext", "bsecrets.backends.local", "bsecrets.backends.local.adapter",
-    "bsecrets.backends.local.buckets", "bsecrets.backends.local.records",
+    "bsecrets.backends.local.buckets", "bsecrets.backends.local.bulk",  # the adapter's split
+    "bsecrets.backends.local.records",
     "bsecrets.backends.registry", "bsecrets.cli", "bsecrets.cli.cli_context",
     "bsecrets.cli.commands", "bsecrets.cli.commands.get_value", "bsecrets.cli.entry",
     "bsecrets.cli.exit_codes", "bsecrets.cli.fast", "bsecrets.cli.hints", "bsecrets.cli.numbers",

@@ -1,4 +1,5 @@
-"""The hot statements of get, ls, put and import use their indexes (issue #20, lever 7).
+"""The hot statements of get, ls, put, import, exec and export use their indexes (issue
+#20, lever 7).
 
 Every statement those operations send to the vault file is recorded (SQLite's
 trace callback on the store's connection: the SQL as executed, parameters bound)
@@ -26,6 +27,7 @@ from urllib.parse import quote
 from helpers.cli import invoke
 from helpers.values import PASSPHRASE
 
+from bsecrets.audit.events import Action
 from bsecrets.config.loader import load_profile
 from bsecrets.services.manager import SecretsManager
 from bsecrets.services.transfer import apply_import, plan_import
@@ -127,6 +129,14 @@ def _import(manager: SecretsManager, count: int) -> None:
     apply_import(manager, "dev", plan_import(manager, "dev", incoming))
 
 
+def _exec_read(manager: SecretsManager) -> None:
+    """exec's read: the current values of 100 names, in one snapshot."""
+    with manager.reading(
+        "dev", [f"KEY_{i:05d}" for i in range(0, SECRETS, 10)], action=Action.EXEC
+    ):
+        pass
+
+
 OPERATIONS: dict[str, Callable[[SecretsManager], object]] = {
     "get": lambda m: m.get("dev", "KEY_00042"),
     "get an old version": lambda m: m.get("dev", "KEY_00042", 1),
@@ -134,6 +144,8 @@ OPERATIONS: dict[str, Callable[[SecretsManager], object]] = {
     "put": lambda m: m.put("dev", "KEY_00042", b"changed"),
     "put a new secret": lambda m: m.put("dev", "BRAND_NEW", b"first"),
     "import": lambda m: _import(m, 30),
+    "exec": _exec_read,
+    "export": lambda m: m.current_values("dev", action=Action.EXPORT),
 }
 
 
@@ -161,6 +173,11 @@ def test_hot_statements_use_an_index(vault: Path) -> None:
     for sql in versions:
         assert _plan(db, sql)[0] in COVERED_VERSIONS
         assert _table_reads(db, sql, "versions") == []
+    # export's current versions: a few statements, each key found by the primary key
+    by_key = [_plan(db, sql) for sql in recorded["export"] if "CROSS JOIN versions" in sql]
+    assert by_key
+    primary = "SEARCH versions USING INDEX sqlite_autoindex_versions_1"
+    assert all(any(step.startswith(primary) for step in plan) for plan in by_key)
 
 
 def test_a_full_scan_would_be_caught(vault: Path) -> None:

@@ -184,6 +184,9 @@ class OfflineFallback(SecretBackend):
     def transaction(self) -> AbstractContextManager[None]:
         return self.inner.transaction()
 
+    def snapshot(self) -> AbstractContextManager[None]:
+        return self.inner.snapshot()
+
     def close(self) -> None:
         self.inner.close()
 

@@ -325,7 +325,7 @@ class SecretsManager(ReflectiveModule):
         env_name = self.env_name(env)
         with self._op(action, env_name, names=names, changes=False) as note:
             backend = self.backend(env_name)
-            yield {name: backend.get(name).value for name in names}, note
+            yield backend.read_each(names), note  # one snapshot, where the store has them
 
     def list_secrets(
         self,
@@ -350,7 +350,7 @@ class SecretsManager(ReflectiveModule):
         env_name = self.env_name(env)
         with self._op(action, env_name, changes=False) as note:
             values = self.backend(env_name).current_values()
-            values = {k: v for k, v in values.items() if self.gate.in_scope_of(env_name, k)}
+            values = {k: values[k] for k in self.gate.scoped(env_name, list(values), str)}
             note.names = sorted(values)
         return values
 

@@ -178,3 +178,25 @@ class BackendContract:
         found = backend.values_of([*names, "many/missing"])
         assert found == {n: b"newer" if n == "many/05" else f"v{int(n[5:])}".encode()
                          for n in names}  # fmt: skip
+
+    def test_read_each_reads_as_get_does(self, backend: SecretBackend) -> None:
+        for i in range(5):
+            backend.put(f"each/{i}", f"v{i}".encode(), actor=ACTOR)
+        backend.put("each/1", b"newer", actor=ACTOR)
+        backend.delete("each/3")
+        names = ["each/4", "each/1", "each/0"]
+        with backend.snapshot():  # reads nest in it, as one state of the store
+            assert backend.read_each(names) == {n: backend.get(n).value for n in names}
+            assert list(backend.read_each(names)) == names
+        assert backend.read_each([]) == {}
+        for gone in ("each/3", "each/missing"):  # get's error, whatever comes after it
+            with pytest.raises(SecretNotFound) as got:
+                backend.get(gone)
+            with pytest.raises(SecretNotFound) as each:
+                backend.read_each(["each/0", gone, "each/missing"])
+            assert each.value.message == got.value.message
+        live = {f"each/{i}" for i in (0, 1, 2, 4)}
+        every = backend.current_values()
+        assert {n: v for n, v in every.items() if n.startswith("each/")} == {
+            n: backend.get(n).value for n in sorted(live)
+        }

@@ -17,7 +17,7 @@ import operator
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,11 @@ def _connect(path: Path) -> sqlite3.Connection:
         return connect(path)
     except (sqlite3.Error, UnicodeDecodeError) as exc:
         raise translate(exc, path) from exc
+
+
+_LAST_TWO = operator.itemgetter(2, 3)  # versions_by_key's record and value
+# versions_by_key's keys a statement: 2 parameters each, under the 999 of older SQLite
+_KEYS_PER_STATEMENT = 256
 
 
 class VaultStore:
@@ -143,8 +148,7 @@ class VaultStore:
         """SQLite's ``PRAGMA data_version``: another value once another connection (any
         process) has committed to the file since this one last asked; never for this
         connection's own writes."""
-        row = self._conn.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+        return int(self._exec("PRAGMA data_version").fetchone()[0])
 
     # --- transactions ----------------------------------------------------
 
@@ -444,6 +448,29 @@ class VaultStore:
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT env, count(*) FROM secrets GROUP BY env")
         return {env: int(n) for env, n in rows}
+
+    def versions_by_key(
+        self, env: str, wanted: Sequence[tuple[bytes, int]]
+    ) -> list[tuple[bytes, int, bytes, bytes]]:
+        """(secret id, version, record, value) of each (secret id, version) of ``wanted``
+        that exists, in no particular order: :meth:`version` for many at once (an
+        export's current values), a few hundred keys a statement, each found by the
+        primary key (CROSS JOIN keeps the keys the outer loop), so nothing else is read,
+        however long the histories."""
+        out: list[tuple[bytes, int, bytes, bytes]] = []
+        for start in range(0, len(wanted), _KEYS_PER_STATEMENT):
+            keys = wanted[start : start + _KEYS_PER_STATEMENT]
+            rows = self._query(
+                "SELECT w.column1, w.column2, record, value FROM (VALUES "
+                + ", ".join(["(?, ?)"] * len(keys))
+                + ") AS w CROSS JOIN versions"
+                " ON env = ? AND secret_id = w.column1 AND version = w.column2",
+                (*chain.from_iterable(keys), env),
+            )
+            if rows and set(map(type, chain.from_iterable(map(_LAST_TWO, rows)))) != {bytes}:
+                raise IntegrityError("the vault file holds a value of the wrong type")
+            out += rows
+        return out
 
     # --- page-level integrity (bsecrets verify) ---------------------------
 

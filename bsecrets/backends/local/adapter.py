@@ -8,22 +8,34 @@ environment's manifest and the bucket it reads from; every write changes rows
 and manifest in one transaction. Within a write transaction each bucket is read
 and verified once, and the manifest is written once at its end with the digests
 of the buckets it changed (buckets.py): a put alone, or all the puts of an import.
+Within a read snapshot too, each bucket and the manifest are checked once, for
+every read inside it (``snapshot``: exec's 100 gets), and not again in the next
+one unless another connection committed or this one wrote a manifest. What
+reads or rewrites the whole environment is bulk.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from itertools import chain
-from operator import attrgetter
+from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from bsecrets.backends.local.buckets import BucketRows, PendingBuckets, Versions
+from bsecrets.backends.local import bulk
+from bsecrets.backends.local.buckets import (
+    BucketRows,
+    PendingBuckets,
+    ReadSnapshot,
+    Versions,
+    read_version,
+    versions_checked,
+)
 from bsecrets.backends.local.records import RecordCipher, dump_record, load_record
 from bsecrets.backends.registry import BackendContext
 from bsecrets.crypto.keys import EnvironmentKeys, KeyedMac
 from bsecrets.errors import (
+    BsecretsError,
     IntegrityError,
     NextStep,
     SecretNotFound,
@@ -35,7 +47,7 @@ from bsecrets.models import Secret, SecretSummary, SecretVersion, VersionState, 
 from bsecrets.named_tuples import NamedTuple
 from bsecrets.ports import Capability, SecretBackend, not_applied
 from bsecrets.timeutil import Clock, iso, parse_iso
-from bsecrets.vaultfile.manifest import BUCKETS, Manifest, bucket_digest, bucket_of
+from bsecrets.vaultfile.manifest import Manifest, bucket_digest, bucket_of
 from bsecrets.vaultfile.vault import LocalVault
 
 if TYPE_CHECKING:
@@ -44,9 +56,6 @@ if TYPE_CHECKING:
 
 def from_config(config: EnvironmentConfig, context: BackendContext) -> LocalAdapter:
     return LocalAdapter(context.local_vault(), config.name, context.clock)
-
-
-_NAME = attrgetter("name")  # ls's order
 
 
 class _Found(NamedTuple):
@@ -72,6 +81,8 @@ class LocalAdapter(SecretBackend):
         # once per bucket
         self._known: tuple[tuple[int, bytes, bytes], bytes, Manifest] | None = None
         self._pending: PendingBuckets | None = None  # inside a write transaction
+        self._snapshot: ReadSnapshot | None = None  # inside a read transaction
+        self._kept: ReadSnapshot | None = None  # the last one, for the next
 
     # --- records ---------------------------------------------------------
 
@@ -109,37 +120,41 @@ class LocalAdapter(SecretBackend):
         taken from these rows (not from a second query through another index), so a
         damaged index gives exit 5, never a missing secret or version. In a write
         transaction, a bucket is read and checked once, then kept with the
-        transaction's own changes (buckets.py)."""
+        transaction's own changes; in a read snapshot, kept as read (buckets.py)."""
         pending = self._pending
         if pending is not None and bucket in pending.rows:
             return pending.rows[bucket]
-        manifest = self._manifest(keys, witnessed=witnessed)
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot.serial != self.store.tx_serial:
+            raise RuntimeError("a read snapshot of another transaction is still open")
+        manifest = snapshot.manifest_for(keys, witnessed=witnessed) if snapshot else None
+        if manifest is None:
+            manifest = self._manifest(keys, witnessed=witnessed)
+            if snapshot is not None:
+                snapshot.checked(manifest, witnessed=witnessed)
+        if snapshot is not None and bucket in snapshot.rows:
+            return snapshot.rows[bucket]
         heads, versions = self.store.bucket_rows(self.env, bucket)
         manifest.check_bucket(bucket, bucket_digest(heads, versions))
         rows = BucketRows(heads, versions)
         if pending is not None:
             pending.rows[bucket] = rows
+        elif snapshot is not None:
+            snapshot.keep(bucket, rows, len(heads) + len(versions))
         return rows
 
     def _read_version(
         self, keys: EnvironmentKeys, found: _Found, version: int
     ) -> tuple[dict[str, Any], bytes]:
         """(metadata, value) of one version, its row matched against the verified bucket."""
-        sid = found.secret_id
         verified = self._versions_of(found)[version]
-        row = self.store.version(self.env, sid, version)
-        if row is None or row[0] != verified[0] or row[1][:12] + row[1][-16:] != verified[1]:
-            raise IntegrityError("a version row does not match the manifest")
         records = self._records(keys)
-        meta = load_record(records.open("version", sid, version, row[0]))
-        return meta, records.open("value", sid, version, row[1])
+        return read_version(self.store, self.env, records, found.secret_id, version, verified)
 
     @staticmethod
     def _versions_of(found: _Found) -> Versions:
         """Version -> (record, value nonce+tag) of one secret; exactly 1..current, else exit 5."""
-        if sorted(found.versions) != list(range(1, found.head["current"] + 1)):
-            raise IntegrityError("a secret's versions do not match its record")
-        return found.versions
+        return versions_checked(found.versions, found.head["current"])
 
     def _manifest(self, keys: EnvironmentKeys, *, witnessed: bool = True) -> Manifest:
         stored = self.store.manifest(self.env)
@@ -269,7 +284,7 @@ class LocalAdapter(SecretBackend):
         return WriteResult(name=name, env=self.env, version=version)
 
     def get(self, name: str, version: int | None = None) -> Secret:
-        with self.store.read():
+        with self.snapshot():
             keys, found = self._existing(name)
             head = found.head
             if head["deleted_at"]:
@@ -295,47 +310,42 @@ class LocalAdapter(SecretBackend):
     def list_secrets(
         self, prefix: str = "", *, include_deleted: bool = False
     ) -> list[SecretSummary]:
-        with self.store.read():
+        with self.snapshot():
             keys = self._keys()
             if keys is None:
                 return []
-            heads = []
-            for bucket in range(BUCKETS):  # every bucket checked before any head is opened
-                heads.append(self._verified_bucket(keys, bucket).head_rows())
-            opened = self._records(keys).open_heads(chain.from_iterable(heads))
-        out = []
-        for head in map(load_record, opened):
-            deleted = bool(head["deleted_at"])
-            if deleted and not include_deleted:
-                continue
-            name = head["name"]
-            if name.startswith(prefix):
-                updated_at = parse_iso(head["updated_at"])
-                out.append(SecretSummary(name, head["current"], updated_at, head["tags"], deleted))
-        out.sort(key=_NAME)
-        return out
+            opened = bulk.every_head(self._records(keys), partial(self._verified_bucket, keys))
+        return bulk.summaries(opened, prefix, include_deleted=include_deleted)
 
     def values_of(self, names: list[str]) -> dict[str, bytes]:
         every = self.current_values()
         return {name: every[name] for name in names if name in every}
 
     def current_values(self) -> dict[str, bytes]:
-        """Every current value in one snapshot, each bucket verified once."""
-        out: dict[str, bytes] = {}
-        with self.store.read():
+        """Every current value in one snapshot, each bucket verified once (bulk.py)."""
+        with self.snapshot():
             keys = self._keys()
             if keys is None:
-                return out
-            records = self._records(keys)
-            for bucket in range(BUCKETS):
-                rows = self._verified_bucket(keys, bucket)
-                for lookup, (sid, record) in rows.heads.items():
-                    head = load_record(records.open("head", sid, lookup, record))
-                    if head["deleted_at"]:
-                        continue
-                    found = _Found(lookup, sid, head, rows.versions_of(sid))
-                    out[head["name"]] = self._read_version(keys, found, head["current"])[1]
-        return dict(sorted(out.items()))
+                return {}
+            bucket = partial(self._verified_bucket, keys)
+            return bulk.current_values(self.store, self.env, self._records(keys), bucket)
+
+    def read_each(self, names: Iterable[str]) -> dict[str, bytes]:
+        """SecretBackend.read_each: the values read together (bulk.named_values) when each
+        is a plain current value, else one by one, so a failure is get's."""
+        names = list(names)
+        with self.snapshot():
+            keys = self._keys()
+            if keys is not None:
+                wanted = [(name, self._lookup(keys, name)) for name in names]
+                bucket = partial(self._verified_bucket, keys)
+                with contextlib.suppress(BsecretsError):  # read again below, for its error
+                    got = bulk.named_values(
+                        self.store, self.env, self._records(keys), bucket, wanted
+                    )
+                    if got is not None:
+                        return dict(zip(names, got, strict=True))
+            return super().read_each(names)
 
     def verify_rows(self) -> int:
         """``bsecrets verify``: every row of the environment against its manifest, every
@@ -343,24 +353,15 @@ class LocalAdapter(SecretBackend):
         digest in the manifest covers its nonce and tag only), each secret's versions
         exactly 1..current. The manifest against the audit chain is left to the caller,
         which compares every environment once. Returns the number of secrets."""
-        count = 0
-        with self.store.read():
+        with self.snapshot():
             keys = self.vault.env_keys(self.env)
             if keys is None:
                 return 0
-            records = self._records(keys)
-            for bucket in range(BUCKETS):
-                rows = self._verified_bucket(keys, bucket, witnessed=False)
-                for lookup, (sid, record) in rows.heads.items():
-                    head = load_record(records.open("head", sid, lookup, record))
-                    found = _Found(lookup, sid, head, rows.versions_of(sid))
-                    for version in self._versions_of(found):
-                        self._read_version(keys, found, version)
-                    count += 1
-        return count
+            bucket = partial(self._verified_bucket, keys, witnessed=False)
+            return bulk.verify_rows(self.store, self.env, self._records(keys), bucket)
 
     def history(self, name: str) -> list[SecretVersion]:
-        with self.store.read():
+        with self.snapshot():
             keys, found = self._existing(name)
             sid, head = found.secret_id, found.head
             out = []
@@ -420,51 +421,32 @@ class LocalAdapter(SecretBackend):
     def reencrypt(self, old: EnvironmentKeys, new: EnvironmentKeys) -> int:
         """Inside the caller's write transaction: every row of the environment opened
         (and checked against its manifest) with ``old`` and sealed again under ``new``,
-        names' lookups recomputed, and a manifest one generation on, under ``new``
-        (access revoke's re-key). Bucket by bucket, the new rows under a temporary
-        environment name until the old ones are gone (a row's associated data names
-        the environment, not its column), so memory holds one bucket at a time.
-        Returns the number of secrets."""
+        and a manifest one generation on, under ``new`` (access revoke's re-key;
+        bulk.reencrypt). Returns the number of secrets."""
         if self._pending is not None:
             raise RuntimeError("re-key inside a transaction with writes pending")
-        temp = f"__rekey__{self.env}"
-        stored = self.store.manifest(self.env)
-        if stored is None:
-            raise IntegrityError(f"the manifest of environment '{self.env}' is missing")
-        count = 0
-        opened = RecordCipher(old.value_key, self.vault.vault_id, self.env)
-        sealing = RecordCipher(new.value_key, self.vault.vault_id, self.env)
-        for bucket in range(BUCKETS):
-            rows = self._verified_bucket(old, bucket)
-            for lookup, (sid, record) in rows.heads.items():
-                head = load_record(opened.open("head", sid, lookup, record))
-                found = _Found(lookup, sid, head, rows.versions_of(sid))
-                new_lookup = new.lookup(head["name"])
-                for version in self._versions_of(found):
-                    meta, value = self._read_version(old, found, version)
-                    self.store.add_version(
-                        temp,
-                        sid,
-                        version,
-                        bucket_of(new_lookup),
-                        sealing.seal("version", sid, version, dump_record(meta)),
-                        sealing.seal("value", sid, version, value),
-                    )
-                sealed = sealing.seal("head", sid, new_lookup, dump_record(head))
-                self.store.set_head(temp, new_lookup, sid, bucket_of(new_lookup), sealed)
-                count += 1
-        self.store.move_environment_rows(temp, self.env)
-        digests = b"".join(
-            bucket_digest(*self.store.bucket_rows(self.env, bucket)) for bucket in range(BUCKETS)
-        )
-        manifest = Manifest(self.env, stored[0] + 1, digests)
-        self.store.set_manifest(
-            self.env,
-            manifest.generation,
-            manifest.buckets,
-            manifest.mac(new.manifest_key, self.vault.vault_id),
-        )
-        return count
+        bucket = partial(self._verified_bucket, old)
+        return bulk.reencrypt(self.store, self.env, self.vault.vault_id, (old, new), bucket)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction (store.read()) for the reads inside: each bucket they read
+        is verified once in it, with the manifest and its witness, or not at all if the
+        last one verified it and nothing can have changed it since (ReadSnapshot). Nested,
+        or inside a write transaction (whose buckets PendingBuckets keeps), it joins."""
+        with self.store.read():
+            if self._snapshot is not None or self.store.write_serial is not None:
+                yield
+                return
+            mark = (self.store.data_version(), self.store.manifest_writes)
+            kept = self._kept
+            snapshot = kept if kept is not None and kept.mark == mark else ReadSnapshot(mark)
+            snapshot.serial = self.store.tx_serial
+            self._snapshot = snapshot
+            try:
+                yield
+            finally:
+                self._snapshot, self._kept = None, snapshot
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -12,14 +12,30 @@ changed get their new digests in the manifest once, when the outermost write
 ends (one put, or every put of an import). Before, every put of an import
 re-read and re-hashed its bucket three times, so an import was quadratic
 (bench/README.md, "Where the time goes").
+
+:class:`ReadSnapshot` is the same for reads: the file cannot change under a read
+transaction, so each bucket, and the manifest with its witness, is read and
+checked once in it, however many secrets it reads (``exec``'s 100 gets used to
+verify a bucket and query the manifest again for each), and the next read
+transaction keeps them while SQLite's data_version says that no other connection
+has committed since and this one has written no manifest (``exec`` lists the
+environment, then reads its secrets).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bsecrets.backends.local.records import RecordCipher, load_record
 from bsecrets.crypto.keys import EnvironmentKeys
+from bsecrets.errors import IntegrityError
+from bsecrets.vaultfile.manifest import Manifest
 
+if TYPE_CHECKING:
+    from bsecrets.vaultfile.store import VaultStore
+
+# the rows a read snapshot keeps, at most (each a few hundred bytes with its objects)
+KEPT_ROWS = 10_000
 Versions = dict[int, tuple[bytes, bytes]]  # version -> (record, the value's nonce + GCM tag)
 
 
@@ -27,6 +43,37 @@ def value_tag(sealed_value: bytes) -> bytes:
     """What a bucket's digest covers of a sealed value (VaultStore.bucket_rows): its
     nonce and GCM tag, so that a 1 MiB value is not hashed on every read."""
     return sealed_value[:12] + sealed_value[-16:]
+
+
+def versions_checked(versions: Versions, current: int) -> Versions:
+    """A secret's verified version rows, if they are exactly 1..``current`` (its head's);
+    else IntegrityError (exit 5)."""
+    if sorted(versions) != list(range(1, current + 1)):
+        raise IntegrityError("a secret's versions do not match its record")
+    return versions
+
+
+def row_checked(row: tuple[bytes, bytes] | None, verified: tuple[bytes, bytes]) -> bytes:
+    """The sealed value of a version row read by its key (record, value), if it is the row
+    its bucket's digest covered (``verified``: record, value tag); else IntegrityError."""
+    if row is None or row[0] != verified[0] or value_tag(row[1]) != verified[1]:
+        raise IntegrityError("a version row does not match the manifest")
+    return row[1]
+
+
+def read_version(
+    store: VaultStore,
+    env: str,
+    records: RecordCipher,
+    secret_id: bytes,
+    version: int,
+    verified: tuple[bytes, bytes],
+) -> tuple[dict[str, Any], bytes]:
+    """(metadata, value) of one version: its row read by its key (row_checked against
+    ``verified``, its bucket's), both records opened."""
+    sealed = row_checked(store.version(env, secret_id, version), verified)
+    meta = load_record(records.open("version", secret_id, version, verified[0]))
+    return meta, records.open("value", secret_id, version, sealed)
 
 
 class BucketRows:
@@ -101,3 +148,46 @@ class PendingBuckets:
         self.keys = keys
         self.changed.add(bucket)
         return self.rows[bucket]
+
+
+class ReadSnapshot:
+    """The buckets a read transaction (``serial``: the store's tx_serial) verified with
+    ``keys``, and the manifest they were checked against (``witnessed``: and against the
+    audit chain). ``mark``: the file's data_version and the store's manifest_writes
+    when it began. The next read transaction reuses it while its mark is the same (no
+    other connection committed, and this one wrote no manifest: every change of a
+    secret's rows writes one). It holds at most KEPT_ROWS rows, so that reading a large
+    environment (ls, export, verify of 100,000 secrets) holds no more than that beside
+    the bucket it reads, and a long-lived process (the server) does not keep one."""
+
+    __slots__ = ("keys", "manifest", "mark", "rows", "serial", "size", "witnessed")
+
+    def __init__(self, mark: tuple[int, int]) -> None:
+        self.mark = mark
+        self.serial = -1
+        self.keys: EnvironmentKeys | None = None
+        self.manifest: Manifest | None = None
+        self.witnessed = False
+        self.rows: dict[int, BucketRows] = {}
+        self.size = 0  # rows held
+
+    def manifest_for(self, keys: EnvironmentKeys, *, witnessed: bool) -> Manifest | None:
+        """The manifest this snapshot checked with ``keys`` (and the witness, if asked),
+        None if it has not yet."""
+        if self.keys != keys:  # our own keys: no timing
+            self.keys, self.manifest, self.witnessed, self.rows = keys, None, False, {}
+            self.size = 0
+        if witnessed and not self.witnessed:
+            return None
+        return self.manifest
+
+    def checked(self, manifest: Manifest, *, witnessed: bool) -> None:
+        self.manifest = manifest
+        self.witnessed = self.witnessed or witnessed
+
+    def keep(self, bucket: int, rows: BucketRows, size: int) -> None:
+        """Keeps ``rows`` (``size`` rows) while it holds at most KEPT_ROWS; past that a
+        bucket is read and checked each time, as outside a snapshot."""
+        if self.size + size <= KEPT_ROWS:
+            self.rows[bucket] = rows
+            self.size += size

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -79,6 +79,14 @@ class RecordCipher:
             repeat(b"b"), map(_LENGTH, map(len, lookups)), lookups,
         )))  # fmt: skip
         return self._aead.open_each(blobs, aads, "a head record")
+
+    def open_each(
+        self, kind: str, secret_ids: Iterable[bytes], tails: Iterable[int], blobs: Sequence[bytes]
+    ) -> list[bytes]:
+        """open(kind, secret id, version, blob) of each, in order, with the loop in C (an
+        export opens every current value); the error is open()'s for the first that fails."""
+        aads = list(map(self.aad, repeat(kind), secret_ids, tails))
+        return self._aead.open_each(blobs, aads, f"a {kind} record")
 
     def __repr__(self) -> str:
         return "RecordCipher(...)"
