@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from helpers.cli import invoke
-from helpers.local_vault import make_vault
+from helpers.local_vault import Statements, dev_adapter
 from helpers.values import PASSPHRASE
 
 from bsecrets.backends.local.adapter import LocalAdapter
@@ -47,26 +47,7 @@ def reference_digest(heads: list[tuple[Any, ...]], versions: list[tuple[Any, ...
 
 @pytest.fixture
 def backend(tmp_path: Path) -> Iterator[LocalAdapter]:
-    vault = make_vault(tmp_path / "v" / "vault.db")
-    adapter = LocalAdapter(vault, "dev", utcnow)
-    adapter.put("first", b"0", actor=ACTOR)  # the environment and its manifest exist
-    yield adapter
-    vault.close()
-
-
-class Statements:
-    """The statements the adapter's connection runs (SQLite's trace callback)."""
-
-    def __init__(self, backend: LocalAdapter) -> None:
-        self.conn = backend.store._conn
-        self.seen: Counter[str] = Counter()
-
-    def __enter__(self) -> Counter[str]:
-        self.conn.set_trace_callback(lambda sql: self.seen.update([sql.split(" WHERE ")[0]]))
-        return self.seen
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.set_trace_callback(None)
+    yield from dev_adapter(tmp_path / "v" / "vault.db")
 
 
 HEAD_READ = "SELECT lookup, secret_id, record FROM secrets INDEXED BY secrets_by_bucket"

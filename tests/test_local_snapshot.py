@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.local_vault import make_vault
+from helpers.local_vault import Statements, dev_adapter
 from helpers.values import PASSPHRASE
 
 from bsecrets.backends.local import buckets
@@ -40,32 +40,13 @@ VERSIONS_BY_KEY = "SELECT w.column1, w.column2, record, value FROM (VALUES"
 
 @pytest.fixture
 def backend(tmp_path: Path) -> Iterator[LocalAdapter]:
-    vault = make_vault(tmp_path / "v" / "vault.db")
-    adapter = LocalAdapter(vault, "dev", utcnow)
-    adapter.put("first", b"0", actor=ACTOR)  # the environment and its manifest exist
-    yield adapter
-    vault.close()
+    yield from dev_adapter(tmp_path / "v" / "vault.db")
 
 
 def _other_connection(backend: LocalAdapter) -> LocalAdapter:
     """The same environment through a connection of its own (as another process has)."""
     vault = LocalVault.open(backend.store.path, Credentials(passphrase=PASSPHRASE), utcnow)
     return LocalAdapter(vault, "dev", utcnow)
-
-
-class Statements:
-    """The statements the adapter's connection runs, up to their WHERE."""
-
-    def __init__(self, backend: LocalAdapter) -> None:
-        self.conn = backend.store._conn
-        self.seen: Counter[str] = Counter()
-
-    def __enter__(self) -> Counter[str]:
-        self.conn.set_trace_callback(lambda sql: self.seen.update([sql.split(" WHERE ")[0]]))
-        return self.seen
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.set_trace_callback(None)
 
 
 def _count(seen: Counter[str], start: str) -> int:

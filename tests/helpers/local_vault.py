@@ -3,8 +3,12 @@ vault and the backends that use it."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+from bsecrets.backends.local.adapter import LocalAdapter
+from bsecrets.testing.backend import ACTOR
 from bsecrets.timeutil import utcnow
 from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.vault import LocalVault
@@ -17,3 +21,29 @@ def make_vault(path: Path) -> LocalVault:
     return LocalVault.create(
         path, Credentials(passphrase=PASSPHRASE), utcnow, passphrase=PASSPHRASE, use_keyring=False
     )
+
+
+def dev_adapter(path: Path) -> Iterator[LocalAdapter]:
+    """A fixture's body: the local adapter of environment ``dev`` in a new vault at
+    ``path``, with one secret (so the environment and its manifest exist)."""
+    vault = make_vault(path)
+    adapter = LocalAdapter(vault, "dev", utcnow)
+    adapter.put("first", b"0", actor=ACTOR)
+    yield adapter
+    vault.close()
+
+
+class Statements:
+    """The statements the adapter's connection runs, up to their WHERE (SQLite's trace
+    callback): ``with Statements(backend) as seen:`` counts them in ``seen``."""
+
+    def __init__(self, backend: LocalAdapter) -> None:
+        self.conn = backend.store._conn
+        self.seen: Counter[str] = Counter()
+
+    def __enter__(self) -> Counter[str]:
+        self.conn.set_trace_callback(lambda sql: self.seen.update([sql.split(" WHERE ")[0]]))
+        return self.seen
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.set_trace_callback(None)
