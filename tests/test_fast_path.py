@@ -4,6 +4,7 @@ plain shapes skip (bsecrets/cli/fast.py). Timings live in bench/, not here."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from helpers.cli import invoke
 
+from bsecrets.cli import collector
 from bsecrets.config.cache import cache_dir, load_profile_cached
 
 HEAVY = (
@@ -33,7 +35,8 @@ GET_MODULES = {
     "bsecrets.backends.local.buckets", "bsecrets.backends.local.bulk",  # the adapter's split
     "bsecrets.backends.local.records",
     "bsecrets.backends.registry", "bsecrets.cli", "bsecrets.cli.cli_context",
-    "bsecrets.cli.commands", "bsecrets.cli.commands.get_value", "bsecrets.cli.entry",
+    "bsecrets.cli.collector", "bsecrets.cli.commands", "bsecrets.cli.commands.get_value",
+    "bsecrets.cli.entry",
     "bsecrets.cli.exit_codes", "bsecrets.cli.fast", "bsecrets.cli.hints", "bsecrets.cli.numbers",
     "bsecrets.cli.outcome", "bsecrets.cli.process_exit", "bsecrets.config", "bsecrets.config.cache",
     "bsecrets.config.ci",
@@ -143,6 +146,56 @@ def test_hot_commands_import_nothing_heavy(vault: Path, command: str) -> None:
     assert "bsecrets.config.parser" not in modules
     # the session carries the environment keys: no X25519 (and its OpenSSL backend) on get
     assert "cryptography.hazmat.primitives.asymmetric.x25519" not in modules
+
+
+# When the collector was on: as the core's modules load, and once the command is done.
+GC_PROBE = """
+import atexit, gc, sys
+sys.argv = ["bsecrets", *sys.argv[1:]]
+seen = {}
+
+class Watch:  # an import hook, not ours: notes the collector as the core starts to load
+    def find_spec(self, name, path=None, target=None):
+        if name == "bsecrets.services.manager":
+            seen["loading"] = gc.isenabled()
+        return None
+
+sys.meta_path.insert(0, Watch())
+atexit.register(lambda: print(f"GC {seen.get('loading')} {gc.isenabled()}", file=sys.stderr))
+from bsecrets.cli.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize("args", [["get", "a"], ["ls"], ["--help"]])
+def test_the_collector_is_off_while_modules_load(vault: Path, args: list[str]) -> None:
+    """Off while the modules load, back on for the command's work: get (the fast path),
+    ls (the Typer app), --help (the app, no core)."""
+    invoke(["put", "a"], input="1")
+    result = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, *args], capture_output=True, text=True, check=False,
+        env=dict(os.environ), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loading, done = result.stderr.split("GC ")[-1].split()
+    assert loading == ("None" if args == ["--help"] else "False")
+    assert done == "True"
+
+
+def test_the_collector_is_left_as_found_outside_the_console_script() -> None:
+    """release() without hold(), or after a hold() that found it off, changes nothing:
+    the SDK, the server and in-process tests keep the collector as they have it."""
+    frozen = gc.get_freeze_count()
+    assert gc.isenabled()
+    collector.release()  # the manager of an in-process command, say
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    gc.disable()
+    try:
+        collector.hold()
+        collector.release()
+        assert not gc.isenabled() and gc.get_freeze_count() == frozen
+    finally:
+        gc.enable()
 
 
 def test_cache_is_private_and_reused(vault: Path) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from helpers.cli import invoke
 
-from bsecrets.cli.cli_context import TABLE_CHUNK, CliContext, collector_paused
+from bsecrets.cli.cli_context import TABLE_CHUNK, CliContext
+from bsecrets.cli.collector import paused as collector_paused
 from bsecrets.config.settings import Settings
 from bsecrets.timeutil import iso, parse_iso
 

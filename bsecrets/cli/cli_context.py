@@ -4,16 +4,15 @@ same context the Typer app gives it."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bsecrets.cli import collector
 from bsecrets.config.cache import load_profile_cached
 from bsecrets.config.loader import find_profile
 from bsecrets.config.settings import Settings
@@ -48,6 +47,7 @@ class CliContext:
             # so --help, --version and the command table do not pay for it
             from bsecrets.services.manager import SecretsManager
 
+            collector.release()  # held off while the modules loaded (cli/entry.py)
             profile = load_profile_cached(self.profile_path())
             self._manager = SecretsManager(
                 profile,
@@ -137,22 +137,6 @@ class CliContext:
             lines = map(str.rstrip, map(line.__mod__, map(tuple, [headers, *rows])))
         while chunk := list(islice(lines, TABLE_CHUNK)):
             sys.stdout.write("\n".join(chunk) + "\n")
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for a block that builds many objects
-    and keeps them (ls of 100,000 secrets: 200,000 rows, 100,000 records and as many
-    lines), then as it was. Otherwise each collection walks every object still alive
-    (0.25-0.4 s of an ls's 2.6, up to 1 s under load); reference counting frees the
-    block's objects all the same."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _prompt_visible(label: str) -> str:

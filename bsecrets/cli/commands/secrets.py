@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bsecrets.cli.cli_context import collector_paused
+from bsecrets.cli import collector
 from bsecrets.cli.commands.get_value import print_secret
 from bsecrets.cli.commands.put_value import parse_tags, store_secret
 from bsecrets.cli.context import EnvOption, JsonOption, YesOption, obj, whole_number
@@ -107,7 +107,7 @@ def ls(
       bsecrets ls -q -e prod --deleted
     """
     cli = obj(ctx)
-    with collector_paused():
+    with collector.paused():
         items = cli.manager.list_secrets(
             cli.env(env), prefix, tags=parse_tags(tag), include_deleted=deleted
         )
