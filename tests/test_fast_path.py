@@ -28,10 +28,10 @@ HEAVY = (
 # away needs no change here; adding one needs a reason (bench/README.md, the levers).
 GET_THIRD_PARTY = {"cryptography", "_cffi_backend", "_openssl"}
 GET_MODULES = {
-    "bsecrets", "bsecrets.audit", "bsecrets.audit.archive", "bsecrets.audit.chain",
+    "bsecrets", "bsecrets.audit", "bsecrets.audit.chain",
     "bsecrets.audit.events", "bsecrets.audit.local_log", "bsecrets.audit.logger",
     "bsecrets.audit.member_intake", "bsecrets.audit.witness", "bsecrets.backends",
-    "bsecrets.backends.cleartext", "bsecrets.backends.local", "bsecrets.backends.local.adapter",
+    "bsecrets.backends.local", "bsecrets.backends.local.adapter",
     "bsecrets.backends.local.buckets", "bsecrets.backends.local.bulk",  # the adapter's split
     "bsecrets.backends.local.records",
     "bsecrets.backends.registry", "bsecrets.cli", "bsecrets.cli.cli_context",
@@ -41,18 +41,18 @@ GET_MODULES = {
     "bsecrets.cli.outcome", "bsecrets.cli.process_exit", "bsecrets.config", "bsecrets.config.cache",
     "bsecrets.config.ci",
     "bsecrets.config.loader", "bsecrets.config.profile", "bsecrets.config.settings",
-    "bsecrets.crypto", "bsecrets.crypto.keys", "bsecrets.crypto.second_factor",
-    "bsecrets.crypto.totp", "bsecrets.errors", "bsecrets.files", "bsecrets.health",
+    "bsecrets.crypto", "bsecrets.crypto.keys",
+    "bsecrets.errors", "bsecrets.files", "bsecrets.health",
     "bsecrets.models", "bsecrets.named_tuples", "bsecrets.observing", "bsecrets.ports",
     "bsecrets.services",
     "bsecrets.services.access", "bsecrets.services.credentials", "bsecrets.services.manager",
     "bsecrets.services.slots", "bsecrets.timeutil", "bsecrets.tracing", "bsecrets.vaultfile",
-    "bsecrets.vaultfile.break_glass", "bsecrets.vaultfile.build", "bsecrets.vaultfile.connection",
-    "bsecrets.vaultfile.credentials", "bsecrets.vaultfile.factors", "bsecrets.vaultfile.keyfile",
+    "bsecrets.vaultfile.connection",
+    "bsecrets.vaultfile.credentials",
     "bsecrets.vaultfile.manifest", "bsecrets.vaultfile.page_check", "bsecrets.vaultfile.policy",
     "bsecrets.vaultfile.rotations", "bsecrets.vaultfile.schema",
     "bsecrets.vaultfile.sealed_records", "bsecrets.vaultfile.session",
-    "bsecrets.vaultfile.sqlite_errors", "bsecrets.vaultfile.store", "bsecrets.vaultfile.tokens",
+    "bsecrets.vaultfile.sqlite_errors", "bsecrets.vaultfile.store",
     "bsecrets.vaultfile.unlock", "bsecrets.vaultfile.vault",
 }  # fmt: skip
 # exec and export: get's modules but its body, and what their own work needs; each list

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.audit import member_intake
-from bsecrets.audit.archive import verify_archives, write_archive
 from bsecrets.audit.chain import (
     Anchor,
     EventSealer,
@@ -396,6 +395,8 @@ class LocalAuditLog(AuditSink):
         archived = 0
         anchor_note = "none given and none in the OS keyring: a truncated tail is not detected"
         if problem is None and archives and state.archives:
+            from bsecrets.audit.archive import verify_archives  # a seam: archived logs only
+
             check = verify_archives(keys, self.vault.vault_id, self.opener(keys), state, watch)
             archived, problem = check.events, check.problem
             result = result._replace(macs_at={**check.macs_at, **result.macs_at})
@@ -457,6 +458,8 @@ class LocalAuditLog(AuditSink):
                     hint="a damaged log is not archived",
                     step=NextStep("verify_audit_log_before_archiving"),
                 )
+            from bsecrets.audit.archive import write_archive  # a seam: audit archive only
+
             entry = write_archive(
                 target, keys, self.vault.vault_id, state, last, checked, self.rows(through=last)
             )

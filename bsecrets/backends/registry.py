@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from bsecrets.backends.cleartext import cleartext_warning
 from bsecrets.config.profile import EnvironmentConfig
 from bsecrets.named_tuples import NamedTuple
 from bsecrets.ports import stderr_warning
@@ -41,6 +40,8 @@ class BackendContext(NamedTuple):
         that is not loopback, unless --insecure-http or the environment's ``insecure_http``."""
         if self.insecure_http or config.options.get("insecure_http"):
             return
+        from bsecrets.backends.cleartext import cleartext_warning  # a seam: remote only
+
         text = cleartext_warning(config.name, endpoints)
         if text is not None:
             self.warn(text)

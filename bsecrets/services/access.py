@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bsecrets.audit.events import Action
 from bsecrets.config.profile import Profile
-from bsecrets.crypto.second_factor import Verdict, attempt, cleared, is_locked_out
 from bsecrets.errors import (
     AccessDenied,
     ConfirmationNeeded,
@@ -41,10 +40,12 @@ from bsecrets.errors import (
 )
 from bsecrets.models import Confirmation, validate_reason
 from bsecrets.timeutil import Clock, iso, parse_iso
-from bsecrets.vaultfile.factors import Factor, FactorStore
 from bsecrets.vaultfile.policy import AccessPolicy, Grant, PolicyStore, peek_policy
 from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault
+
+if TYPE_CHECKING:
+    from bsecrets.vaultfile.factors import Factor
 
 # What ``--mfa writes`` guards: every operation that changes an environment.
 CHANGES = frozenset(
@@ -312,6 +313,10 @@ class AccessGate:
         the operation does next."""
         if self._factor_checked:
             return
+        # a seam: only a protected environment's second factor loads TOTP and its store
+        from bsecrets.crypto.second_factor import Verdict, attempt, cleared, is_locked_out
+        from bsecrets.vaultfile.factors import FactorStore
+
         vault = self.require_vault(f"{why}: a second factor")
         factors = FactorStore(vault, self.principal)
         with vault.store.read():

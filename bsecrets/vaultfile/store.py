@@ -20,12 +20,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bsecrets.errors import IntegrityError, VaultNotFound
 from bsecrets.files import check_private_file
 from bsecrets.vaultfile import page_check
-from bsecrets.vaultfile.build import Build, begin_build, discard_build, install_build
 from bsecrets.vaultfile.connection import connect
 from bsecrets.vaultfile.schema import (
     blob,
@@ -36,6 +35,9 @@ from bsecrets.vaultfile.schema import (
     text,
 )
 from bsecrets.vaultfile.sqlite_errors import translate
+
+if TYPE_CHECKING:
+    from bsecrets.vaultfile.build import Build
 
 # One lock per vault file for the writers of this process (a server's threads): they
 # queue here, in order, instead of in SQLite's busy handler, which sleeps in steps of
@@ -110,6 +112,8 @@ class VaultStore:
         The builder holds an flock on the temporary file, so another process can
         tell a build in progress from a leftover
         (:func:`bsecrets.vaultfile.build.leftover_builds`)."""
+        from bsecrets.vaultfile.build import begin_build, discard_build  # a seam: a new vault
+
         build, conn = begin_build(path, header_rows(vault_id, created_at))
         try:
             store = cls(build.temp, conn)
@@ -126,6 +130,8 @@ class VaultStore:
         temporary name as a second link, which ``leftover_builds`` recognises)."""
         if self._building is None:
             raise RuntimeError("install() of a vault that is not being built")
+        from bsecrets.vaultfile.build import install_build
+
         build, self._building = self._building, None
         install_build(build, self._conn)
         self.path = build.target
@@ -135,6 +141,8 @@ class VaultStore:
         """Close and remove a vault being built by :meth:`create` (its build failed)."""
         if self._building is None:
             return
+        from bsecrets.vaultfile.build import discard_build
+
         build, self._building = self._building, None
         discard_build(build, self._conn)
 

@@ -37,7 +37,7 @@ from bsecrets.errors import (
     VaultLocked,
     WrongPassphrase,
 )
-from bsecrets.vaultfile import keyfile, session, tokens
+from bsecrets.vaultfile import session
 from bsecrets.vaultfile.credentials import Credentials
 
 OWNER = "owner"
@@ -211,6 +211,8 @@ def _unlock(store: KeyWrapSource, creds: Credentials, now: datetime, allow_sessi
 
 
 def _open_token(store: KeyWrapSource, token: str, principal: str) -> bytes:
+    from bsecrets.vaultfile import tokens  # a seam: only a token loads its module
+
     parts = tokens.parse(token)
     tokens.check_vault(parts, store.vault_id)
     if principal != tokens.principal_of(parts.token_id):
@@ -225,6 +227,8 @@ def _open_token(store: KeyWrapSource, token: str, principal: str) -> bytes:
 
 def _open_key_file(store: KeyWrapSource, path: str, principal: str) -> bytes:
     from pathlib import Path
+
+    from bsecrets.vaultfile import keyfile  # a seam: only a key file loads its module
 
     if principal == OWNER:
         raise UsageError(
