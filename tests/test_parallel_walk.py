@@ -7,7 +7,7 @@ under adaptive and fixed shares of the chunks; also when its worker is killed
 mid-walk. The worker does not outlive its parent (SIGKILL) nor a Ctrl-C.
 
 A real 150-event log; small chunks (the plan is injectable) so that a short log
-takes the worker's path. Everything runs in a child process (tests/helpers/
+takes the worker's path; and the default plan on a real log past its threshold. Everything runs in a child process (tests/helpers/
 walk_runner.py): a fork must not copy the test framework.
 """
 
@@ -31,6 +31,7 @@ from helpers.local_vault import make_vault
 
 from bsecrets.audit.local_log import LocalAuditLog
 from bsecrets.audit.logger import AuditLogger
+from bsecrets.audit.parallel_walk import PLAN
 from bsecrets.models import AccessContext
 from bsecrets.timeutil import utcnow
 from bsecrets.vaultfile.store import VaultStore
@@ -284,6 +285,34 @@ def test_the_cli_verifies_on_two_cores(vault: Path) -> None:
         "error: audit log: edited at event 9: event 9 was changed (its MAC does not match)"
     ), bad.stderr
     assert counts.read_text() == "1"
+
+
+def test_the_default_plan_on_a_log_past_its_threshold(vault: Path) -> None:
+    """The plan users get (WalkPlan's defaults: 10,000 events, chunks of 1,000) on a real
+    log past the threshold, through the CLI: it forks its worker, and gives the one-core
+    answer, clean and with an event edited in a chunk the worker walks."""
+    count = PLAN.threshold + PLAN.chunk_rows
+    lines = "".join(f"K{i:05d}=v{i}\n" for i in range(count))
+    Path("many.env").write_text(lines)
+    assert invoke(["import", "many.env"]).exit_code == 0  # an event per secret, and one more
+    counts = vault / "forks"
+    default, one_core = "{}", json.dumps(ONE_CORE)
+    clean = _runner("cli", default, str(counts), "audit", "verify", "--json")
+    assert clean.returncode == 0, clean.stderr
+    report = json.loads(clean.stdout)
+    assert report["ok"] and report["events"] > PLAN.threshold, report
+    assert counts.read_text() == "1"
+    with sqlite3.connect(vault / ".bsecrets" / "vault.db") as conn:
+        # in the fourth chunk (which side walks it is the schedule's: the answer is not)
+        conn.execute("UPDATE audit_events SET mac = randomblob(32) WHERE seq = ?", (3_500,))
+    conn.close()
+    shared = _runner("cli", default, str(counts), "audit", "verify")
+    assert counts.read_text() == "1"
+    alone = _runner("cli", one_core, str(counts), "audit", "verify")
+    assert counts.read_text() == "0"
+    assert shared.returncode == alone.returncode == 5, shared.stderr
+    assert shared.stderr == alone.stderr
+    assert shared.stderr.startswith("error: audit log: edited at event 3500:"), shared.stderr
 
 
 def _state(pid: int) -> str:
