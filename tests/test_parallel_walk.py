@@ -7,8 +7,9 @@ under adaptive and fixed shares of the chunks; also when its worker is killed
 mid-walk. The worker does not outlive its parent (SIGKILL) nor a Ctrl-C.
 
 A real 150-event log; small chunks (the plan is injectable) so that a short log
-takes the worker's path; and the default plan on a real log past its threshold. Everything runs in a child process (tests/helpers/
-walk_runner.py): a fork must not copy the test framework.
+takes the worker's path; and the default plan on a real log past its threshold.
+Everything runs in a child process (tests/helpers/walk_runner.py): a fork must not
+copy the test framework.
 """
 
 from __future__ import annotations
