@@ -21,7 +21,7 @@ meets first, whatever and however many the faults are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -159,20 +159,29 @@ def _values(
     return values
 
 
-def _one_by_one(
-    store: VaultStore, env: str, records: RecordCipher, bucket: Bucket
-) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
+def _each_secret(
+    records: RecordCipher, bucket: Bucket
+) -> Iterator[tuple[bytes, bytes, dict[str, Any], Versions]]:
+    """(lookup, secret id, head, version rows) of every secret, bucket by bucket, each
+    head opened as it comes (so a failure is the first one met in that order)."""
     for number in range(BUCKETS):
         rows = bucket(number)
         for lookup, (secret_id, record) in rows.heads.items():
             head = load_record(records.open("head", secret_id, lookup, record))
-            if head["deleted_at"]:
-                continue
-            current = head["current"]
-            verified = versions_checked(rows.versions_of(secret_id), current)[current]
-            sealed = row_checked(store.version(env, secret_id, current), verified)
-            out[head["name"]] = records.open("value", secret_id, current, sealed)
+            yield lookup, secret_id, head, rows.versions_of(secret_id)
+
+
+def _one_by_one(
+    store: VaultStore, env: str, records: RecordCipher, bucket: Bucket
+) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for _lookup, secret_id, head, versions in _each_secret(records, bucket):
+        if head["deleted_at"]:
+            continue
+        current = head["current"]
+        verified = versions_checked(versions, current)[current]
+        sealed = row_checked(store.version(env, secret_id, current), verified)
+        out[head["name"]] = records.open("value", secret_id, current, sealed)
     return dict(sorted(out.items()))
 
 
@@ -180,14 +189,10 @@ def verify_rows(store: VaultStore, env: str, records: RecordCipher, bucket: Buck
     """LocalAdapter.verify_rows: every head and version opened, each secret's versions
     exactly 1..current. Returns the number of secrets."""
     count = 0
-    for number in range(BUCKETS):
-        rows = bucket(number)
-        for lookup, (secret_id, record) in rows.heads.items():
-            head = load_record(records.open("head", secret_id, lookup, record))
-            versions = versions_checked(rows.versions_of(secret_id), head["current"])
-            for version, verified in versions.items():
-                read_version(store, env, records, secret_id, version, verified)
-            count += 1
+    for _lookup, secret_id, head, versions in _each_secret(records, bucket):
+        for version, verified in versions_checked(versions, head["current"]).items():
+            read_version(store, env, records, secret_id, version, verified)
+        count += 1
     return count
 
 
@@ -211,25 +216,21 @@ def reencrypt(
     count = 0
     opened = RecordCipher(old.value_key, vault_id, env)
     sealing = RecordCipher(new.value_key, vault_id, env)
-    for number in range(BUCKETS):
-        rows = bucket(number)
-        for lookup, (sid, record) in rows.heads.items():
-            head = load_record(opened.open("head", sid, lookup, record))
-            new_lookup = new.lookup(head["name"])
-            versions = versions_checked(rows.versions_of(sid), head["current"])
-            for version, verified in versions.items():
-                meta, value = read_version(store, env, opened, sid, version, verified)
-                store.add_version(
-                    temp,
-                    sid,
-                    version,
-                    bucket_of(new_lookup),
-                    sealing.seal("version", sid, version, dump_record(meta)),
-                    sealing.seal("value", sid, version, value),
-                )
-            sealed = sealing.seal("head", sid, new_lookup, dump_record(head))
-            store.set_head(temp, new_lookup, sid, bucket_of(new_lookup), sealed)
-            count += 1
+    for _lookup, sid, head, versions in _each_secret(opened, bucket):
+        new_lookup = new.lookup(head["name"])
+        for version, verified in versions_checked(versions, head["current"]).items():
+            meta, value = read_version(store, env, opened, sid, version, verified)
+            store.add_version(
+                temp,
+                sid,
+                version,
+                bucket_of(new_lookup),
+                sealing.seal("version", sid, version, dump_record(meta)),
+                sealing.seal("value", sid, version, value),
+            )
+        sealed = sealing.seal("head", sid, new_lookup, dump_record(head))
+        store.set_head(temp, new_lookup, sid, bucket_of(new_lookup), sealed)
+        count += 1
     store.move_environment_rows(temp, env)
     digests = b"".join(bucket_digest(*store.bucket_rows(env, n)) for n in range(BUCKETS))
     manifest = Manifest(env, stored[0] + 1, digests)
