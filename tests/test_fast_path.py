@@ -27,6 +27,10 @@ HEAVY = (
 # library, recorded: a module not listed here is new weight on every get. Taking one
 # away needs no change here; adding one needs a reason (bench/README.md, the levers).
 GET_THIRD_PARTY = {"cryptography", "_cffi_backend", "_openssl"}
+# Standard-library modules the hot commands do without, each ~0.5-1 ms of every command
+# when it was imported (bench/README.md, "Standard-library imports off the hot path"): locks come
+# from _thread, crc32 and base64 from binascii.
+STDLIB_NOT_HOT = {"threading", "zlib", "base64", "hashlib", "_hashlib"}
 GET_MODULES = {
     "bsecrets", "bsecrets.audit", "bsecrets.audit.chain",
     "bsecrets.audit.events", "bsecrets.audit.local_log", "bsecrets.audit.logger",
@@ -103,10 +107,17 @@ main()
 """
 
 
+def _without_site() -> dict[str, str]:
+    """The probes run with ``python -S`` and this process's path: what a .pth file of
+    the machine imports at start (this sandbox's certifi hook loads threading and zlib,
+    say) would otherwise hide the same module imported by a command."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+
+
 def modules_after(*args: str) -> tuple[int, set[str]]:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=False,
-        env=dict(os.environ), timeout=60,
+        [sys.executable, "-S", "-c", PROBE, *args], capture_output=True, text=True, check=False,
+        env=_without_site(), timeout=60,
     )  # fmt: skip
     line = [x for x in result.stderr.splitlines() if x.startswith("MODULES ")][-1]
     return result.returncode, set(line.split()[1:])
@@ -115,8 +126,8 @@ def modules_after(*args: str) -> tuple[int, set[str]]:
 def modules_at_start() -> set[str]:
     """What the interpreter has loaded before any code of ours (site, .pth hooks)."""
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; print(*sys.modules)"], capture_output=True,
-        text=True, check=True, env=dict(os.environ), timeout=60,
+        [sys.executable, "-S", "-c", "import sys; print(*sys.modules)"], capture_output=True,
+        text=True, check=True, env=_without_site(), timeout=60,
     )  # fmt: skip
     return set(result.stdout.split())
 
@@ -142,6 +153,7 @@ def test_hot_commands_import_nothing_heavy(vault: Path, command: str) -> None:
     assert sorted(ours - allowed) == []
     others = {m.split(".")[0] for m in loaded} - {"bsecrets"} - set(sys.stdlib_module_names)
     assert sorted(others - GET_THIRD_PARTY) == []
+    assert sorted(loaded & STDLIB_NOT_HOT) == []
     assert "bsecrets.cli.commands.setup" not in modules  # commands are built on demand
     assert "bsecrets.config.parser" not in modules
     # the session carries the environment keys: no X25519 (and its OpenSSL backend) on get

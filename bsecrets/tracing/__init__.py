@@ -17,8 +17,8 @@ Off, a backend's seam costs one call of :func:`active`. Tests give their own pro
 
 from __future__ import annotations
 
+import _thread  # not threading: importing it costs a command ~1 ms
 import contextlib
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,7 +32,7 @@ _FALSE = ("0", "false", "no", "off")
 _tracer: Any = None  # opentelemetry's Tracer once traces are on in this process
 _provider: Any = None  # and its TracerProvider
 _tried = False  # the environment's provider was tried (and warned about) once
-_setting_up = threading.Lock()
+_setting_up = _thread.allocate_lock()
 
 
 def requested(environ: Mapping[str, str]) -> bool:

@@ -21,7 +21,6 @@ it. Table ``rotation_slots``: a blue-green secret's active slot and slot version
 
 from __future__ import annotations
 
-import base64
 import os
 from typing import Any
 
@@ -102,6 +101,8 @@ class RotationStore:
 
     def put(self, rotation: Rotation, lookup: bytes) -> None:
         """Inside a write transaction: store (or replace) ``rotation``."""
+        import base64  # here: a get that meets no rotation does not pay for it
+
         data = rotation._asdict()
         data["pending"] = (
             base64.b64encode(rotation.pending).decode() if rotation.pending is not None else None
@@ -201,6 +202,8 @@ class RotationStore:
         return [self._open(text(i), self.vault.principal, blob(r)) for i, r in rows]
 
     def _open(self, rotation_id: str, principal: str, record: bytes) -> Rotation:
+        import base64
+
         data = self.sealed.open(rotation_id, principal, record)
         try:
             pending = data["pending"]

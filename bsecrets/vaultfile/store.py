@@ -12,11 +12,11 @@ installed in :mod:`bsecrets.vaultfile.build`.
 
 from __future__ import annotations
 
+import _thread  # not threading: importing it costs a command ~1 ms
 import contextlib
 import operator
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
@@ -44,16 +44,16 @@ if TYPE_CHECKING:
 # up to 100 ms and so gave a waiting writer seconds of delay under load (bench/README.md,
 # "The server"). Other processes still wait on the file's lock. Re-entrant, so a thread
 # that holds it and opens another write on the same file gets SQLite's answer, as before.
-_WRITERS: dict[str, threading.RLock] = {}
-_WRITERS_LOCK = threading.Lock()
+_WRITERS: dict[str, _thread.RLock] = {}
+_WRITERS_LOCK = _thread.allocate_lock()
 
 _FIRST, _FIRST_TWO = operator.itemgetter(0), operator.itemgetter(0, 1)  # bucket_rows' sorts
 
 
-def _writers_of(path: Path) -> threading.RLock:
+def _writers_of(path: Path) -> _thread.RLock:
     key = os.path.abspath(path)
     with _WRITERS_LOCK:
-        return _WRITERS.setdefault(key, threading.RLock())
+        return _WRITERS.setdefault(key, _thread.RLock())
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -12,7 +12,6 @@ key, its trust root: the owner's identity key (vaultfile/policy.py).
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -118,12 +117,15 @@ def keyring_get_text(account: str, what: str) -> str | None:
 
 
 def keyring_store(vault_id: bytes, kek: bytes) -> None:
+    import base64
+
     text = base64.b64encode(kek).decode()
     keyring_set_text(keyring_account(vault_id), text, "store the vault key")
 
 
 def keyring_load(vault_id: bytes) -> bytes | None:
     """The vault's key from the OS keyring; None if there is no entry."""
+    import base64
     import binascii
 
     value = keyring_get_text(keyring_account(vault_id), "read the vault key")
