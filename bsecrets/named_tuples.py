@@ -12,6 +12,12 @@ sees ``typing.NamedTuple`` here. ``typing.get_type_hints`` resolves the strings 
 would resolve typing's ForwardRefs. tests/test_named_tuples.py compares every class
 of the package with the one typing builds from the same body.
 
+The class is built here, as ``collections.namedtuple`` builds it (the same namespace,
+methods, docstrings and errors), but without its ``eval`` per class: ``__new__`` is
+compiled once per number of fields and its code renamed for each class (``code.replace``
+of the argument names), half of the 64 us a class took (bench/README.md,
+"``NamedTuple`` without an eval per class"). tests/test_named_tuples.py compares both.
+
 Supported: fields with and without defaults, methods, properties, classmethods and
 staticmethods, a docstring, class constants without annotations. Not supported (not
 used by bsecrets; typing's rules): generic named tuples, a field without a default
@@ -26,7 +32,89 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from typing import NamedTuple as NamedTuple
 else:
-    import collections
+    import sys
+    from collections import _tuplegetter  # type: ignore[attr-defined]
+    from keyword import iskeyword
+
+    _tuple_new = tuple.__new__
+    _NEW_CODE: dict[int, Any] = {}  # number of fields -> code of a __new__ for that many
+
+    def _new_code(fields: tuple[str, ...]) -> Any:
+        """The code of collections.namedtuple's ``__new__`` for ``fields``: compiled once
+        for their number (with placeholder names), then its argument names replaced."""
+        code = _NEW_CODE.get(len(fields))
+        if code is None:
+            names = "".join(f"_{i}, " for i in range(len(fields)))
+            made = eval(f"lambda _cls, {names}: _tuple_new(_cls, ({names}))", {"_tuple_new": 0})
+            code = _NEW_CODE[len(fields)] = made.__code__
+        return code.replace(co_varnames=("_cls", *fields))
+
+    def _namedtuple(
+        typename: str, fields: tuple[str, ...], defaults: tuple[Any, ...]
+    ) -> type[tuple[Any, ...]]:
+        """collections.namedtuple(typename, fields, defaults=defaults) (its rules and
+        errors for field names included), with ``__new__`` from :func:`_new_code`."""
+        for name in (typename, *fields):
+            if not name.isidentifier():
+                raise ValueError(f"Type names and field names must be valid identifiers: {name!r}")
+            if iskeyword(name):
+                raise ValueError(f"Type names and field names cannot be a keyword: {name!r}")
+        for name in fields:
+            if name.startswith("_"):
+                raise ValueError(f"Field names cannot start with an underscore: {name!r}")
+        typename = sys.intern(typename)
+        fields = tuple(map(sys.intern, fields))
+        count = len(fields)
+        arg_list = ", ".join(fields) + ("," if count == 1 else "")
+        repr_fmt = "(" + ", ".join(f"{name}=%r" for name in fields) + ")"
+        scope = {"_tuple_new": _tuple_new, "__builtins__": {}, "__name__": f"namedtuple_{typename}"}
+        __new__ = type(_new_code)(_new_code(fields), scope, "__new__")
+        __new__.__defaults__ = defaults  # () when none, as namedtuple(defaults=[]) gives
+        __new__.__doc__ = f"Create new instance of {typename}({arg_list})"
+
+        @classmethod  # type: ignore[misc]
+        def _make(cls: Any, iterable: Any) -> Any:
+            result = _tuple_new(cls, iterable)
+            if len(result) != count:
+                raise TypeError(f"Expected {count} arguments, got {len(result)}")
+            return result
+
+        _make.__func__.__doc__ = f"Make a new {typename} object from a sequence or iterable"
+
+        def _replace(self: Any, /, **kwds: Any) -> Any:
+            result = self._make(map(kwds.pop, fields, self))
+            if kwds:
+                raise ValueError(f"Got unexpected field names: {list(kwds)!r}")
+            return result
+
+        _replace.__doc__ = (
+            f"Return a new {typename} object replacing specified fields with new values"
+        )
+
+        def __repr__(self: Any) -> str:
+            "Return a nicely formatted representation string"
+            return self.__class__.__name__ + repr_fmt % self  # type: ignore[no-any-return]
+
+        def _asdict(self: Any) -> dict[str, Any]:
+            "Return a new dict which maps field names to their values."
+            return dict(zip(self._fields, self, strict=False))
+
+        def __getnewargs__(self: Any) -> tuple[Any, ...]:
+            "Return self as a plain tuple.  Used by copy and pickle."
+            return tuple(self)
+
+        methods = (__new__, _make.__func__, _replace, __repr__, _asdict, __getnewargs__)
+        for method in methods:
+            method.__qualname__ = f"{typename}.{method.__name__}"
+        namespace = {
+            "__doc__": f"{typename}({arg_list})", "__slots__": (), "_fields": fields,
+            "_field_defaults": dict(zip(fields[count - len(defaults) :], defaults, strict=True)),
+            "__new__": __new__, "_make": _make, "_replace": _replace, "__repr__": __repr__,
+            "_asdict": _asdict, "__getnewargs__": __getnewargs__, "__match_args__": fields,
+        }  # fmt: skip
+        for index, name in enumerate(fields):
+            namespace[name] = _tuplegetter(index, sys.intern(f"Alias for field number {index}"))
+        return type(typename, (tuple,), namespace)
 
     # what collections.namedtuple defines: a class body may not replace it (as typing)
     _PROHIBITED = frozenset(
@@ -45,10 +133,8 @@ else:
             defaulted = [name for name in types if name in ns]
             if defaulted and list(types)[-len(defaulted) :] != defaulted:
                 raise TypeError(f"{typename}: a field without a default follows one with one")
-            made = collections.namedtuple(
-                typename, list(types), defaults=[ns[n] for n in defaulted],
-                module=ns["__module__"],
-            )  # fmt: skip
+            made = _namedtuple(typename, tuple(types), tuple(ns[n] for n in defaulted))
+            made.__module__ = ns["__module__"]
             made.__annotations__ = made.__new__.__annotations__ = dict(types)
             for key, value in ns.items():
                 if key in _PROHIBITED:

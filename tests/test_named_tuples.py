@@ -144,3 +144,67 @@ def test_what_typing_refuses_is_refused(source: str) -> None:
 def test_only_the_class_syntax() -> None:
     with pytest.raises(TypeError, match="class syntax"):
         named_tuples.NamedTuple("X", [("a", int)])
+
+
+# The builder against collections.namedtuple itself: what the shapes above do not see
+# (the __new__ made from shared code with its argument names replaced).
+SHAPES = [(), ("a",), ("a", "b"), ("x", "y", "z"), tuple(f"f{i}" for i in range(12))]
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        return ("ok", call())
+    except (TypeError, ValueError) as error:
+        return (type(error).__name__, str(error))
+
+
+@pytest.mark.parametrize("fields", SHAPES, ids=lambda fields: f"{len(fields)} fields")
+@pytest.mark.parametrize("defaulted", [0, 1, 2])
+def test_the_builder_makes_collections_namedtuple(fields: tuple[str, ...], defaulted: int) -> None:
+    import collections
+
+    defaults = tuple(range(100, 100 + min(defaulted, len(fields))))
+    ours = named_tuples._namedtuple("T", fields, defaults)
+    theirs = collections.namedtuple("T", fields, defaults=defaults, module=__name__)
+    ours.__module__ = __name__
+    new, their_new = ours.__new__, theirs.__new__
+    for attribute in ("__name__", "__qualname__", "__doc__", "__defaults__", "__module__"):
+        assert getattr(new, attribute) == getattr(their_new, attribute), attribute
+    assert inspect.signature(ours) == inspect.signature(theirs)
+    assert sorted(vars(ours)) == sorted(vars(theirs))
+    for name in ("_fields", "_field_defaults", "__match_args__", "__doc__", "__slots__"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    for name in fields:
+        assert getattr(ours, name).__doc__ == getattr(theirs, name).__doc__
+    for method in ("_make", "_replace", "__repr__", "_asdict", "__getnewargs__"):
+        mine, other = getattr(ours, method), getattr(theirs, method)
+        assert (mine.__qualname__, mine.__doc__) == (other.__qualname__, other.__doc__)
+    values = tuple(range(len(fields)))
+    calls = [
+        lambda made: made(*values), lambda made: made(**dict(zip(fields, values, strict=True))),
+        lambda made: made(*values, 99), lambda made: made(*values[:-1]),
+        lambda made: made(), lambda made: made(nope=1),
+        lambda made: made._make(values), lambda made: made._make(values[:-1]),
+        lambda made: made(*values)._replace(**dict(zip(fields[:1], [7], strict=True))),
+        lambda made: made(*values)._replace(nope=1),
+        lambda made: (repr(made(*values)), made(*values)._asdict()),
+        lambda made: pickle.loads(pickle.dumps(made(*values))) == made(*values),
+    ]  # fmt: skip
+    globals()["T"] = ours  # pickled by name
+    mine = [_outcome(lambda call=call: call(ours)) for call in calls]
+    globals()["T"] = theirs
+    other = [_outcome(lambda call=call: call(theirs)) for call in calls]
+    assert [
+        (kind, tuple(v) if kind == "ok" and isinstance(v, tuple) else v) for kind, v in mine
+    ] == [(kind, tuple(v) if kind == "ok" and isinstance(v, tuple) else v) for kind, v in other]
+
+
+@pytest.mark.parametrize("name", ["_hidden", "class", "not valid"])
+def test_the_builder_refuses_the_names_namedtuple_refuses(name: str) -> None:
+    import collections
+
+    with pytest.raises(ValueError) as theirs:
+        collections.namedtuple("T", ["a", name])
+    with pytest.raises(ValueError) as ours:
+        named_tuples._namedtuple("T", ("a", name), ())
+    assert str(ours.value) == str(theirs.value)
