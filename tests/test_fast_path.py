@@ -28,9 +28,9 @@ HEAVY = (
 # away needs no change here; adding one needs a reason (bench/README.md, the levers).
 GET_THIRD_PARTY = {"cryptography", "_cffi_backend", "_openssl"}
 # Standard-library modules the hot commands do without, each ~0.5-1 ms of every command
-# when it was imported (bench/README.md, "Standard-library imports off the hot path"): locks come
-# from _thread, crc32 and base64 from binascii.
-STDLIB_NOT_HOT = {"threading", "zlib", "base64", "hashlib", "_hashlib"}
+# when it was imported (bench/README.md, "Standard-library imports off the hot path"):
+# locks come from _thread, crc32 and base64 from binascii, exec's signal reset from _signal.
+STDLIB_NOT_HOT = {"threading", "zlib", "base64", "hashlib", "_hashlib", "signal"}
 GET_MODULES = {
     "bsecrets", "bsecrets.audit", "bsecrets.audit.chain",
     "bsecrets.audit.events", "bsecrets.audit.local_log", "bsecrets.audit.logger",

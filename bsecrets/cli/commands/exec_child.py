@@ -102,8 +102,13 @@ def run_exec(cli: CliContext, command: Sequence[str] | None, given: ExecOptions)
 
 
 def _restore_child_signals() -> None:
-    """Python ignores SIGPIPE and SIGXFSZ; an exec'd program must not inherit that."""
-    import signal
+    """Python ignores SIGPIPE and SIGXFSZ; an exec'd program must not inherit that.
+    Through _signal, the C module under signal: importing signal (its enums) would cost
+    each exec ~0.7 ms (bench/README.md, "Standard-library imports off the hot path")."""
+    try:
+        import _signal as signal  # type: ignore[import-not-found]
+    except ImportError:  # not CPython
+        import signal
 
     for name in ("SIGPIPE", "SIGXFSZ"):
         if hasattr(signal, name):
