@@ -11,8 +11,10 @@ audit_events) fails, and so does a temporary B-tree for sorting one: both would
 make the command slower with every secret (an ORDER BY once made every bucket
 read walk the whole environment, bench/README.md "History of the findings").
 Small tables (meta, manifests, sqlite_master, the policy...) may be scanned.
-The bucket reads of get and ls must also be answered by the bucket indexes alone,
-without reading a row of the tables (the covering indexes of vaultfile/schema.py).
+The bucket reads must also be answered by the bucket indexes alone, without reading
+a row of the tables (the covering indexes of vaultfile/schema.py): a bucket's (get,
+exec's reads), and every bucket's at once with the count before them (ls and export
+of this small environment: VaultStore.environment_rows).
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ SKIPPED = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "CREATE", "INSERT")
 # The versions' bucket read takes the value's nonce and tag from the index's expressions
 # (substr(value, ...)). SQLite 3.40 reads them from the index but plans before it knows,
 # so it says "USING INDEX"; _table_reads checks the program, whatever the plan says.
+# A bucket's rows are searched by (env, bucket); every bucket's at once (a small
+# environment's, VaultStore.environment_rows), by env.
 COVERED_VERSIONS = [
-    f"SEARCH versions USING {kind}INDEX versions_by_bucket (env=? AND bucket=?)"
+    f"SEARCH versions USING {kind}INDEX versions_by_bucket ({key})"
     for kind in ("COVERING ", "")
+    for key in ("env=? AND bucket=?", "env=?")
 ]
 
 # SQLite's opcodes that read the row of their cursor (p1), or move the cursor to one
@@ -160,24 +165,45 @@ def test_hot_statements_use_an_index(vault: Path) -> None:
         manager.close()
     assert all(recorded.values()), "nothing was recorded"
     assert {op: _problems(db, sql) for op, sql in recorded.items()} == {op: [] for op in OPERATIONS}
-    # what the check relies on: the bucket reads were recorded, and search the bucket
-    # indexes (not the primary keys), which cover them: no row of the table is read
-    heads = [sql for sql in recorded["ls"] if "secrets INDEXED BY secrets_by_bucket" in sql]
-    versions = [sql for sql in recorded["ls"] if "versions INDEXED BY versions_by_bucket" in sql]
-    assert heads and versions
-    for sql in heads:
-        assert _plan(db, sql) == [
-            "SEARCH secrets USING COVERING INDEX secrets_by_bucket (env=? AND bucket=?)"
-        ]
-        assert _table_reads(db, sql, "secrets") == []
-    for sql in versions:
-        assert _plan(db, sql)[0] in COVERED_VERSIONS
-        assert _table_reads(db, sql, "versions") == []
+    # what the check relies on: the bucket reads were recorded (a bucket at a time by get
+    # and exec's 100 reads; every bucket at once by ls and export, the environment being
+    # small), and search the bucket indexes (not the primary keys), which cover them:
+    # no row of the table is read
+    for ops, key in ((("get", "exec"), "env=? AND bucket=?"), (("ls", "export"), "env=?")):
+        done = [sql for op in ops for sql in recorded[op]]
+        heads = [sql for sql in done if _reads_bucket_rows(sql, "secrets", key)]
+        versions = [sql for sql in done if _reads_bucket_rows(sql, "versions", key)]
+        assert heads and versions, ops
+        for sql in heads:
+            assert _plan(db, sql) == [
+                f"SEARCH secrets USING COVERING INDEX secrets_by_bucket ({key})"
+            ]
+            assert _table_reads(db, sql, "secrets") == []
+        for sql in versions:
+            assert _plan(db, sql)[0] in COVERED_VERSIONS
+            assert _table_reads(db, sql, "versions") == []
+    # and the count before every bucket at once (at most a limit: a large environment is
+    # read bucket by bucket) steps over the same indexes' entries alone
+    counts = [sql for sql in recorded["export"] if sql.startswith("SELECT (SELECT count(*)")]
+    assert len(counts) == 1
+    assert [step for step in _plan(db, counts[0]) if step.startswith("SEARCH")] == [
+        "SEARCH secrets USING COVERING INDEX secrets_by_bucket (env=?)",
+        "SEARCH versions USING COVERING INDEX versions_by_bucket (env=?)",
+    ]
+    assert _table_reads(db, counts[0], "secrets") == _table_reads(db, counts[0], "versions") == []
     # export's current versions: a few statements, each key found by the primary key
     by_key = [_plan(db, sql) for sql in recorded["export"] if "CROSS JOIN versions" in sql]
     assert by_key
     primary = "SEARCH versions USING INDEX sqlite_autoindex_versions_1"
     assert all(any(step.startswith(primary) for step in plan) for plan in by_key)
+
+
+def _reads_bucket_rows(sql: str, table: str, key: str) -> bool:
+    """Whether ``sql`` reads the rows of ``table`` that bucket digests cover, searched by
+    ``key``: one bucket's (env and bucket), or every bucket's (env)."""
+    index = f"FROM {table} INDEXED BY {table}_by_bucket WHERE env = "
+    by_bucket = "AND bucket = " in sql
+    return not sql.startswith("SELECT (") and index in sql and by_bucket == ("bucket" in key)
 
 
 def test_a_full_scan_would_be_caught(vault: Path) -> None:

@@ -13,6 +13,7 @@ A vault on a read-only file system is opened immutable.
 
 from __future__ import annotations
 
+import _thread  # not threading: importing it costs a command ~1 ms
 import contextlib
 import os
 import sqlite3
@@ -30,6 +31,21 @@ SIDECARS = ("-wal", "-shm")  # SQLite's files beside a WAL database
 # per bucket with a row on it: with SQLite's default 2 MiB most of those reads miss
 # (at 100,000 secrets, 0.3 s of 1 s in SQL; 64 MiB holds that environment's tables).
 CACHE_KIB = 64 * 1024
+# One lock per vault file for the writers of this process (a server's threads): they
+# queue here, in order, instead of in SQLite's busy handler, which sleeps in steps of
+# up to 100 ms and so gave a waiting writer seconds of delay under load (bench/README.md,
+# "The server"). Other processes still wait on the file's lock. Re-entrant, so a thread
+# that holds it and opens another write on the same file gets SQLite's answer, as before.
+_WRITERS: dict[str, _thread.RLock] = {}
+_WRITERS_LOCK = _thread.allocate_lock()
+
+
+def writers_of(path: Path) -> _thread.RLock:
+    """The lock this process's writers of the vault file at ``path`` take
+    (VaultStore.write), one per file."""
+    key = os.path.abspath(path)
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(key, _thread.RLock())
 
 
 def read_only_fs(path: Path) -> bool:

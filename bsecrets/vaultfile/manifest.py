@@ -75,6 +75,49 @@ def _lengths(column: Iterable[bytes]) -> Iterator[bytes]:
     return map(_LENGTH, map(len, column))
 
 
+def bucket_digests(
+    heads: Sequence[Sequence[Any]],
+    versions: Sequence[Sequence[Any]],
+    ends: tuple[Sequence[int], Sequence[int]],
+) -> bytes:
+    """The digest of every bucket, bucket_digest's of each (what Manifest.buckets holds
+    when they match), from the columns of all of an environment's rows sorted by bucket
+    (VaultStore.environment_rows, the value's nonce and tag joined): heads (bucket,
+    lookup, secret id, record), versions (bucket, secret id, version, record, value
+    tag); ``ends``: where each bucket's heads and versions end in them. Every record
+    is hashed in one call, each row's part joined with the loop in C, then the parts of
+    each bucket; an empty bucket's digest is EMPTY_BUCKET, with no hashing."""
+    _, lookups, head_sids, head_records = heads
+    _, sids, numbers, records, value_tags = versions
+    hashed = sha256_digests([*head_records, *records])
+    head_parts = list(map(b"".join, zip(
+        repeat(_HEAD_START), _lengths(lookups), lookups,
+        repeat(_BYTES), _lengths(head_sids), head_sids,
+        repeat(_DIGEST_LENGTH), hashed[: len(head_records)],
+    )))  # fmt: skip
+    version_parts = list(map(b"".join, zip(
+        repeat(_VERSION_START), _lengths(sids), sids,
+        repeat(_NUMBER), map(_VERSION, map(int, numbers)),
+        repeat(_DIGEST_LENGTH), hashed[len(head_records) :],
+        repeat(_BYTES), _lengths(value_tags), value_tags,
+    )))  # fmt: skip
+    filled, joined = [], []
+    head_start = version_start = 0
+    for bucket, head_end, version_end in zip(range(BUCKETS), *ends, strict=True):
+        if head_end != head_start or version_end != version_start:
+            filled.append(bucket)
+            joined.append(
+                _BUCKET_TAG
+                + b"".join(head_parts[head_start:head_end])
+                + b"".join(version_parts[version_start:version_end])
+            )
+        head_start, version_start = head_end, version_end
+    digests = [EMPTY_BUCKET] * BUCKETS
+    for bucket, digest in zip(filled, sha256_digests(joined), strict=True):
+        digests[bucket] = digest
+    return b"".join(digests)
+
+
 class Manifest(NamedTuple):
     env: str
     generation: int

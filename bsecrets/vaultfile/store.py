@@ -12,10 +12,8 @@ installed in :mod:`bsecrets.vaultfile.build`.
 
 from __future__ import annotations
 
-import _thread  # not threading: importing it costs a command ~1 ms
 import contextlib
 import operator
-import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from itertools import chain
@@ -25,35 +23,24 @@ from typing import TYPE_CHECKING, Any
 from bsecrets.errors import IntegrityError, VaultNotFound
 from bsecrets.files import check_private_file
 from bsecrets.vaultfile import page_check
-from bsecrets.vaultfile.connection import connect
+from bsecrets.vaultfile.connection import connect, writers_of
 from bsecrets.vaultfile.schema import (
     blob,
+    blobs_only,
     bucket_index_upgrades,
     header_rows,
     integer,
     read_header,
+    sorted_columns,
     text,
+    typed_columns,
 )
 from bsecrets.vaultfile.sqlite_errors import translate
 
 if TYPE_CHECKING:
     from bsecrets.vaultfile.build import Build
 
-# One lock per vault file for the writers of this process (a server's threads): they
-# queue here, in order, instead of in SQLite's busy handler, which sleeps in steps of
-# up to 100 ms and so gave a waiting writer seconds of delay under load (bench/README.md,
-# "The server"). Other processes still wait on the file's lock. Re-entrant, so a thread
-# that holds it and opens another write on the same file gets SQLite's answer, as before.
-_WRITERS: dict[str, _thread.RLock] = {}
-_WRITERS_LOCK = _thread.allocate_lock()
-
 _FIRST, _FIRST_TWO = operator.itemgetter(0), operator.itemgetter(0, 1)  # bucket_rows' sorts
-
-
-def _writers_of(path: Path) -> _thread.RLock:
-    key = os.path.abspath(path)
-    with _WRITERS_LOCK:
-        return _WRITERS.setdefault(key, _thread.RLock())
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -186,7 +173,7 @@ class VaultStore:
             return
         self._writing = True
         try:
-            with _writers_of(self.path), self._transaction("BEGIN IMMEDIATE"):
+            with writers_of(self.path), self._transaction("BEGIN IMMEDIATE"):
                 if not self._indexes_current:
                     self._upgrade_bucket_indexes()
                 yield
@@ -425,22 +412,43 @@ class VaultStore:
             " FROM versions INDEXED BY versions_by_bucket WHERE env = ? AND bucket = ?",
             (env, bucket),
         )
-        # the types as schema.blob and schema.integer check them, column by column with
-        # the loops in C: ls checks every row of the environment (700,000 values at
-        # 100,000 secrets)
-        if heads and set(map(type, chain.from_iterable(heads))) != {bytes}:
-            raise IntegrityError("the vault file holds a value of the wrong type")
-        checked_versions: list[tuple[Any, ...]] = []
-        if versions:
-            sids, numbers, records, nonces, tags = zip(*versions, strict=True)
-            blobs = chain(sids, records, nonces, tags)
-            if set(map(type, blobs)) != {bytes} or set(map(type, numbers)) != {int}:
-                raise IntegrityError("the vault file holds a value of the wrong type")
-            value_tags = map(operator.add, nonces, tags)
-            checked_versions = list(zip(sids, numbers, records, value_tags, strict=True))
+        blobs_only(heads)
+        sids, numbers, records, nonces, tags = typed_columns(versions, "bibbb")
+        value_tags = map(operator.add, nonces, tags)
+        checked_versions = list(zip(sids, numbers, records, value_tags, strict=True))
         heads.sort(key=_FIRST)
         checked_versions.sort(key=_FIRST_TWO)
         return heads, checked_versions
+
+    def environment_rows(
+        self, env: str, limit: int
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+        """What the digests of all of ``env``'s buckets cover, read at once through the same
+        indexes (a count, then two statements, not two a bucket): the columns of heads
+        (bucket, lookup, secret id, record) and versions (bucket, secret id, version,
+        record, nonce, tag), sorted by bucket, then as bucket_rows sorts. None past
+        ``limit`` rows, having read none: the count stops at ``limit`` + 1 of each."""
+        (counted,) = self._query(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM secrets INDEXED BY secrets_by_bucket"
+            " WHERE env = ?1 LIMIT ?2)) + (SELECT count(*) FROM (SELECT 1 FROM versions"
+            " INDEXED BY versions_by_bucket WHERE env = ?1 LIMIT ?2))",
+            (env, limit + 1),
+        )
+        if counted[0] > limit:
+            return None
+        heads = self._query(
+            "SELECT bucket, lookup, secret_id, record FROM secrets"
+            " INDEXED BY secrets_by_bucket WHERE env = ? LIMIT ?",
+            (env, limit),
+        )
+        versions = self._query(
+            "SELECT bucket, secret_id, version, record, substr(value, 1, 12), substr(value, -16)"
+            " FROM versions INDEXED BY versions_by_bucket WHERE env = ? LIMIT ?",
+            (env, limit - len(heads) + 1),
+        )
+        if len(heads) + len(versions) > limit:
+            return None
+        return sorted_columns(heads, "ibbb"), sorted_columns(versions, "ibibbb")
 
     def move_environment_rows(self, source: str, target: str) -> None:
         """Replace ``target``'s secrets and versions by ``source``'s (a re-key's new rows)."""

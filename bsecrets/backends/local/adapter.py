@@ -125,13 +125,7 @@ class LocalAdapter(SecretBackend):
         if pending is not None and bucket in pending.rows:
             return pending.rows[bucket]
         snapshot = self._snapshot
-        if snapshot is not None and snapshot.serial != self.store.tx_serial:
-            raise RuntimeError("a read snapshot of another transaction is still open")
-        manifest = snapshot.manifest_for(keys, witnessed=witnessed) if snapshot else None
-        if manifest is None:
-            manifest = self._manifest(keys, witnessed=witnessed)
-            if snapshot is not None:
-                snapshot.checked(manifest, witnessed=witnessed)
+        manifest = self._checked_manifest(keys, witnessed=witnessed)
         if snapshot is not None and bucket in snapshot.rows:
             return snapshot.rows[bucket]
         heads, versions = self.store.bucket_rows(self.env, bucket)
@@ -142,6 +136,30 @@ class LocalAdapter(SecretBackend):
         elif snapshot is not None:
             snapshot.keep(bucket, rows, len(heads) + len(versions))
         return rows
+
+    def _checked_manifest(self, keys: EnvironmentKeys, *, witnessed: bool = True) -> Manifest:
+        """The manifest, authenticated (and witnessed); in a read snapshot, once in it."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return self._manifest(keys, witnessed=witnessed)
+        if snapshot.serial != self.store.tx_serial:
+            raise RuntimeError("a read snapshot of another transaction is still open")
+        manifest = snapshot.manifest_for(keys, witnessed=witnessed)
+        if manifest is None:
+            manifest = self._manifest(keys, witnessed=witnessed)
+            snapshot.checked(manifest, witnessed=witnessed)
+        return manifest
+
+    def _buckets(self, keys: EnvironmentKeys, wanted: set[int] | None = None) -> bulk.Bucket:
+        """The verified rows of the buckets a read of many secrets takes (``wanted``, None:
+        all): in a read snapshot, those of a small environment all read and checked at
+        once (ReadSnapshot.holds), else _verified_bucket's, one by one."""
+        snapshot = self._snapshot
+        if snapshot is not None:
+            manifest = self._checked_manifest(keys)
+            if snapshot.holds(self.store, self.env, manifest, wanted):
+                return snapshot.rows.__getitem__
+        return partial(self._verified_bucket, keys)
 
     def _read_version(
         self, keys: EnvironmentKeys, found: _Found, version: int
@@ -314,7 +332,7 @@ class LocalAdapter(SecretBackend):
             keys = self._keys()
             if keys is None:
                 return []
-            opened = bulk.every_head(self._records(keys), partial(self._verified_bucket, keys))
+            opened = bulk.every_head(self._records(keys), self._buckets(keys))
         return bulk.summaries(opened, prefix, include_deleted=include_deleted)
 
     def values_of(self, names: list[str]) -> dict[str, bytes]:
@@ -327,7 +345,7 @@ class LocalAdapter(SecretBackend):
             keys = self._keys()
             if keys is None:
                 return {}
-            bucket = partial(self._verified_bucket, keys)
+            bucket = self._buckets(keys)
             return bulk.current_values(self.store, self.env, self._records(keys), bucket)
 
     def read_each(self, names: Iterable[str]) -> dict[str, bytes]:
@@ -338,7 +356,7 @@ class LocalAdapter(SecretBackend):
             keys = self._keys()
             if keys is not None:
                 wanted = [(name, self._lookup(keys, name)) for name in names]
-                bucket = partial(self._verified_bucket, keys)
+                bucket = self._buckets(keys, {bucket_of(lookup) for _, lookup in wanted})
                 with contextlib.suppress(BsecretsError):  # read again below, for its error
                     got = bulk.named_values(
                         self.store, self.env, self._records(keys), bucket, wanted

@@ -20,22 +20,36 @@ verify a bucket and query the manifest again for each), and the next read
 transaction keeps them while SQLite's data_version says that no other connection
 has committed since and this one has written no manifest (``exec`` lists the
 environment, then reads its secrets).
+
+:func:`verified_buckets` reads and checks every bucket of a small environment at
+once (a count, two statements, the digests compared together), for a snapshot to
+keep (``ls``, ``export``, ``exec``'s listing); anything that does not check leaves
+the read to go bucket by bucket, as before, for its error (bench/README.md, "Every
+bucket at once").
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from itertools import accumulate, repeat
+from operator import add
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.backends.local.records import RecordCipher, load_record
 from bsecrets.crypto.keys import EnvironmentKeys
 from bsecrets.errors import IntegrityError
-from bsecrets.vaultfile.manifest import Manifest
+from bsecrets.vaultfile.manifest import BUCKETS, Manifest, bucket_digests
 
 if TYPE_CHECKING:
     from bsecrets.vaultfile.store import VaultStore
 
 # the rows a read snapshot keeps, at most (each a few hundred bytes with its objects)
 KEPT_ROWS = 10_000
+# Reading and checking a bucket costs about as much as ROWS_A_BUCKET more rows read and
+# checked at once (verified_buckets; at 100 and 1,000 secrets: ~11 us a bucket, ~2 us
+# a row, bench/README.md "Every bucket at once")
+ROWS_A_BUCKET = 5
 Versions = dict[int, tuple[bytes, bytes]]  # version -> (record, the value's nonce + GCM tag)
 
 
@@ -74,6 +88,48 @@ def read_version(
     sealed = row_checked(store.version(env, secret_id, version), verified)
     meta = load_record(records.open("version", secret_id, version, verified[0]))
     return meta, records.open("value", secret_id, version, sealed)
+
+
+def verified_buckets(
+    store: VaultStore, env: str, manifest: Manifest, limit: int
+) -> tuple[list[BucketRows], int] | None:
+    """Every bucket's rows of an environment of at most ``limit`` rows, and how many: all
+    read at once (VaultStore.environment_rows) and all their digests checked against
+    ``manifest`` at once. None when the environment is larger, or when anything does not
+    check (a value's type, a bucket's digest): the caller reads bucket by bucket then, as
+    before, and so meets the same error in the same order."""
+    try:
+        read = store.environment_rows(env, limit)
+    except IntegrityError:  # a value of the wrong type
+        return None
+    if read is None:
+        return None
+    heads, (buckets, sids, numbers, records, nonces, tags) = read
+    head_ends, version_ends = _ends(heads[0]), _ends(buckets)
+    if head_ends is None or version_ends is None:
+        return None
+    value_tags = list(map(add, nonces, tags))
+    versions = (buckets, sids, numbers, records, value_tags)
+    if bucket_digests(heads, versions, (head_ends, version_ends)) != manifest.buckets:
+        return None
+    head_rows = list(zip(*heads[1:], strict=True))
+    version_rows = list(zip(*versions[1:], strict=True))
+    out, head_start, version_start = [], 0, 0
+    for head_end, version_end in zip(head_ends, version_ends, strict=True):
+        out.append(
+            BucketRows(head_rows[head_start:head_end], version_rows[version_start:version_end])
+        )
+        head_start, version_start = head_end, version_end
+    return out, len(head_rows) + len(version_rows)
+
+
+def _ends(buckets: Sequence[int]) -> list[int] | None:
+    """Where each bucket's rows end in ``buckets``, a sorted column of ints; None when one
+    is not a bucket (the bucket-by-bucket read does not see it)."""
+    if buckets and not 0 <= buckets[0] <= buckets[-1] < BUCKETS:
+        return None
+    counts = Counter(buckets)
+    return list(accumulate(map(counts.get, range(BUCKETS), repeat(0))))
 
 
 class BucketRows:
@@ -184,6 +240,24 @@ class ReadSnapshot:
     def checked(self, manifest: Manifest, *, witnessed: bool) -> None:
         self.manifest = manifest
         self.witnessed = self.witnessed or witnessed
+
+    def holds(
+        self, store: VaultStore, env: str, manifest: Manifest, wanted: set[int] | None
+    ) -> bool:
+        """Whether it holds the rows of every bucket ``wanted`` (None: of all), once it
+        has read and checked every bucket of the environment at once (verified_buckets)
+        if that costs less than reading the ones it lacks one by one: the environment
+        has at most KEPT_ROWS rows, and at most ROWS_A_BUCKET a bucket lacking when
+        only some are wanted (exec's reads after its listing lack none)."""
+        missing = BUCKETS - len(self.rows) if wanted is None else len(wanted - self.rows.keys())
+        if not missing:
+            return True
+        limit = KEPT_ROWS if wanted is None else min(KEPT_ROWS, missing * ROWS_A_BUCKET)
+        read = verified_buckets(store, env, manifest, limit)
+        if read is None:
+            return False
+        self.rows, self.size = dict(enumerate(read[0])), read[1]
+        return True
 
     def keep(self, bucket: int, rows: BucketRows, size: int) -> None:
         """Keeps ``rows`` (``size`` rows) while it holds at most KEPT_ROWS; past that a
