@@ -15,8 +15,9 @@ of the package with the one typing builds from the same body.
 The class is built here, as ``collections.namedtuple`` builds it (the same namespace,
 methods, docstrings and errors), but without its ``eval`` per class: ``__new__`` is
 compiled once per number of fields and its code renamed for each class (``code.replace``
-of the argument names), half of the 64 us a class took (bench/README.md,
-"``NamedTuple`` without an eval per class"). tests/test_named_tuples.py compares both.
+of the argument names), half of the 64 us a class took (bench/README.md, "Standard-library
+imports off the hot path, and ``NamedTuple`` without an eval"). tests/test_named_tuples.py
+compares both.
 
 Supported: fields with and without defaults, methods, properties, classmethods and
 staticmethods, a docstring, class constants without annotations. Not supported (not

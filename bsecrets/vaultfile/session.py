@@ -79,7 +79,7 @@ _FROM_URLSAFE = str.maketrans("-_", "+/")
 
 
 def _b64(data: bytes) -> str:
-    """``base64.urlsafe_b64encode`` without the padding (tests/test_session_b64.py)."""
+    """``base64.urlsafe_b64encode`` without the padding (tests/test_session_token_encoding)."""
     return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode()
 
 
