@@ -87,11 +87,21 @@ HOT_COMMANDS = {
 }
 
 PROBE = """
-import atexit, os, sys
+import atexit, builtins, os, sys
 sys.argv = ["bsecrets", *sys.argv[1:]]
+compiled = []
+real_compile = builtins.compile
+
+def compile(*args, **kwargs):  # the process's first call costs ~1 ms (its AST state)
+    if isinstance(args[0], str):  # not a module's source without its .pyc (bytes)
+        compiled.append(args[0][:40])
+    return real_compile(*args, **kwargs)
+
+builtins.compile = compile
 
 def report():
     sys.stdout.flush()
+    print("\\nCOMPILED " + repr(compiled), file=sys.stderr, flush=True)
     print("\\nMODULES " + " ".join(sorted(sys.modules)), file=sys.stderr, flush=True)
 
 real_execvpe = os.execvpe
@@ -114,13 +124,14 @@ def _without_site() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
 
 
-def modules_after(*args: str) -> tuple[int, set[str]]:
+def modules_after(*args: str) -> tuple[int, set[str], str]:
     result = subprocess.run(
         [sys.executable, "-S", "-c", PROBE, *args], capture_output=True, text=True, check=False,
         env=_without_site(), timeout=60,
     )  # fmt: skip
     line = [x for x in result.stderr.splitlines() if x.startswith("MODULES ")][-1]
-    return result.returncode, set(line.split()[1:])
+    compiled = [x for x in result.stderr.splitlines() if x.startswith("COMPILED ")][-1]
+    return result.returncode, set(line.split()[1:]), compiled.split(" ", 1)[1]
 
 
 def modules_at_start() -> set[str]:
@@ -141,7 +152,7 @@ def test_hot_commands_import_nothing_heavy(vault: Path, command: str) -> None:
     os.environ["BSECRETS_SESSION"] = session
     try:
         invoke(["ls"])  # fills the profile cache
-        code, modules = modules_after(*args)
+        code, modules, compiled = modules_after(*args)
     finally:
         del os.environ["BSECRETS_SESSION"]
     assert code == 0
@@ -154,6 +165,9 @@ def test_hot_commands_import_nothing_heavy(vault: Path, command: str) -> None:
     others = {m.split(".")[0] for m in loaded} - {"bsecrets"} - set(sys.stdlib_module_names)
     assert sorted(others - GET_THIRD_PARTY) == []
     assert sorted(loaded & STDLIB_NOT_HOT) == []
+    # no compile(): typing's TypedDict and NamedTuple call it for each annotation, and
+    # the first call of a process costs ~1 ms (events.py, named_tuples.py)
+    assert compiled == "[]"
     assert "bsecrets.cli.commands.setup" not in modules  # commands are built on demand
     assert "bsecrets.config.parser" not in modules
     # the session carries the environment keys: no X25519 (and its OpenSSL backend) on get

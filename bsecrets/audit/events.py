@@ -12,7 +12,7 @@ not convert. docs/audit.md lists the actions and outcomes for users.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any
 
 
 class Action(StrEnum):
@@ -87,33 +87,41 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
-class Actor(TypedDict):
-    """Who: the OS user, the principal (``owner``), the host and the process; ``via``
-    for a request to the server (``bsecrets serve from ADDRESS``)."""
+# The event's fields as the type checker knows them; at run time plain dicts (what a
+# TypedDict makes anyway): building the TypedDict classes called compile() for each
+# field's annotation, the process's first compile() costing ~1 ms of every command
+# (bench/README.md, "Standard-library imports off the hot path").
+if TYPE_CHECKING:
+    from typing import NotRequired, TypedDict
 
-    user: str
-    principal: str
-    host: str
-    pid: int
-    via: NotRequired[str]
+    class Actor(TypedDict):
+        """Who: the OS user, the principal (``owner``), the host and the process; ``via``
+        for a request to the server (``bsecrets serve from ADDRESS``)."""
 
+        user: str
+        principal: str
+        host: str
+        pid: int
+        via: NotRequired[str]
 
-class EventFields(TypedDict):
-    """One event as the logger hands it to a sink (the sink adds ``seq``; the local
-    log also ``state``, and ``late`` for an event chained after the fact). Stored
-    as canonical JSON: key order here means nothing."""
+    class EventFields(TypedDict):
+        """One event as the logger hands it to a sink (the sink adds ``seq``; the local
+        log also ``state``, and ``late`` for an event chained after the fact). Stored
+        as canonical JSON: key order here means nothing."""
 
-    v: int  # the event format, 1
-    time: str  # ISO UTC, milliseconds
-    actor: Actor
-    action: Action
-    env: str | None
-    outcome: Outcome
-    request_id: str  # one per process (one CLI command)
-    name: NotRequired[str]
-    names: NotRequired[list[str]]  # sorted
-    version: NotRequired[int]
-    reason: NotRequired[str]  # an error message: never a value
-    justification: NotRequired[str]  # the caller's --reason (a protected environment)
-    details: NotRequired[dict[str, Any]]
-    ci: NotRequired[dict[str, str]]
+        v: int  # the event format, 1
+        time: str  # ISO UTC, milliseconds
+        actor: Actor
+        action: Action
+        env: str | None
+        outcome: Outcome
+        request_id: str  # one per process (one CLI command)
+        name: NotRequired[str]
+        names: NotRequired[list[str]]  # sorted
+        version: NotRequired[int]
+        reason: NotRequired[str]  # an error message: never a value
+        justification: NotRequired[str]  # the caller's --reason (a protected environment)
+        details: NotRequired[dict[str, Any]]
+        ci: NotRequired[dict[str, str]]
+else:
+    Actor = EventFields = dict
