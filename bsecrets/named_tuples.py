@@ -46,7 +46,8 @@ else:
         code = _NEW_CODE.get(len(fields))
         if code is None:
             names = "".join(f"_{i}, " for i in range(len(fields)))
-            made = eval(f"lambda _cls, {names}: _tuple_new(_cls, ({names}))", {"_tuple_new": 0})
+            source = f"lambda _cls, {names}: _tuple_new(_cls, ({names}))"
+            made = eval(source, {})  # only its code is kept: each class binds its own globals
             code = _NEW_CODE[len(fields)] = made.__code__
         return code.replace(co_varnames=("_cls", *fields))
 

@@ -48,7 +48,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from bsecrets.cli.cli_context import CliContext
-from bsecrets.cli.exit_codes import ExitCode
 from bsecrets.cli.numbers import parse_whole_number
 from bsecrets.cli.outcome import exit_with, flush_quietly
 from bsecrets.config.settings import COMPLETE_VAR, ENV_NO_FAST, GLOBAL_OPTIONS, Settings
@@ -290,6 +289,8 @@ def _as_click_main(work: Callable[[], Any]) -> Any:
     try:
         return work()
     except KeyboardInterrupt:
+        from bsecrets.cli.exit_codes import ExitCode  # here: loaded for an error only
+
         return int(ExitCode.INTERRUPTED)
     except EOFError as exc:
         sys.stderr.write("\n")
@@ -297,5 +298,7 @@ def _as_click_main(work: Callable[[], Any]) -> Any:
     except OSError as exc:
         if exc.errno != errno.EPIPE:
             raise
+        from bsecrets.cli.exit_codes import ExitCode
+
         flush_quietly()
         return int(ExitCode.ERROR)

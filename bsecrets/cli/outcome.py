@@ -5,7 +5,8 @@ Both ways into a command go through :func:`exit_with`: the Typer app
 (``BsecretsGroup.main`` in app.py) and the fast path (fast.py), which runs
 ``get``, ``exec`` and ``export`` without importing typer. So this module imports no
 typer: the app passes what only it can recognise (click's usage errors, its Abort, a
-group's help) as the ``framework`` hook of :func:`exit_code_for`.
+group's help) as the ``framework`` hook of :func:`exit_code_for`. The exit-code table
+and the hints load only for an error (a command that succeeds does not need them).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from bsecrets.cli.exit_codes import ExitCode, exit_code_of
-from bsecrets.cli.hints import hint_for
 from bsecrets.config.settings import ENV_DEBUG, ENV_JSON
 from bsecrets.errors import BsecretsError
 
@@ -31,13 +30,19 @@ def render_error(
     *,
     as_json: bool = False,
     kind: str = "error",
-    exit_code: int = ExitCode.ERROR,
+    exit_code: int | None = None,
     applied: str | None = None,
 ) -> None:
     """An ``error:`` line and a ``hint:`` line on stderr; ``as_json``: one line, one JSON
-    object ``{"error", "hint", "kind", "exit_code"[, "applied"]}`` (docs/cli.md)."""
+    object ``{"error", "hint", "kind", "exit_code"[, "applied"]}`` (docs/cli.md);
+    ``exit_code`` None: ExitCode.ERROR."""
     if as_json:
         import json
+
+        from bsecrets.cli.exit_codes import ExitCode
+
+        if exit_code is None:
+            exit_code = ExitCode.ERROR
 
         record: dict[str, Any] = {
             "error": message,
@@ -69,6 +74,8 @@ def json_requested(args: Sequence[str], environ: Any = os.environ) -> bool:
 
 def interrupted(as_json: bool) -> int:
     """Ctrl-C (or the end of input at a prompt): ``interrupted``, exit 130."""
+    from bsecrets.cli.exit_codes import ExitCode
+
     code = ExitCode.INTERRUPTED
     render_error("interrupted", as_json=as_json, kind="interrupted", exit_code=code)
     return int(code)
@@ -79,6 +86,9 @@ def exit_code_for(
 ) -> int:
     """Render ``exc`` on stderr and return the exit code (docs/cli.md; a bsecrets error's
     from the table in bsecrets.cli.exit_codes)."""
+    from bsecrets.cli.exit_codes import ExitCode, exit_code_of
+    from bsecrets.cli.hints import hint_for
+
     debug = os.environ.get(ENV_DEBUG) == "1"
     if debug:
         import traceback

@@ -44,8 +44,6 @@ from bsecrets.models import (
 )
 from bsecrets.ports import Capability, SecretBackend, not_applied, stderr_warning
 from bsecrets.services.access import AccessGate
-from bsecrets.services.slots import FIELDS as SLOT_FIELDS
-from bsecrets.services.slots import slot_version
 from bsecrets.timeutil import Clock, utcnow
 from bsecrets.tracing import observers_from
 from bsecrets.vaultfile import session
@@ -298,11 +296,14 @@ class SecretsManager(ReflectiveModule):
         with self._op(Action.GET, env_name, name=name, changes=False) as note:
             note.version = version
             backend = self.backend(env_name)
-            if field in SLOT_FIELDS:  # a version a rotation keeps readable (docs/rotation.md)
-                kept = slot_version(self.gate, self.clock, env_name, base, field, backend)
-                secret = backend.get(base, kept)
-                note.version = secret.version
-                return secret
+            if sep:  # imported here: slots and rotations are off a plain get's path
+                from bsecrets.services import slots
+
+                if field in slots.FIELDS:  # a version a rotation keeps (docs/rotation.md)
+                    kept = slots.slot_version(self.gate, self.clock, env_name, base, field, backend)
+                    secret = backend.get(base, kept)
+                    note.version = secret.version
+                    return secret
             if sep and Capability.FIELDS not in backend.capabilities:
                 raise UsageError(
                     f"the {backend.kind} backend has no fields: '{name}'",

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from bsecrets.errors import IntegrityError, VaultNotFound
 from bsecrets.files import check_private_file
-from bsecrets.vaultfile import page_check
 from bsecrets.vaultfile.connection import connect, writers_of
 from bsecrets.vaultfile.schema import (
     blob,
@@ -490,7 +489,9 @@ class VaultStore:
 
     # --- page-level integrity (bsecrets verify) ---------------------------
 
-    def page_problems(self, limit: int = page_check.PAGE_PROBLEMS) -> list[tuple[str, str]]:
+    def page_problems(self) -> list[tuple[str, str]]:
         """(table, problem) pairs from SQLite's own check of every page of the file;
         [] when intact (:func:`bsecrets.vaultfile.page_check.page_problems`)."""
-        return page_check.page_problems(self._conn, limit)
+        from bsecrets.vaultfile import page_check
+
+        return page_check.page_problems(self._conn)
