@@ -63,15 +63,19 @@ GET_MODULES = {
 # the command's own, so that exec's modules do not creep into export, nor either into get.
 NOT_GET = GET_MODULES - {"bsecrets.cli.commands.get_value"}
 BULK_MODULES = {
-    "bsecrets.cli.option_lists", "bsecrets.config.envmap", "bsecrets.formats",
-    "bsecrets.formats.codecs", "bsecrets.services.env_layers", "bsecrets.services.transfer",
+    "bsecrets.cli.option_lists", "bsecrets.config.envmap", "bsecrets.services.env_layers",
 }  # fmt: skip
+# exec's plain path does without the formats, the transfer service, the template parser
+# (an --env-file's) and the masking (a supervised child's): they load where used
 EXEC_MODULES = NOT_GET | BULK_MODULES | {
-    "bsecrets.cli.commands.exec_child", "bsecrets.run", "bsecrets.run.masking",
-    "bsecrets.run.supervise", "bsecrets.run.template", "bsecrets.services.env_file",
-    "bsecrets.services.exec_env", "bsecrets.services.exec_inputs", "bsecrets.services.exec_run",
+    "bsecrets.cli.commands.exec_child", "bsecrets.run", "bsecrets.run.supervise",
+    "bsecrets.services.env_file", "bsecrets.services.exec_env", "bsecrets.services.exec_inputs",
+    "bsecrets.services.exec_run",
 }  # fmt: skip
-EXPORT_MODULES = NOT_GET | BULK_MODULES | {"bsecrets.cli.commands.export_secrets"}
+EXPORT_MODULES = NOT_GET | BULK_MODULES | {
+    "bsecrets.cli.commands.export_secrets", "bsecrets.formats", "bsecrets.formats.codecs",
+    "bsecrets.services.transfer",
+}  # fmt: skip
 PUT_MODULES = NOT_GET | {"bsecrets.cli.commands.put_value"}
 RENDER_MODULES = NOT_GET | {
     "bsecrets.cli.commands.render_template", "bsecrets.run", "bsecrets.run.template",

@@ -31,7 +31,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from bsecrets.files import restore_for_child
-from bsecrets.run.masking import Redactor
 
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 TERMINATING = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
@@ -62,6 +61,8 @@ class _Stream:
     """One child output: where to read, where to write, its redactor."""
 
     def __init__(self, fd: int, out_fd: int, values: Iterable[bytes], is_pty: bool) -> None:
+        from bsecrets.run.masking import Redactor  # here: an exec that replaces itself skips it
+
         self.fd = fd
         self.out_fd = out_fd
         self.redactor = Redactor(values)

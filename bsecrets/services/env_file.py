@@ -32,9 +32,7 @@ from typing import TYPE_CHECKING
 from bsecrets.config.envmap import PRISTINE_KEEP, WITHHELD, is_protected
 from bsecrets.errors import BsecretsError, InsecureFile, NextStep, UsageError
 from bsecrets.files import check_trusted_file
-from bsecrets.formats.codecs import parse_dotenv
 from bsecrets.named_tuples import NamedTuple
-from bsecrets.run.template import parse_body
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager
@@ -104,6 +102,8 @@ def read_text(path: str) -> str:
 
 def parse(text: str, shown: str) -> list[Line]:
     """The settings of one file (python-dotenv's parser, as ``import``)."""
+    from bsecrets.formats.codecs import parse_dotenv  # here: an exec without a file skips it
+
     lines = []
     for entry in parse_dotenv(text, shown):
         where = f"{shown}:{entry.line}"
@@ -120,6 +120,8 @@ def parse(text: str, shown: str) -> list[Line]:
 
 
 def _reference(key: str, value: str, where: str) -> Line:
+    from bsecrets.run.template import parse_body
+
     try:
         if not value.startswith(f"{SCHEME}//"):
             raise ValueError("expected bsecrets://ENV/NAME")

@@ -19,11 +19,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from bsecrets.audit.events import Action
-from bsecrets.config.envmap import check_prefix, select_names
+from bsecrets.config.envmap import select_names
 from bsecrets.errors import BsecretsError, Conflict, NextStep, SecretNotFound, UsageError
-from bsecrets.formats.codecs import VARIABLE_FORMATS, variables
 from bsecrets.named_tuples import NamedTuple
-from bsecrets.services.transfer import Export, check_settable, export_env, export_items
 
 if TYPE_CHECKING:
     from bsecrets.audit.logger import Note
@@ -169,39 +167,3 @@ def refuse_collisions(found: Mapping[str, Sequence[str]]) -> None:
         + (f"; and {more} more" if more > 0 else ""),
         hint="keep one of each, or rename one; without strict checking the later one wins",
     )
-
-
-def export_layers(
-    manager: SecretsManager,
-    envs: Sequence[str | None],
-    fmt: str,
-    *,
-    only: Sequence[str] = (),
-    prefix: str = "",
-    allow_override: Sequence[str] = (),
-    strict: bool = False,
-) -> Export:
-    """``export -e shared -e dev``: the layers' secrets merged (the later one wins), one
-    audited ``export`` read per environment naming the secrets taken from it. One
-    environment is services.transfer.export_env, as it always was."""
-    if len(envs) == 1:
-        return export_env(
-            manager, envs[0], fmt, only=only, prefix=prefix, allow_override=allow_override
-        )
-    check_prefix(prefix)
-    if prefix and fmt not in VARIABLE_FORMATS:  # as export_env
-        raise UsageError(
-            f"--prefix names variables, and --format {fmt} is keyed by secret name",
-            step=NextStep("drop_prefix_or_use_variable_format", format=fmt),
-        )
-    layers = plan(manager, envs, only)
-    if strict:
-        refuse_collisions(layers.held_by)
-    if fmt in VARIABLE_FORMATS:  # before any value is read
-        check_settable(variables(layers.names, prefix), allow_override)
-    reads = {layer.env: layer.names for layer in layers.layers}
-    with reading(manager, reads, action=Action.EXPORT) as (found, _notes):
-        values = {name: found[(layer.env, name)] for layer in layers.layers for name in layer.names}
-        values = dict(sorted(values.items()))
-        items = export_items(values, fmt, allow_override, prefix)
-    return Export(layers.label, items, values)

@@ -9,7 +9,7 @@ the process.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from bsecrets.audit.events import Action
@@ -18,6 +18,7 @@ from bsecrets.errors import BsecretsError, EmptyValue, NextStep, SecretNotFound,
 from bsecrets.formats.codecs import VARIABLE_FORMATS, Entry, FormatError, variables
 from bsecrets.models import validate_name, validate_value
 from bsecrets.named_tuples import NamedTuple
+from bsecrets.services.env_layers import plan, reading, refuse_collisions
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager
@@ -73,6 +74,44 @@ def export_env(
     with manager.reading(env_name, names, action=Action.EXPORT) as (values, _note):
         items = export_items(values, fmt, allow_override, prefix)
     return Export(env_name, items, values)
+
+
+def export_layers(
+    manager: SecretsManager,
+    envs: Sequence[str | None],
+    fmt: str,
+    *,
+    only: Sequence[str] = (),
+    prefix: str = "",
+    allow_override: Sequence[str] = (),
+    strict: bool = False,
+) -> Export:
+    """``export -e shared -e dev``: the layers' secrets merged (the later one wins), one
+    audited ``export`` read per environment naming the secrets taken from it. One
+    environment is export_env, as it always was. Here, not in env_layers: exec's
+    layers need none of the formats (bench/README.md, "Standard-library imports off
+    the hot path")."""
+    if len(envs) == 1:
+        return export_env(
+            manager, envs[0], fmt, only=only, prefix=prefix, allow_override=allow_override
+        )
+    check_prefix(prefix)
+    if prefix and fmt not in VARIABLE_FORMATS:  # as export_env
+        raise UsageError(
+            f"--prefix names variables, and --format {fmt} is keyed by secret name",
+            step=NextStep("drop_prefix_or_use_variable_format", format=fmt),
+        )
+    layers = plan(manager, envs, only)
+    if strict:
+        refuse_collisions(layers.held_by)
+    if fmt in VARIABLE_FORMATS:  # before any value is read
+        check_settable(variables(layers.names, prefix), allow_override)
+    reads = {layer.env: layer.names for layer in layers.layers}
+    with reading(manager, reads, action=Action.EXPORT) as (found, _notes):
+        values = {name: found[(layer.env, name)] for layer in layers.layers for name in layer.names}
+        values = dict(sorted(values.items()))
+        items = export_items(values, fmt, allow_override, prefix)
+    return Export(layers.label, items, values)
 
 
 def read_chosen(manager: SecretsManager, env: str | None, only: list[str]) -> dict[str, bytes]:

@@ -16,7 +16,7 @@ from bsecrets.errors import UsageError
 from bsecrets.files import refuse_folder, write_private_file
 from bsecrets.formats import codecs as formats
 from bsecrets.named_tuples import NamedTuple
-from bsecrets.services.env_layers import export_layers
+from bsecrets.services.transfer import export_layers
 
 
 class ExportOptions(NamedTuple):
