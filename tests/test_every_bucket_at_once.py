@@ -20,19 +20,15 @@ from typing import Any
 
 import pytest
 from helpers.cli import invoke, run_cli
-from helpers.local_vault import Statements, dev_adapter
-from helpers.values import PASSPHRASE
+from helpers.local_vault import Statements, counted, dev_adapter, second_connection
 from test_local_batch import reference_digest
 
 from bsecrets.backends.local import buckets
 from bsecrets.backends.local.adapter import LocalAdapter
 from bsecrets.errors import IntegrityError
 from bsecrets.testing.backend import ACTOR
-from bsecrets.timeutil import utcnow
-from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.manifest import BUCKETS, EMPTY_BUCKET, bucket_digests
 from bsecrets.vaultfile.schema import sorted_columns
-from bsecrets.vaultfile.vault import LocalVault
 
 LIMIT = 40  # KEPT_ROWS in most tests here, so that the environments stay small
 HEAD_READ = "SELECT lookup, secret_id, record FROM secrets INDEXED BY secrets_by_bucket"
@@ -44,16 +40,6 @@ COUNT = "SELECT (SELECT count(*) FROM (SELECT 1 FROM secrets"
 @pytest.fixture
 def backend(tmp_path: Path) -> Iterator[LocalAdapter]:
     yield from dev_adapter(tmp_path / "v" / "vault.db")
-
-
-def _count(seen: Counter[str], start: str) -> int:
-    return sum(n for sql, n in seen.items() if sql.startswith(start))
-
-
-def _fresh(backend: LocalAdapter) -> LocalAdapter:
-    """The same environment through a connection of its own: nothing kept."""
-    vault = LocalVault.open(backend.store.path, Credentials(passphrase=PASSPHRASE), utcnow)
-    return LocalAdapter(vault, "dev", utcnow)
 
 
 def _rows(backend: LocalAdapter) -> int:
@@ -91,7 +77,7 @@ def _answers(backend: LocalAdapter, seen: Counter[str]) -> tuple[Any, ...]:
     (render); the statements of the first three counted in ``seen``."""
     answers: list[Any] = []
     for part in ("listing", "some"):
-        fresh = _fresh(backend)
+        fresh = second_connection(backend)
         try:
             with Statements(fresh) as statements:
                 if part == "listing":
@@ -118,13 +104,13 @@ def test_the_answers_are_those_read_bucket_by_bucket(
     at_once = _answers(backend, seen)
     monkeypatch.setattr(buckets, "KEPT_ROWS", 0)  # nothing read at once, nor kept
     assert _answers(backend, one_by_one) == at_once
-    assert _count(one_by_one, EVERY_HEAD_READ) == (rows == 0)  # none: none to read
+    assert counted(one_by_one, EVERY_HEAD_READ) == (rows == 0)  # none: none to read
     if rows <= LIMIT:  # ls read every bucket at once, and the next reads kept them
-        assert _count(seen, EVERY_HEAD_READ) == 1
-        assert _count(seen, HEAD_READ) == 0
+        assert counted(seen, EVERY_HEAD_READ) == 1
+        assert counted(seen, HEAD_READ) == 0
     else:
-        assert _count(seen, EVERY_HEAD_READ) == 0
-        assert _count(seen, HEAD_READ) >= BUCKETS
+        assert counted(seen, EVERY_HEAD_READ) == 0
+        assert counted(seen, HEAD_READ) >= BUCKETS
 
 
 @pytest.mark.parametrize("rows", [0, 2, LIMIT - 1, LIMIT, LIMIT + 1])
@@ -141,7 +127,7 @@ def test_the_rows_kept_are_each_bucket_s_rows(backend: LocalAdapter, rows: int) 
             read = buckets.verified_buckets(store, "dev", manifest, LIMIT)
         if rows > LIMIT:
             assert read is None
-            assert _count(seen, COUNT) == 1 and sum(seen.values()) == 1
+            assert counted(seen, COUNT) == 1 and sum(seen.values()) == 1
             return
         assert read is not None
         every, held = read
@@ -166,25 +152,25 @@ def test_a_large_environment_is_read_bucket_by_bucket_having_been_counted(
         for i in range(limit // 2 - 1):  # with "first": limit rows
             backend.put(f"K{i:05d}", b"v", actor=ACTOR)
     assert _rows(backend) == limit
-    fresh = _fresh(backend)
+    fresh = second_connection(backend)
     try:
         with Statements(fresh) as seen:
             assert len(fresh.current_values()) == limit // 2
-        assert _count(seen, EVERY_HEAD_READ) == _count(seen, EVERY_VERSION_READ) == 1
-        assert _count(seen, HEAD_READ) == 0
+        assert counted(seen, EVERY_HEAD_READ) == counted(seen, EVERY_VERSION_READ) == 1
+        assert counted(seen, HEAD_READ) == 0
     finally:
         fresh.vault.close()
     backend.put("K00000", b"w", actor=ACTOR)  # a second version: one row more
-    fresh = _fresh(backend)
+    fresh = second_connection(backend)
     try:
         with Statements(fresh) as seen:
             values = fresh.current_values()
             assert len(fresh.list_secrets()) == len(values) == limit // 2
         assert values["K00000"] == b"w"
-        assert _count(seen, COUNT) == 2  # export, then ls: counted, not read
-        assert _count(seen, EVERY_HEAD_READ) == _count(seen, EVERY_VERSION_READ) == 0
+        assert counted(seen, COUNT) == 2  # export, then ls: counted, not read
+        assert counted(seen, EVERY_HEAD_READ) == counted(seen, EVERY_VERSION_READ) == 0
         # export read every bucket, ls those that did not fit in what a snapshot keeps
-        assert BUCKETS < _count(seen, HEAD_READ) < 2 * BUCKETS
+        assert BUCKETS < counted(seen, HEAD_READ) < 2 * BUCKETS
     finally:
         fresh.vault.close()
 
@@ -206,15 +192,15 @@ def test_some_secrets_are_read_at_once_only_when_that_costs_less(
     rows = _rows(backend)  # 62
     for per_bucket, at_once in ((rows // touched + 1, True), (rows // touched - 1, False)):
         monkeypatch.setattr(buckets, "ROWS_A_BUCKET", per_bucket)
-        fresh = _fresh(backend)
+        fresh = second_connection(backend)
         try:
             with Statements(fresh) as seen:
                 assert fresh.read_each(wanted) == {n: n.encode() for n in wanted}
         finally:
             fresh.vault.close()
-        assert _count(seen, COUNT) == 1
-        assert _count(seen, EVERY_HEAD_READ) == at_once
-        assert _count(seen, HEAD_READ) == (0 if at_once else touched)
+        assert counted(seen, COUNT) == 1
+        assert counted(seen, EVERY_HEAD_READ) == at_once
+        assert counted(seen, HEAD_READ) == (0 if at_once else touched)
 
 
 # --- the digests, and the types, of every row at once -------------------------------

@@ -11,14 +11,13 @@ import hashlib
 import os
 import random
 import sqlite3
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers.cli import invoke
-from helpers.local_vault import Statements, dev_adapter
+from helpers.local_vault import Statements, counted, dev_adapter, names_in_bucket
 from helpers.values import PASSPHRASE
 
 from bsecrets.backends.local.adapter import LocalAdapter
@@ -54,17 +53,6 @@ HEAD_READ = "SELECT lookup, secret_id, record FROM secrets INDEXED BY secrets_by
 MANIFEST_WRITE = "INSERT OR REPLACE INTO manifests (env, generation, buckets, mac) VALUES"
 
 
-def _manifest_writes(seen: Counter[str]) -> int:
-    return sum(n for sql, n in seen.items() if sql.startswith(MANIFEST_WRITE))
-
-
-def _names_in_bucket(backend: LocalAdapter, bucket: int, count: int) -> list[str]:
-    keys = backend.vault.env_keys("dev")
-    assert keys is not None
-    names = (f"N{i}" for i in range(100_000))
-    return [n for n in names if keys.lookup(n)[0] == bucket][:count]
-
-
 def test_a_transaction_reads_each_bucket_once_and_writes_the_manifest_once(
     backend: LocalAdapter,
 ) -> None:
@@ -78,7 +66,7 @@ def test_a_transaction_reads_each_bucket_once_and_writes_the_manifest_once(
             backend.put(name, name.encode(), actor=ACTOR)
     # one checked read of each bucket, one read for its new digest at the end
     assert seen[HEAD_READ] == 2 * len(touched) < len(names)
-    assert _manifest_writes(seen) == 1
+    assert counted(seen, MANIFEST_WRITE) == 1
     assert backend.store.manifest("dev")[0] == generation + 1  # type: ignore[index]
     assert backend.verify_rows() == len(names) + 1
     assert backend.get("IMPORTED_0599").value == b"IMPORTED_0599"
@@ -90,12 +78,12 @@ def test_a_put_alone_still_writes_its_manifest(backend: LocalAdapter) -> None:
         backend.delete("alone")
         backend.restore("alone")
         backend.purge("alone")
-    assert _manifest_writes(seen) == 4
+    assert counted(seen, MANIFEST_WRITE) == 4
     assert backend.verify_rows() == 1
 
 
 def test_reads_inside_a_transaction_see_its_writes(backend: LocalAdapter, tmp_path: Path) -> None:
-    same = _names_in_bucket(backend, 7, 3)  # writes that share one bucket
+    same = names_in_bucket(backend, 7, 3)  # writes that share one bucket
     with backend.transaction():
         for name in same:
             backend.put(name, b"v1", actor=ACTOR, tags={"t": "1"})
@@ -145,7 +133,7 @@ def test_a_damaged_bucket_fails_the_transaction_that_reads_it(
     backend: LocalAdapter, damage: str
 ) -> None:
     """Only the first read of a bucket is checked in a transaction: it still is."""
-    victim, neighbour = _names_in_bucket(backend, 42, 2)
+    victim, neighbour = names_in_bucket(backend, 42, 2)
     backend.put(victim, b"v", actor=ACTOR)
     keys = backend.vault.env_keys("dev")
     assert keys is not None

@@ -14,13 +14,17 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.local_vault import Statements, dev_adapter
-from helpers.values import PASSPHRASE
+from helpers.local_vault import (
+    Statements,
+    counted,
+    dev_adapter,
+    names_in_bucket,
+    second_connection,
+)
 
 from bsecrets.backends.local import buckets
 from bsecrets.backends.local.adapter import LocalAdapter
@@ -28,9 +32,7 @@ from bsecrets.backends.local.bulk import KEYS_PER_READ
 from bsecrets.errors import IntegrityError, SecretNotFound
 from bsecrets.testing.backend import ACTOR
 from bsecrets.timeutil import utcnow
-from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.manifest import BUCKETS, Manifest, bucket_digest
-from bsecrets.vaultfile.vault import LocalVault
 
 HEAD_READ = "SELECT lookup, secret_id, record FROM secrets INDEXED BY secrets_by_bucket"
 MANIFEST_READ = "SELECT generation, buckets, mac FROM manifests"
@@ -42,23 +44,6 @@ EVERY_HEAD_READ = "SELECT bucket, lookup, secret_id, record FROM secrets"  # eve
 @pytest.fixture
 def backend(tmp_path: Path) -> Iterator[LocalAdapter]:
     yield from dev_adapter(tmp_path / "v" / "vault.db")
-
-
-def _other_connection(backend: LocalAdapter) -> LocalAdapter:
-    """The same environment through a connection of its own (as another process has)."""
-    vault = LocalVault.open(backend.store.path, Credentials(passphrase=PASSPHRASE), utcnow)
-    return LocalAdapter(vault, "dev", utcnow)
-
-
-def _count(seen: Counter[str], start: str) -> int:
-    return sum(n for sql, n in seen.items() if sql.startswith(start))
-
-
-def _names_in_bucket(backend: LocalAdapter, bucket: int, count: int) -> list[str]:
-    keys = backend.vault.env_keys("dev")
-    assert keys is not None
-    names = (f"N{i}" for i in range(100_000))
-    return [n for n in names if keys.lookup(n)[0] == bucket][:count]
 
 
 def _flip_head(db_path: Path, lookup: bytes) -> None:
@@ -109,14 +94,14 @@ def test_a_snapshot_checks_each_bucket_and_the_manifest_once(
     touched = {keys.lookup(n)[0] for n in names}
     with Statements(backend) as seen:
         assert backend.read_each(names) == {n: n.encode() for n in names}
-    assert _count(seen, HEAD_READ) == len(touched) < len(names)
-    assert _count(seen, MANIFEST_READ) == 1
-    assert _count(seen, "BEGIN") == 1
-    assert _count(seen, VERSIONS_BY_KEY) == 1 and _count(seen, VERSION_READ) == 0
+    assert counted(seen, HEAD_READ) == len(touched) < len(names)
+    assert counted(seen, MANIFEST_READ) == 1
+    assert counted(seen, "BEGIN") == 1
+    assert counted(seen, VERSIONS_BY_KEY) == 1 and counted(seen, VERSION_READ) == 0
     backend.delete(names[7])  # not a plain current value: read one by one, get's error
     with Statements(backend) as seen, pytest.raises(SecretNotFound, match="was deleted"):
         backend.read_each(names)
-    assert _count(seen, VERSION_READ) == 7
+    assert counted(seen, VERSION_READ) == 7
 
 
 def test_the_next_snapshot_checks_again_only_what_another_connection_changed(
@@ -128,20 +113,20 @@ def test_the_next_snapshot_checks_again_only_what_another_connection_changed(
         assert backend.get("kept").value == b"1"
         assert [s.name for s in backend.list_secrets()] == ["first", "kept"]
     # ls: every bucket (the environment is small: at once), kept with the one get read
-    assert _count(seen, HEAD_READ) == 0 and _count(seen, EVERY_HEAD_READ) == 1
+    assert counted(seen, HEAD_READ) == 0 and counted(seen, EVERY_HEAD_READ) == 1
     with Statements(backend) as seen:
         assert [s.name for s in backend.list_secrets()] == ["first", "kept"]
         assert backend.get("kept").value == b"1"
-    assert _count(seen, EVERY_HEAD_READ) == _count(seen, HEAD_READ) == 0
+    assert counted(seen, EVERY_HEAD_READ) == counted(seen, HEAD_READ) == 0
     with Statements(backend) as seen:
         assert backend.get("kept").value == b"1"
-    assert _count(seen, HEAD_READ) == _count(seen, MANIFEST_READ) == 0
-    other = _other_connection(backend)
+    assert counted(seen, HEAD_READ) == counted(seen, MANIFEST_READ) == 0
+    other = second_connection(backend)
     try:
         other.put("kept", b"2", actor=ACTOR)  # another connection commits
         with Statements(backend) as seen:
             assert backend.get("kept").value == b"2"
-        assert _count(seen, HEAD_READ) == _count(seen, MANIFEST_READ) == 1
+        assert counted(seen, HEAD_READ) == counted(seen, MANIFEST_READ) == 1
     finally:
         other.vault.close()
 
@@ -151,13 +136,13 @@ def test_a_bucket_changed_by_another_process_is_checked_again(
 ) -> None:
     """The bucket a read kept is damaged by another process: the next read checks it
     again and fails, though the secret it reads is not the one changed."""
-    reader, victim = _names_in_bucket(backend, 99, 2)
+    reader, victim = names_in_bucket(backend, 99, 2)
     backend.put(reader, b"r", actor=ACTOR)
     backend.put(victim, b"v", actor=ACTOR)
     assert backend.get(reader).value == b"r"
     with Statements(backend) as seen:
         assert backend.get(reader).value == b"r"  # from the rows kept
-    assert _count(seen, HEAD_READ) == 0
+    assert counted(seen, HEAD_READ) == 0
     keys = backend.vault.env_keys("dev")
     assert keys is not None
     _flip_head(backend.store.path, keys.lookup(victim))
@@ -195,12 +180,12 @@ def test_a_snapshot_keeps_a_bounded_number_of_rows(
     with Statements(backend) as seen, backend.snapshot():
         assert len(backend.list_secrets()) == 21
         assert backend.read_each(names) == dict.fromkeys(names, b"x")
-    assert 256 + 20 - 5 <= _count(seen, HEAD_READ) <= 256 + 20
-    assert _count(seen, MANIFEST_READ) == 1
+    assert 256 + 20 - 5 <= counted(seen, HEAD_READ) <= 256 + 20
+    assert counted(seen, MANIFEST_READ) == 1
     with Statements(backend) as seen:  # the next one keeps those five, no more
         assert backend.read_each(names) == dict.fromkeys(names, b"x")
-    assert 20 - 5 <= _count(seen, HEAD_READ) <= 20
-    assert _count(seen, MANIFEST_READ) == 0
+    assert 20 - 5 <= counted(seen, HEAD_READ) <= 20
+    assert counted(seen, MANIFEST_READ) == 0
 
 
 # --- every current value at once ------------------------------------------------------
@@ -228,7 +213,7 @@ def _varied(backend: LocalAdapter) -> None:
 
 def test_every_current_value_is_what_get_reads(backend: LocalAdapter) -> None:
     _varied(backend)
-    fresh = _other_connection(backend)  # nothing kept: every bucket read
+    fresh = second_connection(backend)  # nothing kept: every bucket read
     try:
         live = [s.name for s in fresh.list_secrets()]
         one_by_one = {name: fresh.get(name).value for name in live}
@@ -245,8 +230,8 @@ def test_every_current_value_is_what_get_reads(backend: LocalAdapter) -> None:
     deleted = [s.name for s in backend.list_secrets(include_deleted=True) if s.deleted]
     assert deleted and not set(deleted) & set(every)
     # a few statements for the values, none per secret
-    assert _count(seen, VERSIONS_BY_KEY) == -(-len(every) // KEYS_PER_READ) > 1
-    assert _count(seen, VERSION_READ) == 0
+    assert counted(seen, VERSIONS_BY_KEY) == -(-len(every) // KEYS_PER_READ) > 1
+    assert counted(seen, VERSION_READ) == 0
 
 
 def test_a_value_moved_to_another_secret_fails_as_it_does_one_by_one(
@@ -289,7 +274,7 @@ def test_the_first_fault_in_bucket_order_is_the_error(backend: LocalAdapter) -> 
     does not match the manifest: reading one by one meets the value first, and so does
     the bulk read (which checks every bucket before it opens anything, then reads one by
     one again to give that error)."""
-    early, later = _names_in_bucket(backend, 3, 1)[0], _names_in_bucket(backend, 200, 1)[0]
+    early, later = names_in_bucket(backend, 3, 1)[0], names_in_bucket(backend, 200, 1)[0]
     for name in (early, later, "other"):
         backend.put(name, name.encode(), actor=ACTOR)
     keys = backend.vault.env_keys("dev")

@@ -47,3 +47,23 @@ class Statements:
 
     def __exit__(self, *exc: object) -> None:
         self.conn.set_trace_callback(None)
+
+
+def counted(seen: Counter[str], start: str) -> int:
+    """How many of the statements ``seen`` (Statements) begin with ``start``."""
+    return sum(n for sql, n in seen.items() if sql.startswith(start))
+
+
+def names_in_bucket(backend: LocalAdapter, bucket: int, count: int) -> list[str]:
+    """``count`` secret names whose lookups fall in ``bucket`` of environment dev."""
+    keys = backend.vault.env_keys("dev")
+    assert keys is not None
+    names = (f"N{i}" for i in range(100_000))
+    return [n for n in names if keys.lookup(n)[0] == bucket][:count]
+
+
+def second_connection(backend: LocalAdapter) -> LocalAdapter:
+    """The same environment through a connection of its own (as another process has):
+    nothing kept from ``backend``'s reads."""
+    vault = LocalVault.open(backend.store.path, Credentials(passphrase=PASSPHRASE), utcnow)
+    return LocalAdapter(vault, "dev", utcnow)
