@@ -11,9 +11,13 @@ import contextlib
 import errno
 import os
 import stat
-from pathlib import Path
+from typing import TypeAlias
 
 from bsecrets.errors import InsecureFile, StorageError, UsageError
+
+# A path as the callers hold it: text (the hot commands keep pathlib unloaded, ~4 ms of
+# every command) or a Path (everywhere else). What this module builds from it is text.
+StrPath: TypeAlias = "str | os.PathLike[str]"
 
 _ORIGINAL: dict[str, int] = {}  # what harden_process changed, for restore_for_child
 
@@ -102,7 +106,7 @@ def _parts(path: str) -> list[str]:
     return [part for part in reversed(path.split("/")) if part and part != "."]
 
 
-def _walk(path: Path, subject: str, instead: str | None) -> tuple[str, os.stat_result] | None:
+def _walk(path: StrPath, subject: str, instead: str | None) -> tuple[str, os.stat_result] | None:
     """Follow ``path`` as the kernel does and check every folder and link on the way.
 
     Returns the real path and lstat of the last component, or None when some
@@ -161,7 +165,7 @@ def _walk(path: Path, subject: str, instead: str | None) -> tuple[str, os.stat_r
         return None
 
 
-def check_trusted_dirs(path: Path, *, what: str = "folder") -> bool:
+def check_trusted_dirs(path: StrPath, *, what: str = "folder") -> bool:
     """Refuse (InsecureFile, exit 4) a folder that others could change, or one
     reached through such a folder: ``path`` and every folder above it must
     belong to you or root and not be writable by group or others, unless
@@ -171,7 +175,7 @@ def check_trusted_dirs(path: Path, *, what: str = "folder") -> bool:
     part that exists was checked). A no-op where there are no POSIX owners.
     """
     if not hasattr(os, "geteuid"):  # pragma: no cover - not POSIX
-        return path.exists()
+        return os.path.exists(path)
     subject = f"{what} {path}"
     found = _walk(path, subject, None)
     if found is None:
@@ -182,7 +186,7 @@ def check_trusted_dirs(path: Path, *, what: str = "folder") -> bool:
 
 
 def check_trusted_file(
-    path: Path, *, private: bool, what: str = "file", instead: str | None = None
+    path: StrPath, *, private: bool, what: str = "file", instead: str | None = None
 ) -> os.stat_result | None:
     """Refuse (InsecureFile, exit 4) a file that someone else could have written.
 
@@ -234,17 +238,17 @@ def check_trusted_file(
     return st
 
 
-def ensure_private_dir(path: Path) -> None:
+def ensure_private_dir(path: StrPath) -> None:
     """Create ``path`` (and parents) 0700 if missing. Refuse (InsecureFile) a
     folder that is not yours or that others can write, and one under a folder
     that is not trusted (check_trusted_dirs)."""
     existed = check_trusted_dirs(path)  # create nothing under an untrusted folder
     try:
-        if not existed:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not existed:  # the mode is the last folder's; those above get the umask's
+            os.makedirs(path, mode=0o700, exist_ok=True)
             # again: another user may have made a missing folder before mkdir did
             check_trusted_dirs(path)
-        st = path.stat()
+        st = os.stat(path)
     except OSError as exc:
         raise storage_error(exc, path) from exc
     if hasattr(os, "geteuid") and st.st_uid != _me():
@@ -255,14 +259,14 @@ def ensure_private_dir(path: Path) -> None:
         raise InsecureFile(f"{path} can be written by other users", hint=f"chmod 700 {path}")
 
 
-def check_private_file(path: Path, *, what: str = "file") -> None:
+def check_private_file(path: StrPath, *, what: str = "file") -> None:
     """Refuse a file that group or others can read or write, that belongs to
     someone else, or that is reached through a folder that is not trusted.
     A missing file passes (the caller's open reports it)."""
     check_trusted_file(path, private=True, what=what)
 
 
-def refuse_folder(path: Path, option: str) -> None:
+def refuse_folder(path: StrPath, option: str) -> None:
     """Before reading what ``option`` (``-o``) will write to ``path``: a folder there is
     a usage error (exit 2) now, not a failed rename after the values were read. A
     symbolic link is fine: write_private_file replaces the link, never its target."""
@@ -276,25 +280,61 @@ def refuse_folder(path: Path, option: str) -> None:
         )
 
 
-def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+def _text(path: StrPath) -> str:
+    """``path`` as text, without the trailing slashes a Path drops."""
+    text = os.fspath(path)
+    return text.rstrip("/") or text[:1]
+
+
+def exists(path: StrPath) -> bool:
+    """``Path(path).exists()``: False when it or a folder on the way is missing (or a link
+    loops), OSError for anything else (a folder we may not search)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            return False
+        raise
+    except ValueError:  # a NUL in the name
+        return False
+    return True
+
+
+def tidy(path: str) -> str:
+    """``path`` spelled as ``str(Path(path))`` spells it: no empty or '.' parts, no trailing '/'
+    ('..' stays: a symbolic link may stand before it)."""
+    parts = [part for part in path.split("/") if part and part != "."]
+    root = "//" if path[:2] == "//" and path[2:3] != "/" else "/" if path[:1] == "/" else ""
+    return root + "/".join(parts) or "."
+
+
+def parent(path: StrPath) -> str:
+    """The folder that holds ``path``, as ``Path(path).parent`` names it ('.' for a bare name)."""
+    folder, sep, _ = _text(path).rpartition("/")
+    return folder.rstrip("/") or sep or "."
+
+
+def write_private_file(path: StrPath, data: bytes, *, exclusive: bool = False) -> None:
     """Write ``data`` atomically with mode 0600: a temp file in the same folder, fsync, rename.
 
     A crash leaves either the old file or the new one, never a mix. With
     ``exclusive``, fail with FileExistsError if ``path`` exists.
     """
-    ensure_private_dir(path.parent)
+    ensure_private_dir(parent(path))
     _write_atomically(path, data, 0o600, exclusive)
 
 
-def write_readable_file(path: Path, data: bytes) -> None:
+def write_readable_file(path: StrPath, data: bytes) -> None:
     """``write_private_file`` with mode 0644, in a folder that is not made private: for
     a file that holds no secret and another user's program reads (node_exporter reads
     ``bsecrets metrics --textfile``'s)."""
     _write_atomically(path, data, 0o644, False)
 
 
-def _write_atomically(path: Path, data: bytes, mode: int, exclusive: bool) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_atomically(path: StrPath, data: bytes, mode: int, exclusive: bool) -> None:
+    folder, sep, name = _text(path).rpartition("/")
+    tmp = f"{folder}{sep}.{name}.{os.getpid()}.tmp"  # beside it: the rename stays atomic
+
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
@@ -312,7 +352,7 @@ def _write_atomically(path: Path, data: bytes, mode: int, exclusive: bool) -> No
             os.unlink(tmp)
         else:
             os.replace(tmp, path)
-        fsync_dir(path.parent)
+        fsync_dir(parent(path))
     except FileExistsError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -323,7 +363,7 @@ def _write_atomically(path: Path, data: bytes, mode: int, exclusive: bool) -> No
         raise storage_error(exc, path) from exc
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: StrPath) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -332,7 +372,7 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def storage_error(exc: OSError, path: Path) -> StorageError:
+def storage_error(exc: OSError, path: StrPath) -> StorageError:
     """Turn an OSError into a StorageError that says what to do."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return StorageError(f"no space left to write {path}", hint="free some disk space and retry")

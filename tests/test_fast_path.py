@@ -30,7 +30,7 @@ GET_THIRD_PARTY = {"cryptography", "_cffi_backend", "_openssl"}
 # Standard-library modules the hot commands do without, each ~0.5-1 ms of every command
 # when it was imported (bench/README.md, "Standard-library imports off the hot path"):
 # locks come from _thread, crc32 and base64 from binascii, exec's signal reset from _signal.
-STDLIB_NOT_HOT = {"threading", "zlib", "base64", "hashlib", "_hashlib", "signal"}
+STDLIB_NOT_HOT = {"threading", "zlib", "base64", "hashlib", "_hashlib", "signal", "pathlib"}
 GET_MODULES = {
     "bsecrets", "bsecrets.audit", "bsecrets.audit.chain",
     "bsecrets.audit.events", "bsecrets.audit.local_log", "bsecrets.audit.logger",
@@ -230,10 +230,10 @@ def test_the_collector_is_left_as_found_outside_the_console_script() -> None:
 
 def test_cache_is_private_and_reused(vault: Path) -> None:
     profile = load_profile_cached(vault / "bsecrets.yaml")
-    files = list(cache_dir().glob("*.json"))
+    files = list(Path(cache_dir()).glob("*.json"))
     assert len(files) == 1
     assert files[0].stat().st_mode & 0o777 == 0o600
-    assert cache_dir().stat().st_mode & 0o777 == 0o700
+    assert Path(cache_dir()).stat().st_mode & 0o777 == 0o700
     assert load_profile_cached(vault / "bsecrets.yaml") == profile
 
 
@@ -257,7 +257,7 @@ def test_errors_still_name_file_and_line(vault: Path) -> None:
 def test_a_broken_cache_is_ignored(vault: Path, garbage: bytes) -> None:
     path = vault / "bsecrets.yaml"
     expected = load_profile_cached(path)
-    (cache_file,) = cache_dir().glob("*.json")
+    (cache_file,) = Path(cache_dir()).glob("*.json")
     cache_file.write_bytes(garbage)
     assert load_profile_cached(path) == expected
 
@@ -265,7 +265,7 @@ def test_a_broken_cache_is_ignored(vault: Path, garbage: bytes) -> None:
 def test_a_cache_others_can_write_is_ignored(vault: Path) -> None:
     path = vault / "bsecrets.yaml"
     load_profile_cached(path)
-    (cache_file,) = cache_dir().glob("*.json")
+    (cache_file,) = Path(cache_dir()).glob("*.json")
     entry = json.loads(cache_file.read_text())
     entry["profile"]["default_env"] = "prod"  # a planted answer
     cache_file.write_text(json.dumps(entry))

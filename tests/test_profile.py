@@ -80,11 +80,11 @@ def profile_error(tmp_path: Path, text: str) -> ProfileError:
 def test_cli_md_example_loads(tmp_path: Path) -> None:
     profile = load_text(tmp_path, EXAMPLE)
 
-    assert profile.path == tmp_path / PROFILE_FILENAME
-    assert profile.path.is_absolute()
+    assert Path(profile.path) == tmp_path / PROFILE_FILENAME
+    assert Path(profile.path).is_absolute()
     assert profile.version == 1
     assert profile.default_env == "dev"
-    assert profile.vault_file == tmp_path / ".bsecrets" / "vault.db"
+    assert Path(profile.vault_file) == tmp_path / ".bsecrets" / "vault.db"
     assert list(profile.environments) == ["dev", "staging", "prod"]  # file order
 
     dev = profile.environment("dev")
@@ -131,7 +131,7 @@ def test_defaults_are_filled_in(tmp_path: Path) -> None:
         """,
     )
     assert profile.default_env == "s"  # the first environment
-    assert profile.vault_file == tmp_path / ".bsecrets" / "vault.db"
+    assert Path(profile.vault_file) == tmp_path / ".bsecrets" / "vault.db"
     vault = profile.environment("s").options
     assert dict(vault) == {
         "mount": "secret",
@@ -187,7 +187,7 @@ def test_vault_file_resolution(
     sub = tmp_path / "proj"
     sub.mkdir()
     text = f"vault_file: {value}\n" + HEAD + "  dev:\n    backend: local\n"
-    assert load_text(sub, text).vault_file == tmp_path / expected
+    assert Path(load_text(sub, text).vault_file) == tmp_path / expected
 
 
 def test_path_in_messages_is_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -236,7 +236,7 @@ def test_render_profile_round_trips(tmp_path: Path) -> None:
     assert list(profile.environments) == ["dev", "staging", "prod"]
     assert profile.default_env == "staging"
     assert {env.backend for env in profile.environments.values()} == {"local"}
-    assert profile.vault_file == tmp_path / ".bsecrets" / "vault.db"
+    assert Path(profile.vault_file) == tmp_path / ".bsecrets" / "vault.db"
 
 
 def test_render_profile_quotes_what_yaml_would_misread(tmp_path: Path) -> None:
@@ -244,7 +244,7 @@ def test_render_profile_quotes_what_yaml_would_misread(tmp_path: Path) -> None:
     profile = load_text(tmp_path, text)
     assert list(profile.environments) == ["yes", "123", "dev"]
     assert profile.default_env == "123"
-    assert profile.vault_file == tmp_path / "my vault: #1.db"
+    assert Path(profile.vault_file) == tmp_path / "my vault: #1.db"
 
 
 @pytest.mark.parametrize(
@@ -424,10 +424,11 @@ def test_missing_file_is_profile_not_found(tmp_path: Path) -> None:
 def test_unreadable_file_is_profile_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, EXAMPLE)
 
-    def denied(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied", str(self))
+    def denied(file: object, mode: str = "r") -> object:
+        raise PermissionError(13, "Permission denied", str(file))
 
-    monkeypatch.setattr(Path, "read_bytes", denied)  # chmod 000 does not stop root
+    # chmod 000 does not stop root: the loader's open() is refused instead
+    monkeypatch.setattr("bsecrets.config.loader.open", denied, raising=False)
     with pytest.raises(ProfileError) as info:
         load_profile(path)
     assert exit_code_of(info.value) == ExitCode.USAGE
@@ -476,10 +477,10 @@ def test_find_explicit_wins(tmp_path: Path, deep: Path, config_home: Path) -> No
     write(tmp_path / "project", EXAMPLE)
     chosen = write(tmp_path, EXAMPLE, "chosen.yaml")
     environ = {"BSECRETS_PROFILE": str(write(tmp_path, EXAMPLE, "env.yaml"))}
-    assert find_profile(str(chosen), environ, deep) == chosen
+    assert Path(find_profile(str(chosen), environ, deep)) == chosen
     # relative to cwd, returned absolute
-    assert find_profile("../../../chosen.yaml", environ, deep).resolve() == chosen
-    assert find_profile("../../../chosen.yaml", environ, deep).is_absolute()
+    assert Path(find_profile("../../../chosen.yaml", environ, deep)).resolve() == chosen
+    assert Path(find_profile("../../../chosen.yaml", environ, deep)).is_absolute()
 
 
 def test_find_explicit_missing(tmp_path: Path, deep: Path, config_home: Path) -> None:
@@ -494,7 +495,7 @@ def test_find_explicit_missing(tmp_path: Path, deep: Path, config_home: Path) ->
 def test_find_env_var(tmp_path: Path, deep: Path, config_home: Path) -> None:
     write(tmp_path / "project", EXAMPLE)
     chosen = write(tmp_path, EXAMPLE, "env.yaml")
-    assert find_profile(None, {"BSECRETS_PROFILE": str(chosen)}, deep) == chosen
+    assert Path(find_profile(None, {"BSECRETS_PROFILE": str(chosen)}, deep)) == chosen
     with pytest.raises(ProfileNotFound, match="BSECRETS_PROFILE") as info:
         find_profile(None, {"BSECRETS_PROFILE": str(tmp_path / "gone.yaml")}, deep)
     assert str(tmp_path / "gone.yaml") in str(info.value)
@@ -502,17 +503,17 @@ def test_find_env_var(tmp_path: Path, deep: Path, config_home: Path) -> None:
 
 def test_find_empty_values_count_as_unset(tmp_path: Path, deep: Path, config_home: Path) -> None:
     found = write(deep, EXAMPLE)
-    assert find_profile("", {"BSECRETS_PROFILE": ""}, deep) == found
+    assert Path(find_profile("", {"BSECRETS_PROFILE": ""}, deep)) == found
 
 
 def test_find_searches_upward_nearest_first(tmp_path: Path, deep: Path, config_home: Path) -> None:
     config_home.parent.mkdir(parents=True)
     write(config_home.parent, EXAMPLE, "profile.yaml")  # the fallback exists but comes last
     outer = write(tmp_path / "project", EXAMPLE)
-    assert find_profile(None, {}, deep) == outer
+    assert Path(find_profile(None, {}, deep)) == outer
     inner = write(tmp_path / "project" / "a", EXAMPLE)
-    assert find_profile(None, {}, deep) == inner
-    assert find_profile(None, {}, deep).is_absolute()
+    assert Path(find_profile(None, {}, deep)) == inner
+    assert Path(find_profile(None, {}, deep)).is_absolute()
 
 
 def test_find_ignores_a_directory_named_like_the_profile(
@@ -520,13 +521,13 @@ def test_find_ignores_a_directory_named_like_the_profile(
 ) -> None:
     (deep / PROFILE_FILENAME).mkdir()
     outer = write(tmp_path / "project", EXAMPLE)
-    assert find_profile(None, {}, deep) == outer
+    assert Path(find_profile(None, {}, deep)) == outer
 
 
 def test_find_falls_back_to_user_config_dir(deep: Path, config_home: Path) -> None:
     config_home.parent.mkdir(parents=True)
     write(config_home.parent, EXAMPLE, "profile.yaml")
-    assert find_profile(None, {}, deep) == config_home
+    assert Path(find_profile(None, {}, deep)) == config_home
 
 
 def test_find_nothing(deep: Path, config_home: Path) -> None:

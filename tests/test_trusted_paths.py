@@ -70,7 +70,7 @@ def sticky_tmp(folder: Path, uid: int = 0) -> Path:
 
 
 def nothing_cached() -> bool:
-    folder = profile_cache.cache_dir()
+    folder = Path(profile_cache.cache_dir())
     return not folder.exists() or not any(folder.iterdir())
 
 
@@ -290,12 +290,12 @@ def test_a_cached_parse_of_a_profile_given_away_is_refused(vault: Path) -> None:
 def plant_cache_entry(path: Path) -> None:
     """A cache entry for ``path`` that says default_env is prod (the file says dev)."""
     real = load_profile_cached(path)
-    folder = profile_cache.cache_dir()
+    folder = Path(profile_cache.cache_dir())
     folder.mkdir(parents=True, exist_ok=True)
     absolute = Path(os.path.abspath(path))
     entry = {
         "format": profile_cache.CACHE_FORMAT,
-        "fingerprint": profile_cache._fingerprint(absolute),
+        "fingerprint": profile_cache._fingerprint(str(absolute)),
         "profile": profile_cache._to_json(real._replace(default_env="prod")),
     }
     cache_file = folder / f"{zlib.crc32(str(absolute).encode()):08x}.json"
@@ -318,7 +318,7 @@ def test_a_cache_in_a_folder_others_can_write_is_ignored(
 def test_a_cache_in_a_folder_of_another_user_is_ignored(vault: Path) -> None:
     path = vault / "bsecrets.yaml"
     plant_cache_entry(path)
-    give_away(profile_cache.cache_dir())
+    give_away(Path(profile_cache.cache_dir()))
     assert load_profile_cached(path).default_env == "dev"
 
 

@@ -24,7 +24,6 @@ import contextlib
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.audit import member_intake
@@ -62,6 +61,8 @@ from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bsecrets.audit.parallel_walk import WalkPlan
 
 AUDIT_ENV = "__audit__"
@@ -424,7 +425,9 @@ class LocalAuditLog(AuditSink):
     def archive(self, keys: EnvironmentKeys, before: datetime, target: Path) -> dict[str, Any]:
         """Move the events before ``before`` into ``target`` (which must not exist;
         audit/archive.py writes it)."""
-        target = target.absolute()
+        from pathlib import Path  # here: every command that logs loads this module
+
+        target = Path(target).absolute()
         if target.exists():
             raise AlreadyExists(
                 f"{target} already exists", hint="choose a new file; archives are never overwritten"

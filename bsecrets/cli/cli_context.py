@@ -5,11 +5,11 @@ same context the Typer app gives it."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from itertools import islice
 from operator import itemgetter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.cli import collector
@@ -37,8 +37,8 @@ class CliContext:
 
         return credentials_for(self.settings, _prompt if sys.stdin.isatty() else None)
 
-    def profile_path(self) -> Path:
-        return find_profile(self.settings.profile, self.settings.environ, Path.cwd())
+    def profile_path(self) -> str:
+        return find_profile(self.settings.profile, self.settings.environ, os.getcwd())
 
     @property
     def manager(self) -> SecretsManager:

@@ -239,14 +239,12 @@ def _export(cli: CliContext, found: Plan) -> None:
 
 
 def _put(cli: CliContext, found: Plan) -> None:
-    from pathlib import Path
-
     from bsecrets.cli.commands.put_value import store_secret  # the seam: see BODIES
 
     after = found.after
     from_file, if_version = _text(after, "--from-file"), _text(after, "--if-version")
     store_secret(
-        cli, found.names[0], from_file=None if from_file is None else Path(from_file),
+        cli, found.names[0], from_file=from_file,
         value=_text(after, "--value"), tag=_texts(after, "--tag"),
         description=_text(after, "--description"),
         if_version=None if if_version is None else parse_whole_number(if_version, 0),

@@ -22,45 +22,44 @@ import binascii  # crc32 as zlib's; zlib's import costs every command ~0.5 ms
 import contextlib
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from bsecrets.config.loader import check_profile_file, load_profile
 from bsecrets.config.profile import EnvironmentConfig, Profile, PromotionRoute
 from bsecrets.errors import InsecureFile
-from bsecrets.files import check_trusted_dirs, write_private_file
+from bsecrets.files import StrPath, check_trusted_dirs, write_private_file
 
 CACHE_FORMAT = 5  # 2: provision; 3: audit retention; 4: promote; 5: break_glass
 
 
-def cache_dir() -> Path:
+def cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "bsecrets" / "profiles"
+    return os.path.join(base, "bsecrets", "profiles")
 
 
-def fingerprint(path: Path) -> list[Any] | None:
+def fingerprint(path: StrPath) -> list[Any] | None:
     """What changes when the profile file does (its size, inode, times); None when it
     cannot be read now. A caller that keeps a parsed profile compares these."""
     try:
-        return _fingerprint(Path(os.path.abspath(path)))
+        return _fingerprint(os.path.abspath(path))
     except OSError:
         return None
 
 
-def _fingerprint(path: Path) -> list[Any]:
+def _fingerprint(path: str) -> list[Any]:
     st = os.stat(path)
     return [
-        str(path), st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns,
+        path, st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns,
         os.environ.get("HOME", ""),
     ]  # fmt: skip
 
 
 def _to_json(profile: Profile) -> dict[str, Any]:
     return {
-        "path": str(profile.path),
+        "path": profile.path,
         "version": profile.version,
         "default_env": profile.default_env,
-        "vault_file": str(profile.vault_file),
+        "vault_file": profile.vault_file,
         "environments": [
             [
                 e.name,
@@ -93,10 +92,10 @@ def _from_json(data: dict[str, Any]) -> Profile:
         for name, backend, options, protected, line, provision, rotation in data["environments"]
     }
     return Profile(
-        Path(data["path"]),
+        _text(data["path"]),
         data["version"],
         data["default_env"],
-        Path(data["vault_file"]),
+        _text(data["vault_file"]),
         envs,
         data["audit_retention"],
         tuple(
@@ -107,12 +106,18 @@ def _from_json(data: dict[str, Any]) -> Profile:
     )
 
 
-def load_profile_cached(path: Path) -> Profile:
+def _text(value: Any) -> str:
+    if not isinstance(value, str):  # a damaged entry: parse the profile again
+        raise TypeError("not text")
+    return value
+
+
+def load_profile_cached(path: StrPath) -> Profile:
     """Same result and errors as ``load_profile(path)``, usually without parsing YAML."""
     check_profile_file(path)  # every time: a cached parse must not skip it
-    absolute = Path(os.path.abspath(path))
+    absolute = os.path.abspath(path)
     folder = cache_dir()
-    cache_file = folder / f"{binascii.crc32(str(absolute).encode()):08x}.json"
+    cache_file = os.path.join(folder, f"{binascii.crc32(absolute.encode()):08x}.json")
     try:
         fingerprint = _fingerprint(absolute)
     except OSError:
@@ -124,7 +129,8 @@ def load_profile_cached(path: Path) -> Profile:
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
         st = os.stat(cache_file)
         if st.st_uid == os.geteuid() and not st.st_mode & 0o077:
-            entry = json.loads(cache_file.read_bytes())
+            with open(cache_file, "rb") as fh:
+                entry = json.loads(fh.read())
             if entry.get("format") == CACHE_FORMAT and entry.get("fingerprint") == fingerprint:
                 return _from_json(entry["profile"])
     profile = load_profile(path)

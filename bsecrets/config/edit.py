@@ -107,7 +107,7 @@ def validate(text: str, path: Path) -> Profile:
     """``text`` parsed as the profile at ``path`` would be (ProfileError, exit 2)."""
     from bsecrets.config.parser import parse_profile  # the parser seam (config/loader.py)
 
-    return parse_profile(text, str(path), Path(os.path.abspath(path)))
+    return parse_profile(text, str(path), os.path.abspath(path))
 
 
 class ProfileDocument:

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from bsecrets.config.profile import DEFAULT_VAULT_FILE, PROFILE_FILENAME, Profile
 from bsecrets.errors import InsecureFile, ProfileError, ProfileNotFound
-from bsecrets.files import check_trusted_file
+from bsecrets.files import StrPath, check_trusted_file, tidy
 
 _OWN_PROFILE = "use a profile you own: -p PATH or BSECRETS_PROFILE=PATH"
 
 
-def find_profile(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path:
+def find_profile(explicit: str | None, environ: Mapping[str, str], cwd: StrPath) -> str:
     """Return the absolute path of the profile to use.
 
     Precedence: ``explicit`` (``--profile``), then ``BSECRETS_PROFILE``, then
@@ -39,21 +38,27 @@ def find_profile(explicit: str | None, environ: Mapping[str, str], cwd: Path) ->
     someone else (:func:`check_profile_file`): the search refuses it rather
     than looking further.
     """
-    cwd = Path(os.path.abspath(cwd))
+    cwd = os.path.abspath(cwd)
     from_env = environ.get("BSECRETS_PROFILE")
     for given, source in ((explicit, "--profile"), (from_env, "BSECRETS_PROFILE")):
         if given:
-            path = Path(given).expanduser()
-            path = path if path.is_absolute() else cwd / path
-            if not path.exists():
-                raise ProfileNotFound(f"profile not found: {given} (from {source})")
+            path = tidy(os.path.join(cwd, os.path.expanduser(given)))  # as given, if absolute
+            try:
+                os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                raise ProfileNotFound(f"profile not found: {given} (from {source})") from None
+            except OSError:  # e.g. a folder we may not search: reading it reports that
+                pass
             return check_profile_file(path, f"from {source}")
-    for folder in (cwd, *cwd.parents):
-        if _is_file(folder / PROFILE_FILENAME):
-            return check_profile_file(folder / PROFILE_FILENAME, f"found upward from {cwd}")
+    folder = cwd
+    while True:  # cwd, then each folder above it up to '/'
+        if _is_file(found := os.path.join(folder, PROFILE_FILENAME)):
+            return check_profile_file(found, f"found upward from {cwd}")
+        if (folder := os.path.dirname(above := folder)) == above:
+            break
     import platformdirs
 
-    config = Path(platformdirs.user_config_dir("bsecrets")) / "profile.yaml"
+    config = os.path.join(platformdirs.user_config_dir("bsecrets"), "profile.yaml")
     if _is_file(config):
         return check_profile_file(config, "the user config file")
     raise ProfileNotFound(
@@ -61,7 +66,7 @@ def find_profile(explicit: str | None, environ: Mapping[str, str], cwd: Path) ->
     )
 
 
-def check_profile_file(path: Path, source: str | None = None) -> Path:
+def check_profile_file(path: StrPath, source: str | None = None) -> str:
     """``path``, after refusing (InsecureFile, exit 4) a profile that someone
     else could have written: it must belong to you or root, group and others
     must not be able to write it, and neither any folder above it
@@ -73,10 +78,10 @@ def check_profile_file(path: Path, source: str | None = None) -> Path:
             raise
         message = exc.message.replace(f"profile {path}", f"profile {path} ({source})", 1)
         raise InsecureFile(message, hint=exc.hint, step=exc.step) from None
-    return path
+    return os.fspath(path)
 
 
-def load_profile(path: Path) -> Profile:
+def load_profile(path: StrPath) -> Profile:
     """Read and validate the profile at ``path``.
 
     Raises ProfileNotFound (exit 3) when the file does not exist, InsecureFile
@@ -88,7 +93,8 @@ def load_profile(path: Path) -> Profile:
     shown = str(path)
     check_profile_file(path)
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise ProfileNotFound(f"profile not found: {shown}") from None
     except PermissionError:
@@ -103,7 +109,7 @@ def load_profile(path: Path) -> Profile:
         raise ProfileError(shown, line, "", "the file is not valid UTF-8") from None
     from bsecrets.config.parser import parse_profile  # the seam: PyYAML and the walker, 15-20 ms
 
-    return parse_profile(text, shown, Path(os.path.abspath(path)))
+    return parse_profile(text, shown, os.path.abspath(path))
 
 
 def render_profile(
@@ -119,8 +125,5 @@ def render_profile(
     return render(environments, default_env, vault_file)
 
 
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:  # e.g. a parent folder we may not search
-        return False
+def _is_file(path: str) -> bool:
+    return os.path.isfile(path)  # False too where a parent folder may not be searched

@@ -48,12 +48,12 @@ if TYPE_CHECKING:
     from yaml.nodes import Node
 
 
-def parse_profile(text: str, shown: str, absolute: Path) -> Profile:
+def parse_profile(text: str, shown: str, absolute: str) -> Profile:
     root = compose(text, shown)
     if root is None:
         hint = "a profile needs at least 'version: 1' and 'environments:'"
         raise ProfileError(shown, None, "", "the profile is empty", hint=hint)
-    return _ProfileReader(shown, absolute.parent).profile(root, absolute)
+    return _ProfileReader(shown, Path(absolute).parent).profile(root, absolute)
 
 
 def read_route(path: Path) -> PromotionRoute:
@@ -179,7 +179,7 @@ class _ProfileReader(YamlReader):
 
     # -- the schema
 
-    def profile(self, root: Node, path: Path) -> Profile:
+    def profile(self, root: Node, path: str) -> Profile:
         top = self.mapping(root, "")
         top.only(
             ("version", "default_env", "vault_file", "environments", "audit", "promote",
@@ -205,7 +205,7 @@ class _ProfileReader(YamlReader):
         empty: list[str] = []
         notify = tuple(top.get("break_glass", self.break_glass, empty))
         names = top.get("metrics", self.metrics, False)
-        return Profile(path, version, default_env, Path(vault_file), environments, retention,
+        return Profile(path, version, default_env, vault_file, environments, retention,
                        routes, notify, names)  # fmt: skip
 
     def promote(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from bsecrets.errors import (
@@ -96,10 +95,10 @@ PROMOTE_KEYS = ("names", "rename", "never")
 class Profile(NamedTuple):
     """A validated profile. ``environments`` keeps the file's order."""
 
-    path: Path  # absolute
+    path: str  # absolute; text, not a Path: pathlib costs every command ~4 ms to import
     version: int
     default_env: str  # always names one of ``environments``
-    vault_file: Path  # absolute
+    vault_file: str  # absolute
     environments: Mapping[str, EnvironmentConfig]
     audit_retention: str | None = None  # "audit: {retention: 365d}": a valid duration
     promotions: tuple[PromotionRoute, ...] = ()  # "promote:", in file order

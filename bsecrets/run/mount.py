@@ -65,7 +65,7 @@ class Mount:
     child reads; ``kind`` is "fifo" or "file" (after ``__enter__``).
     """
 
-    def __init__(self, path: Path, content: bytes, *, max_reads: int | None = None) -> None:
+    def __init__(self, path: Path | str, content: bytes, *, max_reads: int | None = None) -> None:
         if max_reads is not None and max_reads < 1:
             raise UsageError(
                 f"the read limit must be 1 or more, not {max_reads}",

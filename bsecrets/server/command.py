@@ -88,7 +88,7 @@ def serve(
         from bsecrets.server.metrics_route import read_metrics_token
 
         token = read_metrics_token(metrics_token_file)
-    app = create_app(path, rate=rate, environ=dict(cli.settings.environ), metrics_token=token)
+    app = create_app(Path(path), rate=rate, environ=dict(cli.settings.environ), metrics_token=token)
     uvicorn.run(
         app, host=host, port=port, log_level="info",
         ssl_certfile=str(tls_cert) if tls_cert else None,

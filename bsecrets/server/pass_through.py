@@ -23,6 +23,7 @@ from pathlib import Path
 from bsecrets.config.cache import load_profile_cached
 from bsecrets.config.profile import EnvironmentConfig, Profile
 from bsecrets.errors import TokenInvalid, UsageError
+from bsecrets.files import StrPath, exists
 from bsecrets.models import AccessContext
 from bsecrets.services.manager import SecretsManager
 from bsecrets.vaultfile.credentials import Credentials
@@ -30,9 +31,9 @@ from bsecrets.vaultfile.credentials import Credentials
 VAULT_TOKEN = "VAULT_TOKEN"
 
 
-def is_stateless(profile: Path) -> bool:
+def is_stateless(profile: StrPath) -> bool:
     """Whether ``serve`` runs without a vault file: the profile names none that exists."""
-    return not load_profile_cached(profile).vault_file.exists()
+    return not exists(load_profile_cached(profile).vault_file)
 
 
 def _served(config: EnvironmentConfig) -> bool:

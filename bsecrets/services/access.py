@@ -21,7 +21,6 @@ the key can bypass it (docs/access.md says which controls are cryptographic).
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from bsecrets.audit.events import Action
@@ -38,6 +37,7 @@ from bsecrets.errors import (
     TokenExpired,
     VaultNotFound,
 )
+from bsecrets.files import exists
 from bsecrets.models import Confirmation, validate_reason
 from bsecrets.timeutil import Clock, iso, parse_iso
 from bsecrets.vaultfile.policy import AccessPolicy, Grant, PolicyStore, peek_policy
@@ -124,7 +124,7 @@ class AccessGate:
         """The local vault; None when the profile's vault file does not exist. Looked for
         until found, then kept (the manager keeps it open): every put of an import asks."""
         if self._found is None:
-            if not Path(self.profile.vault_file).exists():
+            if not exists(self.profile.vault_file):
                 return None
             self._found = self._local_vault()
         return self._found

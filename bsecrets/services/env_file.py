@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bsecrets.config.envmap import PRISTINE_KEEP, WITHHELD, is_protected
@@ -70,7 +69,7 @@ def load(paths: Iterable[str]) -> list[Line]:
 
 def read_text(path: str) -> str:
     """The file's text, checked like the profile (see the module's docstring)."""
-    checked = check_trusted_file(Path(path), private=False, what="env file")
+    checked = check_trusted_file(path, private=False, what="env file")
 
     def unreadable(why: str) -> UsageError:
         return UsageError(

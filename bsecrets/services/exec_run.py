@@ -8,8 +8,8 @@ the path of the file, which holds every variable exec would have injected.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bsecrets.config.envmap import child_environment
@@ -27,7 +27,7 @@ MOUNT_FORMATS = ("dotenv", "json", "yaml")
 
 
 class MountSpec(NamedTuple):
-    path: Path
+    path: str
     fmt: str
     max_reads: int | None
 
@@ -38,7 +38,7 @@ class WatchSpec(NamedTuple):
     told: str  # "restart" or the signal's name, as the audit event says
 
 
-def check_mount_path(path: Path) -> None:
+def check_mount_path(path: str) -> None:
     """Refuse a path that exists (exit 7) or has no folder (exit 2) before anything is
     read; the mount checks again as it creates the file."""
     from bsecrets.run.mount import check_path
@@ -50,7 +50,7 @@ def mount_format(path: str, given: str | None) -> str:
     """``--mount-format``, else from the file name: .json, .yaml/.yml, else dotenv."""
     if given is not None:
         return given
-    suffix = Path(path).suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()
     return {".json": "json", ".yaml": "yaml", ".yml": "yaml"}.get(suffix, "dotenv")
 
 

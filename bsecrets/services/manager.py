@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from bsecrets import __version__
@@ -29,6 +28,7 @@ from bsecrets.errors import (
     VaultNotFound,
     VersionConflict,
 )
+from bsecrets.files import exists
 from bsecrets.health import HealthIndicator, ReflectiveModule
 from bsecrets.models import (
     AccessContext,
@@ -115,7 +115,7 @@ class SecretsManager(ReflectiveModule):
         if self._audit is None:
             sink = self._audit_sink
             if sink is None:
-                if Path(self.profile.vault_file).exists():
+                if exists(self.profile.vault_file):
                     sink = LocalAuditLog(self.local_vault())
                 else:
                     sink = NullAuditSink()
@@ -452,16 +452,16 @@ class SecretsManager(ReflectiveModule):
         return {
             "name": "SecretsManager",
             "version": __version__,
-            "profile": str(self.profile.path),
+            "profile": self.profile.path,
             "default_env": self.profile.default_env,
-            "vault_file": str(self.profile.vault_file),
+            "vault_file": self.profile.vault_file,
             "environments": {name: self._env_status(name) for name in self.profile.environments},
             "audit": self.audit.get_module_status(),
         }
 
     def _env_status(self, name: str) -> dict[str, Any]:
         config = self.profile.environment(name)
-        if config.backend == "local" and not Path(self.profile.vault_file).exists():
+        if config.backend == "local" and not exists(self.profile.vault_file):
             return {"backend": "local", "initialized": False, "secrets": 0}
         try:
             return self.backend(name).get_module_status()
@@ -470,15 +470,15 @@ class SecretsManager(ReflectiveModule):
 
     def get_health_indicators(self) -> list[HealthIndicator]:
         """The profile, the local vault (once) and each remote environment's indicators."""
-        indicators = [HealthIndicator("profile", True, str(self.profile.path))]
-        vault_file = Path(self.profile.vault_file)
+        indicators = [HealthIndicator("profile", True, self.profile.path)]
+        vault_file = self.profile.vault_file
         local_done = False
         for name, config in self.profile.environments.items():
             if config.backend == "local":
                 if local_done:
                     continue
                 local_done = True
-                if not vault_file.exists():
+                if not exists(vault_file):
                     indicators.append(
                         HealthIndicator("vault_file", False, f"no vault at {vault_file}")
                     )

@@ -101,12 +101,13 @@ def chain_length(profile_path: Path) -> int | None:
     count any reader of the file sees); None without a vault file."""
     from bsecrets.audit.local_log import LocalAuditLog
     from bsecrets.config.cache import load_profile_cached
+    from bsecrets.files import exists
     from bsecrets.timeutil import utcnow
     from bsecrets.vaultfile.credentials import Credentials
     from bsecrets.vaultfile.vault import LocalVault
 
     vault_file = load_profile_cached(profile_path).vault_file
-    if not vault_file.exists():
+    if not exists(vault_file):
         return None
     vault = LocalVault.open(vault_file, Credentials(use_keyring=False), utcnow)
     try:

@@ -18,10 +18,10 @@ import contextlib
 import os
 import sqlite3
 import stat
-from pathlib import Path
 from typing import Any
 
 from bsecrets.errors import NextStep, StorageError
+from bsecrets.files import StrPath, parent
 
 BUSY_TIMEOUT_S = 30.0
 ERASE_CHECKPOINT_WAIT_MS = 2000  # see ErasingConnection
@@ -40,7 +40,7 @@ _WRITERS: dict[str, _thread.RLock] = {}
 _WRITERS_LOCK = _thread.allocate_lock()
 
 
-def writers_of(path: Path) -> _thread.RLock:
+def writers_of(path: StrPath) -> _thread.RLock:
     """The lock this process's writers of the vault file at ``path`` take
     (VaultStore.write), one per file."""
     key = os.path.abspath(path)
@@ -48,15 +48,15 @@ def writers_of(path: Path) -> _thread.RLock:
         return _WRITERS.setdefault(key, _thread.RLock())
 
 
-def read_only_fs(path: Path) -> bool:
+def read_only_fs(path: StrPath) -> bool:
     """Whether the file system holding ``path`` is mounted read-only (False if unknown)."""
     try:
-        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+        return bool(os.statvfs(parent(path)).f_flag & os.ST_RDONLY)
     except OSError:
         return False
 
 
-def repair_sidecars(path: Path) -> None:
+def repair_sidecars(path: StrPath) -> None:
     """Give the vault's -wal and -shm files back mode 0600 when they lost it.
 
     SQLite creates both with the mode the vault file has at that moment, and a
@@ -126,7 +126,7 @@ class ErasingConnection(sqlite3.Connection):
                 super().execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
 
 
-def connect(path: Path, journal_mode: str = "WAL") -> sqlite3.Connection:
+def connect(path: StrPath, journal_mode: str = "WAL") -> sqlite3.Connection:
     """A connection to the vault file at ``path`` in autocommit mode (transactions
     are explicit), configured as the module says; read-only and immutable on a
     read-only file system. StorageError when the file cannot be read there."""
@@ -148,11 +148,14 @@ def connect(path: Path, journal_mode: str = "WAL") -> sqlite3.Connection:
     return conn
 
 
-def _connect_read_only(path: Path) -> sqlite3.Connection:
+def _connect_read_only(path: StrPath) -> sqlite3.Connection:
     """A vault on a read-only file system: SQLite cannot create the -shm file a WAL
     database needs, so open it immutable. Only safe when the WAL holds nothing."""
-    wal = Path(f"{path}-wal")
-    if wal.exists() and wal.stat().st_size > 0:
+    try:
+        wal_bytes = os.stat(f"{os.fspath(path)}-wal").st_size
+    except FileNotFoundError:
+        wal_bytes = 0
+    if wal_bytes > 0:
         raise StorageError(
             f"{path} is on a read-only file system and its last changes are still in its -wal file",
             step=NextStep("open_where_writable"),
@@ -160,7 +163,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     from urllib.parse import quote
 
     conn = sqlite3.connect(
-        f"file:{quote(str(path))}?mode=ro&immutable=1",
+        f"file:{quote(os.fspath(path))}?mode=ro&immutable=1",
         uri=True, isolation_level=None, check_same_thread=False,
     )  # fmt: skip
     conn.execute("PRAGMA trusted_schema=OFF")

@@ -9,7 +9,6 @@ means the file was changed outside bsecrets (IntegrityError).
 from __future__ import annotations
 
 from itertools import chain
-from pathlib import Path
 from typing import Any
 
 from bsecrets.errors import IntegrityError, UnsupportedFormat
@@ -89,7 +88,7 @@ def header_rows(vault_id: bytes, created_at: str) -> list[tuple[str, bytes]]:
     ]
 
 
-def read_header(rows: list[tuple[Any, ...]], path: Path) -> Header:
+def read_header(rows: list[tuple[Any, ...]], path: str) -> Header:
     """The header from the ``meta`` rows of the file at ``path``: IntegrityError when it
     is missing or damaged, UnsupportedFormat when a newer bsecrets wrote the file."""
     meta = {text(k): blob(v) for k, v in rows}

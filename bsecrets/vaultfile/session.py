@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad
 from bsecrets.errors import BsecretsError, IntegrityError, NextStep, SessionInvalid, UsageError
@@ -29,6 +28,7 @@ from bsecrets.files import (
     check_private_file,
     check_trusted_dirs,
     ensure_private_dir,
+    tidy,
     write_private_file,
 )
 from bsecrets.health import HealthIndicator
@@ -39,22 +39,22 @@ TOKEN_PREFIX = "bss1"
 MAX_TTL = timedelta(days=7)
 
 
-def session_path() -> Path:
+def session_path() -> str:
     """Where ``session_dir`` looks, without its trust check (``bsecrets doctor`` names
     that folder, and mends its permissions)."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime):
-        base = Path(runtime)
+        base = runtime
     elif os.path.isdir(f"/run/user/{os.getuid()}"):
-        base = Path(f"/run/user/{os.getuid()}")
+        base = f"/run/user/{os.getuid()}"
     else:
         import tempfile  # only here: its import costs every command ~10 ms (#20)
 
-        base = Path(tempfile.gettempdir()) / f"bsecrets-{os.getuid()}"
-    return base / "bsecrets" / "sessions"
+        base = os.path.join(tempfile.gettempdir(), f"bsecrets-{os.getuid()}")
+    return tidy(os.path.join(base, "bsecrets", "sessions"))
 
 
-def session_dir() -> Path:
+def session_dir() -> str:
     """The folder of session files: ``$XDG_RUNTIME_DIR``, else ``/run/user/UID``,
     else ``bsecrets-UID`` in the temp folder, then ``bsecrets/sessions``.
 
@@ -149,7 +149,7 @@ def start(
         body["emergency"] = list(emergency)
     directory = session_dir()
     ensure_private_dir(directory)
-    write_private_file(directory / f"{session_id}.json", json.dumps(body).encode(), exclusive=True)
+    write_private_file(_file(directory, session_id), json.dumps(body).encode(), exclusive=True)
     return Session(f"{TOKEN_PREFIX}.{session_id}.{_b64(key)}", session_id, parse_iso(expires))
 
 
@@ -171,11 +171,20 @@ def peek_principal(token: str) -> str | None:
     opens the session); None when the token or the file is unusable."""
     try:
         session_id, _ = _parse_token(token)
-        body = json.loads((session_dir() / f"{session_id}.json").read_bytes())
+        body = json.loads(_read(_file(session_dir(), session_id)))
         principal = body.get("principal", "owner")
     except (BsecretsError, OSError, ValueError, AttributeError):
         return None
     return principal if isinstance(principal, str) else None
+
+
+def _file(directory: str, session_id: str) -> str:
+    return os.path.join(directory, f"{session_id}.json")
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def _parse_token(token: str) -> tuple[str, bytes]:
@@ -195,10 +204,10 @@ def _parse_token(token: str) -> tuple[str, bytes]:
 def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
     """The keys the session holds, or SessionInvalid (exit 4)."""
     session_id, key = _parse_token(token)
-    path = session_dir() / f"{session_id}.json"
+    path = _file(session_dir(), session_id)
     check_private_file(path)
     try:
-        body = json.loads(path.read_bytes())
+        body = json.loads(_read(path))
         expires = str(body["expires_at"])
         sealed = _unb64(str(body["sealed"]))
         file_vault = bytes.fromhex(str(body["vault_id"]))
@@ -233,7 +242,7 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
         raise SessionInvalid("the session token is not valid for this session") from None
     if now >= parse_iso(expires):
         with contextlib.suppress(OSError):
-            path.unlink()
+            os.unlink(path)
         raise SessionInvalid(f"the session expired at {expires}")
     if emergency is not None and emergency[1] not in masters:
         raise SessionInvalid("the session file is unreadable")
@@ -245,15 +254,19 @@ def end(token: str | None, vault_id: bytes) -> int:
     directory = session_dir()
     if token:
         session_id, _ = _parse_token(token)
-        paths = [directory / f"{session_id}.json"]
+        paths = [_file(directory, session_id)]
     else:
-        paths = sorted(directory.glob("*.json")) if directory.is_dir() else []
+        try:
+            names = os.listdir(directory)
+        except OSError:  # no session folder (yet), or not one we may read
+            names = []
+        paths = sorted(os.path.join(directory, n) for n in names if n.endswith(".json"))
     ended = 0
     for path in paths:
         try:
-            if not token and json.loads(path.read_bytes()).get("vault_id") != vault_id.hex():
+            if not token and json.loads(_read(path)).get("vault_id") != vault_id.hex():
                 continue
-            path.unlink()
+            os.unlink(path)
             ended += 1
         except (OSError, ValueError):
             continue

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from pathlib import Path
 
 from bsecrets.errors import BackendUnavailable, BsecretsError, IntegrityError, StorageError
+from bsecrets.files import StrPath, parent
 from bsecrets.vaultfile.connection import BUSY_TIMEOUT_S, SIDECARS, read_only_fs
 
 _LOW_SPACE = 64 * 1024  # SQLite needs room for a 32 KiB -shm file beside the WAL
@@ -30,7 +30,7 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() and ord(c) < 128 else "?" for c in text)[:120]
 
 
-def translate(exc: BaseException, path: Path) -> BsecretsError:
+def translate(exc: BaseException, path: StrPath) -> BsecretsError:
     """One table from sqlite3's errors (and the UnicodeDecodeError it raises for a
     mangled schema) to ours, for the vault file at ``path``."""
     damaged = IntegrityError(f"{path} is damaged ({shown(exc)})")
@@ -78,15 +78,15 @@ def translate(exc: BaseException, path: Path) -> BsecretsError:
     return StorageError(f"vault error in {path}: {shown(exc)}")
 
 
-def _free_bytes(path: Path) -> int | None:
+def _free_bytes(path: StrPath) -> int | None:
     try:
-        st = os.statvfs(path.parent)
+        st = os.statvfs(parent(path))
     except OSError:
         return None
     return st.f_bavail * st.f_frsize
 
 
-def _read_only_error(path: Path) -> StorageError:
+def _read_only_error(path: StrPath) -> StorageError:
     """Why SQLite found the vault read-only, naming the file to fix and the command."""
     if read_only_fs(path):
         return StorageError(
@@ -98,10 +98,10 @@ def _read_only_error(path: Path) -> StorageError:
     )
 
 
-def _permission_error(path: Path) -> StorageError | None:
+def _permission_error(path: StrPath) -> StorageError | None:
     """The vault file, its -wal or -shm, or its folder, when we cannot read and write
     it: which one, and the command that fixes it."""
-    for file in [path, *(Path(f"{path}{suffix}") for suffix in SIDECARS)]:
+    for file in [os.fspath(path), *(f"{path}{suffix}" for suffix in SIDECARS)]:
         try:
             st = os.stat(file)
         except OSError:
@@ -120,9 +120,9 @@ def _permission_error(path: Path) -> StorageError | None:
             f"{file} is read-only ({mode}), so the vault cannot be written",
             hint=f"chmod 600 {file}",
         )
-    if not os.access(path.parent, os.W_OK | os.X_OK):
+    if not os.access(folder := parent(path), os.W_OK | os.X_OK):
         return StorageError(
-            f"{path} is read-only: its folder {path.parent} is not writable",
-            hint=f"chmod 700 {path.parent}",
+            f"{path} is read-only: its folder {folder} is not writable",
+            hint=f"chmod 700 {folder}",
         )
     return None

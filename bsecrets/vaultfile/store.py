@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from itertools import chain
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsecrets.errors import IntegrityError, VaultNotFound
-from bsecrets.files import check_private_file
+from bsecrets.files import StrPath, check_private_file, exists
 from bsecrets.vaultfile.connection import connect, writers_of
 from bsecrets.vaultfile.schema import (
     blob,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 _FIRST, _FIRST_TWO = operator.itemgetter(0), operator.itemgetter(0, 1)  # bucket_rows' sorts
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: StrPath) -> sqlite3.Connection:
     """The vault's connection (:func:`bsecrets.vaultfile.connection.connect`), its
     sqlite3 errors translated."""
     try:
@@ -59,8 +59,8 @@ _KEYS_PER_STATEMENT = 256
 class VaultStore:
     """An open vault file. Not thread-safe: one per thread or process."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
-        self.path = path
+    def __init__(self, path: StrPath, conn: sqlite3.Connection) -> None:
+        self.path = os.fspath(path)
         self._conn = conn
         self._building: Build | None = None  # create() until install() or discard()
         self._in_tx = False
@@ -70,15 +70,15 @@ class VaultStore:
         # this is unchanged (no other connection writes while it holds the write lock)
         self.manifest_writes = 0
         self._indexes_current = False  # the bucket indexes checked, and upgraded if old
-        header = read_header(self._query("SELECT key, value FROM meta"), path)
+        header = read_header(self._query("SELECT key, value FROM meta"), self.path)
         self.vault_id: bytes = header.vault_id
         self.created_at = header.created_at
 
     # --- opening ---------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path) -> VaultStore:
-        if not path.exists():
+    def open(cls, path: StrPath) -> VaultStore:
+        if not exists(path):
             raise VaultNotFound(f"no vault at {path}")
         check_private_file(path)
         conn = _connect(path)
@@ -89,7 +89,7 @@ class VaultStore:
             raise
 
     @classmethod
-    def create(cls, path: Path, vault_id: bytes, created_at: str) -> VaultStore:
+    def create(cls, path: StrPath, vault_id: bytes, created_at: str) -> VaultStore:
         """A new vault, built in a temporary file beside ``path`` (``vault.db.tmp-<random>``,
         0600, exclusive), never at ``path`` itself: fill it, then call :meth:`install`
         to move it into place whole, or :meth:`discard` to remove it. Until then
@@ -98,9 +98,12 @@ class VaultStore:
         The builder holds an flock on the temporary file, so another process can
         tell a build in progress from a leftover
         (:func:`bsecrets.vaultfile.build.leftover_builds`)."""
+        from pathlib import Path
+
         from bsecrets.vaultfile.build import begin_build, discard_build  # a seam: a new vault
 
-        build, conn = begin_build(path, header_rows(vault_id, created_at))
+        build, conn = begin_build(Path(path), header_rows(vault_id, created_at))
+
         try:
             store = cls(build.temp, conn)
         except BaseException:
@@ -120,7 +123,7 @@ class VaultStore:
 
         build, self._building = self._building, None
         install_build(build, self._conn)
-        self.path = build.target
+        self.path = os.fspath(build.target)
         self._conn = _connect(build.target)
 
     def discard(self) -> None:

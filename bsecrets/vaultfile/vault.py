@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
 from bsecrets.crypto.keys import (
@@ -35,6 +34,7 @@ from bsecrets.errors import (
     SessionInvalid,
     UsageError,
 )
+from bsecrets.files import StrPath
 from bsecrets.timeutil import Clock, iso
 from bsecrets.vaultfile.credentials import Credentials
 from bsecrets.vaultfile.manifest import Manifest
@@ -94,13 +94,13 @@ class LocalVault:
         return self.store.vault_id
 
     @classmethod
-    def open(cls, path: Path, creds: Credentials, clock: Clock) -> LocalVault:
+    def open(cls, path: StrPath, creds: Credentials, clock: Clock) -> LocalVault:
         return cls(VaultStore.open(path), creds, clock)
 
     @classmethod
     def create(
         cls,
-        path: Path,
+        path: StrPath,
         creds: Credentials,
         clock: Clock,
         *,

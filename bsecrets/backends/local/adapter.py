@@ -42,6 +42,7 @@ from bsecrets.errors import (
     VersionConflict,
     VersionNotFound,
 )
+from bsecrets.files import exists
 from bsecrets.health import HealthIndicator
 from bsecrets.models import Secret, SecretSummary, SecretVersion, VersionState, WriteResult
 from bsecrets.named_tuples import NamedTuple
@@ -490,7 +491,7 @@ class LocalAdapter(SecretBackend):
         path = self.store.path
         writable = os.access(path, os.W_OK)
         return [
-            HealthIndicator("vault_file", path.exists(), str(path)),
+            HealthIndicator("vault_file", exists(path), path),
             HealthIndicator(
                 "writable", writable, "" if writable else "the vault file is read-only"
             ),

@@ -398,7 +398,7 @@ def archive(
         if not apply_retention:
             raise UsageError("--to FILE is missing", hint="name the archive file to create")
         stamp = cutoff.strftime("%Y%m%dT%H%M%SZ")
-        target = manager.profile.vault_file.parent / "audit" / f"archive-before-{stamp}.jsonl"
+        target = Path(manager.profile.vault_file).parent / "audit" / f"archive-before-{stamp}.jsonl"
     else:
         target = Path(to)
     result = audit_ops.archive(manager, cutoff, target)

@@ -118,7 +118,7 @@ def add(
       bsecrets env add prod -b aws --region eu-west-1 --prefix app/prod/ --protected
     """
     cli = obj(ctx)
-    path = cli.profile_path()
+    path = Path(cli.profile_path())
     profile_edit.check_env_name(name)
     profile_edit.check_backend(backend)
     given: dict[str, Any] = {
@@ -289,7 +289,7 @@ def rm(
       bsecrets env rm scratch --purge --yes
     """
     cli = obj(ctx)
-    path = cli.profile_path()
+    path = Path(cli.profile_path())
     profile = load_profile(path)
     config = profile.environment(name)  # exit 3, listing the known ones
     profile_edit.check_removable(profile, name)  # refused before anything is purged
@@ -371,7 +371,7 @@ def default(
       bsecrets env default dev --json
     """
     cli = obj(ctx)
-    path = cli.profile_path()
+    path = Path(cli.profile_path())
     _, previous = profile_edit.set_default_environment(path, name)
     if cli.want_json(json_out):
         cli.emit_json({"default_env": name, "previous": previous, "profile": str(path)})

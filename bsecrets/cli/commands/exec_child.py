@@ -13,7 +13,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import NoReturn
 
 from bsecrets.cli.cli_context import CliContext
@@ -149,8 +148,8 @@ def _mount_spec(
             f"--mount-max-reads must be 1 or more, not {max_reads}",
             hint="leave it out for a file that can be read any number of times",
         )
-    exec_run.check_mount_path(Path(path))  # exit 7 before anything is read
-    return exec_run.MountSpec(Path(path), exec_run.mount_format(path, fmt), max_reads)
+    exec_run.check_mount_path(path)  # exit 7 before anything is read
+    return exec_run.MountSpec(path, exec_run.mount_format(path, fmt), max_reads)
 
 
 def _watch_spec(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from bsecrets.cli.cli_context import CliContext
 from bsecrets.cli.option_lists import split_list
@@ -60,7 +59,7 @@ def export_secrets(cli: CliContext, given: ExportOptions) -> None:
                 hint="drop -o, or write a file with --format dotenv or shell",
             )
 
-        refuse_folder(Path(output), "-o")
+        refuse_folder(output, "-o")
     env_name, items, values = export_layers(
         cli.manager,
         cli.envs(list(given.envs or [])),
@@ -78,13 +77,13 @@ def export_secrets(cli: CliContext, given: ExportOptions) -> None:
             for k, v in items
         )
         mask_in_github(values.values(), environ)
-        _append(Path(github_env), text.encode("utf-8"))
+        _append(github_env, text.encode("utf-8"))
         cli.message(f"wrote {len(items)} variables from '{env_name}' to GITHUB_ENV")
         return
     text = formats.render(fmt, items)  # every value checked before anything is printed
     mask_in_github(values.values(), environ)
     if output != "-":
-        write_private_file(Path(output), text.encode("utf-8"))
+        write_private_file(output, text.encode("utf-8"))
         cli.message(f"exported {len(items)} secrets from '{env_name}' to {output} (mode 0600)")
         return
     out = sys.stdout.buffer
@@ -92,7 +91,7 @@ def export_secrets(cli: CliContext, given: ExportOptions) -> None:
     out.flush()
 
 
-def _append(path: Path, data: bytes) -> None:
+def _append(path: str, data: bytes) -> None:
     """Append ``data`` to $GITHUB_ENV on a line of its own: after an earlier step's
     last line without a newline, ``KEY<<DELIM`` would join that line, and the
     runner would read the value's lines as ``NAME=VALUE`` commands."""
@@ -110,9 +109,9 @@ def _append(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _ends_with_newline(path: Path) -> bool:
+def _ends_with_newline(path: str) -> bool:
     try:
-        with path.open("rb") as f:
+        with open(path, "rb") as f:
             f.seek(-1, os.SEEK_END)
             return f.read(1) == b"\n"
     except OSError:

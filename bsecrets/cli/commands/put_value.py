@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from bsecrets.cli.cli_context import CliContext
 from bsecrets.errors import UsageError
+from bsecrets.files import StrPath
 from bsecrets.models import MAX_VALUE_BYTES, validate_description, validate_tags
 
 
@@ -27,7 +27,7 @@ def parse_tags(pairs: Sequence[str] | None) -> dict[str, str] | None:
     return tags
 
 
-def read_value(cli: CliContext, from_file: Path | None, value: str | None) -> bytes:
+def read_value(cli: CliContext, from_file: StrPath | None, value: str | None) -> bytes:
     """--from-file (exact bytes), else --value (warned), else stdin, else a prompt."""
     if from_file is not None and value is not None:
         raise UsageError("give either --from-file or --value, not both")
@@ -56,7 +56,7 @@ def store_secret(
     cli: CliContext,
     name: str,
     *,
-    from_file: Path | None = None,
+    from_file: StrPath | None = None,
     value: str | None = None,
     tag: Sequence[str] | None = None,
     description: str | None = None,

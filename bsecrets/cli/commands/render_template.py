@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bsecrets.cli.cli_context import CliContext
@@ -35,7 +34,8 @@ def render_template(
         source = "<stdin>"
     else:
         try:
-            raw = Path(template).read_bytes()
+            with open(template, "rb") as fh:
+                raw = fh.read()
         except OSError as exc:
             raise UsageError(
                 f"cannot read the template {template}: {exc.strerror}",
@@ -69,5 +69,5 @@ def render_template(
         sys.stdout.buffer.flush()
         return
 
-    write_private_file(Path(output), data)
+    write_private_file(output, data)
     cli.message(f"rendered {source} -> {output} (mode 0600)")

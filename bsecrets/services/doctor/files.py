@@ -161,10 +161,10 @@ def _vault_permissions(manager: SecretsManager, fix: bool) -> Finding:
 def session_folder() -> Path:
     """The session folder (vaultfile/session.py), also when it is refused as unsafe."""
     try:
-        return session.session_dir()
+        return Path(session.session_dir())
     except InsecureFile:
         pass
-    return session.session_path()  # to name the folder and fix it
+    return Path(session.session_path())  # to name the folder and fix it
 
 
 def _session_files(folder: Path) -> list[Path]:

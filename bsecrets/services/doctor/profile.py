@@ -41,7 +41,7 @@ def locate_profile(explicit: str | None, environ: Mapping[str, str], cwd: Path) 
     when it is refused for its permissions: doctor names it and can fix it. Raises
     what ``find_profile`` raises when there is none (ProfileNotFound, exit 3)."""
     try:
-        return find_profile(explicit, environ, cwd)
+        return Path(find_profile(explicit, environ, cwd))
     except InsecureFile:
         pass
     # the same order of search, without the trust check
