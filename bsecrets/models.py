@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from bsecrets.errors import EmptyValue, InvalidName, NextStep, UsageError, ValueTooLarge
 from bsecrets.named_tuples import NamedTuple
+from bsecrets.str_enums import StrEnum
 
 MAX_NAME_LENGTH = 255
 MAX_VALUE_BYTES = 1024 * 1024  # 1 MiB
@@ -21,7 +21,7 @@ MAX_DESCRIPTION = 1024  # characters
 MAX_TAG_VALUE = 256  # characters
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
-_TAG_KEY_RE = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+_TAG_KEY = r"[A-Za-z0-9_.:/-]{1,128}"  # compiled on the first tag (re caches it)
 
 
 def validate_name(name: str) -> str:
@@ -58,7 +58,7 @@ def validate_tags(tags: dict[str, str]) -> dict[str, str]:
             hint="keep long lists in the description or the value",
         )
     for key, val in tags.items():
-        if not _TAG_KEY_RE.fullmatch(key):
+        if not re.fullmatch(_TAG_KEY, key):
             shown = key if len(key) <= 40 else key[:37] + "..."
             raise UsageError(
                 f"invalid tag key {shown!r}",

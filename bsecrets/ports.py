@@ -19,13 +19,13 @@ from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from bsecrets.errors import BsecretsError, NextStep, SecretNotFound, UsageError
 from bsecrets.health import ReflectiveModule
 from bsecrets.models import Secret, SecretSummary, SecretVersion, WriteResult
 from bsecrets.named_tuples import NamedTuple
+from bsecrets.str_enums import StrEnum
 
 
 def stderr_warning(text: str) -> None:
@@ -36,7 +36,7 @@ def stderr_warning(text: str) -> None:
 
 
 # Messages that already say a write left nothing behind.
-_SAYS_NOT_APPLIED = re.compile(r"not applied|nothing was (written|overwritten|stored|changed)")
+_SAYS_NOT_APPLIED = r"not applied|nothing was (written|overwritten|stored|changed)"  # on errors
 
 
 @contextmanager
@@ -49,7 +49,7 @@ def not_applied() -> Iterator[None]:
     except BsecretsError as exc:
         if exc.applied is None:
             exc.applied = "no"
-            if not _SAYS_NOT_APPLIED.search(exc.message):
+            if not re.search(_SAYS_NOT_APPLIED, exc.message):
                 exc.message += "; the write was not applied"
                 exc.args = (exc.message,)
         raise

@@ -10,8 +10,8 @@ from bsecrets.errors import UsageError
 
 Clock = Callable[[], datetime]
 
-_DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
-_DURATION_FULL_RE = re.compile(r"(?:[0-9]+[smhdw])+")
+_DURATION = r"([0-9]+)([smhdw])"  # compiled on first use (re caches it)
+_DURATION_FULL = r"(?:[0-9]+[smhdw])+"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 # The longest duration anything accepts (an audit retention, an age in --since, a
@@ -51,13 +51,13 @@ def parse_duration(
     anything else is a usage error (never an OverflowError, whatever the digits)."""
     text = text.strip().lower()
     shown = text if len(text) <= 40 else text[:37] + "..."
-    if not _DURATION_FULL_RE.fullmatch(text):
+    if not re.fullmatch(_DURATION_FULL, text):
         raise UsageError(
             f"invalid {what} {shown!r}", hint="use a number and a unit: 90s, 30m, 8h, 2d, 1h30m"
         )
     limit = int(maximum.total_seconds())
     seconds = 0
-    for m in _DURATION_RE.finditer(text):
+    for m in re.finditer(_DURATION, text):
         digits = m.group(1).lstrip("0")
         # more digits than the limit has cannot fit: stop before int() of a huge string
         if len(digits) > len(str(limit)):

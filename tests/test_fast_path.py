@@ -27,10 +27,13 @@ HEAVY = (
 # library, recorded: a module not listed here is new weight on every get. Taking one
 # away needs no change here; adding one needs a reason (bench/README.md, the levers).
 GET_THIRD_PARTY = {"cryptography", "_cffi_backend", "_openssl"}
-# Standard-library modules the hot commands do without, each ~0.5-1 ms of every command
-# when it was imported (bench/README.md, "Standard-library imports off the hot path"):
-# locks come from _thread, crc32 and base64 from binascii, exec's signal reset from _signal.
-STDLIB_NOT_HOT = {"threading", "zlib", "base64", "hashlib", "_hashlib", "signal", "pathlib"}
+# Standard-library modules the hot commands do without, each ~0.2-4 ms of every command
+# when it was imported (bench/README.md, "Standard-library imports off the hot path",
+# "Paths as text"): locks come from _thread, crc32 and base64 from binascii, exec's
+# signal reset from _signal, paths are text (os.path), a backend's module is __import__ed.
+STDLIB_NOT_HOT = {
+    "threading", "zlib", "base64", "hashlib", "_hashlib", "signal", "pathlib", "importlib",
+}  # fmt: skip
 GET_MODULES = {
     "bsecrets", "bsecrets.audit", "bsecrets.audit.chain",
     "bsecrets.audit.events", "bsecrets.audit.local_log", "bsecrets.audit.logger",
@@ -48,6 +51,7 @@ GET_MODULES = {
     "bsecrets.crypto", "bsecrets.crypto.keys",
     "bsecrets.errors", "bsecrets.files", "bsecrets.health",
     "bsecrets.models", "bsecrets.named_tuples", "bsecrets.observing", "bsecrets.ports",
+    "bsecrets.str_enums",
     "bsecrets.services",
     "bsecrets.services.access", "bsecrets.services.credentials", "bsecrets.services.manager",
     "bsecrets.timeutil", "bsecrets.tracing", "bsecrets.vaultfile",

@@ -11,8 +11,9 @@ not convert. docs/audit.md lists the actions and outcomes for users.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from bsecrets.str_enums import StrEnum
 
 
 class Action(StrEnum):

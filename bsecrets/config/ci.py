@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import TextIO
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_BREAK = r"\r\n|\r|\n"  # compiled on first use (re caches it): not on every command
 
 
 def detect(environ: Mapping[str, str]) -> str | None:
@@ -42,7 +42,7 @@ def add_mask_lines(values: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     out = []
     for value in values:
-        for line in _LINE_BREAK.split(value):
+        for line in re.split(_LINE_BREAK, value):
             if line.strip() and line not in seen:
                 seen.add(line)
                 out.append(f"::add-mask::{escape_data(line)}\n")

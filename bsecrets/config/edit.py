@@ -37,7 +37,7 @@ from bsecrets.config.profile import (
     BACKEND_KEYS,
     BACKENDS,
     ENV_NAME_HINT,
-    ENV_NAME_RE,
+    ENV_NAME_PATTERN,
     EnvironmentConfig,
     Profile,
 )
@@ -73,7 +73,7 @@ def check_backend(backend: str) -> None:
 
 
 def check_env_name(name: str) -> None:
-    if not ENV_NAME_RE.fullmatch(name):
+    if not re.fullmatch(ENV_NAME_PATTERN, name):
         shown = repr(name) if len(name) <= 64 else f"({len(name)} characters)"
         raise UsageError(f"invalid environment name {shown}", hint=ENV_NAME_HINT)
 

@@ -18,8 +18,8 @@ from bsecrets.config.profile import (
     COMMON_KEYS,
     DEFAULT_VAULT_FILE,
     ENV_NAME_HINT,
-    ENV_NAME_RE,
-    ENV_VAR_RE,
+    ENV_NAME_PATTERN,
+    ENV_VAR_PATTERN,
     HOOK_STEPS,
     PROFILE_VERSION,
     PROMOTE_KEYS,
@@ -82,7 +82,7 @@ def render(environments: list[str], default_env: str, vault_file: str = DEFAULT_
     if not names:
         raise UsageError("a profile needs at least one environment")
     for name in names:
-        if not ENV_NAME_RE.fullmatch(name):
+        if not re.fullmatch(ENV_NAME_PATTERN, name):
             raise UsageError(f"invalid environment name {name!r}", hint=ENV_NAME_HINT)
     if default_env not in names:
         raise UsageError(f"default environment '{default_env}' is not one of: {', '.join(names)}")
@@ -142,7 +142,7 @@ class _ProfileReader(YamlReader):
 
     def env_var(self, node: Node, key_path: str) -> str:
         value = self.string(node, key_path)
-        if not ENV_VAR_RE.fullmatch(value):
+        if not re.fullmatch(ENV_VAR_PATTERN, value):
             raise self.error(node, key_path, "must be an environment variable name")
         return value
 
@@ -329,7 +329,7 @@ class _ProfileReader(YamlReader):
 
     def environment(self, name: str, key_node: Node, node: Node) -> EnvironmentConfig:
         key_path, line = f"environments.{name}", line_of(key_node)
-        if not ENV_NAME_RE.fullmatch(name):
+        if not re.fullmatch(ENV_NAME_PATTERN, name):
             raise self.error(line, key_path, "invalid environment name", ENV_NAME_HINT)
         env = self.mapping(node, key_path, line)
         backend = env.require("backend", self.string)

@@ -16,7 +16,6 @@ Finding and loading a profile is bsecrets.config.loader; parsing, bsecrets.confi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +28,7 @@ PROFILE_FILENAME = "bsecrets.yaml"
 PROFILE_VERSION = 1
 DEFAULT_VAULT_FILE = ".bsecrets/vault.db"
 BACKENDS = ("local", "vault", "aws")
-ENV_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+ENV_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"  # text: compiled where used (re caches it)
 ENV_NAME_HINT = "environment names are 1 to 63 characters of a-z 0-9 _ -, starting with a-z or 0-9"
 K8S_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -58,7 +57,7 @@ AUTH_METHODS: dict[str, tuple[tuple[str, ...], dict[str, str | None]]] = {
     "kubernetes": (("role",), {"jwt_path": K8S_JWT_PATH, "mount": "kubernetes"}),
     "jwt": (("role", "token_env"), {"mount": "jwt"}),
 }
-ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_VAR_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 class EnvironmentConfig(NamedTuple):

@@ -22,10 +22,10 @@ protected environments (#13).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from bsecrets.crypto.totp import matching_step, step_of
 from bsecrets.named_tuples import NamedTuple
+from bsecrets.str_enums import StrEnum
 
 SKEW_STEPS = 1
 MAX_FAILURES = 5

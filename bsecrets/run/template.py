@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bsecrets.config.profile import ENV_NAME_RE
+from bsecrets.config.profile import ENV_NAME_PATTERN
 from bsecrets.errors import BsecretsError, Denied, UsageError
 from bsecrets.models import validate_name
 from bsecrets.named_tuples import NamedTuple
@@ -60,7 +60,7 @@ def parse_body(body: str, *, layered: bool = False) -> tuple[str, str, int | Non
     env, sep, rest = body.partition("/")
     if not sep or not (env or layered):
         raise ValueError("expected bsecrets://ENV/NAME")
-    if env and not ENV_NAME_RE.fullmatch(env):
+    if env and not re.fullmatch(ENV_NAME_PATTERN, env):
         raise ValueError(f"invalid environment name '{env}'")
     name, *fragments = rest.split("#")
     try:

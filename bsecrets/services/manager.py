@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -191,12 +192,11 @@ class SecretsManager(ReflectiveModule):
         """The backend of ``env`` (built once per process, module imported on first use)."""
         name = self.env_name(env)
         if name not in self._backends:
-            import importlib
-
             config = self.profile.environment(name)
             module_name, factory = FACTORIES[config.backend].split(":")
-            try:
-                module = importlib.import_module(module_name)
+            try:  # __import__, not importlib's: importing importlib costs a get ~0.2 ms
+                __import__(module_name)
+                module = sys.modules[module_name]
             except ModuleNotFoundError as exc:
                 if exc.name != module_name:
                     raise

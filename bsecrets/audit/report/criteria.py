@@ -8,11 +8,12 @@ only when a file is read.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bsecrets.config.profile import ENV_NAME_HINT, ENV_NAME_RE
+from bsecrets.config.profile import ENV_NAME_HINT, ENV_NAME_PATTERN
 from bsecrets.config.yamlreader import YamlReader, compose, is_scalar, line_of, shape, yaml_int
 from bsecrets.errors import ProfileError, UsageError
 from bsecrets.named_tuples import NamedTuple
@@ -166,7 +167,7 @@ class _CriteriaReader(YamlReader):
             if not is_scalar(item, "str"):
                 raise self.wrong_type(item, key_path, "a list of environment names")
             name = str(item.value)
-            if not ENV_NAME_RE.fullmatch(name):
+            if not re.fullmatch(ENV_NAME_PATTERN, name):
                 problem = f"invalid environment name {name!r}"
                 raise self.error(item, key_path, problem, ENV_NAME_HINT)
             names.append(name)

@@ -4,9 +4,8 @@ an explanation (never a value), a hint and, when ``--fix`` repaired something, w
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from bsecrets.named_tuples import NamedTuple
+from bsecrets.str_enums import StrEnum
 
 
 class Status(StrEnum):
