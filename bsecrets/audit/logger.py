@@ -142,6 +142,9 @@ class AuditLogger(ReflectiveModule):
         self._ci = ci_fields(environ)
         self.written = 0
         self.observers: list[OperationObserver] = []  # metrics, traces (observing.py)
+        # Inside together(): the local reads' events, with their observers' handles, to
+        # write when it ends; None outside.
+        self._held: list[tuple[EventFields, list[Any]]] | None = None
 
     def _fields(
         self, action: Action, env: str | None, note: Note, outcome: Outcome, reason: str
@@ -207,8 +210,55 @@ class AuditLogger(ReflectiveModule):
                 observer.verified(ok, at)
 
     def _append(self, fields: EventFields, sink: AuditSink | None = None) -> None:
+        self._release()
         (sink or self.sink).append(fields)
         self.written += 1
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """``with audit.together():`` the events of the local reads inside the block
+        (operation with ``changes=False``, not remote) are written when it ends, all in
+        one transaction of the sink: ``exec`` lists an environment, then reads it, and
+        its two events cost one commit (one fsync) instead of two.
+
+        Fail-closed as operation() is, on one condition the caller keeps: nothing read
+        inside the block is handed on (printed, returned, given to a child) before the
+        block has ended, so before the events committed; if they cannot be written,
+        the block raises. Any other event (a change, a refusal, a failed read, a
+        remote call's intent) first writes the held ones, then itself, as always. If
+        the block raises, the held events are still written (as they would have been),
+        then its exception goes on. Nested, the outermost block writes them."""
+        if self._held is not None:
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        except BaseException:
+            held, self._held = self._held, None
+            with contextlib.suppress(Exception):  # the block failed either way
+                self._write_held(held)
+            raise
+        held, self._held = self._held, None
+        self._write_held(held)
+
+    def _release(self) -> None:
+        """The held events, written now: before any other event (the log keeps the order
+        things happened in) and before a change's transaction (its rollback must not
+        take them along)."""
+        if self._held:
+            held, self._held = self._held, []
+            self._write_held(held)
+
+    def _write_held(self, held: list[tuple[EventFields, list[Any]]]) -> None:
+        if not held:
+            return
+        with self.sink.transaction():
+            for fields, _ in held:
+                self.sink.append(fields)
+        self.written += len(held)
+        for fields, handles in held:
+            self._ended(handles, fields, None)
 
     def _begun(self, action: Action, env: str | None, remote: bool) -> list[Any]:
         handles = []
@@ -255,6 +305,7 @@ class AuditLogger(ReflectiveModule):
                 yield note
             else:
                 self.sink.prepare()
+                self._release()
                 with self.sink.transaction():
                     yield note
                     fields = self._fields(action, env, note, Outcome.OK, "")
@@ -268,6 +319,9 @@ class AuditLogger(ReflectiveModule):
             self._ended(handles, fields, exc)
             raise
         fields = self._fields(action, env, note, Outcome.OK, "")
+        if self._held is not None and not remote:  # a local read inside together()
+            self._held.append((fields, handles))
+            return
         self._append(fields)
         self._ended(handles, fields, None)
 

@@ -46,7 +46,17 @@ class Prepared(NamedTuple):
 
 def prepare(manager: SecretsManager, request: Request) -> Prepared:
     """Read (audited: one ``exec`` event per environment, naming what the child gets)
-    and map every value; nothing is handed on before the events are written."""
+    and map every value; nothing is handed on before the events are written. The
+    listing that plans the read and the read itself write their events together, in
+    one transaction, when this returns (AuditLogger.together). Only with environments
+    to read: they open the vault anyway, and an --env-file of plain settings must not."""
+    if not request.envs:
+        return _prepare(manager, request)
+    with manager.audit.together():
+        return _prepare(manager, request)
+
+
+def _prepare(manager: SecretsManager, request: Request) -> Prepared:
     inputs = exec_inputs.plan(
         manager, request.envs, request.lines,
         only=request.only, prefix=request.prefix, strict=request.strict,
