@@ -30,9 +30,11 @@ GET_THIRD_PARTY = {"cryptography", "_cffi_backend", "_openssl"}
 # Standard-library modules the hot commands do without, each ~0.2-4 ms of every command
 # when it was imported (bench/README.md, "Standard-library imports off the hot path",
 # "Paths as text"): locks come from _thread, crc32 and base64 from binascii, exec's
-# signal reset from _signal, paths are text (os.path), a backend's module is __import__ed.
+# signal reset from _signal, paths are text (os.path), a backend's module is __import__ed,
+# JSON comes from _json (bsecrets/json_codec.py, "JSON from _json").
 STDLIB_NOT_HOT = {
     "threading", "zlib", "base64", "hashlib", "_hashlib", "signal", "pathlib", "importlib",
+    "json",  # its import compiles seven regexes: the hot commands use _json (json_codec.py)
 }  # fmt: skip
 GET_MODULES = {
     "bsecrets", "bsecrets.audit", "bsecrets.audit.chain",
@@ -51,7 +53,7 @@ GET_MODULES = {
     "bsecrets.crypto", "bsecrets.crypto.keys",
     "bsecrets.errors", "bsecrets.files", "bsecrets.health",
     "bsecrets.models", "bsecrets.named_tuples", "bsecrets.observing", "bsecrets.ports",
-    "bsecrets.str_enums",
+    "bsecrets.str_enums", "bsecrets.json_codec",
     "bsecrets.services",
     "bsecrets.services.access", "bsecrets.services.credentials", "bsecrets.services.manager",
     "bsecrets.timeutil", "bsecrets.tracing", "bsecrets.vaultfile",

@@ -15,11 +15,11 @@ this walk on chunks, on two cores (audit/parallel_walk.py), with this walk's res
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from bsecrets import json_codec
 from bsecrets.crypto.keys import Aead, EnvironmentKeys, KeyedMac, mac
 from bsecrets.errors import IntegrityError, NextStep, UsageError
 from bsecrets.named_tuples import NamedTuple
@@ -31,13 +31,9 @@ Row = tuple[int, str, bytes, bytes]  # seq, time, sealed record, mac (as stored:
 Opener = Callable[[str, bytes], "bytes | None"]  # (time, record) -> plaintext or None
 
 
-# json.dumps with these options builds this encoder anew on every call
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
-
-
 def canonical(event: Mapping[str, Any]) -> bytes:
     """Sorted keys, no spaces, ASCII only: the bytes the MAC covers."""
-    return _CANONICAL(event).encode()
+    return json_codec.canonical(event).encode()
 
 
 class EventSealer:
@@ -194,7 +190,7 @@ def _unreadable(seq: int) -> Problem:
 
 def _event_seq(plain: bytes) -> int | None:
     try:
-        seq = json.loads(plain).get("seq")
+        seq = json_codec.loads(plain).get("seq")
     except (ValueError, AttributeError):
         return None
     return seq if isinstance(seq, int) else None
@@ -243,7 +239,7 @@ def check_anchor(result: Walk, anchor: Anchor) -> Problem | None:
 
 def parse_event(plain: bytes) -> dict[str, Any]:
     try:
-        event = json.loads(plain)
+        event = json_codec.loads(plain)
     except ValueError:
         raise IntegrityError("an audit event is not valid JSON") from None
     if not isinstance(event, dict):

@@ -21,11 +21,11 @@ Archive files are audit/archive.py's; the anchor kept outside the file, audit/an
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bsecrets import json_codec
 from bsecrets.audit import member_intake
 from bsecrets.audit.chain import (
     Anchor,
@@ -298,7 +298,7 @@ class LocalAuditLog(AuditSink):
             or not mac_verify(keys.manifest_key, b"audit-state" + raw, digest)
         ):
             raise IntegrityError("the audit log's archive record failed authentication")
-        data = json.loads(raw)
+        data = json_codec.loads(raw)
         return LogState(int(data["first_seq"]), bytes.fromhex(data["prev"]), data["archives"])
 
     def _set_state(self, keys: EnvironmentKeys, state: LogState) -> None:

@@ -19,10 +19,10 @@ out, so the change it claims is reported like any change the chain never saw
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from bsecrets import json_codec
 from bsecrets.audit.witness import is_witnessed, state_of
 from bsecrets.crypto.keys import encode_aad, hkdf, public_key_of, seal_to, unseal
 from bsecrets.errors import IntegrityError
@@ -68,7 +68,7 @@ def write(
     entry: dict[str, Any],
 ) -> None:
     """Inside the caller's write transaction: ``entry`` ({"fields", "before", "after"})."""
-    body = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+    body = json_codec.canonical(entry).encode()
     sealed = seal_to(private_key, audit_public, body, _context(store.vault_id, principal))
     store.execute_write(TABLE)
     store.execute_write(
@@ -102,7 +102,7 @@ def read(
             if public is None or type(sealed) is not bytes or type(entry_id) is not int:
                 raise IntegrityError("an audit intake entry is damaged")
             plain = unseal(private_key, public, sealed, _context(store.vault_id, name), "entry")
-            data = json.loads(plain)
+            data = json_codec.loads(plain)
             entries.append(
                 Entry(entry_id, name, dict(data["fields"]), data["before"], data["after"])
             )

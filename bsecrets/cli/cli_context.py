@@ -4,7 +4,6 @@ same context the Typer app gives it."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -97,6 +96,8 @@ class CliContext:
         return command_json or self.settings.json
 
     def emit_json(self, data: Any) -> None:
+        import json  # here: a plain command prints no JSON (json_codec.py)
+
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
     def message(self, text: str) -> None:
@@ -117,6 +118,8 @@ class CliContext:
             sys.stderr.write(f"warning: {text}\n")
 
     def _json_line(self, key: str, text: str) -> None:
+        import json
+
         sys.stderr.write(json.dumps({key: text}, ensure_ascii=False) + "\n")
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

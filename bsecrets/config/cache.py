@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import binascii  # crc32 as zlib's; zlib's import costs every command ~0.5 ms
 import contextlib
-import json
 import os
 from typing import Any
 
+from bsecrets import json_codec
 from bsecrets.config.loader import check_profile_file, load_profile
 from bsecrets.config.profile import EnvironmentConfig, Profile, PromotionRoute
 from bsecrets.errors import InsecureFile
@@ -130,11 +130,11 @@ def load_profile_cached(path: StrPath) -> Profile:
         st = os.stat(cache_file)
         if st.st_uid == os.geteuid() and not st.st_mode & 0o077:
             with open(cache_file, "rb") as fh:
-                entry = json.loads(fh.read())
+                entry = json_codec.loads(fh.read())
             if entry.get("format") == CACHE_FORMAT and entry.get("fingerprint") == fingerprint:
                 return _from_json(entry["profile"])
     profile = load_profile(path)
     with contextlib.suppress(Exception):  # the cache is an optimisation only
         entry = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "profile": _to_json(profile)}
-        write_private_file(cache_file, json.dumps(entry).encode())
+        write_private_file(cache_file, json_codec.dumps(entry).encode())
     return profile

@@ -26,10 +26,10 @@ Who may change it and what a protection asks for is services/access.py's.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
+from bsecrets import json_codec
 from bsecrets.crypto.keys import EnvironmentKeys, encode_aad, hkdf, sha256_digest
 from bsecrets.errors import IntegrityError
 from bsecrets.named_tuples import NamedTuple
@@ -162,13 +162,13 @@ class AccessPolicy(NamedTuple):
             "key_epoch": self.key_epoch,
             "key_cert": self.key_cert.hex(),
         }
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        return json_codec.canonical(data).encode()
 
     @classmethod
     def parse(cls, body: bytes, vault_id: bytes) -> AccessPolicy:
         """The policy of a body whose signature was checked (or that is only peeked at)."""
         try:
-            data = json.loads(body)
+            data = json_codec.loads(body)
             if data.get("v") != 1 or data.get("vault_id") != vault_id.hex():
                 raise ValueError("another vault or version")
             generation = data["generation"]

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import binascii  # not base64: its import costs every command ~0.5 ms
 import contextlib
-import json
 import os
 from datetime import datetime, timedelta
 
+from bsecrets import json_codec
 from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad
 from bsecrets.errors import BsecretsError, IntegrityError, NextStep, SessionInvalid, UsageError
 from bsecrets.files import (
@@ -149,7 +149,9 @@ def start(
         body["emergency"] = list(emergency)
     directory = session_dir()
     ensure_private_dir(directory)
-    write_private_file(_file(directory, session_id), json.dumps(body).encode(), exclusive=True)
+    write_private_file(
+        _file(directory, session_id), json_codec.dumps(body).encode(), exclusive=True
+    )
     return Session(f"{TOKEN_PREFIX}.{session_id}.{_b64(key)}", session_id, parse_iso(expires))
 
 
@@ -171,7 +173,7 @@ def peek_principal(token: str) -> str | None:
     opens the session); None when the token or the file is unusable."""
     try:
         session_id, _ = _parse_token(token)
-        body = json.loads(_read(_file(session_dir(), session_id)))
+        body = json_codec.loads(_read(_file(session_dir(), session_id)))
         principal = body.get("principal", "owner")
     except (BsecretsError, OSError, ValueError, AttributeError):
         return None
@@ -207,7 +209,7 @@ def open_session(token: str, vault_id: bytes, now: datetime) -> SessionContents:
     path = _file(session_dir(), session_id)
     check_private_file(path)
     try:
-        body = json.loads(_read(path))
+        body = json_codec.loads(_read(path))
         expires = str(body["expires_at"])
         sealed = _unb64(str(body["sealed"]))
         file_vault = bytes.fromhex(str(body["vault_id"]))
@@ -264,7 +266,7 @@ def end(token: str | None, vault_id: bytes) -> int:
     ended = 0
     for path in paths:
         try:
-            if not token and json.loads(_read(path)).get("vault_id") != vault_id.hex():
+            if not token and json_codec.loads(_read(path)).get("vault_id") != vault_id.hex():
                 continue
             os.unlink(path)
             ended += 1

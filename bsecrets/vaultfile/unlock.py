@@ -12,11 +12,11 @@ key, its trust root: the owner's identity key (vaultfile/policy.py).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bsecrets import json_codec
 from bsecrets.crypto.keys import (
     KdfParams,
     aead_open,
@@ -71,14 +71,14 @@ def wrap_with_passphrase(
     (a principal's trust root: the owner's identity key) is sealed after the key.
     ``params``: the Argon2id parameters (default: fresh, the standard ones)."""
     params = params or KdfParams.new()
-    params_json = json.dumps(params.to_dict(), sort_keys=True)
+    params_json = json_codec.dumps(params.to_dict(), sort_keys=True)
     kek = params.derive(passphrase)
     aad = _wrap_aad(vault_id, "passphrase", params_json, principal)
     return params_json, aead_seal(kek, private_key + payload, aad)
 
 
 def wrap_with_random_key(vault_id: bytes, private_key: bytes, kek: bytes) -> tuple[str, bytes]:
-    params_json = json.dumps({"keyring_service": KEYRING_SERVICE}, sort_keys=True)
+    params_json = json_codec.dumps({"keyring_service": KEYRING_SERVICE}, sort_keys=True)
     return params_json, aead_seal(kek, private_key, _wrap_aad(vault_id, "keyring", params_json))
 
 
@@ -241,7 +241,7 @@ def _open_key_file(store: KeyWrapSource, path: str, principal: str) -> bytes:
     if wrap is None:
         raise PrincipalUnknown(f"principal '{principal}' was not added with a public key")
     try:
-        root = bytes.fromhex(json.loads(wrap[0])["trust_root"])
+        root = bytes.fromhex(json_codec.loads(wrap[0])["trust_root"])
     except (ValueError, KeyError, TypeError):
         root = b""
     if len(root) != 32:
@@ -275,7 +275,7 @@ def _open_passphrase_wrap(
 ) -> bytes:
     params_json, wrapped = wrap
     try:
-        data = json.loads(params_json)
+        data = json_codec.loads(params_json)
         if not isinstance(data, dict):
             raise ValueError("not an object")
         params = KdfParams.from_dict(data)

@@ -12,20 +12,20 @@ A head's and a version's metadata are JSON (dump_record, load_record).
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any
 
+from bsecrets import json_codec
 from bsecrets.crypto.keys import Aead, encode_aad
 from bsecrets.errors import IntegrityError
 
 KINDS = ("head", "version", "value")
 _LENGTH = struct.Struct(">I").pack
 _NUMBER = struct.Struct(">cIq").pack  # an int part: b"i", its length 8, the value
-_DECODE = json.JSONDecoder().raw_decode
-_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode  # json.dumps's, built once
+_DECODE = json_codec.raw_decode
+_ENCODE = json_codec.canonical
 
 
 def dump_record(data: dict[str, Any]) -> bytes:
