@@ -29,12 +29,13 @@ HEAVY = (
 GET_THIRD_PARTY = {"cryptography", "_cffi_backend", "_openssl"}
 # Standard-library modules the hot commands do without, each ~0.2-4 ms of every command
 # when it was imported (bench/README.md, "Standard-library imports off the hot path",
-# "Paths as text"): locks come from _thread, crc32 and base64 from binascii, exec's
-# signal reset from _signal, paths are text (os.path), a backend's module is __import__ed,
-# JSON comes from _json (bsecrets/json_codec.py, "JSON from _json").
+# "Paths as text, JSON from _json"): locks come from _thread, exec's signal reset from
+# _signal, paths are text (os.path), a backend's module is __import__ed, JSON comes from
+# _json (bsecrets/json_codec.py), the profile cache is named without a crc32.
 STDLIB_NOT_HOT = {
     "threading", "zlib", "base64", "hashlib", "_hashlib", "signal", "pathlib", "importlib",
     "json",  # its import compiles seven regexes: the hot commands use _json (json_codec.py)
+    "binascii",  # an extension module here: a session's base64 is read without it
 }  # fmt: skip
 GET_MODULES = {
     "bsecrets", "bsecrets.audit", "bsecrets.audit.chain",

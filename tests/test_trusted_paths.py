@@ -19,7 +19,6 @@ import shutil
 import socket
 import stat
 import tempfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -293,12 +292,13 @@ def plant_cache_entry(path: Path) -> None:
     folder = Path(profile_cache.cache_dir())
     folder.mkdir(parents=True, exist_ok=True)
     absolute = Path(os.path.abspath(path))
+    fingerprint = profile_cache._fingerprint(str(absolute))
     entry = {
         "format": profile_cache.CACHE_FORMAT,
-        "fingerprint": profile_cache._fingerprint(str(absolute)),
+        "fingerprint": fingerprint,
         "profile": profile_cache._to_json(real._replace(default_env="prod")),
     }
-    cache_file = folder / f"{zlib.crc32(str(absolute).encode()):08x}.json"
+    cache_file = folder / profile_cache.entry_name(fingerprint)
     cache_file.write_text(json.dumps(entry))
     cache_file.chmod(0o600)
 

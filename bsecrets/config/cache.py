@@ -2,9 +2,10 @@
 
 Importing PyYAML and walking the node tree cost about 15-20 ms per command
 here, a tenth of a whole ``bsecrets get``. The validated profile is kept as
-JSON in ``$XDG_CACHE_HOME/bsecrets/profiles`` (0600 in a 0700 folder), keyed
-by the profile's absolute path and checked against its size, inode, mtime and
-ctime (any write or chmod changes ctime) and HOME (``~`` in paths). On any
+JSON in ``$XDG_CACHE_HOME/bsecrets/profiles`` (0600 in a 0700 folder), one file
+a profile file (named by its device and inode), and checked against the profile's
+absolute path, size, inode, mtime and ctime (any write or chmod changes ctime) and
+HOME (``~`` in paths). On any
 mismatch, or any problem with the cache, the profile is parsed again; errors
 always come from the real parse, so they keep their file:line.
 
@@ -18,7 +19,6 @@ yours and private; otherwise it is ignored, neither read nor written.
 
 from __future__ import annotations
 
-import binascii  # crc32 as zlib's; zlib's import costs every command ~0.5 ms
 import contextlib
 import os
 from typing import Any
@@ -106,6 +106,13 @@ def _from_json(data: dict[str, Any]) -> Profile:
     )
 
 
+def entry_name(fingerprint: list[Any]) -> str:
+    """The cache file of a profile: named by its device and inode (no hash of its path to
+    compute: zlib's or binascii's crc32 is an extension module to load, ~0.6 ms), and
+    the entry holds the path, checked with the rest of the fingerprint."""
+    return f"{fingerprint[3]:x}-{fingerprint[2]:x}.json"
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str):  # a damaged entry: parse the profile again
         raise TypeError("not text")
@@ -117,11 +124,11 @@ def load_profile_cached(path: StrPath) -> Profile:
     check_profile_file(path)  # every time: a cached parse must not skip it
     absolute = os.path.abspath(path)
     folder = cache_dir()
-    cache_file = os.path.join(folder, f"{binascii.crc32(absolute.encode()):08x}.json")
     try:
         fingerprint = _fingerprint(absolute)
     except OSError:
         return load_profile(path)  # reports the missing or unreadable file
+    cache_file = os.path.join(folder, entry_name(fingerprint))
     try:
         check_trusted_dirs(folder, what="profile cache folder")
     except InsecureFile:

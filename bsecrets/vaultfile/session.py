@@ -16,7 +16,6 @@ it, never with a public key read from the file alone.
 
 from __future__ import annotations
 
-import binascii  # not base64: its import costs every command ~0.5 ms
 import contextlib
 import os
 from datetime import datetime, timedelta
@@ -78,14 +77,35 @@ _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = str.maketrans("-_", "+/")
 
 
+_URLSAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SIXES = {char: value for value, char in enumerate(_URLSAFE)}
+
+
 def _b64(data: bytes) -> str:
-    """``base64.urlsafe_b64encode`` without the padding (tests/test_session_token_encoding)."""
+    """``base64.urlsafe_b64encode`` without the padding (tests/test_session_token_encoding).
+    binascii, not base64 (its import costs ~0.5 ms): only unlock writes a session."""
+    import binascii
+
     return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:
-    """``base64.urlsafe_b64decode`` of ``text`` padded: the same bytes and ValueErrors."""
-    return binascii.a2b_base64((text + "=" * (-len(text) % 4)).translate(_FROM_URLSAFE))
+    """``base64.urlsafe_b64decode`` of ``text`` padded: the same bytes and ValueErrors.
+
+    Text of the URL-safe alphabet only, as :func:`_b64` writes it, is decoded here, six
+    bits a character, the bits that do not make a byte dropped (as binascii does): every
+    command reads a session, and binascii is an extension module here, ~0.6 ms to load.
+    Anything else (padding, other characters, a length binascii refuses) goes to
+    binascii, for its bytes or its error."""
+    if len(text) % 4 == 1 or text.strip(_URLSAFE):
+        import binascii
+
+        return binascii.a2b_base64((text + "=" * (-len(text) % 4)).translate(_FROM_URLSAFE))
+    number = 0
+    for char in text:
+        number = number << 6 | _SIXES[char]
+    bits = len(text) * 6
+    return (number >> bits % 8).to_bytes(bits // 8, "big")
 
 
 def _aad(
