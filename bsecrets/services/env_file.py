@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 MAX_BYTES = 1024 * 1024  # a reference file is a few lines; /dev/zero is not one
 SCHEME = "bsecrets:"
-_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_VARIABLE = r"[A-Za-z_][A-Za-z0-9_]*"  # compiled on the first --env-file (re keeps it)
 _REFERENCE_HINT = "write KEY=bsecrets://ENV/NAME, optionally with #vN and/or #field"
 
 
@@ -106,7 +106,7 @@ def parse(text: str, shown: str) -> list[Line]:
     lines = []
     for entry in parse_dotenv(text, shown):
         where = f"{shown}:{entry.line}"
-        if not _VARIABLE.fullmatch(entry.key):  # never echoed: it may be a pasted token
+        if not re.fullmatch(_VARIABLE, entry.key):  # never echoed: it may be a pasted token
             raise UsageError(
                 f"{where}: the key is not a variable name",
                 hint="a variable name is letters, digits and '_', not starting with a digit",
