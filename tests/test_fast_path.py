@@ -36,6 +36,7 @@ STDLIB_NOT_HOT = {
     "threading", "zlib", "base64", "hashlib", "_hashlib", "signal", "pathlib", "importlib",
     "json",  # its import compiles seven regexes: the hot commands use _json (json_codec.py)
     "binascii",  # an extension module here: a session's base64 is read without it
+    "struct",  # the same: lengths and ints are packed with int.to_bytes (crypto/keys.py)
 }  # fmt: skip
 GET_MODULES = {
     "bsecrets", "bsecrets.audit", "bsecrets.audit.chain",

@@ -15,12 +15,11 @@ this walk on chunks, on two cores (audit/parallel_walk.py), with this walk's res
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from bsecrets import json_codec
-from bsecrets.crypto.keys import Aead, EnvironmentKeys, KeyedMac, mac
+from bsecrets.crypto.keys import Aead, EnvironmentKeys, KeyedMac, mac, pack_length
 from bsecrets.errors import IntegrityError, NextStep, UsageError
 from bsecrets.named_tuples import NamedTuple
 
@@ -54,7 +53,7 @@ class EventSealer:
         raw = time.encode()
         head = self.heads.get(len(raw))
         if head is None:
-            head = self.heads[len(raw)] = self._prefix + b"s" + struct.pack(">I", len(raw))
+            head = self.heads[len(raw)] = self._prefix + b"s" + pack_length(len(raw))
         return head + raw
 
     def seal(self, keys: EnvironmentKeys, time: str, plain: bytes) -> bytes:

@@ -15,12 +15,20 @@ file alone; that needs the external anchor of the audit log.
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from itertools import chain, repeat
 from typing import Any
 
-from bsecrets.crypto.keys import encode_aad, mac, mac_verify, sha256_digest, sha256_digests
+from bsecrets.crypto.keys import (
+    encode_aad,
+    mac,
+    mac_verify,
+    pack_int,
+    pack_length,
+    pack_lengths,
+    sha256_digest,
+    sha256_digests,
+)
 from bsecrets.errors import IntegrityError
 from bsecrets.named_tuples import NamedTuple
 
@@ -33,13 +41,11 @@ EMPTY_BUCKET = sha256_digest(_BUCKET_TAG)
 # sha256(record)) or encode_aad("version", secret_id, version, sha256(record), value
 # tag); bucket_digest writes those bytes itself, column by column, with the constant
 # parts encoded once (tests/test_local_batch.py checks them against encode_aad).
-_LENGTH = struct.Struct(">I").pack
 _HEAD_START = encode_aad("head") + b"b"  # then the lookup's length
 _VERSION_START = encode_aad("version") + b"b"  # then the secret id's length
 _BYTES = b"b"  # the next part is bytes: its length follows
-_NUMBER = b"i" + _LENGTH(8)  # the next part is an int: 8 bytes follow
-_VERSION = struct.Struct(">q").pack
-_DIGEST_LENGTH = b"b" + _LENGTH(DIGEST_BYTES)
+_NUMBER = b"i" + pack_length(8)  # the next part is an int: 8 bytes follow
+_DIGEST_LENGTH = b"b" + pack_length(DIGEST_BYTES)
 
 
 def bucket_of(lookup: bytes) -> int:
@@ -56,23 +62,19 @@ def bucket_digest(heads: Sequence[tuple[Any, ...]], versions: Sequence[tuple[Any
     if heads:
         lookups, secret_ids, records = zip(*heads, strict=True)
         parts += chain.from_iterable(zip(
-            repeat(_HEAD_START), _lengths(lookups), lookups,
-            repeat(_BYTES), _lengths(secret_ids), secret_ids,
+            repeat(_HEAD_START), pack_lengths(lookups), lookups,
+            repeat(_BYTES), pack_lengths(secret_ids), secret_ids,
             repeat(_DIGEST_LENGTH), sha256_digests(records),
         ))  # fmt: skip
     if versions:
         secret_ids, numbers, records, value_tags = zip(*versions, strict=True)
         parts += chain.from_iterable(zip(
-            repeat(_VERSION_START), _lengths(secret_ids), secret_ids,
-            repeat(_NUMBER), map(_VERSION, map(int, numbers)),
+            repeat(_VERSION_START), pack_lengths(secret_ids), secret_ids,
+            repeat(_NUMBER), map(pack_int, map(int, numbers)),
             repeat(_DIGEST_LENGTH), sha256_digests(records),
-            repeat(_BYTES), _lengths(value_tags), value_tags,
+            repeat(_BYTES), pack_lengths(value_tags), value_tags,
         ))  # fmt: skip
     return sha256_digest(b"".join(parts))
-
-
-def _lengths(column: Iterable[bytes]) -> Iterator[bytes]:
-    return map(_LENGTH, map(len, column))
 
 
 def bucket_digests(
@@ -91,15 +93,15 @@ def bucket_digests(
     _, sids, numbers, records, value_tags = versions
     hashed = sha256_digests([*head_records, *records])
     head_parts = list(map(b"".join, zip(
-        repeat(_HEAD_START), _lengths(lookups), lookups,
-        repeat(_BYTES), _lengths(head_sids), head_sids,
+        repeat(_HEAD_START), pack_lengths(lookups), lookups,
+        repeat(_BYTES), pack_lengths(head_sids), head_sids,
         repeat(_DIGEST_LENGTH), hashed[: len(head_records)],
     )))  # fmt: skip
     version_parts = list(map(b"".join, zip(
-        repeat(_VERSION_START), _lengths(sids), sids,
-        repeat(_NUMBER), map(_VERSION, map(int, numbers)),
+        repeat(_VERSION_START), pack_lengths(sids), sids,
+        repeat(_NUMBER), map(pack_int, map(int, numbers)),
         repeat(_DIGEST_LENGTH), hashed[len(head_records) :],
-        repeat(_BYTES), _lengths(value_tags), value_tags,
+        repeat(_BYTES), pack_lengths(value_tags), value_tags,
     )))  # fmt: skip
     filled, joined = [], []
     head_start = version_start = 0

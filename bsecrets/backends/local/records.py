@@ -12,18 +12,16 @@ A head's and a version's metadata are JSON (dump_record, load_record).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any
 
 from bsecrets import json_codec
-from bsecrets.crypto.keys import Aead, encode_aad
+from bsecrets.crypto.keys import Aead, encode_aad, pack_int, pack_length, pack_lengths
 from bsecrets.errors import IntegrityError
 
 KINDS = ("head", "version", "value")
-_LENGTH = struct.Struct(">I").pack
-_NUMBER = struct.Struct(">cIq").pack  # an int part: b"i", its length 8, the value
+_NUMBER = b"i" + pack_length(8)  # an int part: b"i", its length 8, then the value
 _DECODE = json_codec.raw_decode
 _ENCODE = json_codec.canonical
 
@@ -56,8 +54,12 @@ class RecordCipher:
 
     def aad(self, kind: str, secret_id: bytes, tail: int | bytes) -> bytes:
         """encode_aad's parts for the secret id and the lookup or version, written here."""
-        end = _NUMBER(b"i", 8, tail) if isinstance(tail, int) else b"b" + _LENGTH(len(tail)) + tail
-        return b"".join((self._prefix[kind], b"b", _LENGTH(len(secret_id)), secret_id, end))
+        end = (
+            _NUMBER + pack_int(tail)
+            if isinstance(tail, int)
+            else b"b" + pack_length(len(tail)) + tail
+        )
+        return b"".join((self._prefix[kind], b"b", pack_length(len(secret_id)), secret_id, end))
 
     def seal(self, kind: str, secret_id: bytes, tail: int | bytes, data: bytes) -> bytes:
         return self._aead.seal(data, self.aad(kind, secret_id, tail))
@@ -75,8 +77,8 @@ class RecordCipher:
             return []
         lookups, sids, blobs = columns
         aads = list(map(b"".join, zip(
-            repeat(self._prefix["head"] + b"b"), map(_LENGTH, map(len, sids)), sids,
-            repeat(b"b"), map(_LENGTH, map(len, lookups)), lookups,
+            repeat(self._prefix["head"] + b"b"), pack_lengths(sids), sids,
+            repeat(b"b"), pack_lengths(lookups), lookups,
         )))  # fmt: skip
         return self._aead.open_each(blobs, aads, "a head record")
 
