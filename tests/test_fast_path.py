@@ -65,7 +65,7 @@ GET_MODULES = {
     "bsecrets.vaultfile.schema",
     "bsecrets.vaultfile.session",
     "bsecrets.vaultfile.sqlite_errors", "bsecrets.vaultfile.store",
-    "bsecrets.vaultfile.unlock", "bsecrets.vaultfile.vault",
+    "bsecrets.vaultfile.vault",
 }  # fmt: skip
 # exec and export: get's modules but its body, and what their own work needs; each list
 # the command's own, so that exec's modules do not creep into export, nor either into get.

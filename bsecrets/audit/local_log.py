@@ -57,7 +57,7 @@ from bsecrets.crypto.keys import (
 from bsecrets.errors import AccessDenied, AlreadyExists, BsecretsError, IntegrityError, NextStep
 from bsecrets.health import HealthIndicator
 from bsecrets.timeutil import iso, utcnow
-from bsecrets.vaultfile.unlock import OWNER
+from bsecrets.vaultfile.credentials import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
 if TYPE_CHECKING:

@@ -27,9 +27,9 @@ from bsecrets.audit.witness import is_witnessed, state_of
 from bsecrets.crypto.keys import encode_aad, hkdf, public_key_of, seal_to, unseal
 from bsecrets.errors import IntegrityError
 from bsecrets.named_tuples import NamedTuple
+from bsecrets.vaultfile.credentials import OWNER
 from bsecrets.vaultfile.policy import ACCESS_ENV, AccessPolicy, PolicyStore
 from bsecrets.vaultfile.store import VaultStore
-from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
 TABLE = (

@@ -37,11 +37,11 @@ from bsecrets.server.pass_through import label_of, remote_manager
 from bsecrets.services.credentials import credentials_for
 from bsecrets.services.manager import SecretsManager
 from bsecrets.timeutil import parse_iso
+from bsecrets.vaultfile.credentials import OWNER
 from bsecrets.vaultfile.policy import Grant
 from bsecrets.vaultfile.session import TOKEN_PREFIX
 from bsecrets.vaultfile.session import peek_principal as session_principal
 from bsecrets.vaultfile.tokens import is_token_principal, principal_named_by
-from bsecrets.vaultfile.unlock import OWNER
 
 SESSION_PREFIX = TOKEN_PREFIX + "."
 IDLE_SECONDS = 10 * 60.0  # CorePool: a token unused this long has its managers closed

@@ -40,8 +40,8 @@ from bsecrets.errors import (
 from bsecrets.files import exists
 from bsecrets.models import Confirmation, validate_reason
 from bsecrets.timeutil import Clock, iso, parse_iso
+from bsecrets.vaultfile.credentials import OWNER
 from bsecrets.vaultfile.policy import AccessPolicy, Grant, PolicyStore, peek_policy
-from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
 if TYPE_CHECKING:

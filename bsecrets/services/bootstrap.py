@@ -44,9 +44,8 @@ from bsecrets.models import AccessContext
 from bsecrets.services.environments import stored_counts
 from bsecrets.timeutil import Clock
 from bsecrets.vaultfile.build import leftover_builds
-from bsecrets.vaultfile.credentials import Credentials
+from bsecrets.vaultfile.credentials import OWNER, Credentials
 from bsecrets.vaultfile.store import VaultStore
-from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
 

@@ -41,7 +41,7 @@ from bsecrets.models import validate_reason
 from bsecrets.services.break_glass_setup import OFFLINE, local_env, offline_hash, public_keys
 from bsecrets.timeutil import iso, parse_iso
 from bsecrets.vaultfile.break_glass import BreakGlassStore, Request, Setup
-from bsecrets.vaultfile.unlock import OWNER
+from bsecrets.vaultfile.credentials import OWNER
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager

@@ -18,9 +18,9 @@ from bsecrets.errors import (
     SecondFactorRejected,
 )
 from bsecrets.timeutil import iso
+from bsecrets.vaultfile.credentials import OWNER
 from bsecrets.vaultfile.factors import Factor, FactorStore
 from bsecrets.vaultfile.policy import PolicyStore
-from bsecrets.vaultfile.unlock import OWNER
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager

@@ -44,8 +44,8 @@ from bsecrets.errors import (
     VaultLocked,
 )
 from bsecrets.named_tuples import NamedTuple
-from bsecrets.vaultfile.credentials import Credentials
-from bsecrets.vaultfile.unlock import OWNER, unlock_principal, wrap_with_passphrase
+from bsecrets.vaultfile.credentials import OWNER, Credentials
+from bsecrets.vaultfile.unlock import unlock_principal, wrap_with_passphrase
 from bsecrets.vaultfile.vault import LocalVault
 
 if TYPE_CHECKING:

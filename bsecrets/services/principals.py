@@ -38,6 +38,7 @@ from bsecrets.errors import (
     UsageError,
 )
 from bsecrets.timeutil import iso
+from bsecrets.vaultfile.credentials import OWNER
 from bsecrets.vaultfile.keyfile import fingerprint
 from bsecrets.vaultfile.policy import (
     ACCESS_ENV,
@@ -47,7 +48,7 @@ from bsecrets.vaultfile.policy import (
     PolicyStore,
     PrincipalRecord,
 )
-from bsecrets.vaultfile.unlock import OWNER, wrap_with_passphrase
+from bsecrets.vaultfile.unlock import wrap_with_passphrase
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager

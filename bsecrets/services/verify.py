@@ -34,8 +34,8 @@ from bsecrets.backends.local.adapter import LocalAdapter
 from bsecrets.errors import IntegrityError
 from bsecrets.named_tuples import NamedTuple
 from bsecrets.services import audit_ops
+from bsecrets.vaultfile.credentials import OWNER
 from bsecrets.vaultfile.policy import ACCESS_ENV, AccessPolicy, PolicyStore
-from bsecrets.vaultfile.unlock import OWNER
 
 if TYPE_CHECKING:
     from bsecrets.audit.chain import Anchor, Verification

@@ -18,7 +18,7 @@ from typing import Any
 from bsecrets.crypto.keys import aead_open, aead_seal, encode_aad
 from bsecrets.errors import BsecretsError, Denied, IntegrityError
 from bsecrets.timeutil import Clock, iso, parse_iso
-from bsecrets.vaultfile.unlock import OWNER
+from bsecrets.vaultfile.credentials import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
 CACHE_ENV = "__cache__"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from bsecrets.named_tuples import NamedTuple
 
 Prompt = Callable[[str], str]
+OWNER = "owner"  # the vault's first principal, who holds every key
 
 
 class Credentials(NamedTuple):
@@ -20,7 +21,7 @@ class Credentials(NamedTuple):
     passphrase: str | None = None
     prompt: Prompt | None = None  # None when there is no terminal
     use_keyring: bool = True
-    principal: str = "owner"  # --as / BSECRETS_AS, else the token's or session's, else owner
+    principal: str = OWNER  # --as / BSECRETS_AS, else the token's or session's, else owner
     token: str | None = None  # BSECRETS_TOKEN: a pipeline token (vaultfile/tokens.py)
     key_file: str | None = None  # BSECRETS_KEY_FILE: a key made elsewhere (keyfile.py)
 

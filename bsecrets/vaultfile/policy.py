@@ -33,10 +33,10 @@ from bsecrets import json_codec
 from bsecrets.crypto.keys import EnvironmentKeys, encode_aad, hkdf, sha256_digest
 from bsecrets.errors import IntegrityError
 from bsecrets.named_tuples import NamedTuple
+from bsecrets.vaultfile.credentials import OWNER
 from bsecrets.vaultfile.manifest import Manifest
 from bsecrets.vaultfile.schema import POLICY_FORMAT, blob
 from bsecrets.vaultfile.store import VaultStore
-from bsecrets.vaultfile.unlock import OWNER
 from bsecrets.vaultfile.vault import LocalVault
 
 ACCESS_ENV = "__access__"

@@ -37,9 +37,8 @@ from bsecrets.errors import (
     WrongPassphrase,
 )
 from bsecrets.vaultfile import session
-from bsecrets.vaultfile.credentials import Credentials
+from bsecrets.vaultfile.credentials import OWNER, Credentials
 
-OWNER = "owner"
 KEYRING_SERVICE = "bsecrets"
 
 if TYPE_CHECKING:  # a Protocol costs real import time; only the type checker needs it

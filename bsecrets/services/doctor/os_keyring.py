@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from bsecrets.errors import BsecretsError, Denied, KeyringUnavailable
 from bsecrets.services.doctor import at_hand
 from bsecrets.services.doctor.findings import Finding, Status
-from bsecrets.vaultfile.unlock import OWNER, keyring_load
+from bsecrets.vaultfile.credentials import OWNER
+from bsecrets.vaultfile.unlock import keyring_load
 
 if TYPE_CHECKING:
     from bsecrets.services.manager import SecretsManager
