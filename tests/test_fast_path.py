@@ -54,7 +54,7 @@ GET_MODULES = {
     "bsecrets.config.loader", "bsecrets.config.profile", "bsecrets.config.settings",
     "bsecrets.crypto", "bsecrets.crypto.keys",
     "bsecrets.errors", "bsecrets.files", "bsecrets.health",
-    "bsecrets.models", "bsecrets.named_tuples", "bsecrets.observing", "bsecrets.ports",
+    "bsecrets.models", "bsecrets.named_tuples", "bsecrets.ports",
     "bsecrets.str_enums", "bsecrets.json_codec",
     "bsecrets.services",
     "bsecrets.services.access", "bsecrets.services.credentials", "bsecrets.services.manager",

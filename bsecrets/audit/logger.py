@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bsecrets import __version__
 from bsecrets.audit.events import Action, Actor, EventFields, Outcome
@@ -31,8 +31,10 @@ from bsecrets.config.ci import detect
 from bsecrets.errors import BsecretsError, Denied, NotFound
 from bsecrets.health import HealthIndicator, ReflectiveModule
 from bsecrets.models import AccessContext
-from bsecrets.observing import OperationObserver
 from bsecrets.timeutil import Clock, iso
+
+if TYPE_CHECKING:  # the observers' type only: a command without metrics or traces
+    from bsecrets.observing import OperationObserver
 
 # CI provider -> (event field, environment variable)
 _CI_FIELDS = {

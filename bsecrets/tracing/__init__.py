@@ -20,10 +20,12 @@ from __future__ import annotations
 import _thread  # not threading: importing it costs a command ~1 ms
 import contextlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bsecrets import __version__
-from bsecrets.observing import OperationObserver
+
+if TYPE_CHECKING:  # the observers' type only: a command without traces
+    from bsecrets.observing import OperationObserver
 
 EXTRA = "pip install 'bsecrets[otel]'"
 _TRUE = ("1", "true", "yes", "on")
