@@ -48,7 +48,7 @@ GET_MODULES = {
     "bsecrets.backends.registry", "bsecrets.cli", "bsecrets.cli.cli_context",
     "bsecrets.cli.collector", "bsecrets.cli.commands", "bsecrets.cli.commands.get_value",
     "bsecrets.cli.entry",
-    "bsecrets.cli.fast", "bsecrets.cli.numbers",
+    "bsecrets.cli.fast",
     "bsecrets.cli.outcome", "bsecrets.cli.process_exit", "bsecrets.config", "bsecrets.config.cache",
     "bsecrets.config.ci",
     "bsecrets.config.loader", "bsecrets.config.profile", "bsecrets.config.settings",

@@ -48,7 +48,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from bsecrets.cli.cli_context import CliContext
-from bsecrets.cli.numbers import parse_whole_number
 from bsecrets.cli.outcome import exit_with, flush_quietly
 from bsecrets.config.settings import COMPLETE_VAR, ENV_NO_FAST, GLOBAL_OPTIONS, Settings
 from bsecrets.files import harden_process
@@ -162,7 +161,7 @@ def plan(argv: Sequence[str], environ: Mapping[str, str]) -> Plan | None:
     for long, minimum in WHOLE_NUMBERS.items():
         if long in sides[1]:
             try:
-                parse_whole_number(str(sides[1][long]), minimum)
+                _whole_number(str(sides[1][long]), minimum)
             except ValueError:
                 return None
     return Plan(command, tuple(names), *sides, rest=rest)
@@ -171,6 +170,13 @@ def plan(argv: Sequence[str], environ: Mapping[str, str]) -> Plan | None:
 def run(found: Plan, argv: Sequence[str]) -> NoReturn:
     """Run ``found`` and exit, as the Typer app would with ``argv``."""
     exit_with(argv, lambda: _as_click_main(lambda: _run(found)))
+
+
+def _whole_number(value: str, minimum: int) -> int:
+    """cli/numbers.py's parse_whole_number, the module loaded when a number is given."""
+    from bsecrets.cli.numbers import parse_whole_number
+
+    return parse_whole_number(value, minimum)
 
 
 def _run(found: Plan) -> int | None:
@@ -208,7 +214,7 @@ def _get(cli: CliContext, found: Plan) -> None:
         cli,
         found.names[0],
         env=_text(after, "--env"),
-        version=None if version is None else parse_whole_number(version, 1),
+        version=None if version is None else _whole_number(version, 1),
         raw="--raw" in after,
         json_out="--json" in after,
     )
@@ -247,7 +253,7 @@ def _put(cli: CliContext, found: Plan) -> None:
         cli, found.names[0], from_file=from_file,
         value=_text(after, "--value"), tag=_texts(after, "--tag"),
         description=_text(after, "--description"),
-        if_version=None if if_version is None else parse_whole_number(if_version, 0),
+        if_version=None if if_version is None else _whole_number(if_version, 0),
         allow_empty="--allow-empty" in after, env=_text(after, "--env"),
         json_out="--json" in after,
     )  # fmt: skip
