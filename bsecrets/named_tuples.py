@@ -14,10 +14,11 @@ of the package with the one typing builds from the same body.
 
 The class is built here, as ``collections.namedtuple`` builds it (the same namespace,
 methods, docstrings and errors), but without its ``eval`` per class: ``__new__`` is
-compiled once per number of fields and its code renamed for each class (``code.replace``
-of the argument names), half of the 64 us a class took (bench/README.md, "Standard-library
-imports off the hot path, and ``NamedTuple`` without an eval"). tests/test_named_tuples.py
-compares both.
+a template for the number of fields, compiled with this module (up to 16 fields; once,
+on first use, beyond), its code renamed for each class (``code.replace`` of the argument
+names): half of the 64 us a class took, and no eval at all on a command's path
+(bench/README.md, "Standard-library imports off the hot path, and ``NamedTuple`` without
+an eval", "Start-up at the floor"). tests/test_named_tuples.py compares both.
 
 Supported: fields with and without defaults, methods, properties, classmethods and
 staticmethods, a docstring, class constants without annotations. Not supported (not
@@ -38,17 +39,54 @@ else:
     from keyword import iskeyword
 
     _tuple_new = tuple.__new__
-    _NEW_CODE: dict[int, Any] = {}  # number of fields -> code of a __new__ for that many
+    # collections.namedtuple's ``__new__`` (``lambda _cls, a, b: _tuple_new(_cls, (a, b))``)
+    # for 0 to 16 fields, compiled with this module: an eval for each number of fields
+    # cost every command ~0.4 ms (bench/README.md, "Start-up at the floor"); beyond 16,
+    # compiled on first use. Only their code is used, its argument names replaced by the
+    # class's fields (these are placeholders), and each class binds its own globals.
+    _NEW_CODE: dict[int, Any] = {
+        len(template.__code__.co_varnames) - 1: template.__code__
+        for template in (
+            lambda c: _tuple_new(c, ()),
+            lambda c, a: _tuple_new(c, (a,)),
+            lambda c, a, b: _tuple_new(c, (a, b)),
+            lambda c, a, b, d: _tuple_new(c, (a, b, d)),
+            lambda c, a, b, d, e: _tuple_new(c, (a, b, d, e)),
+            lambda c, a, b, d, e, f: _tuple_new(c, (a, b, d, e, f)),
+            lambda c, a, b, d, e, f, g: _tuple_new(c, (a, b, d, e, f, g)),
+            lambda c, a, b, d, e, f, g, h: _tuple_new(c, (a, b, d, e, f, g, h)),
+            lambda c, a, b, d, e, f, g, h, i: _tuple_new(c, (a, b, d, e, f, g, h, i)),
+            lambda c, a, b, d, e, f, g, h, i, j: _tuple_new(c, (a, b, d, e, f, g, h, i, j)),
+            lambda c, a, b, d, e, f, g, h, i, j, k: _tuple_new(c, (a, b, d, e, f, g, h, i, j, k)),
+            lambda c, a, b, d, e, f, g, h, i, j, k, m: _tuple_new(
+                c, (a, b, d, e, f, g, h, i, j, k, m)
+            ),
+            lambda c, a, b, d, e, f, g, h, i, j, k, m, n: _tuple_new(
+                c, (a, b, d, e, f, g, h, i, j, k, m, n)
+            ),
+            lambda c, a, b, d, e, f, g, h, i, j, k, m, n, o: _tuple_new(
+                c, (a, b, d, e, f, g, h, i, j, k, m, n, o)
+            ),
+            lambda c, a, b, d, e, f, g, h, i, j, k, m, n, o, p: _tuple_new(
+                c, (a, b, d, e, f, g, h, i, j, k, m, n, o, p)
+            ),
+            lambda c, a, b, d, e, f, g, h, i, j, k, m, n, o, p, q: _tuple_new(
+                c, (a, b, d, e, f, g, h, i, j, k, m, n, o, p, q)
+            ),
+            lambda c, a, b, d, e, f, g, h, i, j, k, m, n, o, p, q, r: _tuple_new(
+                c, (a, b, d, e, f, g, h, i, j, k, m, n, o, p, q, r)
+            ),
+        )
+    }
 
     def _new_code(fields: tuple[str, ...]) -> Any:
-        """The code of collections.namedtuple's ``__new__`` for ``fields``: compiled once
-        for their number (with placeholder names), then its argument names replaced."""
+        """The code of collections.namedtuple's ``__new__`` for ``fields``: the template for
+        their number (placeholder names), its argument names replaced."""
         code = _NEW_CODE.get(len(fields))
         if code is None:
             names = "".join(f"_{i}, " for i in range(len(fields)))
             source = f"lambda _cls, {names}: _tuple_new(_cls, ({names}))"
-            made = eval(source, {})  # only its code is kept: each class binds its own globals
-            code = _NEW_CODE[len(fields)] = made.__code__
+            code = _NEW_CODE[len(fields)] = eval(source, {}).__code__
         return code.replace(co_varnames=("_cls", *fields))
 
     def _namedtuple(

@@ -110,6 +110,15 @@ def compile(*args, **kwargs):  # the process's first call costs ~1 ms (its AST s
     return real_compile(*args, **kwargs)
 
 builtins.compile = compile
+real_eval = builtins.eval
+
+def eval(*args, **kwargs):  # ours compiled namedtuple's __new__, ~40 us a field count
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if isinstance(args[0], str) and caller.startswith("bsecrets"):  # not the floor's
+        compiled.append("eval: " + args[0][:34])
+    return real_eval(*args, **kwargs)
+
+builtins.eval = eval
 
 def report():
     sys.stdout.flush()

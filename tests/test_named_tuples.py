@@ -147,8 +147,15 @@ def test_only_the_class_syntax() -> None:
 
 
 # The builder against collections.namedtuple itself: what the shapes above do not see
-# (the __new__ made from shared code with its argument names replaced).
-SHAPES = [(), ("a",), ("a", "b"), ("x", "y", "z"), tuple(f"f{i}" for i in range(12))]
+# (the __new__ made from shared code with its argument names replaced: the module's
+# templates up to 16 fields, one compiled on first use beyond).
+SHAPES = [
+    (),
+    ("a",),
+    ("a", "b"),
+    ("x", "y", "z"),
+    *(tuple(f"f{i}" for i in range(n)) for n in (12, 16, 17)),
+]
 
 
 def _outcome(call: Any) -> Any:
