@@ -8,33 +8,19 @@ repr, equality, _replace, _asdict, pickling, methods, the errors typing raises).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import pickle
-import pkgutil
-import textwrap
 import typing
 from typing import Any
 
 import pytest
+from helpers.package_classes import package_classes, rebuilt
 
-import bsecrets
 from bsecrets import named_tuples
 
 
 def _package_classes() -> list[type]:
-    found: dict[str, type] = {}
-    for info in pkgutil.walk_packages(bsecrets.__path__, "bsecrets."):
-        if info.name.endswith("__main__"):  # runs the CLI
-            continue
-        module = importlib.import_module(info.name)
-        for value in vars(module).values():
-            if (
-                isinstance(value, type) and issubclass(value, tuple)
-                and hasattr(value, "_fields") and value.__module__ == info.name
-            ):  # fmt: skip
-                found[f"{info.name}.{value.__qualname__}"] = value
-    return [found[key] for key in sorted(found)]
+    return package_classes(lambda cls: issubclass(cls, tuple) and hasattr(cls, "_fields"))
 
 
 CLASSES = _package_classes()
@@ -42,12 +28,7 @@ CLASSES = _package_classes()
 
 def _with_typing(cls: type) -> type:
     """``cls`` made again from its source, by typing.NamedTuple, in its module's globals."""
-    module = importlib.import_module(cls.__module__)
-    scope = {**vars(module), "NamedTuple": typing.NamedTuple}
-    exec(textwrap.dedent(inspect.getsource(cls)), scope)  # our own source, as written
-    made = scope[cls.__name__]
-    assert isinstance(made, type)
-    return made
+    return rebuilt(cls, NamedTuple=typing.NamedTuple)
 
 
 def _shape(cls: type) -> dict[str, Any]:

@@ -11,47 +11,24 @@ from __future__ import annotations
 
 import copy
 import enum
-import importlib
-import inspect
 import json
 import pickle
-import pkgutil
-import textwrap
 import warnings
 from typing import Any
 
 import pytest
+from helpers.package_classes import package_classes, rebuilt
 
-import bsecrets
 from bsecrets import str_enums
 from bsecrets.str_enums import StrEnum
 
-
-def _package_enums() -> list[type[enum.StrEnum]]:
-    found: dict[str, type[enum.StrEnum]] = {}
-    for info in pkgutil.walk_packages(bsecrets.__path__, "bsecrets."):
-        if info.name.endswith("__main__"):  # runs the CLI
-            continue
-        module = importlib.import_module(info.name)
-        for value in vars(module).values():
-            if (
-                isinstance(value, type) and issubclass(value, enum.StrEnum)
-                and value.__module__ == info.name
-            ):  # fmt: skip
-                found[f"{info.name}.{value.__qualname__}"] = value
-    return [found[key] for key in sorted(found)]
-
-
-ENUMS = _package_enums()
+ENUMS: list[type[enum.StrEnum]] = package_classes(lambda cls: issubclass(cls, enum.StrEnum))
 
 
 def _with_enum(cls: type) -> type[enum.StrEnum]:
     """``cls`` made again from its source by enum.StrEnum, in its module's globals."""
-    module = importlib.import_module(cls.__module__)
-    scope = {**vars(module), "StrEnum": enum.StrEnum}
-    exec(textwrap.dedent(inspect.getsource(cls)), scope)  # our own source, as written
-    made = scope[cls.__name__]
-    assert isinstance(made, type) and issubclass(made, enum.StrEnum)
+    made = rebuilt(cls, StrEnum=enum.StrEnum)
+    assert issubclass(made, enum.StrEnum)
     return made
 
 
