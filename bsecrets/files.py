@@ -280,12 +280,6 @@ def refuse_folder(path: StrPath, option: str) -> None:
         )
 
 
-def _text(path: StrPath) -> str:
-    """``path`` as text, without the trailing slashes a Path drops."""
-    text = os.fspath(path)
-    return text.rstrip("/") or text[:1]
-
-
 def exists(path: StrPath) -> bool:
     """``Path(path).exists()``: False when it or a folder on the way is missing (or a link
     loops), OSError for anything else (a folder we may not search)."""
@@ -310,8 +304,8 @@ def tidy(path: str) -> str:
 
 def parent(path: StrPath) -> str:
     """The folder that holds ``path``, as ``Path(path).parent`` names it ('.' for a bare name)."""
-    folder, sep, _ = _text(path).rpartition("/")
-    return folder.rstrip("/") or sep or "."
+    folder, sep, _ = tidy(os.fspath(path)).rpartition("/")
+    return folder or sep or "."
 
 
 def write_private_file(path: StrPath, data: bytes, *, exclusive: bool = False) -> None:
@@ -332,7 +326,7 @@ def write_readable_file(path: StrPath, data: bytes) -> None:
 
 
 def _write_atomically(path: StrPath, data: bytes, mode: int, exclusive: bool) -> None:
-    folder, sep, name = _text(path).rpartition("/")
+    folder, sep, name = tidy(os.fspath(path)).rpartition("/")
     tmp = f"{folder}{sep}.{name}.{os.getpid()}.tmp"  # beside it: the rename stays atomic
 
     try:
