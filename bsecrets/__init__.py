@@ -7,12 +7,18 @@ bsecrets.services.manager.SecretsManager for the façade every caller uses, and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# Not ``from typing import TYPE_CHECKING``: the console script imports this package
+# before it holds the collector off (cli/collector.py), and typing's import then set
+# off collections (one of generation 1) that cost every command ~1 ms; typing loads
+# later, with bsecrets' own modules. mypy reads the name as typing's constant.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 __all__ = ["BeastSecretsClient", "Client", "__version__"]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from bsecrets.sdk.client import BeastSecretsClient, Client
 
 

@@ -229,6 +229,22 @@ def test_the_collector_is_off_while_modules_load(vault: Path, args: list[str]) -
     assert done == "True"
 
 
+def test_what_loads_before_the_collector_is_held_is_small() -> None:
+    """The console script imports bsecrets.cli.entry before main() holds the collector:
+    what that loads runs with the collector on, and typing's import there set off
+    collections (one of generation 1) that cost every command ~1 ms."""
+    probe = "import sys; before = set(sys.modules); import bsecrets.cli.entry; "
+    probe += "print(' '.join(sorted(set(sys.modules) - before)))"
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", probe], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=60,
+    )  # fmt: skip
+    loaded = set(result.stdout.split())
+    ours = {m for m in loaded if m.startswith("bsecrets")}
+    assert ours == {"bsecrets", "bsecrets.cli", "bsecrets.cli.collector", "bsecrets.cli.entry"}
+    assert not loaded & {"typing", "enum", "re", "json", "pathlib"}
+
+
 def test_the_collector_is_left_as_found_outside_the_console_script() -> None:
     """release() without hold(), or after a hold() that found it off, changes nothing:
     the SDK, the server and in-process tests keep the collector as they have it."""

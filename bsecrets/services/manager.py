@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -19,7 +18,7 @@ from bsecrets import __version__
 from bsecrets.audit.events import Action
 from bsecrets.audit.local_log import LocalAuditLog
 from bsecrets.audit.logger import AuditLogger, AuditSink, Note, NullAuditSink, outcome_of, reason_of
-from bsecrets.backends.registry import FACTORIES, BackendContext
+from bsecrets.backends.registry import FACTORIES, BackendContext, factory
 from bsecrets.config.profile import Profile
 from bsecrets.errors import (
     BackendUnavailable,
@@ -193,12 +192,10 @@ class SecretsManager(ReflectiveModule):
         name = self.env_name(env)
         if name not in self._backends:
             config = self.profile.environment(name)
-            module_name, factory = FACTORIES[config.backend].split(":")
-            try:  # __import__, not importlib's: importing importlib costs a get ~0.2 ms
-                __import__(module_name)
-                module = sys.modules[module_name]
+            try:
+                make = factory(config.backend)
             except ModuleNotFoundError as exc:
-                if exc.name != module_name:
+                if exc.name != FACTORIES[config.backend].split(":")[0]:
                     raise
                 raise BackendUnavailable(
                     f"environment '{name}' uses the {config.backend} backend, "
@@ -208,7 +205,7 @@ class SecretsManager(ReflectiveModule):
             context = BackendContext(
                 self.environ, self.clock, self.local_vault, self.warn, self.insecure_http
             )
-            backend = getattr(module, factory)(config, context)
+            backend = make(config, context)
             if config.options.get("offline"):  # a seam: only such environments load it
                 from bsecrets.backends.offline import OfflineFallback
 
