@@ -125,3 +125,17 @@ def test_held_events_that_cannot_be_written_fail_the_block() -> None:
             read_op(logger, Action.EXEC)
         handed_on.append("values")  # what the caller does after the block: never reached
     assert handed_on == [] and logger.written == 0
+
+
+def test_an_unknown_environment_is_reported_before_the_vault_is_opened(vault: Path) -> None:
+    """Holding the events opens the audit log, so the vault: the environment's name is
+    checked first, as before the events were written together (exit 3, not the vault's
+    problem: here a vault others can read, exit 4)."""
+    (vault / ".bsecrets" / "vault.db").chmod(0o644)
+    try:
+        result = invoke(["exec", "-e", "nope", "--", "true"])
+        assert result.exit_code == 3
+        assert "unknown environment 'nope'" in result.stderr
+        assert invoke(["exec", "--", "true"]).exit_code == 4  # the vault's problem stands
+    finally:
+        (vault / ".bsecrets" / "vault.db").chmod(0o600)

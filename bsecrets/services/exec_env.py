@@ -52,6 +52,8 @@ def prepare(manager: SecretsManager, request: Request) -> Prepared:
     to read: they open the vault anyway, and an --env-file of plain settings must not."""
     if not request.envs:
         return _prepare(manager, request)
+    for env in request.envs:  # an unknown name is exit 3 before the vault is opened
+        manager.env_name(env)
     with manager.audit.together():
         return _prepare(manager, request)
 
