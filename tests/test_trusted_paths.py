@@ -298,7 +298,7 @@ def plant_cache_entry(path: Path) -> None:
         "fingerprint": fingerprint,
         "profile": profile_cache._to_json(real._replace(default_env="prod")),
     }
-    cache_file = folder / profile_cache.entry_name(fingerprint)
+    cache_file = folder / profile_cache.entry_name(str(absolute))
     cache_file.write_text(json.dumps(entry))
     cache_file.chmod(0o600)
 

@@ -2,10 +2,9 @@
 
 Importing PyYAML and walking the node tree cost about 15-20 ms per command
 here, a tenth of a whole ``bsecrets get``. The validated profile is kept as
-JSON in ``$XDG_CACHE_HOME/bsecrets/profiles`` (0600 in a 0700 folder), one file
-a profile file (named by its device and inode), and checked against the profile's
-absolute path, size, inode, mtime and ctime (any write or chmod changes ctime) and
-HOME (``~`` in paths). On any
+JSON in ``$XDG_CACHE_HOME/bsecrets/profiles`` (0600 in a 0700 folder), keyed
+by the profile's absolute path and checked against its size, inode, mtime and
+ctime (any write or chmod changes ctime) and HOME (``~`` in paths). On any
 mismatch, or any problem with the cache, the profile is parsed again; errors
 always come from the real parse, so they keep their file:line.
 
@@ -106,11 +105,16 @@ def _from_json(data: dict[str, Any]) -> Profile:
     )
 
 
-def entry_name(fingerprint: list[Any]) -> str:
-    """The cache file of a profile: named by its device and inode (no hash of its path to
-    compute: zlib's or binascii's crc32 is an extension module to load, ~0.6 ms), and
-    the entry holds the path, checked with the rest of the fingerprint."""
-    return f"{fingerprint[3]:x}-{fingerprint[2]:x}.json"
+# the largest prime below 2**64: the path's bytes as a number, modulo it, name its entry
+_MODULUS = 2**64 - 59
+
+
+def entry_name(absolute: str) -> str:
+    """The cache file of the profile at ``absolute``: its path's bytes as a number modulo
+    a 64-bit prime, in C (zlib's or binascii's crc32 is an extension module to load,
+    ~0.6 ms of every command). Two paths that share a name only miss: the entry holds
+    the path, checked with the rest of the fingerprint."""
+    return f"{int.from_bytes(absolute.encode(), 'big') % _MODULUS:016x}.json"
 
 
 def _text(value: Any) -> str:
@@ -128,7 +132,7 @@ def load_profile_cached(path: StrPath) -> Profile:
         fingerprint = _fingerprint(absolute)
     except OSError:
         return load_profile(path)  # reports the missing or unreadable file
-    cache_file = os.path.join(folder, entry_name(fingerprint))
+    cache_file = os.path.join(folder, entry_name(absolute))
     try:
         check_trusted_dirs(folder, what="profile cache folder")
     except InsecureFile:
