@@ -74,11 +74,11 @@ BULK_MODULES = {
     "bsecrets.cli.option_lists", "bsecrets.config.envmap", "bsecrets.services.env_layers",
 }  # fmt: skip
 # exec's plain path does without the formats, the transfer service, the template parser
-# (an --env-file's) and the masking (a supervised child's): they load where used
+# (an --env-file's), the supervisor and the masking (a masked child's, a mount's, --watch's):
+# they load where used
 EXEC_MODULES = NOT_GET | BULK_MODULES | {
-    "bsecrets.cli.commands.exec_child", "bsecrets.run", "bsecrets.run.supervise",
+    "bsecrets.cli.commands.exec_child",
     "bsecrets.services.env_file", "bsecrets.services.exec_env", "bsecrets.services.exec_inputs",
-    "bsecrets.services.exec_run",
 }  # fmt: skip
 EXPORT_MODULES = NOT_GET | BULK_MODULES | {
     "bsecrets.cli.commands.export_secrets", "bsecrets.formats", "bsecrets.formats.codecs",

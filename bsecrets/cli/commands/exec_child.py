@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from bsecrets.cli.cli_context import CliContext
 from bsecrets.cli.option_lists import split_list
@@ -22,10 +22,12 @@ from bsecrets.config.settings import ENV_MASK
 from bsecrets.errors import CommandNotExecutable, CommandNotFound, UsageError
 from bsecrets.files import restore_for_child
 from bsecrets.named_tuples import NamedTuple
-from bsecrets.run.supervise import StartFailed, run
 from bsecrets.services import env_file as env_files
-from bsecrets.services import exec_env, exec_run
+from bsecrets.services import exec_env
 from bsecrets.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from bsecrets.services import exec_run
 
 
 class ExecOptions(NamedTuple):
@@ -86,6 +88,9 @@ def run_exec(cli: CliContext, command: Sequence[str] | None, given: ExecOptions)
     values = prepared.secret_values  # a file's plain settings are not masked
     mask_in_github(values, environ)  # GitHub Actions: ::add-mask::
     if mounting is not None or watching is not None:
+        from bsecrets.run.supervise import StartFailed  # the seam: see _supervise
+        from bsecrets.services import exec_run
+
         try:
             return exec_run.supervised(
                 manager, request, prepared, command, mask=masked,
@@ -138,6 +143,8 @@ def _mount_spec(
                 hint="add --mount PATH, or drop the option",
             )
         return None
+    from bsecrets.services import exec_run  # the seam: see _supervise
+
     if fmt is not None and fmt not in exec_run.MOUNT_FORMATS:
         raise UsageError(
             f"unknown mount format {fmt[:20]!r}",
@@ -162,6 +169,8 @@ def _watch_spec(
                 hint="add --watch, or drop the option",
             )
         return None
+    from bsecrets.services import exec_run  # the seam: see _supervise
+
     seconds = parse_duration(interval or "30s", what="interval").total_seconds()
     told = (signal_name or "restart").strip()
     if told.lower() == "restart":
@@ -194,7 +203,11 @@ def want_mask(flag: bool | None, environ: Mapping[str, str]) -> bool:
 
 
 def _supervise(command: list[str], child_env: dict[bytes, bytes], values: list[bytes]) -> int:
-    """Masked: run the command as a child, redact its output; its exit status."""
+    """Masked: run the command as a child, redact its output; its exit status. The
+    supervisor (run/supervise.py, services/exec_run.py) loads only here and for a mount
+    or --watch: an unmasked exec replaces this process and never needs it."""
+    from bsecrets.run.supervise import StartFailed, run
+
     try:
         return run(command, child_env, values)
     except StartFailed as exc:
