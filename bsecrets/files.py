@@ -297,9 +297,8 @@ def exists(path: StrPath) -> bool:
 def tidy(path: str) -> str:
     """``path`` spelled as ``str(Path(path))`` spells it: no empty or '.' parts, no trailing '/'
     ('..' stays: a symbolic link may stand before it)."""
-    parts = [part for part in path.split("/") if part and part != "."]
     root = "//" if path[:2] == "//" and path[2:3] != "/" else "/" if path[:1] == "/" else ""
-    return root + "/".join(parts) or "."
+    return root + "/".join(reversed(_parts(path))) or "."
 
 
 def parent(path: StrPath) -> str:

@@ -52,14 +52,15 @@ def find_profile(explicit: str | None, environ: Mapping[str, str], cwd: StrPath)
             return check_profile_file(path, f"from {source}")
     folder = cwd
     while True:  # cwd, then each folder above it up to '/'
-        if _is_file(found := os.path.join(folder, PROFILE_FILENAME)):
+        # isfile: False too where a folder on the way may not be searched
+        if os.path.isfile(found := os.path.join(folder, PROFILE_FILENAME)):
             return check_profile_file(found, f"found upward from {cwd}")
         if (folder := os.path.dirname(above := folder)) == above:
             break
     import platformdirs
 
     config = os.path.join(platformdirs.user_config_dir("bsecrets"), "profile.yaml")
-    if _is_file(config):
+    if os.path.isfile(config):
         return check_profile_file(config, "the user config file")
     raise ProfileNotFound(
         f"no profile found (looked for {PROFILE_FILENAME} from {cwd} upward and {config})"
@@ -123,7 +124,3 @@ def render_profile(
     from bsecrets.config.parser import render  # the seam: see load_profile
 
     return render(environments, default_env, vault_file)
-
-
-def _is_file(path: str) -> bool:
-    return os.path.isfile(path)  # False too where a parent folder may not be searched
